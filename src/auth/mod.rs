@@ -1,0 +1,375 @@
+//! Caller authentication: the `Authorization: Bearer` Auth0 access token, verified with the tenant's
+//! JWKS and strict claim rules. The only identity the rest of the function sees is [`Caller`].
+
+pub mod jwks;
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, Validation};
+use reqwest::Client;
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::deadline::Deadline;
+use crate::upstream::UpstreamError;
+use jwks::{KeyCache, KeyError, KeyPolicy};
+
+/// Tokens longer than this are refused before any decoding work: Auth0 access tokens are well
+/// under 2 KiB, and a huge header is a cheap way to make a verifier burn CPU.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY: Duration = Duration::from_secs(30);
+
+/// Why a caller was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    #[error("the request has no bearer token")]
+    Missing,
+    /// More than one `Authorization` header, or not the `Bearer` scheme.
+    #[error("the Authorization header is not a single bearer token")]
+    NotBearer,
+    /// The token is longer than [`MAX_TOKEN_BYTES`].
+    #[error("the bearer token is too large")]
+    Oversized,
+    /// Not three base64url segments, or a header or payload that does not decode.
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// Signed with something other than RS256 (`none`, HS256, …).
+    #[error("the token's signing algorithm is not allowed")]
+    Algorithm,
+    /// The header names no `kid`, or one the tenant does not publish.
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    Signature,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` is not this tenant.
+    #[error("the token was issued by another issuer")]
+    Issuer,
+    /// `aud` does not contain this API.
+    #[error("the token is not meant for this API")]
+    Audience,
+    /// A required claim is missing, or a claim has the wrong JSON type.
+    #[error("the token's {0} claim is missing or invalid")]
+    Claim(&'static str),
+    /// Valid token, but without the scope this function requires.
+    #[error("the token lacks the required scope {0}")]
+    InsufficientScope(String),
+    /// The tenant's signing keys could not be fetched.
+    #[error("the tenant's signing keys are unavailable")]
+    KeysUnavailable(#[source] Option<UpstreamError>),
+}
+
+/// The authenticated caller. `user_id` is the verified `sub` claim: the only user id the function
+/// ever acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The Auth0 user id, e.g. `github|42`.
+    pub user_id: String,
+}
+
+/// Verifies callers' access tokens.
+pub struct Authenticator {
+    keys: KeyCache,
+    validation: Validation,
+    required_scope: Option<String>,
+}
+
+impl Authenticator {
+    /// An authenticator for the tenant and API in `config`, fetching keys through `http`.
+    pub fn new(config: &Config, http: Client, policy: KeyPolicy) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = LEEWAY.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Self {
+            keys: KeyCache::new(
+                http,
+                config.auth0_origin.join("/.well-known/jwks.json"),
+                policy,
+            ),
+            validation,
+            required_scope: config.required_scope.clone(),
+        }
+    }
+
+    /// The signing key cache, e.g. to prefetch it during the cold start.
+    pub fn keys(&self) -> &KeyCache {
+        &self.keys
+    }
+
+    /// Authenticates the request that carries `headers`.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        deadline: &Deadline,
+    ) -> Result<Caller, AuthError> {
+        let token = bearer_token(headers)?;
+        precheck(token)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Algorithm);
+        }
+        let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
+        let key = self.keys.key(kid, deadline).await.map_err(|e| match e {
+            KeyError::UnknownKid => AuthError::UnknownKey,
+            KeyError::Unavailable(source) => AuthError::KeysUnavailable(Some(source)),
+            KeyError::RecentlyFailed => AuthError::KeysUnavailable(None),
+        })?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
+            .map_err(map_jwt_error)?;
+        let claims = Claims::from_map(&data.claims)?;
+        if let Some(scope) = &self.required_scope
+            && !claims.grants(scope)
+        {
+            return Err(AuthError::InsufficientScope(scope.clone()));
+        }
+        Ok(Caller {
+            user_id: claims.sub.to_owned(),
+        })
+    }
+}
+
+/// The token of the single `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::NotBearer);
+    }
+    if value.len() > MAX_TOKEN_BYTES + "Bearer ".len() {
+        return Err(AuthError::Oversized);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+/// Cheap structural checks before any decoding: size, and three non-empty base64url segments.
+///
+/// An empty signature (the `none` algorithm) fails here already.
+pub fn precheck(token: &str) -> Result<(), AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::Oversized);
+    }
+    let mut segments = 0;
+    for segment in token.split('.') {
+        segments += 1;
+        let base64url = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+        if segment.is_empty() || !segment.as_bytes().iter().all(base64url) {
+            return Err(AuthError::Malformed);
+        }
+    }
+    if segments == 3 {
+        Ok(())
+    } else {
+        Err(AuthError::Malformed)
+    }
+}
+
+fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidSignature => AuthError::Signature,
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::Issuer,
+        ErrorKind::InvalidAudience => AuthError::Audience,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => AuthError::Algorithm,
+        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
+            AuthError::Claim(claim_name(claim))
+        }
+        _ => AuthError::Malformed,
+    }
+}
+
+/// A `'static` name for the claims jsonwebtoken reports, so errors need no allocation.
+fn claim_name(claim: &str) -> &'static str {
+    ["exp", "nbf", "iss", "aud", "sub"]
+        .into_iter()
+        .find(|c| *c == claim)
+        .unwrap_or("registered")
+}
+
+/// The claims the function uses, type-checked: jsonwebtoken validates values, not every type.
+struct Claims<'a> {
+    sub: &'a str,
+    scope: Option<&'a str>,
+    permissions: Vec<&'a str>,
+}
+
+impl<'a> Claims<'a> {
+    fn from_map(map: &'a Map<String, Value>) -> Result<Self, AuthError> {
+        let sub = match map.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            _ => return Err(AuthError::Claim("sub")),
+        };
+        if !matches!(map.get("iss"), Some(Value::String(_))) {
+            return Err(AuthError::Claim("iss"));
+        }
+        match map.get("aud") {
+            Some(Value::String(_)) => {}
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            _ => return Err(AuthError::Claim("aud")),
+        }
+        for claim in ["exp", "nbf", "iat"] {
+            match map.get(claim) {
+                None if claim != "exp" => {}
+                Some(Value::Number(n)) if n.is_u64() => {}
+                _ => return Err(AuthError::Claim(claim)),
+            }
+        }
+        let scope = match map.get("scope") {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(AuthError::Claim("scope")),
+        };
+        let permissions = match map.get("permissions") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().ok_or(AuthError::Claim("permissions")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(AuthError::Claim("permissions")),
+        };
+        Ok(Self {
+            sub,
+            scope,
+            permissions,
+        })
+    }
+
+    /// Whether the token carries `scope` in its `scope` claim or its RBAC `permissions`.
+    fn grants(&self, scope: &str) -> bool {
+        self.scope
+            .is_some_and(|s| s.split_ascii_whitespace().any(|s| s == scope))
+            || self.permissions.contains(&scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use serde_json::json;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(value).expect("header"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_token_requires_one_bearer_header() {
+        assert!(matches!(
+            bearer_token(&headers(&[])),
+            Err(AuthError::Missing)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Basic abc"])),
+            Err(AuthError::NotBearer)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a.b.c", "Bearer d.e.f"])),
+            Err(AuthError::NotBearer)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer "])),
+            Err(AuthError::Missing)
+        ));
+        assert_eq!(
+            bearer_token(&headers(&["bearer a.b.c"])).ok(),
+            Some("a.b.c")
+        );
+    }
+
+    #[test]
+    fn precheck_rejects_wrong_shapes_and_sizes() {
+        for bad in [
+            "", "a.b", "a.b.c.d", "a..c", "a.b.", "a.b+.c", "a.b.c=", "ä.b.c",
+        ] {
+            assert!(
+                matches!(precheck(bad), Err(AuthError::Malformed)),
+                "{bad:?}"
+            );
+        }
+        let huge = format!("{}.b.c", "a".repeat(MAX_TOKEN_BYTES));
+        assert!(matches!(precheck(&huge), Err(AuthError::Oversized)));
+        assert!(precheck("eyJh.eyJz.c2ln").is_ok());
+    }
+
+    fn claims(value: Value) -> Result<(), AuthError> {
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        Claims::from_map(&map).map(|_| ())
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_are_rejected() {
+        let good =
+            json!({"sub": "github|1", "iss": "i", "aud": ["a", "b"], "exp": 1, "scope": "x y"});
+        assert!(claims(good.clone()).is_ok());
+        for (claim, bad) in [
+            ("sub", json!(7)),
+            ("sub", json!("")),
+            ("iss", json!(["i"])),
+            ("aud", json!([1])),
+            ("exp", json!("1")),
+            ("nbf", json!(1.5)),
+            ("iat", json!(-1)),
+            ("scope", json!(["x"])),
+            ("permissions", json!("x")),
+        ] {
+            let mut token = good.clone();
+            token[claim] = bad;
+            assert!(
+                matches!(claims(token), Err(AuthError::Claim(c)) if c == claim),
+                "{claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn scope_is_granted_by_scope_or_permissions() {
+        let map = json!({"sub": "u", "scope": "read:a proxy:call", "permissions": ["other"]});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        let parsed = Claims {
+            sub: "u",
+            scope: map.get("scope").and_then(Value::as_str),
+            permissions: vec!["other"],
+        };
+        assert!(parsed.grants("proxy:call"));
+        assert!(parsed.grants("other"));
+        assert!(!parsed.grants("proxy"));
+    }
+}

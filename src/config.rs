@@ -1,0 +1,331 @@
+//! Configuration read once per cold start from the environment (see DESIGN.md, "Configuration").
+
+use std::time::Duration;
+
+use url::Url;
+
+/// Why the function cannot start: always names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set to a value the function cannot use.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The environment variable at fault.
+        var: &'static str,
+        /// What is wrong with its value (never the value of a secret).
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The Auth0 tenant's origin: `https://tenant.auth0.com`, or `http://127.0.0.1:port` for a stand-in.
+///
+/// Stored without a trailing slash so that endpoint paths can be appended verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl Origin {
+    /// Parses a bare domain (https implied) or a full `scheme://host[:port]` origin.
+    ///
+    /// Plain http is accepted only for loopback hosts, so that a typo cannot send the M2M secret
+    /// over the network in clear text.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim().trim_end_matches('/');
+        if value.is_empty() {
+            return Err("empty".into());
+        }
+        let with_scheme = if value.contains("://") {
+            value.to_owned()
+        } else {
+            format!("https://{value}")
+        };
+        let url = Url::parse(&with_scheme).map_err(|e| format!("not a domain or origin ({e})"))?;
+        let host = url.host_str().ok_or("no host")?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain credentials".into());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err("must be a domain or an origin, without path, query or fragment".into());
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(host) => {}
+            "http" => return Err("http is only allowed for a loopback host".into()),
+            other => return Err(format!("unsupported scheme {other:?}")),
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The origin without a trailing slash, e.g. `https://example.us.auth0.com`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `{origin}{path}`; `path` starts with `/`.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Which browser origins may call the function (CORS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// No cross-origin caller is allowed (the default).
+    #[default]
+    None,
+    /// Any origin (`*`): acceptable because the function never uses cookies.
+    Any,
+    /// Exactly these origins, compared byte for byte with the `Origin` header.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(value: &str) -> Result<Self, String> {
+        let items: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Ok(Self::None);
+        }
+        if items == ["*"] {
+            return Ok(Self::Any);
+        }
+        let mut origins = Vec::with_capacity(items.len());
+        for item in items {
+            let url = Url::parse(item).map_err(|_| format!("{item:?} is not an origin"))?;
+            let origin = url.origin();
+            if !origin.is_tuple() || url.path() != "/" || item.ends_with('/') {
+                return Err(format!(
+                    "{item:?} is not an origin (scheme://host[:port], no path)"
+                ));
+            }
+            origins.push(origin.ascii_serialization());
+        }
+        Ok(Self::List(origins))
+    }
+
+    /// Whether a request from `origin` may read the response.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// Everything the function needs to know, parsed and validated once per cold start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Auth0 tenant (`AUTH0_DOMAIN`).
+    pub auth0_origin: Origin,
+    /// Expected `iss` claim: `AUTH0_ISSUER`, else `{origin}/`.
+    pub issuer: String,
+    /// Expected member of the `aud` claim (`AUTH0_AUDIENCE`).
+    pub audience: String,
+    /// Secret name or ARN holding the M2M credentials (`CREDENTIALS_SECRET_ID`).
+    pub credentials_secret_id: String,
+    /// A scope that every caller's token must carry (`REQUIRED_SCOPE`).
+    pub required_scope: Option<String>,
+    /// Connection table overrides (`IDP_CONNECTIONS`), validated as a JSON object.
+    pub idp_connections: Option<serde_json::Map<String, serde_json::Value>>,
+    /// CORS allow-list (`ALLOWED_ORIGINS`).
+    pub allowed_origins: AllowedOrigins,
+    /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
+    pub default_budget: Duration,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+
+        let auth0_origin = Origin::parse(&required("AUTH0_DOMAIN")?)
+            .map_err(|reason| ConfigError::invalid("AUTH0_DOMAIN", reason))?;
+        let issuer = match get("AUTH0_ISSUER") {
+            Some(issuer) => {
+                let url = Url::parse(issuer.trim())
+                    .map_err(|e| ConfigError::invalid("AUTH0_ISSUER", e.to_string()))?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(ConfigError::invalid(
+                        "AUTH0_ISSUER",
+                        "must be an http(s) URL",
+                    ));
+                }
+                issuer.trim().to_owned()
+            }
+            None => format!("{}/", auth0_origin.as_str()),
+        };
+        let audience = required("AUTH0_AUDIENCE")?.trim().to_owned();
+        let credentials_secret_id = required("CREDENTIALS_SECRET_ID")?.trim().to_owned();
+        let required_scope = match get("REQUIRED_SCOPE") {
+            Some(scope) if scope.trim().contains(char::is_whitespace) => {
+                return Err(ConfigError::invalid(
+                    "REQUIRED_SCOPE",
+                    "must be a single scope",
+                ));
+            }
+            other => other.map(|s| s.trim().to_owned()),
+        };
+        let idp_connections = match get("IDP_CONNECTIONS") {
+            None => None,
+            Some(json) => match serde_json::from_str(&json) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                Ok(_) => {
+                    return Err(ConfigError::invalid(
+                        "IDP_CONNECTIONS",
+                        "must be a JSON object keyed by connection name",
+                    ));
+                }
+                Err(e) => return Err(ConfigError::invalid("IDP_CONNECTIONS", e.to_string())),
+            },
+        };
+        let allowed_origins = get("ALLOWED_ORIGINS")
+            .map(|v| AllowedOrigins::parse(&v))
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("ALLOWED_ORIGINS", reason))?
+            .unwrap_or_default();
+
+        Ok(Self {
+            auth0_origin,
+            issuer,
+            audience,
+            credentials_secret_id,
+            required_scope,
+            idp_connections,
+            allowed_origins,
+            default_budget: Duration::from_secs(10),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let base: HashMap<&str, &str> = [
+            ("AUTH0_DOMAIN", "example.us.auth0.com"),
+            ("AUTH0_AUDIENCE", "https://api.example.com"),
+            ("CREDENTIALS_SECRET_ID", "auth0-idp-proxy/m2m"),
+        ]
+        .into_iter()
+        .chain(vars.iter().copied())
+        .collect();
+        Config::from_lookup(|name| base.get(name).map(|v| v.to_string()))
+    }
+
+    fn error_text(vars: &[(&str, &str)]) -> String {
+        config(vars)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn bare_domain_means_https_and_issuer_defaults_to_origin() {
+        let config = config(&[]).expect("valid");
+        assert_eq!(config.auth0_origin.as_str(), "https://example.us.auth0.com");
+        assert_eq!(config.issuer, "https://example.us.auth0.com/");
+    }
+
+    #[test]
+    fn accepts_loopback_http_origin_with_port() {
+        let config = config(&[("AUTH0_DOMAIN", "http://127.0.0.1:8081/")]).expect("valid");
+        assert_eq!(config.auth0_origin.as_str(), "http://127.0.0.1:8081");
+        assert_eq!(
+            config.auth0_origin.join("/oauth/token"),
+            "http://127.0.0.1:8081/oauth/token"
+        );
+    }
+
+    #[test]
+    fn rejects_plain_http_to_a_remote_host() {
+        assert!(
+            error_text(&[("AUTH0_DOMAIN", "http://example.auth0.com")]).contains("AUTH0_DOMAIN")
+        );
+    }
+
+    #[test]
+    fn rejects_domain_with_path_or_credentials() {
+        for bad in [
+            "example.auth0.com/api",
+            "https://user:pw@example.auth0.com",
+            "ftp://example.auth0.com",
+        ] {
+            assert!(
+                error_text(&[("AUTH0_DOMAIN", bad)]).contains("AUTH0_DOMAIN"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_variables_are_named() {
+        for var in ["AUTH0_DOMAIN", "AUTH0_AUDIENCE", "CREDENTIALS_SECRET_ID"] {
+            let text = error_text(&[(var, "  ")]);
+            assert_eq!(text, format!("{var} is required but not set"));
+        }
+    }
+
+    #[test]
+    fn idp_connections_must_be_a_json_object() {
+        assert!(error_text(&[("IDP_CONNECTIONS", "[1]")]).contains("IDP_CONNECTIONS"));
+        assert!(error_text(&[("IDP_CONNECTIONS", "{")]).contains("IDP_CONNECTIONS"));
+        let config = config(&[("IDP_CONNECTIONS", r#"{"github":{}}"#)]).expect("valid");
+        assert!(config.idp_connections.expect("set").contains_key("github"));
+    }
+
+    #[test]
+    fn allowed_origins_are_exact_origins() {
+        let config = config(&[(
+            "ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:5173",
+        )])
+        .expect("valid");
+        assert!(config.allowed_origins.allows("https://app.example.com"));
+        assert!(config.allowed_origins.allows("http://localhost:5173"));
+        assert!(!config.allowed_origins.allows("https://evil.example.com"));
+        assert!(
+            error_text(&[("ALLOWED_ORIGINS", "https://app.example.com/path")])
+                .contains("ALLOWED_ORIGINS")
+        );
+        assert!(error_text(&[("ALLOWED_ORIGINS", "app.example.com")]).contains("ALLOWED_ORIGINS"));
+    }
+
+    #[test]
+    fn issuer_override_and_scope_validation() {
+        let config = config(&[("AUTH0_ISSUER", "https://login.example.com/")]).expect("valid");
+        assert_eq!(config.issuer, "https://login.example.com/");
+        assert!(error_text(&[("AUTH0_ISSUER", "not a url")]).contains("AUTH0_ISSUER"));
+        assert!(error_text(&[("REQUIRED_SCOPE", "a b")]).contains("REQUIRED_SCOPE"));
+    }
+}

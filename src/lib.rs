@@ -1,0 +1,26 @@
+//! auth0-idp-proxy: an AWS Lambda function that calls an external identity provider's API on
+//! behalf of a user signed in through Auth0, without the IdP token ever reaching the browser.
+//!
+//! # Layout
+//! - [`config`]: the environment, parsed and validated once per cold start.
+//! - [`app`]: the handler and the state shared across warm invocations.
+//! - [`routes`]: which route a v1, v2 or Function URL event asks for.
+//! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
+//! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
+//! - [`error`]: the one mapping from typed errors to documented JSON responses.
+//! - [`upstream`]: the shared HTTP client and deadline-bounded outbound calls.
+//! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
+//! - [`telemetry`]: JSON logs.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod deadline;
+pub mod error;
+pub mod routes;
+pub mod telemetry;
+pub mod upstream;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,131 @@
+//! Which route a request asks for, the same way for HTTP API (v2), REST API (v1) and Function URL
+//! events.
+//!
+//! Routing works on the raw path of the event, never on `Request::uri()`: lambda_http builds the
+//! URI through a URL parser that resolves `..` segments, which would let `/idp/x/../../identities`
+//! reach another route unseen.
+
+use http::Method;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+
+/// A route of DESIGN.md's HTTP interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `GET /identities`.
+    Identities,
+    /// `{METHOD} /idp/{connection}/{path…}`: `path` is the raw rest of the path (leading `/`
+    /// included, possibly empty), still to be normalised and checked.
+    Idp {
+        /// The connection name, as written in the path.
+        connection: &'a str,
+        /// The rest of the path after the connection name.
+        path: &'a str,
+    },
+}
+
+/// The path the client asked for, without the API Gateway stage: percent-encoded as sent for
+/// HTTP API and Function URL events.
+pub fn request_path(request: &Request) -> &str {
+    let raw = request.raw_http_path();
+    let path = if raw.is_empty() {
+        request.uri().path()
+    } else {
+        raw
+    };
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    match stage {
+        Some(stage) if stage != "$default" => strip_stage(path, stage),
+        _ => path,
+    }
+}
+
+/// `/prod/identities` → `/identities` for the stage `prod`; any other path as it is.
+fn strip_stage<'a>(path: &'a str, stage: &str) -> &'a str {
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(stage))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(path)
+}
+
+/// The route for `path`, or `None` when no route matches.
+pub fn route(path: &str) -> Option<Route<'_>> {
+    if path == "/identities" || path == "/identities/" {
+        return Some(Route::Identities);
+    }
+    let rest = path.strip_prefix("/idp/")?;
+    let (connection, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    is_connection_name(connection).then_some(Route::Idp { connection, path })
+}
+
+/// Auth0 connection names: letters, digits, `-` and `_`, at most 128 characters. Anything else
+/// (`..`, percent-escapes, dots) cannot name a connection and is not routed.
+fn is_connection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The methods a route accepts, for `405` and CORS answers; `None` means the connection's rules
+/// decide.
+pub fn allowed_methods(route: &Route<'_>) -> Option<&'static [Method]> {
+    match route {
+        Route::Identities => Some(&[Method::GET, Method::HEAD]),
+        Route::Idp { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_identities_and_idp_paths() {
+        assert_eq!(route("/identities"), Some(Route::Identities));
+        assert_eq!(
+            route("/idp/github/user/repos"),
+            Some(Route::Idp {
+                connection: "github",
+                path: "/user/repos"
+            })
+        );
+        assert_eq!(
+            route("/idp/github"),
+            Some(Route::Idp {
+                connection: "github",
+                path: ""
+            })
+        );
+        for path in [
+            "/",
+            "",
+            "/identities/x",
+            "/idp/",
+            "/idp//user",
+            "/IDENTITIES",
+            "/idpx/github",
+        ] {
+            assert_eq!(route(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn strips_only_a_whole_leading_stage_segment() {
+        assert_eq!(strip_stage("/prod/identities", "prod"), "/identities");
+        assert_eq!(
+            strip_stage("/production/identities", "prod"),
+            "/production/identities"
+        );
+        assert_eq!(strip_stage("/identities", "prod"), "/identities");
+        assert_eq!(strip_stage("/prod", "prod"), "/prod");
+    }
+}

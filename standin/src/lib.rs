@@ -1,0 +1,25 @@
+//! Loopback stand-ins for the world the function talks to, shared by the integration tests and
+//! the local demo: an Auth0 tenant ([`Tenant`]) and signing keys to mint its tokens ([`TestKey`]).
+//!
+//! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
+//! serves so tests can assert exactly how many upstream calls a scenario costs.
+
+mod keys;
+mod tenant;
+
+pub use jsonwebtoken::Algorithm;
+pub use keys::{TestKey, TokenBuilder, now};
+pub use tenant::{JwksMode, Tenant};
+
+use std::net::SocketAddr;
+
+/// Serves `router` on a fresh loopback port until the process ends; returns its address.
+pub(crate) async fn serve(router: axum::Router) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        // The server lives as long as the test or demo; an error here only ends the stand-in.
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(addr)
+}
