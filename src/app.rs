@@ -1,9 +1,10 @@
 //! The request handler: authenticate, route, answer. Holds everything that lives across warm
 //! invocations of one execution environment.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use http::Method;
+use aws_sdk_secretsmanager::Client as SecretsClient;
+use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use reqwest::Client;
 
@@ -11,38 +12,62 @@ use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
 use crate::cors::Cors;
+use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
-use crate::error::ApiError;
+use crate::error::{ApiError, error_chain, json_response};
+use crate::identities;
+use crate::idp::{self, IdpError, IdpRequest};
+use crate::management::Management;
 use crate::routes::{self, Route};
+use crate::upstream::{Service, UpstreamError};
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
     config: Config,
+    http: Client,
     auth: Authenticator,
     cors: Cors,
+    management: Management,
 }
 
 impl App {
-    /// Builds the state from `config`, with `http` as the one client for every outbound call.
-    pub fn new(config: Config, http: Client) -> Self {
-        Self::with_key_policy(config, http, KeyPolicy::default())
+    /// Builds the state from `config`, with `http` as the one client for every outbound HTTP
+    /// call and `secrets` for the credentials secret. Nothing is fetched yet.
+    pub fn new(config: Config, http: Client, secrets: SecretsClient) -> Self {
+        Self::with_key_policy(config, http, secrets, KeyPolicy::default())
     }
 
     /// As [`App::new`], with the JWKS cache timings given (tests shorten them).
-    pub fn with_key_policy(config: Config, http: Client, policy: KeyPolicy) -> Self {
+    pub fn with_key_policy(
+        config: Config,
+        http: Client,
+        secrets: SecretsClient,
+        policy: KeyPolicy,
+    ) -> Self {
+        let credentials = CredentialStore::new(secrets, config.credentials_secret_id.clone());
         Self {
-            auth: Authenticator::new(&config, http, policy),
+            auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),
+            management: Management::new(http.clone(), config.auth0_origin.clone(), credentials),
+            http,
             config,
         }
     }
 
-    /// Work worth doing during the cold start, so that the first invocation finds it done.
-    /// Failures are only logged: the first invocation tries again.
-    pub async fn prefetch(&self) {
-        let deadline = Deadline::after(self.config.default_budget);
-        if let Err(error) = self.auth.keys().prefetch(&deadline).await {
-            tracing::warn!(error = %crate::error::error_chain(&error), "JWKS prefetch failed");
+    /// Work worth doing during the cold start, so that the first invocation finds it done: the
+    /// JWKS fetch, and the secret read followed by the token exchange, side by side. Failures
+    /// are only logged: the first invocation tries again.
+    pub async fn prefetch(&self, budget: Duration) {
+        let deadline = Deadline::after(budget);
+        let (keys, token) = tokio::join!(
+            self.auth.keys().prefetch(&deadline),
+            self.management.token(&deadline)
+        );
+        if let Err(error) = keys {
+            tracing::warn!(error = %error_chain(&error), "JWKS prefetch failed");
+        }
+        if let Err(error) = token {
+            tracing::warn!(error = %error_chain(&error), "credentials or token prefetch failed");
         }
     }
 
@@ -57,11 +82,11 @@ impl App {
         );
         let path = routes::request_path(&request);
         let route = routes::route(path);
-        let route_name = match (&route, request.method()) {
-            (_, &Method::OPTIONS) => "preflight",
-            (Some(Route::Identities), _) => "identities",
-            (Some(Route::Idp { .. }), _) => "idp",
-            (None, _) => "none",
+        let (route_name, connection) = match (&route, request.method()) {
+            (_, &Method::OPTIONS) => ("preflight", None),
+            (Some(Route::Identities), _) => ("identities", None),
+            (Some(Route::Idp { connection, .. }), _) => ("idp", Some(connection.to_string())),
+            (None, _) => ("none", None),
         };
 
         let response = if request.method() == Method::OPTIONS {
@@ -78,6 +103,7 @@ impl App {
         tracing::info!(
             request_id,
             route = route_name,
+            connection,
             status = response.status().as_u16(),
             duration_ms = started.elapsed().as_secs_f64() * 1e3,
             "invocation"
@@ -103,12 +129,73 @@ impl App {
             });
         }
         match route {
-            Route::Identities => self.identities(&caller).await,
-            Route::Idp { .. } => Err(ApiError::NotImplemented),
+            Route::Identities => self.identities(&caller, deadline).await,
+            Route::Idp { connection, path } => {
+                self.proxy(&caller, request, connection, path, deadline)
+                    .await
+            }
         }
     }
 
-    async fn identities(&self, _caller: &Caller) -> Result<Response<Body>, ApiError> {
-        Err(ApiError::NotImplemented)
+    /// `GET /identities`.
+    async fn identities(
+        &self,
+        caller: &Caller,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ApiError> {
+        let user = self.management.user(&caller.user_id, deadline).await?;
+        let credentials = self.management.credentials().get(deadline).await?;
+        let view = identities::view(&user, &self.config.connections, &credentials);
+        let body = serde_json::to_value(view).map_err(|_| {
+            ApiError::Management(
+                UpstreamError::garbage(Service::ManagementApi, "unserialisable").into(),
+            )
+        })?;
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// `{METHOD} /idp/{connection}/{path…}`.
+    async fn proxy(
+        &self,
+        caller: &Caller,
+        request: &Request,
+        name: &str,
+        path: &str,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ApiError> {
+        let connection = self
+            .config
+            .connections
+            .get(name)
+            .ok_or_else(|| IdpError::UnknownConnection(name.to_owned()))?;
+        let body: &[u8] = request.body().as_ref();
+        // Everything about the request is checked before any upstream call.
+        let idp_request = IdpRequest::new(
+            connection,
+            request.method().clone(),
+            path,
+            request.uri().query(),
+            request.headers(),
+            body,
+        )?;
+        let user = self.management.user(&caller.user_id, deadline).await?;
+        let identity =
+            identities::pick(&user, name).ok_or_else(|| IdpError::NotLinked(name.to_owned()))?;
+        let reconsent = || IdpError::ReconsentRequired {
+            connection: name.to_owned(),
+        };
+        let token = identity.access_token.as_ref().ok_or_else(reconsent)?;
+        let response = idp::call(&self.http, &idp_request, token, deadline).await?;
+        if response.status == StatusCode::UNAUTHORIZED {
+            return Err(reconsent().into());
+        }
+        if response.status.is_server_error() {
+            return Err(IdpError::Upstream(UpstreamError::Status {
+                service: Service::Idp,
+                status: response.status.as_u16(),
+            })
+            .into());
+        }
+        Ok(response.into_response())
     }
 }

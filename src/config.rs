@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::idp::connections::Connections;
+
 /// Why the function cannot start: always names the variable at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -149,8 +151,8 @@ pub struct Config {
     pub credentials_secret_id: String,
     /// A scope that every caller's token must carry (`REQUIRED_SCOPE`).
     pub required_scope: Option<String>,
-    /// Connection table overrides (`IDP_CONNECTIONS`), validated as a JSON object.
-    pub idp_connections: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The built-in connection table with `IDP_CONNECTIONS` merged over it.
+    pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
@@ -195,19 +197,11 @@ impl Config {
             }
             other => other.map(|s| s.trim().to_owned()),
         };
-        let idp_connections = match get("IDP_CONNECTIONS") {
-            None => None,
-            Some(json) => match serde_json::from_str(&json) {
-                Ok(serde_json::Value::Object(map)) => Some(map),
-                Ok(_) => {
-                    return Err(ConfigError::invalid(
-                        "IDP_CONNECTIONS",
-                        "must be a JSON object keyed by connection name",
-                    ));
-                }
-                Err(e) => return Err(ConfigError::invalid("IDP_CONNECTIONS", e.to_string())),
-            },
-        };
+        let connections = match get("IDP_CONNECTIONS") {
+            None => Connections::new(None),
+            Some(json) => Connections::from_json(&json),
+        }
+        .map_err(|reason| ConfigError::invalid("IDP_CONNECTIONS", reason))?;
         let allowed_origins = get("ALLOWED_ORIGINS")
             .map(|v| AllowedOrigins::parse(&v))
             .transpose()
@@ -220,7 +214,7 @@ impl Config {
             audience,
             credentials_secret_id,
             required_scope,
-            idp_connections,
+            connections,
             allowed_origins,
             default_budget: Duration::from_secs(10),
         })
@@ -300,8 +294,13 @@ mod tests {
     fn idp_connections_must_be_a_json_object() {
         assert!(error_text(&[("IDP_CONNECTIONS", "[1]")]).contains("IDP_CONNECTIONS"));
         assert!(error_text(&[("IDP_CONNECTIONS", "{")]).contains("IDP_CONNECTIONS"));
-        let config = config(&[("IDP_CONNECTIONS", r#"{"github":{}}"#)]).expect("valid");
-        assert!(config.idp_connections.expect("set").contains_key("github"));
+        let config = config(&[(
+            "IDP_CONNECTIONS",
+            r#"{"github":{"api_base":"http://127.0.0.1:9"}}"#,
+        )])
+        .expect("valid");
+        let github = config.connections.get("github").expect("github");
+        assert_eq!(github.api_base.as_str(), "http://127.0.0.1:9/");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use lambda_http::{Body, Response};
 use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::credentials::CredentialsError;
+use crate::idp::IdpError;
+use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
 /// Everything a request can fail with.
@@ -17,6 +20,15 @@ pub enum ApiError {
     /// The caller could not be authenticated, or lacks the required scope.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The function's own credentials are unavailable.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The Management API token or the user's profile could not be had.
+    #[error(transparent)]
+    Management(#[from] ManagementError),
+    /// The proxied IdP call failed or was refused.
+    #[error(transparent)]
+    Idp(#[from] IdpError),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -26,9 +38,6 @@ pub enum ApiError {
         /// Methods the route accepts, for the `Allow` header.
         allow: &'static str,
     },
-    /// The route is reserved for a feature not built yet.
-    #[error("this route is not implemented yet")]
-    NotImplemented,
 }
 
 /// How an error is answered.
@@ -40,6 +49,8 @@ struct Answer {
     /// Whether the caller (rather than the function or an upstream) is at fault: decides the
     /// log level.
     client_fault: bool,
+    /// An extra member of the JSON body, e.g. the connection to log in with again.
+    extra: Option<(&'static str, String)>,
 }
 
 impl Answer {
@@ -49,20 +60,36 @@ impl Answer {
             code,
             header: None,
             client_fault: true,
+            extra: None,
+        }
+    }
+
+    fn infrastructure(status: StatusCode, code: &'static str) -> Self {
+        Self {
+            client_fault: false,
+            ..Self::client(status, code)
         }
     }
 
     fn upstream(error: &UpstreamError) -> Self {
-        let (status, code) = match error {
-            UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            _ => (StatusCode::BAD_GATEWAY, "upstream_error"),
-        };
-        Self {
-            status,
-            code,
-            header: None,
-            client_fault: false,
+        match error {
+            UpstreamError::Timeout(_) => {
+                Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+            UpstreamError::RateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up, and at least one: "0" would invite a hot loop.
+                let seconds = retry_after
+                    .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+                    .max(1);
+                Self::infrastructure(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                    .with_header(header::RETRY_AFTER, seconds.to_string())
+            }
+            _ => Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error"),
         }
+    }
+
+    fn credentials() -> Self {
+        Self::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "credentials_unavailable")
     }
 
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
@@ -81,12 +108,9 @@ impl ApiError {
                 )
             }
             Self::Auth(AuthError::KeysUnavailable(Some(source))) => Answer::upstream(source),
-            Self::Auth(AuthError::KeysUnavailable(None)) => Answer {
-                status: StatusCode::BAD_GATEWAY,
-                code: "upstream_error",
-                header: None,
-                client_fault: false,
-            },
+            Self::Auth(AuthError::KeysUnavailable(None)) => {
+                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
             Self::Auth(_) => Answer::client(StatusCode::UNAUTHORIZED, "invalid_token").with_header(
                 header::WWW_AUTHENTICATE,
                 r#"Bearer error="invalid_token""#.to_owned(),
@@ -96,7 +120,24 @@ impl ApiError {
                 Answer::client(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
                     .with_header(header::ALLOW, (*allow).to_owned())
             }
-            Self::NotImplemented => Answer::client(StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::Credentials(_) | Self::Management(ManagementError::Credentials(_)) => {
+                Answer::credentials()
+            }
+            Self::Management(ManagementError::Upstream(error))
+            | Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
+            Self::Management(ManagementError::UserNotFound) | Self::Idp(IdpError::NotLinked(_)) => {
+                Answer::client(StatusCode::NOT_FOUND, "identity_not_linked")
+            }
+            Self::Idp(IdpError::UnknownConnection(_)) => {
+                Answer::client(StatusCode::NOT_FOUND, "unknown_connection")
+            }
+            Self::Idp(IdpError::ForbiddenPath(_)) => {
+                Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
+            }
+            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer {
+                extra: Some(("connection", connection.clone())),
+                ..Answer::client(StatusCode::FORBIDDEN, "reconsent_required")
+            },
         }
     }
 
@@ -109,10 +150,11 @@ impl ApiError {
         } else {
             tracing::error!(status = answer.status.as_u16(), error = answer.code, cause = %error_chain(&self), "request failed");
         }
-        let mut response = json_response(
-            answer.status,
-            &json!({ "error": answer.code, "error_description": description }),
-        );
+        let mut body = json!({ "error": answer.code, "error_description": description });
+        if let Some((name, value)) = answer.extra {
+            body[name] = value.into();
+        }
+        let mut response = json_response(answer.status, &body);
         if let Some((name, value)) = answer.header
             && let Ok(value) = HeaderValue::from_str(&value)
         {
@@ -211,6 +253,43 @@ mod tests {
         assert_eq!(
             (status, body["error"].as_str()),
             (502, Some("upstream_error"))
+        );
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after_in_whole_seconds() {
+        let (status, body, headers) = parts(ApiError::Management(ManagementError::Upstream(
+            UpstreamError::RateLimited {
+                service: Service::ManagementApi,
+                retry_after: Some(std::time::Duration::from_millis(2_100)),
+            },
+        )));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("rate_limited"))
+        );
+        assert_eq!(headers["retry-after"], "3");
+    }
+
+    #[test]
+    fn idp_errors() {
+        let (status, body, _) = parts(ApiError::Idp(IdpError::ReconsentRequired {
+            connection: "google-oauth2".into(),
+        }));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("reconsent_required"))
+        );
+        assert_eq!(body["connection"], "google-oauth2");
+        let (status, body, _) = parts(ApiError::Idp(IdpError::UnknownConnection("x".into())));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("unknown_connection"))
+        );
+        let (status, body, _) = parts(ApiError::Credentials(CredentialsError::Timeout));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("credentials_unavailable"))
         );
     }
 

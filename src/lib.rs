@@ -6,6 +6,11 @@
 //! - [`app`]: the handler and the state shared across warm invocations.
 //! - [`routes`]: which route a v1, v2 or Function URL event asks for.
 //! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
+//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
+//! - [`management`]: the cached Management API token and the user's profile.
+//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
+//! - [`idp`]: the connection table, path normalisation and the proxied IdP call.
+//! - [`cache`]: single-flight shared values, safe under concurrent invocations.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
 //! - [`error`]: the one mapping from typed errors to documented JSON responses.
 //! - [`upstream`]: the shared HTTP client and deadline-bounded outbound calls.
@@ -14,10 +19,15 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod credentials;
 pub mod deadline;
 pub mod error;
+pub mod identities;
+pub mod idp;
+pub mod management;
 pub mod routes;
 pub mod telemetry;
 pub mod upstream;

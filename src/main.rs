@@ -1,11 +1,16 @@
-//! The Lambda entry point: logging, configuration, state, then the runtime loop.
+//! The Lambda entry point: logging, configuration, state, prefetch, then the runtime loop.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use lambda_http::{Request, service_fn};
+
+/// How long the cold start waits for its prefetch before taking the first invocation; the
+/// prefetch goes on in the background past it, and the first invocation joins it.
+const PREFETCH_BUDGET: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,8 +29,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(App::new(config, http));
-    app.prefetch().await;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let app = Arc::new(App::new(config, http, secrets));
+
+    let prefetch = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { app.prefetch(PREFETCH_BUDGET * 3).await }
+    });
+    let _ = tokio::time::timeout(PREFETCH_BUDGET, prefetch).await;
 
     let handler = service_fn(move |request: Request| {
         let app = Arc::clone(&app);

@@ -65,6 +65,14 @@ pub enum UpstreamError {
         /// The status it answered.
         status: u16,
     },
+    /// The service is rate limiting the function.
+    #[error("{service} is rate limiting the function")]
+    RateLimited {
+        /// Where the call went.
+        service: Service,
+        /// When the service says to try again, if it said.
+        retry_after: Option<Duration>,
+    },
     /// The service answered a body that could not be understood.
     #[error("{service} answered a body that could not be understood")]
     Garbage {
@@ -83,6 +91,7 @@ impl UpstreamError {
             Self::Timeout(service)
             | Self::Unreachable { service, .. }
             | Self::Status { service, .. }
+            | Self::RateLimited { service, .. }
             | Self::Garbage { service, .. } => *service,
         }
     }
@@ -139,11 +148,15 @@ pub async fn send(
         .map_err(|e| UpstreamError::from_reqwest(service, e))
 }
 
-/// Reads a response body of at most [`MAX_BODY_BYTES`]; the request's timeout still applies.
-pub async fn read_body(mut response: Response, service: Service) -> Result<Vec<u8>, UpstreamError> {
+/// Reads a response body of at most `limit` bytes; the request's timeout still applies.
+pub async fn read_body(
+    mut response: Response,
+    service: Service,
+    limit: usize,
+) -> Result<Vec<u8>, UpstreamError> {
     if response
         .content_length()
-        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+        .is_some_and(|len| len > limit as u64)
     {
         return Err(UpstreamError::garbage(service, "body too large"));
     }
@@ -153,7 +166,7 @@ pub async fn read_body(mut response: Response, service: Service) -> Result<Vec<u
         .await
         .map_err(|e| UpstreamError::from_reqwest(service, e))?
     {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(UpstreamError::garbage(service, "body too large"));
         }
         body.extend_from_slice(&chunk);
@@ -171,11 +184,64 @@ pub async fn fetch_json<T: DeserializeOwned>(
     let response = send(request, service, deadline, cap).await?;
     let status = response.status();
     if !status.is_success() {
-        return Err(UpstreamError::Status {
-            service,
-            status: status.as_u16(),
-        });
+        return Err(status_error(service, &response));
     }
-    let body = read_body(response, service).await?;
+    let body = read_body(response, service, MAX_BODY_BYTES).await?;
     serde_json::from_slice(&body).map_err(|e| UpstreamError::garbage(service, e))
+}
+
+/// The error for a non-success answer: [`UpstreamError::RateLimited`] for a 429, with the time
+/// to wait that the service gave.
+pub fn status_error(service: Service, response: &Response) -> UpstreamError {
+    if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        UpstreamError::RateLimited {
+            service,
+            retry_after: retry_after(response.headers(), std::time::SystemTime::now()),
+        }
+    } else {
+        UpstreamError::Status {
+            service,
+            status: response.status().as_u16(),
+        }
+    }
+}
+
+/// How long a rate-limited service asks to wait: `Retry-After` in seconds, else Auth0's
+/// `X-RateLimit-Reset` (a Unix time in seconds).
+pub fn retry_after(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(seconds) = number("retry-after") {
+        return Some(Duration::from_secs(seconds));
+    }
+    let reset = std::time::UNIX_EPOCH + Duration::from_secs(number("x-ratelimit-reset")?);
+    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_prefers_retry_after_then_reset_time() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert("x-ratelimit-reset", "1003".parse().expect("value"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
+        headers.insert("x-ratelimit-reset", "900".parse().expect("value"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        headers.insert("retry-after", "7".parse().expect("value"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert("retry-after", "soon".parse().expect("value"));
+        assert_eq!(
+            retry_after(&headers, SystemTime::now()),
+            Some(Duration::ZERO)
+        );
+    }
 }

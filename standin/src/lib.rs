@@ -1,15 +1,18 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
-//! the local demo: an Auth0 tenant ([`Tenant`]) and signing keys to mint its tokens ([`TestKey`]).
+//! the local demo: an Auth0 tenant ([`Tenant`]), identity provider APIs ([`Idp`]) and signing
+//! keys to mint the tenant's tokens ([`TestKey`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
 
+mod idp;
 mod keys;
 mod tenant;
 
+pub use idp::{Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
-pub use tenant::{JwksMode, Tenant};
+pub use tenant::{JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;
 

@@ -1,16 +1,20 @@
-//! A stand-in Auth0 tenant on 127.0.0.1: the JWKS endpoint, with switches to rotate keys and to
-//! make the endpoint fail, and counters of the calls it served.
+//! A stand-in Auth0 tenant on 127.0.0.1: the JWKS, the token endpoint (client-credentials
+//! grant) and the Management API's `GET /api/v2/users/{id}`, with switches to rotate keys and the
+//! client secret, to make endpoints fail, and counters of the calls each served.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::json;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::keys::{TestKey, TokenBuilder};
 
@@ -25,11 +29,21 @@ pub enum JwksMode {
     Hang,
 }
 
+/// The M2M client the stand-in tenant accepts by default.
+pub const M2M_CLIENT_ID: &str = "m2m-client-id";
+
 #[derive(Debug)]
 struct TenantState {
     jwks_calls: AtomicUsize,
     published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
+    token_calls: AtomicUsize,
+    client_secret: Mutex<String>,
+    management_token_lifetime: Mutex<u64>,
+    issued: Mutex<HashMap<String, Instant>>,
+    user_calls: AtomicUsize,
+    user_requests: Mutex<Vec<String>>,
+    users: Mutex<HashMap<String, Value>>,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -45,15 +59,25 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Tenant {
-    /// Starts a tenant that publishes the primary test key.
-    pub async fn start() -> std::io::Result<Self> {
+    /// Starts a tenant that publishes the primary test key and accepts the M2M client
+    /// [`M2M_CLIENT_ID`] with `client_secret`.
+    pub async fn start(client_secret: &str) -> std::io::Result<Self> {
         let state = Arc::new(TenantState {
             jwks_calls: AtomicUsize::new(0),
             published: Mutex::new(vec![TestKey::Primary]),
             jwks_mode: Mutex::new(JwksMode::Serve),
+            token_calls: AtomicUsize::new(0),
+            client_secret: Mutex::new(client_secret.to_owned()),
+            management_token_lifetime: Mutex::new(86_400),
+            issued: Mutex::new(HashMap::new()),
+            user_calls: AtomicUsize::new(0),
+            user_requests: Mutex::new(Vec::new()),
+            users: Mutex::new(HashMap::new()),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
+            .route("/oauth/token", post(token))
+            .route("/api/v2/users/{id}", get(user))
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
         Ok(Self { addr, state })
@@ -87,6 +111,181 @@ impl Tenant {
     /// Changes how the JWKS endpoint behaves.
     pub fn set_jwks_mode(&self, mode: JwksMode) {
         *lock(&self.state.jwks_mode) = mode;
+    }
+
+    /// How many token requests (of any outcome) the token endpoint served.
+    pub fn token_calls(&self) -> usize {
+        self.state.token_calls.load(Ordering::SeqCst)
+    }
+
+    /// Rotates the M2M client secret: the old one is refused from now on.
+    pub fn set_client_secret(&self, secret: &str) {
+        *lock(&self.state.client_secret) = secret.to_owned();
+    }
+
+    /// The `expires_in` of Management API tokens issued from now on, in seconds.
+    pub fn set_management_token_lifetime(&self, seconds: u64) {
+        *lock(&self.state.management_token_lifetime) = seconds;
+    }
+
+    /// Every Management API token issued so far (to prove none of them is logged).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).keys().cloned().collect()
+    }
+
+    /// Revokes every Management API token issued so far.
+    pub fn revoke_management_tokens(&self) {
+        let now = Instant::now();
+        for expires in lock(&self.state.issued).values_mut() {
+            *expires = now;
+        }
+    }
+
+    /// Adds (or replaces) a user profile, keyed by its `user_id`.
+    pub fn add_user(&self, profile: Value) {
+        let id = profile["user_id"].as_str().unwrap_or_default().to_owned();
+        lock(&self.state.users).insert(id, profile);
+    }
+
+    /// Whether a profile for `user_id` exists.
+    pub fn has_user(&self, user_id: &str) -> bool {
+        lock(&self.state.users).contains_key(user_id)
+    }
+
+    /// How many `GET /api/v2/users/{id}` requests were served.
+    pub fn user_calls(&self) -> usize {
+        self.state.user_calls.load(Ordering::SeqCst)
+    }
+
+    /// The raw path and query of every user request, as sent on the wire.
+    pub fn user_requests(&self) -> Vec<String> {
+        lock(&self.state.user_requests).clone()
+    }
+}
+
+/// A profile as the Management API returns it, with one identity per `(connection, user id at
+/// the IdP, access token)`.
+pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
+    let identities: Vec<Value> = identities
+        .iter()
+        .map(|(connection, idp_user_id, access_token)| {
+            json!({
+                "provider": connection,
+                "connection": connection,
+                "user_id": idp_user_id,
+                "access_token": access_token,
+                "isSocial": true,
+            })
+        })
+        .collect();
+    json!({
+        "user_id": user_id,
+        "email": "user@example.com",
+        "name": "Stand-in User",
+        "identities": identities,
+        "logins_count": 3,
+    })
+}
+
+/// A fresh opaque token: unique in the process, unguessable enough for a stand-in.
+pub(crate) fn new_token(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}{:04}{nanos:09}",
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+    audience: String,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(state): State<Arc<TenantState>>,
+    headers: HeaderMap,
+    Form(request): Form<TokenRequest>,
+) -> Response {
+    state.token_calls.fetch_add(1, Ordering::SeqCst);
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if request.grant_type != "client_credentials" {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant");
+    }
+    if request.client_id != M2M_CLIENT_ID || request.client_secret != *lock(&state.client_secret) {
+        // What Auth0 answers for a wrong client secret.
+        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    }
+    if request.audience != format!("http://{host}/api/v2/") {
+        return oauth_error(StatusCode::FORBIDDEN, "access_denied", "Service not found");
+    }
+    let lifetime = *lock(&state.management_token_lifetime);
+    let access_token = new_token("mgmt-");
+    lock(&state.issued).insert(
+        access_token.clone(),
+        Instant::now() + Duration::from_secs(lifetime),
+    );
+    axum::Json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": "read:users read:user_idp_tokens",
+    }))
+    .into_response()
+}
+
+async fn user(
+    State(state): State<Arc<TenantState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    state.user_calls.fetch_add(1, Ordering::SeqCst);
+    lock(&state.user_requests).push(
+        uri.path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
+    let bearer = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let live = lock(&state.issued)
+        .get(bearer)
+        .is_some_and(|expires| *expires > Instant::now());
+    if !live {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(
+                json!({"statusCode": 401, "error": "Unauthorized", "message": "Invalid token"}),
+            ),
+        )
+            .into_response();
+    }
+    match lock(&state.users).get(&id) {
+        Some(profile) => axum::Json(profile.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})),
+        )
+            .into_response(),
     }
 }
 

@@ -1,14 +1,22 @@
 //! `TestApp`: the function's handler wired to a stand-in tenant on 127.0.0.1, fed the sample
 //! events; and the captured logs, to prove that no token ever reaches them.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::{App, Config, upstream};
+use aws_sdk_secretsmanager::Client as SecretsClient;
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{
+    ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_secretsmanager::error::BoxError;
 use lambda_http::{Body, Request};
-use serde_json::Value;
-use standin::{Tenant, TokenBuilder};
+use serde_json::{Value, json};
+use standin::{Idp, M2M_CLIENT_ID, Tenant, TokenBuilder};
 
 /// The API identifier the test callers' tokens are issued for.
 pub const AUDIENCE: &str = "https://proxy.example.test/api";
@@ -61,12 +69,109 @@ pub fn assert_not_logged(secrets: &[&str]) {
     }
 }
 
+/// moto's Secrets Manager server, one for the whole test binary.
+struct Moto {
+    endpoint: String,
+    // Holds moto's stdin open: the server stops when this process exits and the pipe closes.
+    _child: Child,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_server.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python} {script}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("moto prints its port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            panic!("moto did not start (pip install 'moto[server]'); it printed {line:?}")
+        });
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: child,
+        }
+    })
+}
+
+/// Counts the Secrets Manager requests a client transmits (retries included).
+#[derive(Debug, Clone)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A Secrets Manager client for moto, with dummy credentials, as the production code builds it
+/// (`aws_config`) but for the endpoint.
+async fn secrets_client(endpoint: &str, counter: Option<Arc<AtomicUsize>>) -> SecretsClient {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+    if let Some(counter) = counter {
+        config = config.interceptor(CountRequests(counter));
+    }
+    SecretsClient::from_conf(config.build())
+}
+
+/// A unique name or value for this process.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The IdP access token the stand-in GitHub accepts for `sub`.
+pub fn github_token(sub: &str) -> String {
+    format!(
+        "gho_standin_{}",
+        sub.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
+}
+
 /// The handler under test and its stand-ins.
 pub struct TestApp {
     /// The stand-in Auth0 tenant.
     pub tenant: Tenant,
-    /// The handler, configured for the tenant.
+    /// The stand-in GitHub API, configured as the `github` connection's `api_base`.
+    pub github: Idp,
+    /// The handler, configured for the stand-ins.
     pub app: App,
+    /// The credentials secret's name in moto.
+    pub secret_id: String,
+    /// The M2M client secret currently stored.
+    pub client_secret: Mutex<String>,
+    secret_reads: Arc<AtomicUsize>,
+    admin: SecretsClient,
 }
 
 /// A response, taken apart for assertions.
@@ -107,20 +212,39 @@ impl TestApp {
         Self::spawn_with(&[], KeyPolicy::default()).await
     }
 
-    /// The handler with extra environment variables and JWKS cache timings.
+    /// The handler with extra environment variables and JWKS cache timings. `{github}` in a
+    /// value stands for the stand-in GitHub's origin.
     pub async fn spawn_with(vars: &[(&str, &str)], policy: KeyPolicy) -> Self {
         capture_logs();
-        let tenant = Tenant::start().await.expect("stand-in tenant starts");
-        let origin = tenant.origin();
+        let moto = moto();
+        let client_secret = unique("m2m-secret-");
+        let tenant = Tenant::start(&client_secret)
+            .await
+            .expect("stand-in tenant starts");
+        let github = Idp::start().await.expect("stand-in GitHub starts");
+        let admin = secrets_client(&moto.endpoint, None).await;
+        let secret_id = unique("auth0-idp-proxy/test-");
+        admin
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(credentials_json(&client_secret))
+            .send()
+            .await
+            .expect("secret created in moto");
+
         let mut env: Vec<(String, String)> = vec![
-            ("AUTH0_DOMAIN".into(), origin),
+            ("AUTH0_DOMAIN".into(), tenant.origin()),
             ("AUTH0_AUDIENCE".into(), AUDIENCE.into()),
+            ("CREDENTIALS_SECRET_ID".into(), secret_id.clone()),
             (
-                "CREDENTIALS_SECRET_ID".into(),
-                "auth0-idp-proxy/test".into(),
+                "IDP_CONNECTIONS".into(),
+                json!({"github": {"api_base": github.origin()}}).to_string(),
             ),
         ];
-        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.replace("{github}", &github.origin()))),
+        );
         let config = Config::from_lookup(|name| {
             env.iter()
                 .rev()
@@ -129,15 +253,62 @@ impl TestApp {
         })
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
+        let secret_reads = Arc::new(AtomicUsize::new(0));
+        let secrets = secrets_client(&moto.endpoint, Some(Arc::clone(&secret_reads))).await;
         Self {
+            app: App::with_key_policy(config, http, secrets, policy),
             tenant,
-            app: App::with_key_policy(config, http, policy),
+            github,
+            secret_id,
+            client_secret: Mutex::new(client_secret),
+            secret_reads,
+            admin,
         }
     }
 
-    /// A valid token for `sub`, to adjust before signing.
+    /// A valid token for `sub`, to adjust before signing. The user exists in the tenant with a
+    /// GitHub identity (unless added otherwise before), whose token the stand-in GitHub accepts.
     pub fn token(&self, sub: &str) -> TokenBuilder {
+        if !self.tenant.has_user(sub) {
+            let token = github_token(sub);
+            self.tenant
+                .add_user(standin::profile(sub, &[("github", "1001", &token)]));
+            self.github
+                .grant(&token, json!({"login": "octocat", "id": 1001, "for": sub}));
+        }
         self.tenant.token(AUDIENCE, sub)
+    }
+
+    /// How many Secrets Manager requests the function made.
+    pub fn secret_reads(&self) -> usize {
+        self.secret_reads.load(Ordering::SeqCst)
+    }
+
+    /// Rotates the M2M client secret: in moto first, then at the tenant, as a rotation lambda
+    /// would.
+    pub async fn rotate_client_secret(&self) -> String {
+        let new = unique("m2m-rotated-");
+        self.admin
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(credentials_json(&new))
+            .send()
+            .await
+            .expect("secret rotated in moto");
+        self.tenant.set_client_secret(&new);
+        *self.client_secret.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        new
+    }
+
+    /// Replaces the secret's text (valid or not).
+    pub async fn put_secret(&self, text: &str) {
+        self.admin
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(text)
+            .send()
+            .await
+            .expect("secret written in moto");
     }
 
     /// Sends the sample event `events/{name}` with the placeholder replaced by `token`.
@@ -162,6 +333,11 @@ impl TestApp {
             body,
         }
     }
+}
+
+/// The secret's JSON for the stand-in tenant's M2M client.
+pub fn credentials_json(client_secret: &str) -> String {
+    json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret}).to_string()
 }
 
 /// The raw text of `events/{name}`.

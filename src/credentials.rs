@@ -1,0 +1,209 @@
+//! The function's own credentials, from the AWS Secrets Manager secret `CREDENTIALS_SECRET_ID`:
+//! the M2M client that may read users and their IdP tokens, and optionally the IdP apps' own
+//! clients for refresh grants.
+//!
+//! Read once per execution environment (the read starts during the cold start), and again only
+//! when Auth0 rejects the client (the secret was rotated) or after a failed read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client as SecretsClient;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::cache::{SingleFlight, WaitExpired};
+use crate::deadline::Deadline;
+
+/// Cap on one Secrets Manager read, within the invocation's deadline.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An OAuth client: id and secret. `Debug` never shows the secret.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientCredentials {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret, redacted in `Debug`.
+    pub client_secret: SecretString,
+}
+
+/// The parsed secret.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    /// The M2M application that calls the Management API.
+    #[serde(flatten)]
+    pub m2m: ClientCredentials,
+    /// The IdP apps' own clients, by connection name, for refresh-token grants.
+    #[serde(default)]
+    pub idp_clients: HashMap<String, ClientCredentials>,
+}
+
+impl Credentials {
+    /// Parses the secret's JSON. Errors carry only a position: a serde message could quote part
+    /// of the secret.
+    pub fn parse(text: &str) -> Result<Self, CredentialsError> {
+        let credentials: Self =
+            serde_json::from_str(text).map_err(|e| CredentialsError::Malformed {
+                line: e.line(),
+                column: e.column(),
+            })?;
+        let blank = |c: &ClientCredentials| {
+            c.client_id.trim().is_empty() || c.client_secret.expose_secret().trim().is_empty()
+        };
+        if blank(&credentials.m2m) || credentials.idp_clients.values().any(blank) {
+            return Err(CredentialsError::Blank);
+        }
+        Ok(credentials)
+    }
+}
+
+/// Why the credentials are unavailable (answered 503 `credentials_unavailable`).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// Secrets Manager refused or failed the read.
+    #[error("the credentials secret cannot be read")]
+    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Secrets Manager did not answer within the deadline.
+    #[error("the credentials secret could not be read within the deadline")]
+    Timeout,
+    /// The secret holds binary data, not a JSON string.
+    #[error("the credentials secret is not a JSON string")]
+    NotText,
+    /// The secret is not the documented JSON.
+    #[error("the credentials secret is malformed (JSON error at line {line}, column {column})")]
+    Malformed {
+        /// Line of the JSON error.
+        line: usize,
+        /// Column of the JSON error.
+        column: usize,
+    },
+    /// A client id or secret is empty.
+    #[error("the credentials secret has an empty client id or secret")]
+    Blank,
+    /// Auth0 rejected the client even after the secret was read again.
+    #[error("Auth0 rejects the function's client credentials")]
+    Rejected,
+}
+
+impl From<WaitExpired> for CredentialsError {
+    fn from(_: WaitExpired) -> Self {
+        Self::Timeout
+    }
+}
+
+/// The credentials, shared by all invocations of an execution environment.
+pub struct CredentialStore {
+    client: SecretsClient,
+    secret_id: String,
+    current: SingleFlight<Credentials>,
+}
+
+impl CredentialStore {
+    /// A store reading `secret_id` through `client`; nothing is read until asked.
+    pub fn new(client: SecretsClient, secret_id: String) -> Self {
+        Self {
+            client,
+            secret_id,
+            current: SingleFlight::default(),
+        }
+    }
+
+    /// The credentials, read on first use.
+    pub async fn get(&self, deadline: &Deadline) -> Result<Arc<Credentials>, CredentialsError> {
+        self.current
+            .get_or_load(deadline, |_| true, || self.read(deadline))
+            .await
+    }
+
+    /// Reads the secret again because `rejected` was refused by Auth0; invocations that saw the
+    /// same rejected credentials share one read.
+    pub async fn reload(
+        &self,
+        rejected: &Arc<Credentials>,
+        deadline: &Deadline,
+    ) -> Result<Arc<Credentials>, CredentialsError> {
+        self.current
+            .get_or_load(
+                deadline,
+                |c| !SingleFlight::is(c, rejected),
+                || self.read(deadline),
+            )
+            .await
+    }
+
+    #[tracing::instrument(name = "secret_read", skip_all)]
+    async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
+        let timeout = deadline
+            .timeout(READ_TIMEOUT)
+            .ok_or(CredentialsError::Timeout)?;
+        let call = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send();
+        let output = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| CredentialsError::Timeout)?
+            .map_err(|e| {
+                CredentialsError::Unreadable(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                        .to_string()
+                        .into(),
+                )
+            })?;
+        let text = output.secret_string().ok_or(CredentialsError::NotText)?;
+        let credentials = Credentials::parse(text)?;
+        tracing::info!(
+            idp_clients = credentials.idp_clients.len(),
+            "credentials loaded"
+        );
+        Ok(credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_json() {
+        let credentials = Credentials::parse(
+            r#"{"client_id": "m2m", "client_secret": "s3cr3t-value",
+                "idp_clients": {"google-oauth2": {"client_id": "g", "client_secret": "gs"}}}"#,
+        )
+        .expect("valid");
+        assert_eq!(credentials.m2m.client_id, "m2m");
+        assert_eq!(
+            credentials.m2m.client_secret.expose_secret(),
+            "s3cr3t-value"
+        );
+        assert_eq!(credentials.idp_clients["google-oauth2"].client_id, "g");
+        assert!(!format!("{credentials:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn idp_clients_are_optional() {
+        let credentials =
+            Credentials::parse(r#"{"client_id": "m2m", "client_secret": "s"}"#).expect("valid");
+        assert!(credentials.idp_clients.is_empty());
+    }
+
+    #[test]
+    fn malformed_secrets_are_rejected_without_quoting_them() {
+        for bad in [
+            r#"{"client_id": "m2m"}"#,
+            r#"{"client_id": 7, "client_secret": "leaky-secret"}"#,
+            r#"{"client_id": "m2m", "client_secret": ["leaky-secret"]}"#,
+            "leaky-secret",
+        ] {
+            let error = Credentials::parse(bad).expect_err(bad);
+            assert!(!error.to_string().contains("leaky"), "{error}");
+            assert!(matches!(error, CredentialsError::Malformed { .. }));
+        }
+        assert!(matches!(
+            Credentials::parse(r#"{"client_id": "m2m", "client_secret": " "}"#),
+            Err(CredentialsError::Blank)
+        ));
+    }
+}

@@ -1,0 +1,389 @@
+//! The connection table: for each Auth0 connection, the one API base the function will call, the
+//! methods and paths it may call there, and the token endpoint for refresh grants.
+//!
+//! Built in for the common social providers; `IDP_CONNECTIONS` (JSON) overrides fields of a
+//! built-in connection or adds new ones.
+
+use std::collections::{BTreeMap, HashMap};
+
+use http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+use url::Url;
+
+/// One rule of a connection's allow-list: `"GET /user/**"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowRule {
+    /// The method, or `None` for `*` (any method).
+    method: Option<Method>,
+    /// The path pattern, one element per segment.
+    pattern: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// Exactly this segment.
+    Literal(String),
+    /// `*`: any one segment.
+    One,
+    /// `**`: any number of segments, none included.
+    Any,
+}
+
+impl AllowRule {
+    /// Parses `"METHOD /path/glob"`: `*` stands for one segment, `**` for any number of them,
+    /// and a method of `*` for any method.
+    pub fn parse(rule: &str) -> Result<Self, String> {
+        let (method, path) = rule
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| format!("allow rule {rule:?} is not \"METHOD /path\""))?;
+        let method = match method {
+            "*" => None,
+            m if m.bytes().all(|b| b.is_ascii_uppercase()) && !m.is_empty() => Some(
+                Method::from_bytes(m.as_bytes()).map_err(|_| format!("bad method in {rule:?}"))?,
+            ),
+            _ => {
+                return Err(format!(
+                    "allow rule {rule:?}: method must be uppercase or *"
+                ));
+            }
+        };
+        let path = path.trim();
+        let rest = path
+            .strip_prefix('/')
+            .ok_or_else(|| format!("allow rule {rule:?}: path must start with /"))?;
+        let pattern = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/')
+                .map(|segment| match segment {
+                    "" => Err(format!("allow rule {rule:?} has an empty segment")),
+                    "*" => Ok(Pattern::One),
+                    "**" => Ok(Pattern::Any),
+                    "." | ".." => Err(format!("allow rule {rule:?} has a dot segment")),
+                    s if s.contains('*') => {
+                        Err(format!("allow rule {rule:?}: * must be a whole segment"))
+                    }
+                    s => Ok(Pattern::Literal(s.to_owned())),
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Self { method, pattern })
+    }
+
+    /// Whether `method` on the decoded `segments` is allowed by this rule.
+    pub fn matches(&self, method: &Method, segments: &[String]) -> bool {
+        self.method.as_ref().is_none_or(|m| m == method) && glob(&self.pattern, segments)
+    }
+}
+
+fn glob(pattern: &[Pattern], segments: &[String]) -> bool {
+    match pattern.split_first() {
+        None => segments.is_empty(),
+        Some((Pattern::Any, rest)) => {
+            (0..=segments.len()).any(|skip| glob(rest, &segments[skip..]))
+        }
+        Some((head, rest)) => match segments.split_first() {
+            Some((segment, tail)) => {
+                (matches!(head, Pattern::One)
+                    || matches!(head, Pattern::Literal(l) if l == segment))
+                    && glob(rest, tail)
+            }
+            None => false,
+        },
+    }
+}
+
+/// One connection's entry.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The Auth0 connection name.
+    pub name: String,
+    /// Scheme, host, port and base path of the IdP's API, without a trailing slash.
+    pub api_base: Url,
+    /// What may be called there.
+    pub allow: Vec<AllowRule>,
+    /// The provider's token endpoint, for refresh-token grants; `None` where it has none.
+    pub token_url: Option<Url>,
+    /// Headers the provider expects on every call (the caller's own may override them).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Connection {
+    /// Whether `method` on `segments` is allowed.
+    pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
+        self.allow.iter().any(|rule| rule.matches(method, segments))
+    }
+}
+
+/// The fields of one entry of `IDP_CONNECTIONS`; all optional for a built-in connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Override {
+    api_base: Option<String>,
+    allow: Option<Vec<String>>,
+    token_url: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// A built-in entry: name, API base, token endpoint, extra headers.
+type BuiltIn = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The built-in connections, all read-only (`GET`) by default.
+const BUILT_IN: &[BuiltIn] = &[
+    (
+        "github",
+        "https://api.github.com",
+        Some("https://github.com/login/oauth/access_token"),
+        &[
+            ("accept", "application/vnd.github+json"),
+            ("x-github-api-version", "2022-11-28"),
+        ],
+    ),
+    (
+        "google-oauth2",
+        "https://www.googleapis.com",
+        Some("https://oauth2.googleapis.com/token"),
+        &[],
+    ),
+    (
+        "windowslive",
+        "https://graph.microsoft.com",
+        Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+        &[],
+    ),
+    ("facebook", "https://graph.facebook.com", None, &[]),
+    (
+        "bitbucket",
+        "https://api.bitbucket.org",
+        Some("https://bitbucket.org/site/oauth2/access_token"),
+        &[],
+    ),
+    (
+        "linkedin",
+        "https://api.linkedin.com",
+        Some("https://www.linkedin.com/oauth/v2/accessToken"),
+        &[],
+    ),
+];
+
+/// The default allow-list: read-only calls anywhere under the API base.
+const DEFAULT_ALLOW: &str = "GET /**";
+
+/// The connection table.
+#[derive(Debug, Clone)]
+pub struct Connections(HashMap<String, Connection>);
+
+impl Connections {
+    /// The built-in table with `IDP_CONNECTIONS` (already parsed as a JSON object) merged over it.
+    pub fn new(
+        overrides: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Self, String> {
+        let mut table = HashMap::new();
+        for (name, api_base, token_url, headers) in BUILT_IN {
+            let connection = Connection {
+                name: (*name).to_owned(),
+                api_base: api_url(api_base, "api_base")?,
+                allow: vec![AllowRule::parse(DEFAULT_ALLOW)?],
+                token_url: token_url.map(|u| api_url(u, "token_url")).transpose()?,
+                headers: parse_headers(headers.iter().map(|(k, v)| (*k, *v)))?,
+            };
+            table.insert((*name).to_owned(), connection);
+        }
+        for (name, value) in overrides.into_iter().flatten() {
+            let entry: Override = serde_json::from_value(value.clone())
+                .map_err(|e| format!("connection {name:?}: {e}"))?;
+            let merged = merge(name, table.remove(name), entry)
+                .map_err(|e| format!("connection {name:?}: {e}"))?;
+            table.insert(name.clone(), merged);
+        }
+        Ok(Self(table))
+    }
+
+    /// Parses `IDP_CONNECTIONS` text as [`Connections::new`] would see it.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        match serde_json::from_str(text).map_err(|e| e.to_string())? {
+            serde_json::Value::Object(map) => Self::new(Some(&map)),
+            _ => Err("must be a JSON object keyed by connection name".to_owned()),
+        }
+    }
+
+    /// The connection called `name`.
+    pub fn get(&self, name: &str) -> Option<&Connection> {
+        self.0.get(name)
+    }
+}
+
+fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connection, String> {
+    let api_base = match (entry.api_base, &base) {
+        (Some(url), _) => api_url(&url, "api_base")?,
+        (None, Some(base)) => base.api_base.clone(),
+        (None, None) => return Err("api_base is required for a new connection".to_owned()),
+    };
+    let allow = match entry.allow {
+        Some(rules) => rules
+            .iter()
+            .map(|r| AllowRule::parse(r))
+            .collect::<Result<_, _>>()?,
+        None => match &base {
+            Some(base) => base.allow.clone(),
+            None => vec![AllowRule::parse(DEFAULT_ALLOW)?],
+        },
+    };
+    let token_url = match entry.token_url {
+        Some(url) if url.is_empty() => None,
+        Some(url) => Some(api_url(&url, "token_url")?),
+        None => base.as_ref().and_then(|b| b.token_url.clone()),
+    };
+    let headers = match entry.headers {
+        Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
+        None => base.map(|b| b.headers).unwrap_or_default(),
+    };
+    Ok(Connection {
+        name: name.to_owned(),
+        api_base,
+        allow,
+        token_url,
+        headers,
+    })
+}
+
+/// An https URL (plain http only for a loopback stand-in), without credentials, query or
+/// fragment, stored without a trailing slash.
+fn api_url(text: &str, field: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim_end_matches('/')).map_err(|e| format!("{field}: {e}"))?;
+    let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || url.host_str() == Some("localhost");
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(format!("{field} must be an https URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{field} must not contain credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{field} must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+/// Extra headers, minus those the function sets itself.
+fn parse_headers<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    headers
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("bad header name {name:?}"))?;
+            if matches!(name.as_str(), "authorization" | "cookie" | "host") {
+                return Err(format!("header {name} cannot be configured"));
+            }
+            let value =
+                HeaderValue::from_str(value).map_err(|_| format!("bad value for {name}"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn globs_match_segments() {
+        let rule = AllowRule::parse("GET /repos/*/*/issues/**").expect("rule");
+        assert!(rule.matches(&Method::GET, &segments("/repos/o/r/issues")));
+        assert!(rule.matches(&Method::GET, &segments("/repos/o/r/issues/1/comments")));
+        assert!(!rule.matches(&Method::GET, &segments("/repos/o/issues")));
+        assert!(!rule.matches(&Method::POST, &segments("/repos/o/r/issues")));
+        let any = AllowRule::parse("* /user").expect("rule");
+        assert!(any.matches(&Method::PATCH, &segments("/user")));
+        assert!(!any.matches(&Method::PATCH, &segments("/user/x")));
+        let root = AllowRule::parse("GET /").expect("rule");
+        assert!(root.matches(&Method::GET, &[]));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        for bad in [
+            "GET",
+            "get /x",
+            "GET x",
+            "GET /a//b",
+            "GET /a*",
+            "GET /../x",
+            "GE-T /x",
+        ] {
+            assert!(AllowRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn built_ins_are_read_only() {
+        let table = Connections::new(None).expect("built-ins");
+        for name in [
+            "github",
+            "google-oauth2",
+            "windowslive",
+            "facebook",
+            "bitbucket",
+            "linkedin",
+        ] {
+            let connection = table.get(name).expect(name);
+            assert_eq!(connection.api_base.scheme(), "https");
+            assert!(connection.allows(&Method::GET, &segments("/anything/here")));
+            assert!(!connection.allows(&Method::POST, &segments("/anything")));
+            assert!(!connection.allows(&Method::DELETE, &segments("/anything")));
+        }
+        assert!(table.get("facebook").expect("fb").token_url.is_none());
+        assert!(table.get("google-oauth2").expect("g").token_url.is_some());
+    }
+
+    #[test]
+    fn overrides_merge_and_add_connections() {
+        let table = Connections::from_json(
+            r#"{"github": {"api_base": "http://127.0.0.1:9999", "allow": ["GET /user", "POST /user/repos"]},
+                "my-oauth": {"api_base": "https://api.example.com/v2", "token_url": "https://auth.example.com/token"}}"#,
+        )
+        .expect("valid");
+        let github = table.get("github").expect("github");
+        assert_eq!(github.api_base.as_str(), "http://127.0.0.1:9999/");
+        assert!(github.allows(&Method::POST, &segments("/user/repos")));
+        assert!(!github.allows(&Method::GET, &segments("/user/repos")));
+        assert_eq!(github.headers.len(), 2, "built-in headers kept");
+        let custom = table.get("my-oauth").expect("custom");
+        assert_eq!(custom.api_base.path(), "/v2");
+        assert!(custom.allows(&Method::GET, &segments("/me")));
+    }
+
+    #[test]
+    fn bad_overrides_are_refused() {
+        for bad in [
+            r#"{"new": {}}"#,
+            r#"{"github": {"api_base": "http://api.github.com"}}"#,
+            r#"{"github": {"api_base": "https://u:p@api.github.com"}}"#,
+            r#"{"github": {"api_base": "https://api.github.com?x=1"}}"#,
+            r#"{"github": {"allow": ["DROP TABLE"]}}"#,
+            r#"{"github": {"apibase": "https://x"}}"#,
+            r#"{"github": {"headers": {"authorization": "Bearer x"}}}"#,
+            r#"{"github": []}"#,
+            r#"[]"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
+    }
+}

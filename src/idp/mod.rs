@@ -1,0 +1,304 @@
+//! The identity provider side: the connection table, path normalisation, and the proxied call
+//! itself, which carries the IdP token in and brings only safe headers back.
+
+pub mod connections;
+pub mod path;
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Response};
+use reqwest::Client;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::deadline::Deadline;
+use crate::upstream::{self, Service, UpstreamError};
+use connections::Connection;
+use path::{IdpPath, PathError};
+
+/// Cap on one IdP call, within the invocation's deadline.
+const CALL_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Largest IdP body returned: Lambda's response payload limit is 6 MB, and binary bodies grow by
+/// a third in base64.
+const MAX_IDP_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Request headers of the caller that reach the IdP; everything else (its `Authorization`,
+/// cookies, hop-by-hop and forwarding headers) stays behind.
+const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
+    header::ACCEPT,
+    header::ACCEPT_LANGUAGE,
+    header::CONTENT_TYPE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+];
+
+/// Response headers of the IdP that reach the caller, besides the `x-ratelimit-*` family. Never
+/// `Set-Cookie`, `Location` (signed URLs carry credentials), `WWW-Authenticate` (it would read as
+/// this API's own challenge) or anything else.
+const RETURNED_RESPONSE_HEADERS: &[HeaderName] = &[
+    header::CONTENT_TYPE,
+    header::CONTENT_LANGUAGE,
+    header::CACHE_CONTROL,
+    header::ETAG,
+    header::EXPIRES,
+    header::LAST_MODIFIED,
+    header::LINK,
+    header::RETRY_AFTER,
+];
+
+/// Why a proxied call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// No connection of that name is configured.
+    #[error("no connection {0:?} is configured")]
+    UnknownConnection(String),
+    /// The user has no identity at that connection.
+    #[error("the user has no identity linked at connection {0:?}")]
+    NotLinked(String),
+    /// The method or path is not allowed, or would leave the connection's API.
+    #[error(transparent)]
+    ForbiddenPath(#[from] PathError),
+    /// The IdP token is missing, expired or revoked and cannot be renewed: the user must log in
+    /// with the connection again.
+    #[error("the user must log in with connection {connection:?} again")]
+    ReconsentRequired {
+        /// The connection to log in with.
+        connection: String,
+    },
+    /// The IdP failed, timed out or answered garbage.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// What the caller asked the IdP for, validated.
+pub struct IdpRequest<'a> {
+    /// The connection.
+    pub connection: &'a Connection,
+    /// The method.
+    pub method: Method,
+    /// The upstream URL, proven to stay under the connection's API base.
+    pub url: Url,
+    /// The caller's headers (filtered before forwarding).
+    pub headers: &'a HeaderMap,
+    /// The request body, forwarded for methods other than GET and HEAD.
+    pub body: &'a [u8],
+}
+
+impl<'a> IdpRequest<'a> {
+    /// Validates a call of `method` on the raw `path` for `connection`: the path normalises, an
+    /// allow rule matches and the URL stays under the API base. Nothing is sent before this
+    /// holds.
+    pub fn new(
+        connection: &'a Connection,
+        method: Method,
+        raw_path: &str,
+        query: Option<&'a str>,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Result<Self, IdpError> {
+        let path = path::normalise(raw_path)?;
+        if !connection.allows(&method, &path.segments) {
+            return Err(PathError::NotAllowed.into());
+        }
+        Ok(Self {
+            url: upstream_url(&connection.api_base, &path, query)?,
+            connection,
+            method,
+            headers,
+            body,
+        })
+    }
+}
+
+/// `{api_base}{path}?{query}`, refused unless it stays under `api_base`.
+fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, PathError> {
+    let mut text = format!("{}{}", base.as_str().trim_end_matches('/'), path.encoded);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        text.push('?');
+        text.push_str(query);
+    }
+    let url = Url::parse(&text).map_err(|_| PathError::LeavesOrigin)?;
+    let base_path = base.path().trim_end_matches('/');
+    let under_base = url.path() == base_path
+        || url.path().starts_with(&format!("{base_path}/"))
+        || base_path.is_empty();
+    if url.origin() != base.origin() || !under_base || url.fragment().is_some() {
+        return Err(PathError::LeavesOrigin);
+    }
+    Ok(url)
+}
+
+/// The IdP's answer, before it becomes the caller's response.
+pub struct IdpResponse {
+    /// The IdP's status.
+    pub status: StatusCode,
+    /// The safe subset of its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl IdpResponse {
+    /// The response for the caller: the IdP's status, body and safe headers.
+    pub fn into_response(self) -> Response<Body> {
+        let textual = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/") || ct.contains("json") || ct.contains("xml"));
+        let body = if self.body.is_empty() {
+            Body::Empty
+        } else if textual {
+            match String::from_utf8(self.body) {
+                Ok(text) => Body::Text(text),
+                Err(e) => Body::Binary(e.into_bytes()),
+            }
+        } else {
+            Body::Binary(self.body)
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
+/// Calls the IdP with `token`. Redirects are not followed (the shared client never does).
+#[tracing::instrument(name = "idp_call", skip_all, fields(connection = %request.connection.name, method = %request.method))]
+pub async fn call(
+    http: &Client,
+    request: &IdpRequest<'_>,
+    token: &SecretString,
+    deadline: &Deadline,
+) -> Result<IdpResponse, IdpError> {
+    let mut outbound = http.request(request.method.clone(), request.url.clone());
+    let mut headers = HeaderMap::new();
+    for (name, value) in &request.connection.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = request.headers.get(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| IdpError::ReconsentRequired {
+            connection: request.connection.name.clone(),
+        })?;
+    authorization.set_sensitive(true);
+    headers.insert(header::AUTHORIZATION, authorization);
+    outbound = outbound.headers(headers);
+    if !matches!(request.method, Method::GET | Method::HEAD) && !request.body.is_empty() {
+        outbound = outbound.body(request.body.to_vec());
+    }
+
+    let response = upstream::send(outbound, Service::Idp, deadline, CALL_TIMEOUT).await?;
+    let status = response.status();
+    let headers = safe_headers(response.headers());
+    let body = upstream::read_body(response, Service::Idp, MAX_IDP_BODY_BYTES).await?;
+    Ok(IdpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The headers of an IdP response that may reach the caller.
+fn safe_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in upstream {
+        let returned =
+            RETURNED_RESPONSE_HEADERS.contains(name) || name.as_str().starts_with("x-ratelimit-");
+        if returned {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connections::Connections;
+
+    #[test]
+    fn returns_only_safe_headers() {
+        let mut upstream = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("etag", "\"abc\""),
+            (
+                "link",
+                "<https://api.github.com/user/repos?page=2>; rel=\"next\"",
+            ),
+            ("x-ratelimit-remaining", "4999"),
+            ("set-cookie", "session=secret"),
+            (
+                "location",
+                "https://objects.example.com/?X-Amz-Signature=abc",
+            ),
+            ("www-authenticate", "Bearer"),
+            ("x-oauth-scopes", "repo"),
+            ("authorization", "Bearer leaked"),
+        ] {
+            upstream.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let safe = safe_headers(&upstream);
+        let names: Vec<&str> = safe.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            ["content-type", "etag", "link", "x-ratelimit-remaining"]
+        );
+    }
+
+    #[test]
+    fn urls_stay_under_the_api_base() {
+        let table = Connections::from_json(
+            r#"{"graph": {"api_base": "https://graph.example.com/v1.0", "allow": ["GET /**"]}}"#,
+        )
+        .expect("valid");
+        let graph = table.get("graph").expect("graph");
+        let headers = HeaderMap::new();
+        let request = IdpRequest::new(graph, Method::GET, "/me", Some("$select=id"), &headers, b"")
+            .expect("allowed");
+        assert_eq!(
+            request.url.as_str(),
+            "https://graph.example.com/v1.0/me?$select=id"
+        );
+        let github = Connections::new(None).expect("built-ins");
+        let github = github.get("github").expect("github");
+        let root = IdpRequest::new(github, Method::GET, "", None, &headers, b"").expect("root");
+        assert_eq!(root.url.as_str(), "https://api.github.com/");
+        let colon = IdpRequest::new(
+            github,
+            Method::GET,
+            "/http:evil.example.com",
+            None,
+            &headers,
+            b"",
+        )
+        .expect("a colon in a segment is only a segment");
+        assert_eq!(colon.url.host_str(), Some("api.github.com"));
+        assert!(matches!(
+            IdpRequest::new(github, Method::GET, "/user", Some("a#b"), &headers, b""),
+            Err(IdpError::ForbiddenPath(PathError::LeavesOrigin))
+        ));
+    }
+
+    #[test]
+    fn methods_outside_the_allow_list_are_refused() {
+        let table = Connections::new(None).expect("built-ins");
+        let github = table.get("github").expect("github");
+        let headers = HeaderMap::new();
+        assert!(matches!(
+            IdpRequest::new(github, Method::DELETE, "/user", None, &headers, b""),
+            Err(IdpError::ForbiddenPath(PathError::NotAllowed))
+        ));
+    }
+}

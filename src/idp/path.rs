@@ -1,0 +1,164 @@
+//! The path a caller asks the IdP for, normalised so that it can only name a resource under the
+//! connection's API base: every form that could leave that origin or climb out of the allowed
+//! paths is refused before any upstream call.
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// Characters re-encoded in a path segment: controls, space and everything with a meaning in a
+/// URL beyond a plain segment character.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Why a path is refused (403 `forbidden_path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// A `.` or `..` segment, plain or percent-encoded.
+    #[error("the path has a dot segment")]
+    DotSegment,
+    /// An empty segment (`//`), which some servers read as a host.
+    #[error("the path has an empty segment")]
+    EmptySegment,
+    /// An encoded `/` or `\`, `@`, `%` after decoding, a control character (CR, LF, NUL…), or
+    /// invalid UTF-8.
+    #[error("the path has a forbidden character")]
+    ForbiddenCharacter,
+    /// The method and path match none of the connection's allow rules.
+    #[error("the connection does not allow this method and path")]
+    NotAllowed,
+    /// The URL built would not be under the connection's API base.
+    #[error("the path would leave the connection's API")]
+    LeavesOrigin,
+}
+
+/// A validated path: its decoded segments (for allow rules) and its canonical encoded form (for
+/// the upstream URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpPath {
+    /// The decoded segments; a trailing slash adds no segment.
+    pub segments: Vec<String>,
+    /// `/seg/seg[/]`, each segment percent-encoded canonically; `/` for the root.
+    pub encoded: String,
+}
+
+/// Normalises the rest of a route's path (`""` or `/…`, percent-encoded as the client sent it).
+pub fn normalise(raw: &str) -> Result<IdpPath, PathError> {
+    if raw.is_empty() || raw == "/" {
+        return Ok(IdpPath {
+            segments: Vec::new(),
+            encoded: "/".to_owned(),
+        });
+    }
+    let rest = raw.strip_prefix('/').ok_or(PathError::ForbiddenCharacter)?;
+    let (rest, trailing_slash) = match rest.strip_suffix('/') {
+        Some(rest) => (rest, true),
+        None => (rest, false),
+    };
+    let mut segments = Vec::new();
+    let mut encoded = String::with_capacity(raw.len());
+    for raw_segment in rest.split('/') {
+        let segment = decode_segment(raw_segment)?;
+        encoded.push('/');
+        encoded.extend(utf8_percent_encode(&segment, SEGMENT));
+        segments.push(segment);
+    }
+    if trailing_slash {
+        encoded.push('/');
+    }
+    Ok(IdpPath { segments, encoded })
+}
+
+fn decode_segment(raw: &str) -> Result<String, PathError> {
+    if raw.is_empty() {
+        return Err(PathError::EmptySegment);
+    }
+    if raw.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+        return Err(PathError::ForbiddenCharacter);
+    }
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::ForbiddenCharacter)?;
+    if decoded == "." || decoded == ".." {
+        return Err(PathError::DotSegment);
+    }
+    // `%` after one decoding means double encoding (`%252e`), which a later hop could decode
+    // into something this check never saw.
+    if decoded
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '%' | '@') || c.is_control())
+    {
+        return Err(PathError::ForbiddenCharacter);
+    }
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_pass_unchanged() {
+        let path = normalise("/user/repos").expect("valid");
+        assert_eq!(path.segments, ["user", "repos"]);
+        assert_eq!(path.encoded, "/user/repos");
+        assert_eq!(normalise("").expect("root").encoded, "/");
+        assert_eq!(normalise("/user/").expect("trailing").encoded, "/user/");
+    }
+
+    #[test]
+    fn segments_are_decoded_for_rules_and_re_encoded_canonically() {
+        let path = normalise("/repos/o/my%20repo/contents/a:b,c").expect("valid");
+        assert_eq!(path.segments[2], "my repo");
+        assert_eq!(path.encoded, "/repos/o/my%20repo/contents/a:b,c");
+        let path = normalise("/search/caf%C3%A9").expect("valid");
+        assert_eq!(path.segments[1], "café");
+        assert_eq!(path.encoded, "/search/caf%C3%A9");
+    }
+
+    #[test]
+    fn refuses_every_traversal_and_ssrf_form() {
+        for (raw, error) in [
+            ("/..", PathError::DotSegment),
+            ("/user/../admin", PathError::DotSegment),
+            ("/user/./x", PathError::DotSegment),
+            ("/%2e%2e/admin", PathError::DotSegment),
+            ("/%2E%2e", PathError::DotSegment),
+            ("/.%2e/x", PathError::DotSegment),
+            ("//evil.example.com/x", PathError::EmptySegment),
+            ("/user//x", PathError::EmptySegment),
+            ("/a%2fb", PathError::ForbiddenCharacter),
+            ("/a%2Fb", PathError::ForbiddenCharacter),
+            ("/a%5cb", PathError::ForbiddenCharacter),
+            ("/a\\b", PathError::ForbiddenCharacter),
+            (
+                "/https:%2F%2Fevil.example.com",
+                PathError::ForbiddenCharacter,
+            ),
+            ("/user@evil.example.com", PathError::ForbiddenCharacter),
+            ("/user%40evil", PathError::ForbiddenCharacter),
+            ("/a%0d%0aHost:%20evil", PathError::ForbiddenCharacter),
+            ("/a\r\nb", PathError::ForbiddenCharacter),
+            ("/a%00", PathError::ForbiddenCharacter),
+            ("/%252e%252e/x", PathError::ForbiddenCharacter),
+            ("/%ff", PathError::ForbiddenCharacter),
+            ("user", PathError::ForbiddenCharacter),
+        ] {
+            assert_eq!(normalise(raw), Err(error), "{raw:?}");
+        }
+    }
+}
