@@ -7,11 +7,15 @@
 
 mod idp;
 mod keys;
+mod moto;
+mod runtime_api;
 mod tenant;
 
 pub use idp::{Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
+pub use moto::Moto;
+pub use runtime_api::{Outcome, RuntimeApi};
 pub use tenant::{JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;

@@ -1,8 +1,7 @@
 //! `TestApp`: the function's handler wired to a stand-in tenant on 127.0.0.1, fed the sample
 //! events; and the captured logs, to prove that no token ever reaches them.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -16,7 +15,7 @@ use aws_sdk_secretsmanager::config::{
 use aws_sdk_secretsmanager::error::BoxError;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Tenant, TokenBuilder};
+use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder};
 
 /// The API identifier the test callers' tokens are issued for.
 pub const AUDIENCE: &str = "https://proxy.example.test/api";
@@ -70,38 +69,11 @@ pub fn assert_not_logged(secrets: &[&str]) {
 }
 
 /// moto's Secrets Manager server, one for the whole test binary.
-struct Moto {
-    endpoint: String,
-    // Holds moto's stdin open: the server stops when this process exits and the pipe closes.
-    _child: Child,
-}
+pub static MOTO: OnceLock<Moto> = OnceLock::new();
 
-static MOTO: OnceLock<Moto> = OnceLock::new();
-
-fn moto() -> &'static Moto {
-    MOTO.get_or_init(|| {
-        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_server.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {python} {script}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("moto prints its port");
-        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
-            panic!("moto did not start (pip install 'moto[server]'); it printed {line:?}")
-        });
-        Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            _child: child,
-        }
-    })
+/// The shared moto server, started on first use.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Counts the Secrets Manager requests a client transmits (retries included).
@@ -170,6 +142,8 @@ pub struct TestApp {
     pub secret_id: String,
     /// The M2M client secret currently stored.
     pub client_secret: Mutex<String>,
+    /// The function's environment, as the handler was configured (for the real binary too).
+    pub env: Vec<(String, String)>,
     secret_reads: Arc<AtomicUsize>,
     admin: SecretsClient,
 }
@@ -222,7 +196,7 @@ impl TestApp {
             .await
             .expect("stand-in tenant starts");
         let github = Idp::start().await.expect("stand-in GitHub starts");
-        let admin = secrets_client(&moto.endpoint, None).await;
+        let admin = secrets_client(&moto.endpoint(), None).await;
         let secret_id = unique("auth0-idp-proxy/test-");
         admin
             .create_secret()
@@ -254,13 +228,14 @@ impl TestApp {
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
         let secret_reads = Arc::new(AtomicUsize::new(0));
-        let secrets = secrets_client(&moto.endpoint, Some(Arc::clone(&secret_reads))).await;
+        let secrets = secrets_client(&moto.endpoint(), Some(Arc::clone(&secret_reads))).await;
         Self {
             app: App::with_key_policy(config, http, secrets, policy),
             tenant,
             github,
             secret_id,
             client_secret: Mutex::new(client_secret),
+            env,
             secret_reads,
             admin,
         }

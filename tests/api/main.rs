@@ -2,6 +2,7 @@
 //! stand-ins only (a stand-in Auth0 tenant and IdPs, moto for Secrets Manager).
 
 mod auth;
+mod binary;
 mod helpers;
 mod management;
 mod proxy;

@@ -1,0 +1,172 @@
+//! A Lambda Runtime API on 127.0.0.1, enough to run the real `bootstrap` binary as Lambda runs
+//! it: `GET /2018-06-01/runtime/invocation/next` hands out queued events, and the binary posts
+//! each answer to `/invocation/{id}/response` (or `/error`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// How an invocation ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The function's response payload.
+    Response(Value),
+    /// The function reported an invocation error.
+    Error(Value),
+}
+
+struct Queued {
+    id: String,
+    event: String,
+    deadline_ms: u64,
+}
+
+struct RuntimeState {
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Queued>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    first_next: Mutex<Option<Instant>>,
+    init_errors: Mutex<Vec<Value>>,
+}
+
+/// A running Runtime API.
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    sender: mpsc::UnboundedSender<Queued>,
+    state: Arc<RuntimeState>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RuntimeApi {
+    /// Starts a Runtime API with an empty queue.
+    pub async fn start() -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let state = Arc::new(RuntimeState {
+            queue: tokio::sync::Mutex::new(receiver),
+            pending: Mutex::new(HashMap::new()),
+            first_next: Mutex::new(None),
+            init_errors: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(Arc::clone(&state));
+        let addr = crate::serve(router).await?;
+        Ok(Self {
+            addr,
+            sender,
+            state,
+        })
+    }
+
+    /// `127.0.0.1:port`: the value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// When the function first asked for an invocation (the end of its init phase).
+    pub fn first_next(&self) -> Option<Instant> {
+        *lock(&self.state.first_next)
+    }
+
+    /// Errors the function reported during init.
+    pub fn init_errors(&self) -> Vec<Value> {
+        lock(&self.state.init_errors).clone()
+    }
+
+    /// Invokes the function with `event` and a deadline `budget` away; waits at most `wait`.
+    pub async fn invoke(&self, event: &str, budget: Duration, wait: Duration) -> Option<Outcome> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let id = format!("req-{:06}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.state.pending).insert(id.clone(), tx);
+        let deadline_ms = (SystemTime::now() + budget)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.sender
+            .send(Queued {
+                id,
+                event: event.to_owned(),
+                deadline_ms,
+            })
+            .ok()?;
+        tokio::time::timeout(wait, rx).await.ok()?.ok()
+    }
+}
+
+async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
+    lock(&state.first_next).get_or_insert_with(Instant::now);
+    let queued = state.queue.lock().await.recv().await;
+    let Some(queued) = queued else {
+        return StatusCode::GONE.into_response();
+    };
+    (
+        [
+            ("content-type", "application/json".to_owned()),
+            ("lambda-runtime-aws-request-id", queued.id),
+            ("lambda-runtime-deadline-ms", queued.deadline_ms.to_string()),
+            (
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:auth0-idp-proxy".to_owned(),
+            ),
+            (
+                "lambda-runtime-trace-id",
+                "Root=1-67891233-abcdef012345678912345678;Sampled=0".to_owned(),
+            ),
+        ],
+        queued.event,
+    )
+        .into_response()
+}
+
+fn settle(state: &RuntimeState, id: &str, outcome: Outcome) -> StatusCode {
+    match lock(&state.pending).remove(id) {
+        Some(tx) => {
+            let _ = tx.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()))
+}
+
+async fn respond(
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    settle(&state, &id, Outcome::Response(json(&body)))
+}
+
+async fn fail(
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    settle(&state, &id, Outcome::Error(json(&body)))
+}
+
+async fn init_error(State(state): State<Arc<RuntimeState>>, body: String) -> StatusCode {
+    lock(&state.init_errors).push(json(&body));
+    StatusCode::ACCEPTED
+}

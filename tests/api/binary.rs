@@ -1,0 +1,160 @@
+//! The production path without Docker: the real `bootstrap` binary, run as Lambda runs it against
+//! a Lambda Runtime API on 127.0.0.1, fed every file in `events/` — what
+//! `sam local invoke -e events/<file>` would do.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use standin::{Outcome, RuntimeApi};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{PLACEHOLDER, TestApp, event_text, github_token, moto};
+
+const USER: &str = "github|1001";
+
+/// The real binary with the test app's configuration, pointed at `runtime`.
+fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    command
+        .env_clear()
+        .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "auth0-idp-proxy")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto().endpoint())
+        .env("AWS_LAMBDA_LOG_LEVEL", "debug")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn().expect("bootstrap starts")
+}
+
+async fn output_of(mut child: Child) -> String {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut text).await;
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut text).await;
+    }
+    text
+}
+
+/// The status each sample event must get with a valid token in place of the placeholder.
+fn expected_status(name: &str) -> u16 {
+    if name.contains("missing-token") || name.contains("malformed-token") {
+        401
+    } else {
+        200
+    }
+}
+
+#[tokio::test]
+async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
+    let app = TestApp::spawn().await;
+    let jwt = app.token(USER).sign();
+    let runtime = RuntimeApi::start().await.expect("runtime API");
+    let child = start_bootstrap(&app, &runtime, &[]);
+
+    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
+        .expect("events/")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        let event = event_text(name).replace(PLACEHOLDER, &jwt);
+        let outcome = runtime
+            .invoke(&event, Duration::from_secs(10), Duration::from_secs(30))
+            .await;
+        let Some(Outcome::Response(response)) = outcome else {
+            panic!(
+                "{name}: no response: {outcome:?}; logs: {}",
+                output_of(child).await
+            );
+        };
+        assert_eq!(
+            response["statusCode"],
+            expected_status(name),
+            "{name}: {response}"
+        );
+        let body: Value =
+            serde_json::from_str(response["body"].as_str().expect("text body")).expect("JSON body");
+        match expected_status(name) {
+            401 => {
+                assert_eq!(body["error"], "invalid_token", "{name}");
+                let headers = response["headers"].as_object().expect("headers");
+                assert_eq!(
+                    headers["www-authenticate"],
+                    r#"Bearer error="invalid_token""#
+                );
+            }
+            _ if name.contains("identities") => {
+                assert_eq!(body["identities"][0]["connection"], "github", "{name}")
+            }
+            _ => assert!(
+                body.get("login").is_some() || body.get("path_and_query").is_some(),
+                "{name}: {body}"
+            ),
+        }
+        assert!(
+            !response.to_string().contains(&github_token(USER)),
+            "{name}"
+        );
+    }
+    assert!(runtime.init_errors().is_empty());
+    // One environment: one secret read, one token exchange, one JWKS fetch for all events.
+    assert_eq!(app.tenant.token_calls(), 1);
+    assert_eq!(app.tenant.jwks_calls(), 1);
+
+    let logs = output_of(child).await;
+    assert!(
+        logs.contains("\"message\":\"invocation\""),
+        "JSON summary lines: {logs}"
+    );
+    for secret in [
+        jwt.as_str(),
+        &github_token(USER),
+        &app.client_secret.lock().expect("lock"),
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the binary's logs");
+    }
+    for token in app.tenant.issued_tokens() {
+        assert!(!logs.contains(&token));
+    }
+}
+
+#[tokio::test]
+async fn the_real_binary_refuses_to_start_with_bad_configuration() {
+    let app = TestApp::spawn().await;
+    let runtime = RuntimeApi::start().await.expect("runtime API");
+    let child = start_bootstrap(
+        &app,
+        &runtime,
+        &[("AUTH0_DOMAIN", "http://auth0.example.com")],
+    );
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("output");
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("AUTH0_DOMAIN"), "{text}");
+}
