@@ -196,7 +196,7 @@ impl TestApp {
             .await
             .expect("stand-in tenant starts");
         let github = Idp::start().await.expect("stand-in GitHub starts");
-        let admin = secrets_client(&moto.endpoint(), None).await;
+        let admin = secrets_client(moto.endpoint(), None).await;
         let secret_id = unique("auth0-idp-proxy/test-");
         admin
             .create_secret()
@@ -228,7 +228,7 @@ impl TestApp {
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
         let secret_reads = Arc::new(AtomicUsize::new(0));
-        let secrets = secrets_client(&moto.endpoint(), Some(Arc::clone(&secret_reads))).await;
+        let secrets = secrets_client(moto.endpoint(), Some(Arc::clone(&secret_reads))).await;
         Self {
             app: App::with_key_policy(config, http, secrets, policy),
             tenant,
