@@ -78,6 +78,7 @@ impl Tenant {
             .route("/.well-known/jwks.json", get(jwks))
             .route("/oauth/token", post(token))
             .route("/api/v2/users/{id}", get(user))
+            .route("/demo/token", get(demo_token))
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
         Ok(Self { addr, state })
@@ -197,6 +198,30 @@ pub(crate) fn new_token(prefix: &str) -> String {
         "{prefix}{:04}{nanos:09}",
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+#[derive(Deserialize)]
+struct DemoLogin {
+    audience: String,
+    sub: String,
+}
+
+/// Stands in for Auth0's login: a signed access token for any `sub`, so that the sample frontend
+/// has something to send. Only a stand-in can do this; CORS-open for the sample page.
+async fn demo_token(
+    headers: HeaderMap,
+    axum::extract::Query(login): axum::extract::Query<DemoLogin>,
+) -> Response {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let token = TokenBuilder::new(&format!("http://{host}/"), &login.audience, &login.sub).sign();
+    (
+        [("access-control-allow-origin", "*")],
+        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
