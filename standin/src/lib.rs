@@ -20,6 +20,12 @@ pub use tenant::{JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;
 
+/// Locks a stand-in's state; a test that panicked while holding it must not hide the others'
+/// results behind poisoning.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Serves `router` on a fresh loopback port until the process ends; returns its address.
 pub(crate) async fn serve(router: axum::Router) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;

@@ -17,6 +17,7 @@ function startLocal() {
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("local did not get ready in 60 s")), 60_000);
+    child.on("error", (error) => reject(new Error(`cannot start ${binary}: ${error.message}`)));
     child.on("exit", (code) => reject(new Error(`local exited with ${code}`)));
     createInterface({ input: child.stdout }).on("line", (line) => {
       if (line.startsWith("READY ")) {
