@@ -321,6 +321,15 @@ pub fn event_text(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The v2 sample event for `GET /identities`, re-pointed at `raw_path` (sent as is, unencoded).
+pub fn event_at(raw_path: &str, token: &str) -> Request {
+    let path = serde_json::to_string(raw_path).expect("a JSON string");
+    let text = event_text("http-api-identities.json")
+        .replace(PLACEHOLDER, token)
+        .replace("\"/identities\"", &path);
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{raw_path}: {e}"))
+}
+
 /// The sample event `events/{name}` as lambda_http parses it, with `token` in place of the
 /// placeholder.
 pub fn event(name: &str, token: &str) -> Request {

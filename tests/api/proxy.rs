@@ -10,21 +10,9 @@ use lambda_http::RequestExt;
 use serde_json::json;
 use standin::Idp;
 
-use crate::helpers::{TestApp, assert_not_logged, event, event_text, github_token};
+use crate::helpers::{TestApp, assert_not_logged, event, event_at, event_text, github_token};
 
 const USER: &str = "github|1001";
-
-/// The v2 sample event for `GET /identities`, re-pointed at `raw_path`.
-fn request_for(app: &TestApp, raw_path: &str, token: &str) -> lambda_http::Request {
-    let text = event_text("http-api-identities.json")
-        .replace("REPLACE_WITH_AN_AUTH0_ACCESS_TOKEN", token)
-        .replace(
-            "\"/identities\"",
-            &serde_json::to_string(raw_path).expect("json"),
-        );
-    let _ = app;
-    lambda_http::request::from_str(&text).expect("event")
-}
 
 #[tokio::test]
 async fn github_user_call_returns_the_idp_body_and_never_the_token() {
@@ -112,7 +100,7 @@ async fn every_traversal_and_ssrf_form_is_refused_with_no_upstream_call() {
         "/idp/github/user%00",
         "/idp/github/%252e%252e/admin",
     ] {
-        let response = app.send(request_for(&app, path, &jwt)).await;
+        let response = app.send(event_at(path, &jwt)).await;
         response.assert_error(403, "forbidden_path");
     }
     assert_eq!(app.github.calls(), 0);
@@ -184,16 +172,12 @@ async fn configured_write_rules_forward_the_body() {
 async fn unknown_connection_and_unlinked_identity_are_404() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
-    app.send(request_for(&app, "/idp/myspace/user", &jwt))
+    app.send(event_at("/idp/myspace/user", &jwt))
         .await
         .assert_error(404, "unknown_connection");
-    app.send(request_for(
-        &app,
-        "/idp/google-oauth2/oauth2/v3/userinfo",
-        &jwt,
-    ))
-    .await
-    .assert_error(404, "identity_not_linked");
+    app.send(event_at("/idp/google-oauth2/oauth2/v3/userinfo", &jwt))
+        .await
+        .assert_error(404, "identity_not_linked");
     assert_eq!(app.github.calls(), 0);
 }
 
@@ -230,11 +214,7 @@ async fn linked_accounts_use_the_token_of_the_connection_asked_for() {
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.json()["login"], "linked");
     let response = app
-        .send(request_for(
-            &app,
-            "/idp/google-oauth2/oauth2/v3/userinfo",
-            &jwt,
-        ))
+        .send(event_at("/idp/google-oauth2/oauth2/v3/userinfo", &jwt))
         .await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.json()["email"], "john.doe@test.com");
@@ -250,7 +230,7 @@ async fn the_user_is_the_verified_sub_and_is_url_encoded() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     // Nothing the request says can choose another user.
-    let mut request = request_for(&app, "/idp/github/user", &jwt);
+    let mut request = event_at("/idp/github/user", &jwt);
     request
         .headers_mut()
         .insert("x-user-id", "github|2002".parse().expect("value"));
@@ -270,9 +250,7 @@ async fn the_user_is_the_verified_sub_and_is_url_encoded() {
 async fn redirects_are_not_followed_nor_their_location_returned() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
-    let response = app
-        .send(request_for(&app, "/idp/github/redirect", &jwt))
-        .await;
+    let response = app.send(event_at("/idp/github/redirect", &jwt)).await;
     assert_eq!(response.status, 302);
     assert!(!response.headers.contains_key("location"));
     assert_eq!(app.github.calls(), 1);
@@ -282,7 +260,7 @@ async fn redirects_are_not_followed_nor_their_location_returned() {
 async fn idp_failures_map_to_502_and_a_rejected_token_to_reconsent() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
-    app.send(request_for(&app, "/idp/github/fail", &jwt))
+    app.send(event_at("/idp/github/fail", &jwt))
         .await
         .assert_error(502, "upstream_error");
 
@@ -290,11 +268,7 @@ async fn idp_failures_map_to_502_and_a_rejected_token_to_reconsent() {
     app.tenant
         .add_user(standin::profile(sub, &[("github", "3003", "gho_revoked")]));
     let response = app
-        .send(request_for(
-            &app,
-            "/idp/github/user",
-            &app.token(sub).sign(),
-        ))
+        .send(event_at("/idp/github/user", &app.token(sub).sign()))
         .await;
     response.assert_error(403, "reconsent_required");
     assert_eq!(response.json()["connection"], "github");
@@ -313,7 +287,7 @@ async fn a_hanging_idp_gives_504_within_the_invocation_deadline() {
         .as_millis() as u64;
     let mut context = lambda_http::Context::default();
     context.deadline = now_ms + 1_500;
-    let request = request_for(&app, "/idp/github/hang", &jwt).with_lambda_context(context);
+    let request = event_at("/idp/github/hang", &jwt).with_lambda_context(context);
     let started = Instant::now();
     app.send(request)
         .await
