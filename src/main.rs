@@ -33,11 +33,17 @@ async fn main() -> ExitCode {
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let app = Arc::new(App::new(config, http, secrets));
 
-    let prefetch = tokio::spawn({
-        let app = Arc::clone(&app);
-        async move { app.prefetch(PREFETCH_BUDGET * 3).await }
-    });
-    let _ = tokio::time::timeout(PREFETCH_BUDGET, prefetch).await;
+    // `COLD_START_PREFETCH=off` leaves all the work to the first invocation: a benchmark knob,
+    // to measure what the prefetch buys.
+    if std::env::var("COLD_START_PREFETCH").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+        tracing::debug!("cold-start prefetch is off");
+    } else {
+        let prefetch = tokio::spawn({
+            let app = Arc::clone(&app);
+            async move { app.prefetch(PREFETCH_BUDGET * 3).await }
+        });
+        let _ = tokio::time::timeout(PREFETCH_BUDGET, prefetch).await;
+    }
 
     let handler = service_fn(move |request: Request| {
         let app = Arc::clone(&app);

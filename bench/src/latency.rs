@@ -1,0 +1,130 @@
+//! A warm repeat call through the handler against a direct call to the same stand-in IdP: what
+//! the function adds to the IdP's own latency.
+
+use std::time::{Duration, Instant};
+
+use auth0_idp_proxy::App;
+use standin::Moto;
+
+use crate::report::{Report, micros};
+use crate::stats::{Timings, median};
+use crate::world::{self, World};
+
+/// Largest acceptable ratio of the handler's median to the direct call's.
+const TARGET_RATIO: f64 = 1.05;
+
+/// Runs `runs` rounds of `calls` interleaved pairs (handler, direct) and reports medians over
+/// the rounds.
+pub async fn run(
+    report: &mut Report,
+    moto: &Moto,
+    runs: usize,
+    calls: usize,
+) -> Result<(), String> {
+    report.section(
+        "Warm repeat call: handler vs direct call to the same stand-in IdP",
+        &format!(
+            "in-process, same user, {runs} runs x {calls} interleaved pairs; median of the runs' \
+             median and p99; the handler logs its JSON line to a sink"
+        ),
+    );
+    let world = World::start(moto, false, Duration::ZERO).await?;
+    let function = world.in_process().await?;
+    let event = world::event(&world.caller(0));
+    let direct = Direct {
+        http: world::http_client()?,
+        url: format!("{}/user", world.github.origin()),
+        token: world::github_token(0),
+    };
+    function.app.prefetch(Duration::from_secs(10)).await;
+    for _ in 0..100 {
+        through_handler(&function.app, &event).await?;
+        direct.call().await?;
+    }
+
+    let (mut handler_median, mut handler_p99) = (Vec::new(), Vec::new());
+    let (mut direct_median, mut direct_p99) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (mut handler, mut plain) = (Timings::default(), Timings::default());
+        for i in 0..calls {
+            // Alternate the order, so that neither side always follows the other.
+            if i % 2 == 0 {
+                handler.push(through_handler(&function.app, &event).await?);
+                plain.push(direct.call().await?);
+            } else {
+                plain.push(direct.call().await?);
+                handler.push(through_handler(&function.app, &event).await?);
+            }
+        }
+        handler_median.push(handler.median());
+        handler_p99.push(handler.p99());
+        direct_median.push(plain.median());
+        direct_p99.push(plain.p99());
+    }
+    let (hm, hp) = (median(&handler_median), median(&handler_p99));
+    let (dm, dp) = (median(&direct_median), median(&direct_p99));
+    report.info(
+        "handler: median / p99",
+        format!("{} / {}", micros(hm), micros(hp)),
+    );
+    report.info(
+        "direct IdP call: median / p99",
+        format!("{} / {}", micros(dm), micros(dp)),
+    );
+    report.info("added by the handler: median", micros(hm - dm));
+    report.info(
+        "ratio of p99s (handler / direct)",
+        format!("{:.2}", hp / dp),
+    );
+    let ratio = hm / dm;
+    report.check(
+        "warm call, ratio of medians (handler / direct)",
+        format!("{ratio:.2}"),
+        &format!("<= {TARGET_RATIO}"),
+        ratio <= TARGET_RATIO,
+    );
+    Ok(())
+}
+
+/// One invocation of the handler with the sample event; the event is parsed before the clock
+/// starts, as the runtime parses it before calling the handler.
+async fn through_handler(app: &App, event: &str) -> Result<Duration, String> {
+    let request = lambda_http::request::from_str(event).map_err(|e| format!("event: {e}"))?;
+    let started = Instant::now();
+    let response = app.handle(request).await;
+    let elapsed = started.elapsed();
+    if response.status() != http::StatusCode::OK {
+        return Err(format!("the handler answered {}", response.status()));
+    }
+    Ok(elapsed)
+}
+
+/// The same IdP call made directly, with a client built the same way.
+struct Direct {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Direct {
+    async fn call(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| format!("direct call: {e}"))?;
+        let status = response.status();
+        response
+            .bytes()
+            .await
+            .map_err(|e| format!("direct call body: {e}"))?;
+        let elapsed = started.elapsed();
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("the stand-in IdP answered {status}"));
+        }
+        Ok(elapsed)
+    }
+}

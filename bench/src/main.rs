@@ -1,0 +1,176 @@
+//! Benchmarks of auth0-idp-proxy that print figures, each beside its target (issue 7): the
+//! handler's overhead on a warm call, upstream calls per warm invocation, the cold-start
+//! prefetch, RS256 cost, cold init of the real binary, its memory over many invocations, and
+//! binary size. Everything runs against stand-ins on 127.0.0.1 (and moto's Secrets Manager).
+//!
+//! `bench/run` builds what it needs and runs this; see README's "Performance".
+//!
+//! # Layout
+//! - [`world`]: the stand-ins, the function's configuration for them, callers.
+//! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
+//! - [`lambda`]: a release binary run under a Runtime API, its init timed.
+//! - [`latency`], [`calls`], [`verify`], [`cold`], [`memory`], [`size`]: one section each.
+//! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
+
+mod calls;
+mod cold;
+mod lambda;
+mod latency;
+mod memory;
+mod relay;
+mod report;
+mod size;
+mod stats;
+mod verify;
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use report::Report;
+use standin::Moto;
+
+const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
+[--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
+sections: latency, calls, prefetch, verify, cold, memory, size (default: all)
+binaries default to this executable's directory (the release target dir) and
+<target>/aarch64-unknown-linux-gnu/release/bootstrap";
+
+const SECTIONS: [&str; 7] = [
+    "latency", "calls", "prefetch", "verify", "cold", "memory", "size",
+];
+
+/// What to run, from the command line.
+struct Options {
+    runs: usize,
+    calls: usize,
+    only: Vec<String>,
+    bootstrap: PathBuf,
+    hello: PathBuf,
+    aarch64: PathBuf,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let here = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let target = here.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut options = Self {
+            runs: 7,
+            calls: 1000,
+            only: SECTIONS.map(str::to_owned).to_vec(),
+            bootstrap: here.join("bootstrap"),
+            hello: here.join("hello"),
+            aarch64: target.join("aarch64-unknown-linux-gnu/release/bootstrap"),
+        };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            let number = |text: String| {
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(format!("{flag}: not a positive number"))
+            };
+            match flag.as_str() {
+                "--runs" => options.runs = number(value()?)?,
+                "--calls" => options.calls = number(value()?)?,
+                "--only" => {
+                    options.only = value()?.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = options
+                        .only
+                        .iter()
+                        .find(|s| !SECTIONS.contains(&s.as_str()))
+                    {
+                        return Err(format!("unknown section {bad}"));
+                    }
+                }
+                "--bootstrap" => options.bootstrap = value()?.into(),
+                "--hello" => options.hello = value()?.into(),
+                "--aarch64" => options.aarch64 = value()?.into(),
+                _ => return Err(format!("unknown argument {flag}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only.iter().any(|s| s == section)
+    }
+}
+
+/// The handler logs its JSON line per invocation as in production, into a sink.
+fn discard_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+        .with_writer(std::io::sink)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("{error}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    discard_logs();
+    let moto = match Moto::start() {
+        Ok(moto) => moto,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log =
+        std::env::temp_dir().join(format!("auth0-idp-proxy-bench-{}.log", std::process::id()));
+    println!(
+        "auth0-idp-proxy benchmarks: {} CPUs, {} runs; binaries' logs in {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        options.runs,
+        log.display()
+    );
+
+    let mut report = Report::default();
+    let mut unmeasured = false;
+    let binaries = cold::Binaries {
+        bootstrap: &options.bootstrap,
+        hello: &options.hello,
+    };
+    for section in SECTIONS.into_iter().filter(|s| options.wants(s)) {
+        let result = match section {
+            "latency" => latency::run(&mut report, &moto, options.runs, options.calls).await,
+            "calls" => calls::upstream_calls(&mut report, &moto).await,
+            "prefetch" => calls::prefetch_concurrency(&mut report, &moto).await,
+            "verify" => verify::run(&mut report, &moto, options.runs).await,
+            "cold" => cold::run(&mut report, &moto, &binaries, options.runs, &log).await,
+            "memory" => memory::run(&mut report, &moto, &options.bootstrap, &log).await,
+            _ => size::run(
+                &mut report,
+                &[
+                    ("bootstrap", &options.aarch64),
+                    ("bootstrap", &options.bootstrap),
+                    ("hello", &options.hello),
+                ],
+            ),
+        };
+        if let Err(error) = result {
+            report.failed(section, &error);
+            unmeasured = true;
+        }
+    }
+    report.summary();
+    // Missed targets are figures, not failures; only a figure that could not be measured is.
+    if unmeasured {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,246 @@
+//! The world the function talks to, all on 127.0.0.1: moto's Secrets Manager, a stand-in Auth0
+//! tenant and a stand-in GitHub (optionally behind counting [`Relay`]s), the function's
+//! configuration for them, and callers with linked GitHub identities.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use auth0_idp_proxy::{App, Config, upstream};
+use aws_sdk_secretsmanager::Client as SecretsClient;
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{
+    ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use aws_sdk_secretsmanager::error::BoxError;
+use serde_json::json;
+use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder};
+
+use crate::relay::Relay;
+
+/// The API identifier the callers' tokens are issued for.
+const AUDIENCE: &str = "https://proxy.example.test/api";
+/// The committed sample event of a proxied call, `GET /idp/github/user`.
+const EVENT: &str = include_str!("../../events/http-api-idp-github-user.json");
+/// Where the sample event's token goes.
+const PLACEHOLDER: &str = "REPLACE_WITH_AN_AUTH0_ACCESS_TOKEN";
+
+/// Stand-ins and the function's configuration for them.
+pub struct World {
+    /// The stand-in Auth0 tenant, with its call counters.
+    pub tenant: Tenant,
+    /// The stand-in GitHub API, with its call counter.
+    pub github: Idp,
+    /// The relays in front of the tenant and GitHub, when the world was started with them.
+    pub relays: Option<Relays>,
+    moto_endpoint: String,
+    secret_id: String,
+}
+
+/// Relays that count connections to each origin.
+pub struct Relays {
+    /// In front of the Auth0 tenant (JWKS, token endpoint, Management API).
+    pub auth0: Relay,
+    /// In front of GitHub.
+    pub github: Relay,
+}
+
+/// Counts the Secrets Manager requests a client transmits (retries included).
+#[derive(Debug, Clone)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A Secrets Manager client for moto with dummy credentials, counting requests into `counter`.
+async fn secrets_client(endpoint: &str, counter: Option<Arc<AtomicUsize>>) -> SecretsClient {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+    if let Some(counter) = counter {
+        config = config.interceptor(CountRequests(counter));
+    }
+    SecretsClient::from_conf(config.build())
+}
+
+/// The function in-process, and how many Secrets Manager requests it made.
+pub struct InProcess {
+    /// The handler's state, nothing fetched yet.
+    pub app: App,
+    secret_reads: Arc<AtomicUsize>,
+}
+
+impl InProcess {
+    /// Secrets Manager requests so far.
+    pub fn secret_reads(&self) -> usize {
+        self.secret_reads.load(Ordering::SeqCst)
+    }
+}
+
+impl World {
+    /// Fresh stand-ins and a fresh secret in `moto`; with `relays`, the function reaches the
+    /// tenant and GitHub through relays that add `handshake` to each new connection.
+    pub async fn start(moto: &Moto, relays: bool, handshake: Duration) -> Result<Self, String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let client_secret = format!("bench-m2m-secret-{}-{n}", std::process::id());
+        let secret_id = format!("auth0-idp-proxy/bench-{}-{n}", std::process::id());
+        let tenant = Tenant::start(&client_secret)
+            .await
+            .map_err(|e| format!("stand-in tenant: {e}"))?;
+        let github = Idp::start()
+            .await
+            .map_err(|e| format!("stand-in GitHub: {e}"))?;
+        secrets_client(moto.endpoint(), None)
+            .await
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(
+                json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret}).to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("creating the secret in moto: {e}"))?;
+        let relays = if relays {
+            Some(Relays {
+                auth0: Relay::start(&tenant.origin(), handshake).await?,
+                github: Relay::start(&github.origin(), handshake).await?,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            tenant,
+            github,
+            relays,
+            moto_endpoint: moto.endpoint().to_owned(),
+            secret_id,
+        })
+    }
+
+    /// The Auth0 origin the function is configured with (the relay's, if any).
+    fn auth0_origin(&self) -> String {
+        match &self.relays {
+            Some(relays) => relays.auth0.origin(),
+            None => self.tenant.origin(),
+        }
+    }
+
+    /// The function's own variables (those of README's Configuration).
+    fn function_env(&self) -> Vec<(String, String)> {
+        let github = match &self.relays {
+            Some(relays) => relays.github.origin(),
+            None => self.github.origin(),
+        };
+        vec![
+            ("AUTH0_DOMAIN".into(), self.auth0_origin()),
+            ("AUTH0_AUDIENCE".into(), AUDIENCE.into()),
+            ("CREDENTIALS_SECRET_ID".into(), self.secret_id.clone()),
+            (
+                "IDP_CONNECTIONS".into(),
+                json!({"github": {"api_base": github}}).to_string(),
+            ),
+        ]
+    }
+
+    /// The environment of the real binary under a Runtime API at `runtime_api`: the function's
+    /// variables and what Lambda sets, with moto as Secrets Manager.
+    pub fn process_env(&self, runtime_api: &str) -> Vec<(String, String)> {
+        let mut env = self.function_env();
+        env.extend(lambda_env(runtime_api));
+        env.extend(
+            [
+                ("AWS_ACCESS_KEY_ID", "bench"),
+                ("AWS_SECRET_ACCESS_KEY", "bench"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &self.moto_endpoint),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env
+    }
+
+    /// The function's configuration, parsed as `bootstrap` parses its environment.
+    pub fn config(&self) -> Result<Config, String> {
+        let env = self.function_env();
+        Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .map_err(|e| format!("configuration: {e}"))
+    }
+
+    /// The handler wired as `bootstrap` wires it: one shared HTTP client, Secrets Manager at moto.
+    pub async fn in_process(&self) -> Result<InProcess, String> {
+        let secret_reads = Arc::new(AtomicUsize::new(0));
+        let secrets = self.secrets(Some(Arc::clone(&secret_reads))).await;
+        Ok(InProcess {
+            app: App::new(self.config()?, http_client()?, secrets),
+            secret_reads,
+        })
+    }
+
+    /// A Secrets Manager client for moto, counting its requests into `counter`.
+    pub async fn secrets(&self, counter: Option<Arc<AtomicUsize>>) -> SecretsClient {
+        secrets_client(&self.moto_endpoint, counter).await
+    }
+
+    /// Caller number `n`: a user of the tenant with a linked GitHub identity whose token the
+    /// stand-in GitHub accepts. Returns the caller's signed access token.
+    pub fn caller(&self, n: usize) -> String {
+        let sub = format!("github|{}", 1000 + n);
+        if !self.tenant.has_user(&sub) {
+            let token = github_token(n);
+            self.tenant.add_user(standin::profile(
+                &sub,
+                &[("github", &n.to_string(), &token)],
+            ));
+            self.github
+                .grant(&token, json!({"login": format!("user{n}"), "id": n}));
+        }
+        TokenBuilder::new(&format!("{}/", self.auth0_origin()), AUDIENCE, &sub).sign()
+    }
+}
+
+/// The function's shared HTTP client, as `bootstrap` builds it.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    upstream::build_client().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The GitHub access token of caller `n`.
+pub fn github_token(n: usize) -> String {
+    format!("gho_bench_{n}")
+}
+
+/// The sample event `GET /idp/github/user` carrying `jwt`, as API Gateway sends it.
+pub fn event(jwt: &str) -> String {
+    EVENT.replace(PLACEHOLDER, jwt)
+}
+
+/// What Lambda sets for any function, pointing at the Runtime API at `runtime_api`.
+pub fn lambda_env(runtime_api: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+        ("AWS_LAMBDA_FUNCTION_NAME", "auth0-idp-proxy"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_LAMBDA_LOG_LEVEL", "info"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into()
+}
