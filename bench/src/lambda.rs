@@ -75,6 +75,15 @@ impl Function {
         self.child.id()
     }
 
+    /// Minor page faults the process has taken so far (`/proc/<pid>/stat`, field 10): the
+    /// pages of its binary and heap it touched.
+    pub fn minor_faults(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the parenthesised command name start at field 3.
+        let after_name = stat.rsplit_once(')')?.1;
+        after_name.split_whitespace().nth(10 - 3)?.parse().ok()
+    }
+
     /// Invokes the function with `event`; returns the response's `statusCode` (or 200 for a
     /// plain JSON answer without one) and how long the round trip took.
     pub async fn invoke(&self, event: &str) -> Result<(u16, Duration), String> {

@@ -9,11 +9,13 @@
 //! - [`world`]: the stand-ins, the function's configuration for them, callers.
 //! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
 //! - [`lambda`]: a release binary run under a Runtime API, its init timed.
-//! - [`latency`], [`calls`], [`verify`], [`cold`], [`memory`], [`size`]: one section each.
+//! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`size`]: one section
+//!   each.
 //! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
 
 mod calls;
 mod cold;
+mod init;
 mod lambda;
 mod latency;
 mod memory;
@@ -32,12 +34,12 @@ use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
-sections: latency, calls, prefetch, verify, cold, memory, size (default: all)
+sections: latency, calls, prefetch, verify, init, cold, memory, size (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/aarch64-unknown-linux-gnu/release/bootstrap";
 
-const SECTIONS: [&str; 7] = [
-    "latency", "calls", "prefetch", "verify", "cold", "memory", "size",
+const SECTIONS: [&str; 8] = [
+    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "size",
 ];
 
 /// What to run, from the command line.
@@ -114,6 +116,15 @@ fn discard_logs() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(init::STEPS_FLAG) {
+        return match init::time_steps().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = match Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(error) => {
@@ -150,6 +161,7 @@ async fn main() -> ExitCode {
             "calls" => calls::upstream_calls(&mut report, &moto).await,
             "prefetch" => calls::prefetch_concurrency(&mut report, &moto).await,
             "verify" => verify::run(&mut report, &moto, options.runs).await,
+            "init" => init::run(&mut report, &moto, options.runs).await,
             "cold" => cold::run(&mut report, &moto, &binaries, options.runs, &log).await,
             "memory" => memory::run(&mut report, &moto, &options.bootstrap, &log).await,
             _ => size::run(

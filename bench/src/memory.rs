@@ -2,7 +2,6 @@
 //! `/proc/<pid>/status` along the way to show whether it grows.
 
 use std::path::Path;
-use std::time::Duration;
 
 use standin::Moto;
 
@@ -57,7 +56,7 @@ pub async fn run(
              round-robin; VmHWM / VmRSS from /proc"
         ),
     );
-    let world = World::start(moto, false, Duration::ZERO).await?;
+    let world = World::start(moto, None).await?;
     let events: Vec<String> = (0..USERS).map(|n| world::event(&world.caller(n))).collect();
     let function = Function::start(bootstrap, |runtime| world.process_env(runtime), log).await?;
     let pid = function.pid().ok_or("no pid")?;

@@ -1,13 +1,24 @@
 //! A TCP relay on 127.0.0.1 in front of a stand-in: counts the connections the function opens to
-//! that origin, and can delay each new connection to stand for the TCP and TLS handshakes to a
-//! remote origin (which loopback plain HTTP does not have).
+//! that origin, and can add what a remote origin costs that loopback does not: a delay on each
+//! new connection (the TCP and TLS handshakes) and on each request (the network and the
+//! service's own time).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// What the relay adds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delay {
+    /// Before each new connection is relayed.
+    pub handshake: Duration,
+    /// Before each chunk the client sends (one per small request) is passed on.
+    pub request: Duration,
+}
 
 /// A running relay; it lives until the process ends.
 #[derive(Debug, Clone)]
@@ -17,8 +28,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Relays every connection to `origin` (`http://127.0.0.1:port`), after `handshake`.
-    pub async fn start(origin: &str, handshake: Duration) -> Result<Self, String> {
+    /// Relays every connection to `origin` (`http://127.0.0.1:port`), adding `delay`.
+    pub async fn start(origin: &str, delay: Delay) -> Result<Self, String> {
         let target: SocketAddr = origin
             .trim_start_matches("http://")
             .parse()
@@ -32,7 +43,7 @@ impl Relay {
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(relay(inbound, target, handshake));
+                tokio::spawn(relay(inbound, target, delay));
             }
         });
         Ok(Self { addr, connections })
@@ -49,10 +60,31 @@ impl Relay {
     }
 }
 
-async fn relay(mut inbound: TcpStream, target: SocketAddr, handshake: Duration) {
-    tokio::time::sleep(handshake).await;
-    if let Ok(mut outbound) = TcpStream::connect(target).await {
-        // Either side closing ends the relay; the error says nothing the counts need.
-        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-    }
+/// Pipes one connection both ways until either side closes; errors only end the connection.
+async fn relay(inbound: TcpStream, target: SocketAddr, delay: Delay) {
+    tokio::time::sleep(delay.handshake).await;
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_server, mut to_server) = outbound.into_split();
+    let requests = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
+            if !delay.request.is_zero() {
+                tokio::time::sleep(delay.request).await;
+            }
+            if to_server.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown().await;
+    };
+    let responses = async {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(requests, responses);
 }

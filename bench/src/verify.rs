@@ -24,7 +24,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
         "RS256 verification cost per token",
         &format!("in-process, 2048-bit key, keys cached, {runs} runs x {TOKENS} tokens, median"),
     );
-    let world = World::start(moto, false, Duration::ZERO).await?;
+    let world = World::start(moto, None).await?;
     let config = world.config()?;
     let auth = Authenticator::new(&config, world::http_client()?, KeyPolicy::default());
     let deadline = Deadline::after(Duration::from_secs(60));

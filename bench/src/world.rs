@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use auth0_idp_proxy::{App, Config, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
@@ -16,7 +15,7 @@ use aws_sdk_secretsmanager::error::BoxError;
 use serde_json::json;
 use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder};
 
-use crate::relay::Relay;
+use crate::relay::{Delay, Relay};
 
 /// The API identifier the callers' tokens are issued for.
 const AUDIENCE: &str = "https://proxy.example.test/api";
@@ -96,8 +95,8 @@ impl InProcess {
 
 impl World {
     /// Fresh stand-ins and a fresh secret in `moto`; with `relays`, the function reaches the
-    /// tenant and GitHub through relays that add `handshake` to each new connection.
-    pub async fn start(moto: &Moto, relays: bool, handshake: Duration) -> Result<Self, String> {
+    /// tenant and GitHub through relays that add that delay.
+    pub async fn start(moto: &Moto, relays: Option<Delay>) -> Result<Self, String> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let client_secret = format!("bench-m2m-secret-{}-{n}", std::process::id());
@@ -118,13 +117,12 @@ impl World {
             .send()
             .await
             .map_err(|e| format!("creating the secret in moto: {e}"))?;
-        let relays = if relays {
-            Some(Relays {
-                auth0: Relay::start(&tenant.origin(), handshake).await?,
-                github: Relay::start(&github.origin(), handshake).await?,
-            })
-        } else {
-            None
+        let relays = match relays {
+            Some(delay) => Some(Relays {
+                auth0: Relay::start(&tenant.origin(), delay).await?,
+                github: Relay::start(&github.origin(), delay).await?,
+            }),
+            None => None,
         };
         Ok(Self {
             tenant,
@@ -143,12 +141,17 @@ impl World {
         }
     }
 
-    /// The function's own variables (those of README's Configuration).
-    fn function_env(&self) -> Vec<(String, String)> {
-        let github = match &self.relays {
+    /// The GitHub API origin the function is configured with (the relay's, if any).
+    pub fn github_origin(&self) -> String {
+        match &self.relays {
             Some(relays) => relays.github.origin(),
             None => self.github.origin(),
-        };
+        }
+    }
+
+    /// The function's own variables (those of README's Configuration).
+    fn function_env(&self) -> Vec<(String, String)> {
+        let github = self.github_origin();
         vec![
             ("AUTH0_DOMAIN".into(), self.auth0_origin()),
             ("AUTH0_AUDIENCE".into(), AUDIENCE.into()),
