@@ -1,18 +1,24 @@
 //! Cold init of the real release `bootstrap`, with and without the prefetch, beside a minimal
 //! `lambda_runtime` function built with the same profile; and what the prefetch saves the first
-//! invocation.
+//! invocation, on bare loopback and with handshakes as costly as a remote origin's.
 
 use std::path::Path;
+use std::time::Duration;
 
 use standin::Moto;
 
 use crate::lambda::Function;
+use crate::relay::Delay;
 use crate::report::{Report, millis};
 use crate::stats::median;
 use crate::world::{self, World};
 
 /// Largest acceptable ratio of `bootstrap`'s init to the minimal function's.
 const TARGET_RATIO: f64 = 1.5;
+
+/// What each new connection to the Auth0 origin or GitHub costs in the second scenario: about a
+/// TCP and TLS handshake from a Lambda to a remote origin.
+const HANDSHAKE: Duration = Duration::from_millis(20);
 
 /// The binaries under test.
 pub struct Binaries<'a> {
@@ -29,29 +35,29 @@ enum Variant {
     Hello,
 }
 
+/// Medians, in µs, of one variant's runs.
+#[derive(Clone, Copy, Default)]
+struct Cold {
+    /// Exec to the first request for an invocation.
+    init: f64,
+    /// The first invocation's round trip.
+    first: f64,
+    /// Minor page faults by the end of init.
+    faults: f64,
+}
+
 /// Starts each variant `runs` times, interleaved, after one discarded warm-up round.
-pub async fn run(
-    report: &mut Report,
-    moto: &Moto,
+async fn measure(
+    world: &World,
     binaries: &Binaries<'_>,
+    variants: &[Variant],
     runs: usize,
     log: &Path,
-) -> Result<(), String> {
-    report.section(
-        "Cold init: exec to first GET /runtime/invocation/next",
-        &format!(
-            "real release binaries under a Runtime API on 127.0.0.1, moto and stand-ins; \
-             {runs} interleaved runs each after a warm-up, median"
-        ),
-    );
-    let world = World::start(moto, None).await?;
+) -> Result<Vec<Cold>, String> {
     let event = world::event(&world.caller(0));
-    let variants = [Variant::Prefetch, Variant::NoPrefetch, Variant::Hello];
-    let mut init = [vec![], vec![], vec![]];
-    let mut first = [vec![], vec![], vec![]];
-    let mut faults = [vec![], vec![], vec![]];
+    let mut samples = vec![(Vec::new(), Vec::new(), Vec::new()); variants.len()];
     for round in 0..=runs {
-        for (i, variant) in variants.iter().enumerate() {
+        for (variant, (init, first, faults)) in variants.iter().zip(&mut samples) {
             let (binary, event) = match variant {
                 Variant::Hello => (binaries.hello, "{}"),
                 _ => (binaries.bootstrap, event.as_str()),
@@ -78,54 +84,101 @@ pub async fn run(
                 return Err(format!("{} answered {status}", binary.display()));
             }
             if round > 0 {
-                init[i].push(init_time.as_secs_f64() * 1e6);
-                first[i].push(elapsed.as_secs_f64() * 1e6);
-                faults[i].push(init_faults as f64);
+                init.push(init_time.as_secs_f64() * 1e6);
+                first.push(elapsed.as_secs_f64() * 1e6);
+                faults.push(init_faults as f64);
             }
         }
     }
+    Ok(samples
+        .iter()
+        .map(|(init, first, faults)| Cold {
+            init: median(init),
+            first: median(first),
+            faults: median(faults),
+        })
+        .collect())
+}
 
-    let [prefetch, no_prefetch, hello] = init.map(|runs| median(&runs));
-    let [first_prefetch, first_no_prefetch, _] = first.map(|runs| median(&runs));
-    let [faults_prefetch, faults_no_prefetch, faults_hello] = faults.map(|runs| median(&runs));
-    let with_faults = |init: f64, faults: f64| format!("{}, {faults:.0} page faults", millis(init));
+/// Reports cold init against the minimal function, and init + first invocation with and without
+/// the prefetch, on bare loopback and with [`HANDSHAKE`] per new connection.
+pub async fn run(
+    report: &mut Report,
+    moto: &Moto,
+    binaries: &Binaries<'_>,
+    runs: usize,
+    log: &Path,
+) -> Result<(), String> {
+    report.section(
+        "Cold init: exec to first GET /runtime/invocation/next",
+        &format!(
+            "real release binaries under a Runtime API on 127.0.0.1, moto and stand-ins; \
+             {runs} interleaved runs each after a warm-up, median"
+        ),
+    );
+    let world = World::start(moto, None).await?;
+    let variants = [Variant::Prefetch, Variant::NoPrefetch, Variant::Hello];
+    let [prefetch, no_prefetch, hello] = measure(&world, binaries, &variants, runs, log).await?[..]
+    else {
+        unreachable!("one result per variant")
+    };
+    let with_faults = |cold: Cold| format!("{}, {:.0} page faults", millis(cold.init), cold.faults);
     report.info(
         "minimal lambda_runtime function (hello)",
-        with_faults(hello, faults_hello),
+        with_faults(hello),
     );
-    report.info(
-        "bootstrap without prefetch",
-        with_faults(no_prefetch, faults_no_prefetch),
-    );
-    report.info(
-        "bootstrap with prefetch",
-        with_faults(prefetch, faults_prefetch),
-    );
+    report.info("bootstrap without prefetch", with_faults(no_prefetch));
+    report.info("bootstrap with prefetch", with_faults(prefetch));
     let target = format!("<= {TARGET_RATIO}");
-    let ratio = no_prefetch / hello;
-    report.check(
-        "cold init ratio, bootstrap without prefetch / hello",
-        format!("{ratio:.2}"),
-        &target,
-        ratio <= TARGET_RATIO,
-    );
-    let ratio = prefetch / hello;
-    report.check(
-        "cold init ratio, bootstrap with prefetch / hello",
-        format!("{ratio:.2}"),
-        &target,
-        ratio <= TARGET_RATIO,
-    );
+    for (label, cold) in [("without", no_prefetch), ("with", prefetch)] {
+        let ratio = cold.init / hello.init;
+        report.check(
+            &format!("cold init ratio, bootstrap {label} prefetch / hello"),
+            format!("{ratio:.2}"),
+            &target,
+            ratio <= TARGET_RATIO,
+        );
+    }
+    let both = |a: f64, b: f64| format!("{} / {}", millis(a), millis(b));
     report.info(
         "first invocation after init: with / without prefetch",
-        format!("{} / {}", millis(first_prefetch), millis(first_no_prefetch)),
+        both(prefetch.first, no_prefetch.first),
     );
     report.info(
         "init + first invocation: with / without prefetch",
-        format!(
-            "{} / {}",
-            millis(prefetch + first_prefetch),
-            millis(no_prefetch + first_no_prefetch)
+        both(
+            prefetch.init + prefetch.first,
+            no_prefetch.init + no_prefetch.first,
+        ),
+    );
+
+    let remote = World::start(
+        moto,
+        Some(Delay {
+            handshake: HANDSHAKE,
+            request: Duration::ZERO,
+        }),
+    )
+    .await?;
+    let variants = [Variant::Prefetch, Variant::NoPrefetch];
+    let [prefetch, no_prefetch] = measure(&remote, binaries, &variants, runs, log).await?[..]
+    else {
+        unreachable!("one result per variant")
+    };
+    let label = format!("{} ms per new connection", HANDSHAKE.as_millis());
+    report.info(
+        &format!("{label}: init, with / without prefetch"),
+        both(prefetch.init, no_prefetch.init),
+    );
+    report.info(
+        &format!("{label}: first invocation, with / without"),
+        both(prefetch.first, no_prefetch.first),
+    );
+    report.info(
+        &format!("{label}: init + first, with / without"),
+        both(
+            prefetch.init + prefetch.first,
+            no_prefetch.init + no_prefetch.first,
         ),
     );
     Ok(())

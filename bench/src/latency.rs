@@ -14,13 +14,13 @@ use crate::world::{self, World};
 /// Largest acceptable ratio of the handler's median to the direct call's.
 const TARGET_RATIO: f64 = 1.05;
 
-/// What the stand-in IdP (and tenant) take to answer in the second scenario: a fast API in the
-/// same region as the function; real IdPs over the internet take tens of milliseconds.
+/// What the relays in front of the stand-in IdP (and tenant) add to each request in the second
+/// scenario: at least this (tokio's timer rounds up to its next millisecond tick), about a fast
+/// API in the function's own region; real IdPs over the internet take tens of milliseconds.
 const SERVICE_TIME: Duration = Duration::from_millis(1);
 
 /// Runs `runs` rounds of `calls` interleaved pairs (handler, direct) against the bare stand-ins,
-/// then against stand-ins that take [`SERVICE_TIME`] to answer, and reports medians over the
-/// rounds.
+/// then with [`SERVICE_TIME`] added to each request, and reports medians over the rounds.
 pub async fn run(
     report: &mut Report,
     moto: &Moto,
@@ -40,7 +40,7 @@ pub async fn run(
     };
     let scenarios = [
         ("bare loopback stand-ins", None),
-        ("stand-ins answering in 1 ms (via relays)", Some(slow)),
+        ("stand-ins delayed 1 ms a request (relays)", Some(slow)),
     ];
     for (label, relays) in scenarios {
         let world = World::start(moto, relays).await?;

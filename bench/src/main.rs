@@ -116,8 +116,9 @@ fn discard_logs() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some(init::STEPS_FLAG) {
-        return match init::time_steps().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(init::STEPS_FLAG) {
+        return match init::time_steps(init::wants_alternative(&args)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("{error}");
@@ -125,7 +126,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let options = match Options::parse(std::env::args().skip(1)) {
+    let options = match Options::parse(args.into_iter()) {
         Ok(options) => options,
         Err(error) => {
             eprintln!("{error}\n{USAGE}");
