@@ -16,6 +16,8 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::identities;
+use crate::idp::source::LiveSource;
+use crate::idp::tokens::IdpTokens;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
@@ -28,6 +30,7 @@ pub struct App {
     auth: Authenticator,
     cors: Cors,
     management: Management,
+    tokens: IdpTokens,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),
             management: Management::new(http.clone(), config.auth0_origin.clone(), credentials),
+            tokens: IdpTokens::new(config.idp_tokens),
             http,
             config,
         }
@@ -178,16 +182,29 @@ impl App {
             request.headers(),
             body,
         )?;
-        let user = self.management.user(&caller.user_id, deadline).await?;
-        let identity =
-            identities::pick(&user, name).ok_or_else(|| IdpError::NotLinked(name.to_owned()))?;
-        let reconsent = || IdpError::ReconsentRequired {
-            connection: name.to_owned(),
+        let user_id = caller.user_id.as_str();
+        let source = LiveSource {
+            management: &self.management,
+            http: &self.http,
+            user_id,
+            connection,
         };
-        let token = identity.access_token.as_ref().ok_or_else(reconsent)?;
-        let response = idp::call(&self.http, &idp_request, token, deadline).await?;
+        let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
+        let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
-            return Err(reconsent().into());
+            // A 401 means the IdP did not act on the request, so even a POST may be sent again.
+            let replacement = self
+                .tokens
+                .replace_refused(user_id, name, &lease, &source, deadline)
+                .await?;
+            response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
+            if response.status == StatusCode::UNAUTHORIZED {
+                self.tokens.forget(user_id, name, &replacement);
+                return Err(IdpError::ReconsentRequired {
+                    connection: name.to_owned(),
+                }
+                .into());
+            }
         }
         if response.status.is_server_error() {
             return Err(IdpError::Upstream(UpstreamError::Status {

@@ -107,6 +107,21 @@ pub struct Connection {
     pub token_url: Option<Url>,
     /// Headers the provider expects on every call (the caller's own may override them).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How the IdP app authenticates at `token_url`.
+    pub token_auth: TokenAuth,
+    /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
+    pub refresh_scopes: Vec<String>,
+}
+
+/// How the IdP app's client credentials travel in a refresh grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1's alternative; what
+    /// GitHub, Google and Microsoft accept).
+    Body,
+    /// HTTP Basic authentication (Bitbucket).
+    Basic,
 }
 
 impl Connection {
@@ -124,52 +139,69 @@ struct Override {
     allow: Option<Vec<String>>,
     token_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    token_auth: Option<TokenAuth>,
+    refresh_scopes: Option<Vec<String>>,
 }
 
-/// A built-in entry: name, API base, token endpoint, extra headers.
-type BuiltIn = (
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    &'static [(&'static str, &'static str)],
-);
+/// A built-in connection.
+struct BuiltIn {
+    name: &'static str,
+    api_base: &'static str,
+    token_url: Option<&'static str>,
+    token_auth: TokenAuth,
+    headers: &'static [(&'static str, &'static str)],
+}
 
 /// The built-in connections, all read-only (`GET`) by default.
 const BUILT_IN: &[BuiltIn] = &[
-    (
-        "github",
-        "https://api.github.com",
-        Some("https://github.com/login/oauth/access_token"),
-        &[
+    BuiltIn {
+        name: "github",
+        api_base: "https://api.github.com",
+        // GitHub App user tokens expire and are renewed here; it answers form-encoded unless
+        // asked for JSON (the grant asks).
+        token_url: Some("https://github.com/login/oauth/access_token"),
+        token_auth: TokenAuth::Body,
+        headers: &[
             ("accept", "application/vnd.github+json"),
             ("x-github-api-version", "2022-11-28"),
         ],
-    ),
-    (
-        "google-oauth2",
-        "https://www.googleapis.com",
-        Some("https://oauth2.googleapis.com/token"),
-        &[],
-    ),
-    (
-        "windowslive",
-        "https://graph.microsoft.com",
-        Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
-        &[],
-    ),
-    ("facebook", "https://graph.facebook.com", None, &[]),
-    (
-        "bitbucket",
-        "https://api.bitbucket.org",
-        Some("https://bitbucket.org/site/oauth2/access_token"),
-        &[],
-    ),
-    (
-        "linkedin",
-        "https://api.linkedin.com",
-        Some("https://www.linkedin.com/oauth/v2/accessToken"),
-        &[],
-    ),
+    },
+    BuiltIn {
+        name: "google-oauth2",
+        api_base: "https://www.googleapis.com",
+        token_url: Some("https://oauth2.googleapis.com/token"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "windowslive",
+        api_base: "https://graph.microsoft.com",
+        token_url: Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "facebook",
+        api_base: "https://graph.facebook.com",
+        // Facebook has no refresh tokens: long-lived tokens are re-issued only at login.
+        token_url: None,
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "bitbucket",
+        api_base: "https://api.bitbucket.org",
+        token_url: Some("https://bitbucket.org/site/oauth2/access_token"),
+        token_auth: TokenAuth::Basic,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "linkedin",
+        api_base: "https://api.linkedin.com",
+        token_url: Some("https://www.linkedin.com/oauth/v2/accessToken"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
 ];
 
 /// The default allow-list: read-only calls anywhere under the API base.
@@ -185,15 +217,20 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Self, String> {
         let mut table = HashMap::new();
-        for (name, api_base, token_url, headers) in BUILT_IN {
+        for built_in in BUILT_IN {
             let connection = Connection {
-                name: (*name).to_owned(),
-                api_base: api_url(api_base, "api_base")?,
+                name: built_in.name.to_owned(),
+                api_base: api_url(built_in.api_base, "api_base")?,
                 allow: vec![AllowRule::parse(DEFAULT_ALLOW)?],
-                token_url: token_url.map(|u| api_url(u, "token_url")).transpose()?,
-                headers: parse_headers(headers.iter().map(|(k, v)| (*k, *v)))?,
+                token_url: built_in
+                    .token_url
+                    .map(|u| api_url(u, "token_url"))
+                    .transpose()?,
+                headers: parse_headers(built_in.headers.iter().map(|(k, v)| (*k, *v)))?,
+                token_auth: built_in.token_auth,
+                refresh_scopes: Vec::new(),
             };
-            table.insert((*name).to_owned(), connection);
+            table.insert(built_in.name.to_owned(), connection);
         }
         for (name, value) in overrides.into_iter().flatten() {
             let entry: Override = serde_json::from_value(value.clone())
@@ -240,6 +277,25 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         Some(url) => Some(api_url(&url, "token_url")?),
         None => base.as_ref().and_then(|b| b.token_url.clone()),
     };
+    let refresh_scopes = match entry.refresh_scopes {
+        Some(scopes) => {
+            if scopes
+                .iter()
+                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err("refresh_scopes must be single, non-empty scopes".to_owned());
+            }
+            scopes
+        }
+        None => base
+            .as_ref()
+            .map(|b| b.refresh_scopes.clone())
+            .unwrap_or_default(),
+    };
+    let token_auth = entry
+        .token_auth
+        .or(base.as_ref().map(|b| b.token_auth))
+        .unwrap_or(TokenAuth::Body);
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
@@ -250,6 +306,8 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         allow,
         token_url,
         headers,
+        token_auth,
+        refresh_scopes,
     })
 }
 

@@ -1,8 +1,12 @@
-//! The identity provider side: the connection table, path normalisation, and the proxied call
-//! itself, which carries the IdP token in and brings only safe headers back.
+//! The identity provider side: the connection table, path normalisation, the IdP token's
+//! lifecycle (cache, renewal), and the proxied call itself, which carries the IdP token in and
+//! brings only safe headers back.
 
 pub mod connections;
 pub mod path;
+pub mod renewal;
+pub mod source;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -71,6 +75,9 @@ pub enum IdpError {
     /// The IdP failed, timed out or answered garbage.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The refresh grant failed for a reason a new login would not mend.
+    #[error(transparent)]
+    Renewal(#[from] renewal::RenewalError),
 }
 
 /// What the caller asked the IdP for, validated.
