@@ -352,12 +352,12 @@ mod tests {
 
     #[test]
     fn idp_token_cache_is_configurable_within_bounds() {
-        let config = config(&[]).expect("valid");
-        assert_eq!(config.idp_tokens, TokenPolicy::default());
-        let config = config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")])
-            .expect("valid");
-        assert_eq!(config.idp_tokens.capacity.get(), 50);
-        assert_eq!(config.idp_tokens.max_age, Duration::from_secs(60));
+        let defaults = config(&[]).expect("valid");
+        assert_eq!(defaults.idp_tokens, TokenPolicy::default());
+        let set =
+            config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")]).expect("valid");
+        assert_eq!(set.idp_tokens.capacity.get(), 50);
+        assert_eq!(set.idp_tokens.max_age, Duration::from_secs(60));
         for (var, bad) in [
             ("IDP_TOKEN_CACHE_SIZE", "0"),
             ("IDP_TOKEN_CACHE_SIZE", "many"),

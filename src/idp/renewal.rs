@@ -94,9 +94,9 @@ pub async fn refresh(
         // token endpoint's answer may hold a token.
         Err(RequestTokenError::ServerResponse(error)) => Err(classify(error.error())),
         Err(RequestTokenError::Request(error)) => Err(error.into()),
-        Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) => Err(
-            UpstreamError::garbage(Service::Idp, "unreadable token endpoint answer").into(),
-        ),
+        Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) => {
+            Err(UpstreamError::garbage(Service::Idp, "unreadable token endpoint answer").into())
+        }
     }
 }
 

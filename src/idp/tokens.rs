@@ -252,9 +252,11 @@ impl IdpTokens {
 
     fn entry(&self, user_id: &str, connection: &str) -> Arc<Entry> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(entries.get_or_insert((user_id.to_owned(), connection.to_owned()), || {
-            Arc::new(Entry::default())
-        }))
+        Arc::clone(
+            entries.get_or_insert((user_id.to_owned(), connection.to_owned()), || {
+                Arc::new(Entry::default())
+            }),
+        )
     }
 
     /// A token for `user_id` at `connection`: the cached one if fresh, else one Auth0 read (and
@@ -438,7 +440,11 @@ mod tests {
             Ok(stored(access, refresh))
         }
 
-        async fn renew(&self, refresh: &SecretString, _: &Deadline) -> Result<Renewed, RenewFailure> {
+        async fn renew(
+            &self,
+            refresh: &SecretString,
+            _: &Deadline,
+        ) -> Result<Renewed, RenewFailure> {
             let n = self.grants.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(10)).await;
             let mut live = self.live_refresh.lock().expect("lock");
@@ -483,10 +489,16 @@ mod tests {
     async fn a_cached_token_costs_no_upstream_call() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), None);
-        let first = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+        let first = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
         assert_eq!((token_of(&first), first.origin), ("a0", Origin::Auth0));
         for _ in 0..10 {
-            let lease = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+            let lease = tokens
+                .lease("u", "c", &script, &deadline())
+                .await
+                .expect("lease");
             assert_eq!((token_of(&lease), lease.origin), ("a0", Origin::Cache));
         }
         assert_eq!(script.reads.load(Ordering::SeqCst), 1);
@@ -496,13 +508,18 @@ mod tests {
     async fn a_refused_token_is_replaced_by_a_relogin_before_any_renewal() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
-        let _ = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
-        let cached = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+        let _ = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
+        let cached = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
         *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
         let replaced = tokens
             .replace_refused("u", "c", &cached, &script, &deadline())
             .await
-            .ok()
             .expect("replacement");
         assert_eq!(token_of(&replaced), "a1-relogin");
         assert_eq!(script.grants.load(Ordering::SeqCst), 0);
@@ -512,21 +529,31 @@ mod tests {
     async fn a_refused_token_is_renewed_and_the_rotated_refresh_token_kept() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
-        let first = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+        let first = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
         let renewed = tokens
             .replace_refused("u", "c", &first, &script, &deadline())
             .await
-            .ok()
             .expect("renewed");
-        assert_eq!((token_of(&renewed), renewed.origin), ("renewed-0", Origin::Renewed));
+        assert_eq!(
+            (token_of(&renewed), renewed.origin),
+            ("renewed-0", Origin::Renewed)
+        );
         // The renewed token is refused too: it is not renewed again by the same invocation.
         assert!(matches!(
-            tokens.replace_refused("u", "c", &renewed, &script, &deadline()).await,
+            tokens
+                .replace_refused("u", "c", &renewed, &script, &deadline())
+                .await,
             Err(ApiError::Idp(IdpError::ReconsentRequired { .. }))
         ));
         // A later invocation: Auth0 still holds the original (superseded) values, so the
         // rotated refresh token is the one used.
-        let again = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+        let again = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
         assert_eq!(again.origin, Origin::Renewed);
         assert_eq!(token_of(&again), "renewed-1");
         assert_eq!(script.grants.load(Ordering::SeqCst), 2);
@@ -537,9 +564,14 @@ mod tests {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
         *script.live_refresh.lock().expect("lock") = None;
-        let first = tokens.lease("u", "c", &script, &deadline()).await.ok().expect("lease");
+        let first = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
         assert!(matches!(
-            tokens.replace_refused("u", "c", &first, &script, &deadline()).await,
+            tokens
+                .replace_refused("u", "c", &first, &script, &deadline())
+                .await,
             Err(ApiError::Idp(IdpError::ReconsentRequired { .. }))
         ));
         assert!(tokens.lease("u", "c", &script, &deadline()).await.is_err());

@@ -11,7 +11,7 @@ mod moto;
 mod runtime_api;
 mod tenant;
 
-pub use idp::{Idp, Recorded};
+pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
 pub use moto::Moto;

@@ -7,3 +7,4 @@ mod helpers;
 mod management;
 mod proxy;
 mod routing;
+mod tokens;
