@@ -25,6 +25,7 @@ use super::IdpError;
 use super::renewal::Renewed;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
+use crate::management::ManagementError;
 use crate::upstream::{Service, UpstreamError};
 
 /// How many tokens are kept and for how long.
@@ -162,6 +163,18 @@ impl State {
             })
     }
 
+    /// The current token whatever its age, unless it is past a known expiry.
+    fn stale_lease(&self) -> Option<Lease> {
+        self.current
+            .as_ref()
+            .filter(|c| c.lifetime.is_none())
+            .map(|c| Lease {
+                token: c.token.clone(),
+                generation: c.generation,
+                origin: Origin::Cache,
+            })
+    }
+
     fn install(&mut self, token: SecretString, lifetime: Option<Duration>, now: Instant) {
         self.generation += 1;
         self.current = Some(Current {
@@ -277,7 +290,18 @@ impl IdpTokens {
         if let Some(lease) = entry.state().lease(Instant::now(), max_age, Origin::Auth0) {
             return Ok(lease);
         }
-        let stored = source.stored(deadline).await?;
+        let stored = match source.stored(deadline).await {
+            Ok(stored) => stored,
+            Err(error @ ApiError::Management(ManagementError::Upstream(_))) => {
+                // Auth0 is failing: a token past its max age (never one past a known expiry)
+                // beats an error, and the IdP will say if it is dead.
+                let stale = entry.state().stale_lease();
+                return stale.ok_or(error).inspect(|_| {
+                    tracing::warn!(connection, "Auth0 unavailable; using the cached IdP token");
+                });
+            }
+            Err(error) => return Err(error),
+        };
         let fresh = {
             let mut state = entry.state();
             state.merge(stored, Instant::now());
@@ -417,6 +441,8 @@ mod tests {
     struct Script {
         stored: Mutex<(Option<&'static str>, Option<&'static str>)>,
         reads: AtomicUsize,
+        /// Whether Auth0 is down.
+        down: std::sync::atomic::AtomicBool,
         grants: AtomicUsize,
         /// The refresh token the endpoint accepts; it rotates to `{it}+` at each grant.
         live_refresh: Mutex<Option<String>>,
@@ -427,6 +453,7 @@ mod tests {
             Self {
                 stored: Mutex::new((access, refresh)),
                 reads: AtomicUsize::new(0),
+                down: std::sync::atomic::AtomicBool::new(false),
                 grants: AtomicUsize::new(0),
                 live_refresh: Mutex::new(refresh.map(str::to_owned)),
             }
@@ -436,6 +463,12 @@ mod tests {
     impl TokenSource for Script {
         async fn stored(&self, _: &Deadline) -> Result<Stored, ApiError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                return Err(ManagementError::Upstream(UpstreamError::Timeout(
+                    Service::ManagementApi,
+                ))
+                .into());
+            }
             let (access, refresh) = *self.stored.lock().expect("lock");
             Ok(stored(access, refresh))
         }
@@ -603,6 +636,37 @@ mod tests {
             assert_eq!(lease.await.expect("task").as_deref(), Some("renewed-0"));
         }
         assert_eq!(script.grants.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_past_its_max_age_is_used_while_auth0_is_down() {
+        let policy = TokenPolicy {
+            max_age: Duration::from_millis(20),
+            ..TokenPolicy::default()
+        };
+        let tokens = IdpTokens::new(policy);
+        let script = Script::new(Some("a0"), None);
+        let _ = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        script.down.store(true, Ordering::SeqCst);
+        let stale = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("stale lease");
+        assert_eq!((token_of(&stale), stale.origin), ("a0", Origin::Cache));
+        assert_eq!(
+            script.reads.load(Ordering::SeqCst),
+            2,
+            "Auth0 was asked first"
+        );
+        // With nothing cached, Auth0's failure is the answer.
+        assert!(matches!(
+            tokens.lease("v", "c", &script, &deadline()).await,
+            Err(ApiError::Management(_))
+        ));
     }
 
     #[tokio::test]
