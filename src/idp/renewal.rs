@@ -13,6 +13,7 @@ use oauth2::{
 };
 use reqwest::Client;
 use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 
 use super::connections::{Connection, TokenAuth};
 use crate::credentials::ClientCredentials;
@@ -51,23 +52,21 @@ pub enum RenewalError {
     Upstream(#[from] UpstreamError),
 }
 
-/// Runs the refresh-token grant for `connection` with `refresh_token`.
+/// Runs the refresh-token grant for `connection` at its `token_url` with `refresh_token`.
 #[tracing::instrument(name = "refresh_grant", skip_all, fields(connection = %connection.name))]
 pub async fn refresh(
     http: &Client,
     connection: &Connection,
+    token_url: &Url,
     client: &ClientCredentials,
     refresh_token: &SecretString,
     deadline: &Deadline,
 ) -> Result<Renewed, RenewalError> {
-    let token_url = connection.token_url.clone().ok_or_else(|| {
-        RenewalError::ClientRejected("the connection has no token endpoint".to_owned())
-    })?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
         .set_client_secret(ClientSecret::new(
             client.client_secret.expose_secret().to_owned(),
         ))
-        .set_token_uri(TokenUrl::from_url(token_url))
+        .set_token_uri(TokenUrl::from_url(token_url.clone()))
         .set_auth_type(match connection.token_auth {
             TokenAuth::Body => AuthType::RequestBody,
             TokenAuth::Basic => AuthType::BasicAuth,

@@ -41,9 +41,9 @@ impl TokenSource for LiveSource<'_> {
         refresh_token: &SecretString,
         deadline: &Deadline,
     ) -> Result<Renewed, RenewFailure> {
-        if self.connection.token_url.is_none() {
+        let Some(token_url) = &self.connection.token_url else {
             return Err(RenewFailure::NotRenewable);
-        }
+        };
         let credentials = self
             .management
             .credentials()
@@ -54,11 +54,18 @@ impl TokenSource for LiveSource<'_> {
             .idp_clients
             .get(&self.connection.name)
             .ok_or(RenewFailure::NotRenewable)?;
-        renewal::refresh(self.http, self.connection, client, refresh_token, deadline)
-            .await
-            .map_err(|error| match error {
-                RenewalError::InvalidGrant => RenewFailure::Refused,
-                other => RenewFailure::Failed(IdpError::Renewal(other).into()),
-            })
+        renewal::refresh(
+            self.http,
+            self.connection,
+            token_url,
+            client,
+            refresh_token,
+            deadline,
+        )
+        .await
+        .map_err(|error| match error {
+            RenewalError::InvalidGrant => RenewFailure::Refused,
+            other => RenewFailure::Failed(IdpError::Renewal(other).into()),
+        })
     }
 }
