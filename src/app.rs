@@ -19,6 +19,7 @@ use crate::identities;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
+use crate::telemetry::{self, Invocation};
 use crate::upstream::{Service, UpstreamError};
 
 /// The function's state, built once per cold start and shared by every invocation.
@@ -89,25 +90,26 @@ impl App {
             (None, _) => ("none", None),
         };
 
-        let response = if request.method() == Method::OPTIONS {
-            self.cors.preflight(request.headers())
-        } else {
+        let (response, trace) = telemetry::traced(async {
+            if request.method() == Method::OPTIONS {
+                return self.cors.preflight(request.headers());
+            }
             let mut response = match self.serve(&request, route, &deadline).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
             self.cors.decorate(request.headers(), &mut response);
             response
-        };
+        })
+        .await;
 
-        tracing::info!(
-            request_id,
-            route = route_name,
-            connection,
-            status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1e3,
-            "invocation"
-        );
+        trace.log(&Invocation {
+            request_id: &request_id,
+            route: route_name,
+            connection: connection.as_deref(),
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+        });
         response
     }
 
