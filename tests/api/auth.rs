@@ -299,7 +299,8 @@ async fn concurrent_cold_calls_share_one_jwks_fetch() {
 #[tokio::test]
 async fn a_flood_of_unknown_kids_costs_one_refetch() {
     let policy = KeyPolicy {
-        unknown_kid_cooldown: Duration::from_millis(200),
+        // Long enough for the 25 calls below on a loaded 2-core machine (200 ms was not).
+        unknown_kid_cooldown: Duration::from_millis(1_000),
         ..KeyPolicy::default()
     };
     let app = TestApp::spawn_with(&[], policy).await;
@@ -308,7 +309,7 @@ async fn a_flood_of_unknown_kids_costs_one_refetch() {
     let early = app.token(USER).kid(Some("made-up")).sign();
     app.call(EVENT, &early).await.assert_invalid_token();
     assert_eq!(app.tenant.jwks_calls(), 1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
     for i in 0..25 {
         let token = app.token(USER).kid(Some(&format!("made-up-{i}"))).sign();
         app.call(EVENT, &token).await.assert_invalid_token();
