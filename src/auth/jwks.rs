@@ -96,11 +96,16 @@ impl KeySet {
         self.age(now).is_some_and(|age| age < policy.max_age)
     }
 
-    /// Whether a fetch that is not strictly needed (an unknown `kid`, or a refresh of keys that
-    /// are still usable) may be made now.
+    /// Whether an unknown `kid` may cause a fetch now.
     fn may_refetch(&self, now: Instant, policy: &KeyPolicy) -> bool {
         self.attempted_at
             .is_none_or(|t| now.saturating_duration_since(t) >= policy.unknown_kid_cooldown)
+    }
+
+    /// Whether a refresh of these keys may be tried now: always, unless the last attempt failed
+    /// within the cooldown.
+    fn may_refresh(&self, now: Instant, policy: &KeyPolicy) -> bool {
+        self.attempted_at == self.fetched_at || self.may_refetch(now, policy)
     }
 
     fn usable_key(&self, kid: &str, now: Instant, policy: &KeyPolicy) -> Option<Arc<DecodingKey>> {
@@ -155,7 +160,7 @@ impl KeyCache {
         if let Some(key) = seen.usable_key(kid, now, &self.policy) {
             // Due for a refresh (and no refresh just failed): one request does it, the others
             // carry on with the cached key.
-            if seen.is_fresh(now, &self.policy) || !seen.may_refetch(now, &self.policy) {
+            if seen.is_fresh(now, &self.policy) || !seen.may_refresh(now, &self.policy) {
                 return Ok(key);
             }
             let Ok(_guard) = self.fetching.try_lock() else {
@@ -307,6 +312,17 @@ mod tests {
         let keys = set(Some(t0), Some(t0));
         assert!(!keys.may_refetch(t0 + Duration::from_secs(29), &policy));
         assert!(keys.may_refetch(t0 + Duration::from_secs(30), &policy));
+    }
+
+    #[test]
+    fn a_failed_refresh_is_not_tried_again_within_the_cooldown() {
+        let policy = KeyPolicy::default();
+        let t0 = Instant::now();
+        let stale = t0 + Duration::from_secs(301);
+        assert!(set(Some(t0), Some(t0)).may_refresh(stale, &policy));
+        let failed = set(Some(t0), Some(stale));
+        assert!(!failed.may_refresh(stale + Duration::from_secs(29), &policy));
+        assert!(failed.may_refresh(stale + Duration::from_secs(30), &policy));
     }
 
     #[test]
