@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
@@ -155,13 +156,17 @@ pub struct Invocation<'a> {
 }
 
 /// Runs `invocation` with a fresh [`Trace`] as its recorder; returns its output and the trace.
-pub async fn traced<F: Future>(invocation: F) -> (F::Output, Trace) {
-    CURRENT
-        .scope(Cell::new(Trace::default()), async {
-            let output = invocation.await;
-            (output, CURRENT.try_with(Cell::get).unwrap_or_default())
-        })
-        .await
+pub fn traced<'a, T: 'a>(
+    invocation: impl Future<Output = T> + Send + 'a,
+) -> impl Future<Output = (T, Trace)> + Send + 'a {
+    // Boxed as a trait object, and before the first poll: with the invocation's whole call chain
+    // in its type, the layout of a future that awaits `App::handle` (`local`'s gateway) overran
+    // rustc's query depth limit.
+    let invocation: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(invocation);
+    CURRENT.scope(Cell::new(Trace::default()), async move {
+        let output = invocation.await;
+        (output, CURRENT.try_with(Cell::get).unwrap_or_default())
+    })
 }
 
 fn update(change: impl FnOnce(&mut Trace)) {

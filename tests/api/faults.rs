@@ -13,7 +13,7 @@ use lambda_http::{Request, RequestExt};
 use serde_json::Value;
 use standin::{Fault, JwksMode};
 
-use crate::helpers::{TestApp, event, event_at, logs, unique};
+use crate::helpers::{TestApp, TestResponse, event, event_at, logs, unique};
 
 const USER: &str = "github|1001";
 const IDENTITIES: &str = "http-api-identities.json";
@@ -31,18 +31,26 @@ fn within(request: Request, budget: Duration) -> Request {
     request.with_lambda_context(context)
 }
 
-/// `GET /identities` for `jwt`, with `budget` to answer.
-fn identities(jwt: &str, budget: Duration) -> Request {
-    within(event(IDENTITIES, jwt), budget)
-}
-
-/// Asserts that an answer came before the invocation's deadline (Lambda's, less the margin).
-fn assert_answered_within(started: Instant, budget: Duration) {
+/// Sends `request` with `budget` to answer, and asserts that the answer came before Lambda's
+/// deadline, with most of the safety margin to spare.
+async fn send_within(app: &TestApp, request: Request, budget: Duration) -> TestResponse {
+    let started = Instant::now();
+    let response = app.send(within(request, budget)).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < budget - SAFETY_MARGIN / 2,
         "answered after {elapsed:?}, deadline {budget:?}"
     );
+    response
+}
+
+/// The calls of a cold start so far: secret reads (SDK attempts), token requests, JWKS requests.
+fn cold_work(app: &TestApp) -> (usize, usize, usize) {
+    (
+        app.secret_reads(),
+        app.tenant.token_calls(),
+        app.tenant.jwks_calls(),
+    )
 }
 
 #[tokio::test]
@@ -50,7 +58,7 @@ async fn token_endpoint_500s_are_retried_three_times_then_502_and_the_next_invoc
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     app.tenant.fail_token_endpoint(Fault::Status(500), ALWAYS);
-    app.send(identities(&jwt, Duration::from_secs(5)))
+    send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(5))
         .await
         .assert_error(502, "upstream_error");
     assert_eq!(app.tenant.token_calls(), 3);
@@ -71,7 +79,7 @@ async fn a_token_endpoint_that_recovers_within_the_retries_costs_no_error() {
     app.tenant.fail_token_endpoint(Fault::Status(503), 1);
     app.tenant.fail_management_api(Fault::Status(408), 1);
     let jwt = app.token(USER).sign();
-    let response = app.send(identities(&jwt, Duration::from_secs(5))).await;
+    let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(5)).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!((app.tenant.token_calls(), app.tenant.user_calls()), (2, 2));
 }
@@ -82,11 +90,8 @@ async fn a_token_endpoint_rate_limit_that_resets_within_the_deadline_is_waited_o
     let jwt = app.token(USER).sign();
     app.tenant
         .fail_token_endpoint(Fault::RateLimited { reset_in_secs: 1 }, 1);
-    let budget = Duration::from_secs(3);
-    let started = Instant::now();
-    let response = app.send(identities(&jwt, budget)).await;
+    let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(3)).await;
     assert_eq!(response.status, 200, "{}", response.body);
-    assert_answered_within(started, budget);
     assert_eq!(app.tenant.token_calls(), 2);
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
     assert_eq!(app.tenant.token_calls(), 2, "the token is cached as usual");
@@ -97,12 +102,9 @@ async fn a_hanging_token_endpoint_is_504_within_the_deadline_and_the_next_invoca
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     app.tenant.fail_token_endpoint(Fault::Hang, 1);
-    let budget = Duration::from_millis(1_500);
-    let started = Instant::now();
-    app.send(identities(&jwt, budget))
+    send_within(&app, event(IDENTITIES, &jwt), Duration::from_millis(1_500))
         .await
         .assert_error(504, "upstream_timeout");
-    assert_answered_within(started, budget);
     assert_eq!(app.tenant.token_calls(), 1, "a timeout is not retried");
 
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
@@ -115,11 +117,8 @@ async fn a_management_api_rate_limit_that_resets_within_the_deadline_is_waited_o
     let jwt = app.token(USER).sign();
     app.tenant
         .fail_management_api(Fault::RateLimited { reset_in_secs: 1 }, 1);
-    let budget = Duration::from_secs(3);
-    let started = Instant::now();
-    let response = app.send(identities(&jwt, budget)).await;
+    let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(3)).await;
     assert_eq!(response.status, 200, "{}", response.body);
-    assert_answered_within(started, budget);
     assert_eq!(app.tenant.user_calls(), 2);
 }
 
@@ -130,7 +129,7 @@ async fn a_management_api_rate_limit_beyond_the_deadline_is_429_with_retry_after
     app.tenant
         .fail_management_api(Fault::RateLimited { reset_in_secs: 30 }, 1);
     let started = Instant::now();
-    let response = app.send(identities(&jwt, Duration::from_secs(3))).await;
+    let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(3)).await;
     response.assert_error(429, "rate_limited");
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -193,9 +192,9 @@ async fn a_hanging_jwks_endpoint_delays_one_request_briefly_while_cached_keys_an
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
     app.tenant.set_jwks_mode(JwksMode::Hang);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let budget = Duration::from_secs(5);
     let started = Instant::now();
-    assert_eq!(app.send(identities(&jwt, budget)).await.status, 200);
+    let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(5)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
     assert!(
         started.elapsed() < Duration::from_millis(1_500),
         "the refresh gave up after its short cap: {:?}",
@@ -209,18 +208,15 @@ async fn a_jwks_endpoint_down_without_cached_keys_is_502_or_504_and_the_next_inv
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     app.tenant.set_jwks_mode(JwksMode::Fail);
-    app.send(identities(&jwt, Duration::from_secs(5)))
+    send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(5))
         .await
         .assert_error(502, "upstream_error");
     assert_eq!(app.tenant.jwks_calls(), 3, "retried twice");
 
     app.tenant.set_jwks_mode(JwksMode::Hang);
-    let budget = Duration::from_millis(1_500);
-    let started = Instant::now();
-    app.send(identities(&jwt, budget))
+    send_within(&app, event(IDENTITIES, &jwt), Duration::from_millis(1_500))
         .await
         .assert_error(504, "upstream_timeout");
-    assert_answered_within(started, budget);
     assert_eq!(app.tenant.jwks_calls(), 4, "a timeout is not retried");
 
     app.tenant.heal();
@@ -233,12 +229,9 @@ async fn secrets_manager_down_is_503_and_the_first_invocation_after_it_recovers_
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     app.secrets_manager.cut().await;
-    let budget = Duration::from_secs(3);
-    let started = Instant::now();
-    app.send(identities(&jwt, budget))
+    send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(3))
         .await
         .assert_error(503, "credentials_unavailable");
-    assert_answered_within(started, budget);
     assert_eq!(app.secret_reads(), 3, "the SDK's three attempts");
     assert_eq!(app.tenant.token_calls(), 0);
 
@@ -253,27 +246,13 @@ async fn a_failed_cold_start_prefetch_is_redone_by_the_first_invocation() {
     app.secrets_manager.cut().await;
     app.tenant.set_jwks_mode(JwksMode::Fail);
     app.app.prefetch(Duration::from_secs(3)).await;
-    assert_eq!(
-        (
-            app.secret_reads(),
-            app.tenant.token_calls(),
-            app.tenant.jwks_calls()
-        ),
-        (3, 0, 3)
-    );
+    assert_eq!(cold_work(&app), (3, 0, 3));
 
     app.secrets_manager.restore().await.expect("link restored");
     app.tenant.heal();
     let jwt = app.token(USER).sign();
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
-    assert_eq!(
-        (
-            app.secret_reads(),
-            app.tenant.token_calls(),
-            app.tenant.jwks_calls()
-        ),
-        (4, 1, 4)
-    );
+    assert_eq!(cold_work(&app), (4, 1, 4));
 }
 
 #[tokio::test]
@@ -281,12 +260,10 @@ async fn a_hanging_idp_is_504_within_the_deadline_and_the_next_call_succeeds() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
-    let budget = Duration::from_millis(1_500);
-    let started = Instant::now();
-    app.send(within(event_at("/idp/github/hang", &jwt), budget))
+    let hang = event_at("/idp/github/hang", &jwt);
+    send_within(&app, hang, Duration::from_millis(1_500))
         .await
         .assert_error(504, "upstream_timeout");
-    assert_answered_within(started, budget);
     assert_eq!(app.github.calls(), 1);
 
     let response = app.send(event_at("/idp/github/user", &jwt)).await;
@@ -305,9 +282,11 @@ async fn an_idp_5xx_to_a_post_is_502_and_never_retried() {
     )
     .await;
     let jwt = app.token(USER).sign();
-    let mut request = within(event_at("/idp/github/fail", &jwt), Duration::from_secs(5));
+    let mut request = event_at("/idp/github/fail", &jwt);
     *request.method_mut() = Method::POST;
-    app.send(request).await.assert_error(502, "upstream_error");
+    send_within(&app, request, Duration::from_secs(5))
+        .await
+        .assert_error(502, "upstream_error");
     assert_eq!(app.github.calls(), 1);
 
     let response = app.send(event_at("/idp/github/user", &jwt)).await;
@@ -332,9 +311,7 @@ async fn two_hundred_simultaneous_cold_invocations_cost_one_secret_read_and_one_
         let response = task.await.expect("invocation task");
         assert_eq!(response.status, 200, "{}", response.body);
     }
-    assert_eq!(app.secret_reads(), 1);
-    assert_eq!(app.tenant.token_calls(), 1);
-    assert_eq!(app.tenant.jwks_calls(), 1);
+    assert_eq!(cold_work(&app), (1, 1, 1));
     assert_eq!(app.github.calls(), 200);
 }
 
@@ -395,7 +372,7 @@ async fn each_invocation_logs_one_summary_line_with_upstream_times_and_cache_hit
             >= line["token_ms"].as_f64().expect("token")
     );
 
-    let warm = identities(&jwt, budget);
+    let warm = within(event(IDENTITIES, &jwt), budget);
     let warm_id = request_id(&warm);
     assert_eq!(app.send(warm).await.status, 200);
     let line = summary(&warm_id);
