@@ -199,6 +199,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_summary_line_learns_which_invocation_loaded_and_which_hit() {
+        let cell = SingleFlight::<u32>::reported_as(Cache::Credentials);
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let load = || async { Ok::<_, Failed>(1) };
+        let (_, cold) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        let (_, warm) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(cold.cache(Cache::Credentials), Some(false));
+        assert_eq!(warm.cache(Cache::Credentials), Some(true));
+        assert_eq!(warm.cache(Cache::Jwks), None);
+        let silent = SingleFlight::<u32>::default();
+        let (_, trace) = telemetry::traced(silent.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(trace, telemetry::Trace::default());
+    }
+
+    #[tokio::test]
     async fn waiting_past_the_deadline_gives_up() {
         let cell = Arc::new(SingleFlight::<u32>::default());
         let slow = Arc::clone(&cell);

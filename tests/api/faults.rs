@@ -13,7 +13,9 @@ use lambda_http::{Request, RequestExt};
 use serde_json::Value;
 use standin::{Fault, JwksMode};
 
-use crate::helpers::{TestApp, TestResponse, event, event_at, logs, unique};
+use crate::helpers::{
+    TestApp, TestResponse, assert_not_logged, event, event_at, github_token, logs, unique,
+};
 
 const USER: &str = "github|1001";
 const IDENTITIES: &str = "http-api-identities.json";
@@ -389,4 +391,10 @@ async fn each_invocation_logs_one_summary_line_with_upstream_times_and_cache_hit
     ] {
         assert_eq!(line[cache], true, "{cache} in {line}");
     }
+
+    let mut secrets = app.tenant.issued_tokens();
+    secrets.push(app.client_secret.lock().expect("lock").clone());
+    secrets.push(github_token(USER));
+    secrets.push(jwt);
+    assert_not_logged(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
 }
