@@ -113,7 +113,9 @@ impl UpstreamError {
     }
 
     fn from_reqwest(service: Service, error: reqwest::Error) -> Self {
-        if error.is_timeout() {
+        // A connection that timed out (`CONNECT_TIMEOUT`) is a connect error, worth a retry; the
+        // call's own timeout, cut from the deadline, is not.
+        if error.is_timeout() && !error.is_connect() {
             Self::Timeout(service)
         } else {
             Self::Unreachable {
@@ -308,7 +310,7 @@ impl RetryPolicy {
         }
         let ceiling = self
             .base
-            .saturating_mul(1 << (attempt - 1).min(16))
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
             .min(self.max_backoff);
         let backoff = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
         let wait = match error {
