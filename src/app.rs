@@ -17,10 +17,11 @@ use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::identities;
 use crate::idp::source::LiveSource;
-use crate::idp::tokens::IdpTokens;
+use crate::idp::tokens::{IdpTokens, Origin};
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
+use crate::telemetry::{self, Cache, Invocation};
 use crate::upstream::{Service, UpstreamError};
 
 /// The function's state, built once per cold start and shared by every invocation.
@@ -93,25 +94,26 @@ impl App {
             (None, _) => ("none", None),
         };
 
-        let response = if request.method() == Method::OPTIONS {
-            self.cors.preflight(request.headers())
-        } else {
+        let (response, trace) = telemetry::traced(async {
+            if request.method() == Method::OPTIONS {
+                return self.cors.preflight(request.headers());
+            }
             let mut response = match self.serve(&request, route, &deadline).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
             self.cors.decorate(request.headers(), &mut response);
             response
-        };
+        })
+        .await;
 
-        tracing::info!(
-            request_id,
-            route = route_name,
-            connection,
-            status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1e3,
-            "invocation"
-        );
+        trace.log(&Invocation {
+            request_id: &request_id,
+            route: route_name,
+            connection: connection.as_deref(),
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+        });
         response
     }
 
@@ -190,6 +192,7 @@ impl App {
             connection,
         };
         let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
+        telemetry::cache_lookup(Cache::IdpToken, lease.origin == Origin::Cache);
         let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use crate::deadline::Deadline;
+use crate::telemetry::{self, Cache};
 
 /// The invocation's deadline passed while it waited for another invocation's load.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +20,8 @@ pub struct SingleFlight<T> {
     current: RwLock<Option<Arc<T>>>,
     // Held for the whole load, so that invocations arriving meanwhile wait and reuse its result.
     loading: tokio::sync::Mutex<()>,
+    // Whose hits and misses the invocation's summary line reports, if anyone's.
+    reported_as: Option<Cache>,
 }
 
 impl<T> Default for SingleFlight<T> {
@@ -26,11 +29,26 @@ impl<T> Default for SingleFlight<T> {
         Self {
             current: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
+            reported_as: None,
         }
     }
 }
 
 impl<T> SingleFlight<T> {
+    /// An empty value whose hits and misses the invocation's summary line reports as `cache`.
+    pub fn reported_as(cache: Cache) -> Self {
+        Self {
+            reported_as: Some(cache),
+            ..Self::default()
+        }
+    }
+
+    fn report(&self, hit: bool) {
+        if let Some(cache) = self.reported_as {
+            telemetry::cache_lookup(cache, hit);
+        }
+    }
+
     /// The current value, if any, without loading.
     pub fn peek(&self) -> Option<Arc<T>> {
         self.current
@@ -58,6 +76,7 @@ impl<T> SingleFlight<T> {
         Fut: Future<Output = Result<T, E>>,
     {
         if let Some(value) = self.peek().filter(&usable) {
+            self.report(true);
             return Ok(value);
         }
         let wait = deadline
@@ -67,8 +86,11 @@ impl<T> SingleFlight<T> {
             .await
             .map_err(|_| WaitExpired)?;
         if let Some(value) = self.peek().filter(&usable) {
+            // Another invocation loaded it meanwhile: no call of this one's.
+            self.report(true);
             return Ok(value);
         }
+        self.report(false);
         let value = Arc::new(load().await?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&value));
         Ok(value)
@@ -174,6 +196,21 @@ mod tests {
         );
         cell.invalidate(&first);
         assert!(cell.peek().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_summary_line_learns_which_invocation_loaded_and_which_hit() {
+        let cell = SingleFlight::<u32>::reported_as(Cache::Credentials);
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let load = || async { Ok::<_, Failed>(1) };
+        let (_, cold) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        let (_, warm) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(cold.cache(Cache::Credentials), Some(false));
+        assert_eq!(warm.cache(Cache::Credentials), Some(true));
+        assert_eq!(warm.cache(Cache::Jwks), None);
+        let silent = SingleFlight::<u32>::default();
+        let (_, trace) = telemetry::traced(silent.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(trace, telemetry::Trace::default());
     }
 
     #[tokio::test]

@@ -14,9 +14,9 @@ mod tenant;
 pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
-pub use moto::Moto;
+pub use moto::{Moto, MotoLink};
 pub use runtime_api::{Outcome, RuntimeApi};
-pub use tenant::{JwksMode, M2M_CLIENT_ID, Tenant, profile};
+pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod faults;
 mod helpers;
 mod management;
 mod proxy;
