@@ -209,13 +209,6 @@ impl App {
                 .into());
             }
         }
-        if response.status.is_server_error() {
-            return Err(IdpError::Upstream(UpstreamError::Status {
-                service: Service::Idp,
-                status: response.status.as_u16(),
-            })
-            .into());
-        }
         Ok(response.into_response())
     }
 }

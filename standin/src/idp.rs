@@ -3,7 +3,8 @@
 //! grants, a record of every request, and paths that misbehave.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
-//! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers;
+//! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers; any path
+//!   answers 503 while [`Idp::fail_next`] says so;
 //! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, answered as
 //!   the [`Flavor`] does (GitHub: form-encoded unless asked for JSON, errors as 200; Google:
 //!   JSON, errors as 400);
@@ -81,6 +82,7 @@ struct IdpState {
     token_lifetime: Mutex<Duration>,
     token_delay: Mutex<Duration>,
     grants: AtomicUsize,
+    failures: AtomicUsize,
     presented: Mutex<Vec<String>>,
     issued: Mutex<Vec<String>>,
 }
@@ -111,6 +113,7 @@ impl Idp {
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             token_delay: Mutex::new(Duration::ZERO),
             grants: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
             presented: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
         });
@@ -183,6 +186,11 @@ impl Idp {
     /// How long the token endpoint takes to answer, to widen races in tests.
     pub fn set_token_delay(&self, delay: Duration) {
         *lock(&self.state.token_delay) = delay;
+    }
+
+    /// Makes the next `count` API requests fail with 503, whatever their token.
+    pub fn fail_next(&self, count: usize) {
+        self.state.failures.store(count, Ordering::SeqCst);
     }
 
     /// How many requests its API received (the token endpoint's not included).
@@ -359,6 +367,13 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         body: body.to_vec(),
     };
     lock(&state.requests).push(recorded.clone());
+    let failing = state
+        .failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return decorate((StatusCode::SERVICE_UNAVAILABLE, "try again").into_response());
+    }
 
     let bearer = recorded
         .header("authorization")

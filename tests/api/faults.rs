@@ -274,6 +274,32 @@ async fn a_hanging_idp_is_504_within_the_deadline_and_the_next_call_succeeds() {
 }
 
 #[tokio::test]
+async fn a_transient_idp_5xx_to_a_get_is_retried_within_the_deadline() {
+    let app = TestApp::spawn().await;
+    let jwt = app.token(USER).sign();
+    app.github.fail_next(1);
+    let response = send_within(
+        &app,
+        event_at("/idp/github/user", &jwt),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(app.github.calls(), 2);
+
+    // A failure that outlasts the attempts is the documented 502.
+    app.github.fail_next(10);
+    send_within(
+        &app,
+        event_at("/idp/github/user", &jwt),
+        Duration::from_secs(3),
+    )
+    .await
+    .assert_error(502, "upstream_error");
+    assert_eq!(app.github.calls(), 5, "three attempts in all");
+}
+
+#[tokio::test]
 async fn an_idp_5xx_to_a_post_is_502_and_never_retried() {
     let app = TestApp::spawn_with(
         &[(
