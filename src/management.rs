@@ -9,7 +9,7 @@ use reqwest::{Client, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::cache::{SingleFlight, WaitExpired};
+use crate::cache::{self, SingleFlight, WaitExpired};
 use crate::config::Origin;
 use crate::credentials::{CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
@@ -64,11 +64,9 @@ pub struct ManagementToken {
 }
 
 impl ManagementToken {
-    /// Usable at `now`: not within the renewal margin of its expiry. The margin (a tenth of the
-    /// lifetime, between 1 s and 5 min) leaves room for clock skew and the call itself.
+    /// Usable at `now`: not within the renewal margin of its expiry ([`cache::is_fresh`]).
     pub fn is_fresh(&self, now: Instant) -> bool {
-        let margin = (self.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-        now.saturating_duration_since(self.obtained_at) + margin < self.lifetime
+        cache::is_fresh(self.obtained_at, self.lifetime, now)
     }
 }
 

@@ -23,6 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::IdpError;
 use super::renewal::Renewed;
+use crate::cache;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::management::ManagementError;
@@ -119,16 +120,10 @@ impl Current {
     fn is_fresh(&self, now: Instant, max_age: Duration) -> bool {
         let age = now.saturating_duration_since(self.obtained_at);
         match self.lifetime {
-            Some(lifetime) => age + renewal_margin(lifetime) < lifetime,
+            Some(lifetime) => cache::is_fresh(self.obtained_at, lifetime, now),
             None => age < max_age,
         }
     }
-}
-
-/// Time kept back before a known expiry, for clock skew and the call itself: a tenth of the
-/// lifetime, between 1 s and 5 min.
-fn renewal_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
 /// What one (user, connection) entry knows.
