@@ -198,11 +198,11 @@ impl App {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.
             let replacement = self
                 .tokens
-                .replace_refused(user_id, name, &lease, &source, deadline)
+                .replace_refused(name, &lease, &source, deadline)
                 .await?;
             response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
             if response.status == StatusCode::UNAUTHORIZED {
-                self.tokens.forget(user_id, name, &replacement);
+                self.tokens.forget(&replacement);
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }

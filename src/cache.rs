@@ -23,6 +23,17 @@ pub fn is_fresh(obtained_at: Instant, lifetime: Duration, now: Instant) -> bool 
     now.saturating_duration_since(obtained_at) + margin < lifetime
 }
 
+/// Waits for `lock`, no longer than the deadline.
+pub async fn lock_within<'a>(
+    lock: &'a tokio::sync::Mutex<()>,
+    deadline: &Deadline,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, WaitExpired> {
+    let wait = deadline.timeout(Duration::MAX).ok_or(WaitExpired)?;
+    tokio::time::timeout(wait, lock.lock())
+        .await
+        .map_err(|_| WaitExpired)
+}
+
 /// A shared value and the lock that makes its loads single-flight.
 pub struct SingleFlight<T> {
     // A std lock: held only to copy the `Arc` in or out, never across an await.
@@ -88,12 +99,7 @@ impl<T> SingleFlight<T> {
             self.report(true);
             return Ok(value);
         }
-        let wait = deadline
-            .timeout(std::time::Duration::MAX)
-            .ok_or(WaitExpired)?;
-        let _guard = tokio::time::timeout(wait, self.loading.lock())
-            .await
-            .map_err(|_| WaitExpired)?;
+        let _guard = lock_within(&self.loading, deadline).await?;
         if let Some(value) = self.peek().filter(&usable) {
             // Another invocation loaded it meanwhile: no call of this one's.
             self.report(true);

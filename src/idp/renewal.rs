@@ -117,9 +117,18 @@ fn classify(code: &BasicErrorResponseType) -> RenewalError {
         }
         other => RenewalError::Upstream(UpstreamError::garbage(
             Service::Idp,
-            format!("token endpoint error {other}"),
+            format!("token endpoint error {}", printable_code(other.as_ref())),
         )),
     }
+}
+
+/// An OAuth error code as the provider chose it, fit for a log line: at most 40 characters of
+/// `[A-Za-z0-9_.-]`.
+fn printable_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(40)
+        .collect()
 }
 
 /// Sends the grant `oauth2` built, through the shared client and within the deadline.
@@ -128,7 +137,11 @@ async fn send_grant(
     request: HttpRequest,
     deadline: Deadline,
 ) -> Result<HttpResponse, UpstreamError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // `oauth2` puts the IdP app's secret in a Basic header without marking it sensitive.
+    if let Some(authorization) = parts.headers.get_mut(http::header::AUTHORIZATION) {
+        authorization.set_sensitive(true);
+    }
     let outbound = http
         .request(parts.method, parts.uri.to_string())
         .headers(parts.headers)
@@ -189,6 +202,12 @@ mod tests {
             classify(&BasicErrorResponseType::InvalidRequest),
             RenewalError::Upstream(_)
         ));
+        let odd = classify(&BasicErrorResponseType::Extension(format!(
+            "weird\n{}",
+            "x".repeat(100)
+        )));
+        let text = crate::error::error_chain(&odd);
+        assert!(!text.contains('\n') && text.len() < 150, "{text}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! bounded in number, least recently used out first.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -81,11 +82,11 @@ pub trait TokenSource: Sync {
 /// Where a leased token came from, as this invocation saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// The cache: no upstream call was made for it.
+    /// The cache: no upstream call was made or waited for.
     Cache,
-    /// Auth0, read by this invocation (or by one it waited for).
+    /// Auth0, read by this invocation or by one it waited for.
     Auth0,
-    /// A refresh grant made by this invocation (or by one it waited for).
+    /// A refresh grant made by this invocation or by one it waited for.
     Renewed,
 }
 
@@ -93,6 +94,8 @@ pub enum Origin {
 pub struct Lease {
     token: SecretString,
     generation: u64,
+    /// The entry it came from: a refusal is settled there even if the cache evicted it since.
+    entry: Arc<Entry>,
     /// Where it came from.
     pub origin: Origin,
 }
@@ -104,24 +107,32 @@ impl Lease {
     }
 }
 
+/// Least time left for a refresh grant to start: a single-use refresh token is spent as soon as
+/// the provider reads it, so the answer must have time to come back.
+const MIN_GRANT_TIME: Duration = Duration::from_secs(1);
+
+/// Unique across entries, so that a lease's generation can never match a token of another
+/// entry (one created again for the same key after an eviction).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 /// The access token in use for one entry.
 struct Current {
     token: SecretString,
     obtained_at: Instant,
     /// Known for renewed tokens; Auth0 does not say when a stored token expires.
     lifetime: Option<Duration>,
-    /// The entry's generation when this token was installed: tells a replaced token from the
-    /// one a caller saw refused.
+    /// Auth0 or a grant.
+    origin: Origin,
+    /// Tells a replaced token from the one a caller saw refused.
     generation: u64,
 }
 
 impl Current {
     /// Usable at `now`: a margin before its known expiry, else younger than `max_age`.
     fn is_fresh(&self, now: Instant, max_age: Duration) -> bool {
-        let age = now.saturating_duration_since(self.obtained_at);
         match self.lifetime {
             Some(lifetime) => cache::is_fresh(self.obtained_at, lifetime, now),
-            None => age < max_age,
+            None => now.saturating_duration_since(self.obtained_at) < max_age,
         }
     }
 }
@@ -135,7 +146,6 @@ struct State {
     /// What Auth0 held at the last read, to tell a re-login (new values) from values this
     /// entry has already superseded.
     auth0: Option<Stored>,
-    generation: u64,
 }
 
 fn same(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
@@ -147,43 +157,36 @@ fn same(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
 }
 
 impl State {
-    fn lease(&self, now: Instant, max_age: Duration, origin: Origin) -> Option<Lease> {
-        self.current
-            .as_ref()
-            .filter(|c| c.is_fresh(now, max_age))
-            .map(|c| Lease {
-                token: c.token.clone(),
-                generation: c.generation,
-                origin,
-            })
+    /// The current token if `usable`, labelled as coming from the cache or from where it was
+    /// obtained (when this invocation did or waited for that work).
+    fn lease(
+        &self,
+        entry: &Arc<Entry>,
+        usable: impl Fn(&Current) -> bool,
+        cached: bool,
+    ) -> Option<Lease> {
+        self.current.as_ref().filter(|c| usable(c)).map(|c| Lease {
+            token: c.token.clone(),
+            generation: c.generation,
+            entry: Arc::clone(entry),
+            origin: if cached { Origin::Cache } else { c.origin },
+        })
     }
 
-    /// The current token whatever its age, unless it is past a known expiry.
-    fn stale_lease(&self) -> Option<Lease> {
-        self.current
-            .as_ref()
-            .filter(|c| c.lifetime.is_none())
-            .map(|c| Lease {
-                token: c.token.clone(),
-                generation: c.generation,
-                origin: Origin::Cache,
-            })
-    }
-
-    fn install(&mut self, token: SecretString, lifetime: Option<Duration>, now: Instant) {
-        self.generation += 1;
+    fn install(&mut self, token: SecretString, lifetime: Option<Duration>, origin: Origin) {
         self.current = Some(Current {
             token,
-            obtained_at: now,
+            obtained_at: Instant::now(),
             lifetime,
-            generation: self.generation,
+            origin,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         });
     }
 
     /// Takes in what Auth0 holds now. New values (a first read, or a re-login) replace this
     /// entry's; values Auth0 already held at the last read do not, since the entry may have
     /// renewed or dropped them since.
-    fn merge(&mut self, stored: Stored, now: Instant) {
+    fn merge(&mut self, stored: Stored) {
         let seen = self.auth0.as_ref();
         let new_access =
             seen.is_none_or(|s| !same(s.access_token.as_ref(), stored.access_token.as_ref()));
@@ -191,12 +194,12 @@ impl State {
             seen.is_none_or(|s| !same(s.refresh_token.as_ref(), stored.refresh_token.as_ref()));
         if new_access {
             match stored.access_token.clone() {
-                Some(token) => self.install(token, None, now),
+                Some(token) => self.install(token, None, Origin::Auth0),
                 None => self.current = None,
             }
         } else if let Some(current) = self.current.as_mut().filter(|c| c.lifetime.is_none()) {
             // No re-login since: the token in use is still the newest, good for another max age.
-            current.obtained_at = now;
+            current.obtained_at = Instant::now();
         }
         if new_refresh {
             self.refresh_token = stored.refresh_token.clone();
@@ -278,61 +281,85 @@ impl IdpTokens {
     ) -> Result<Lease, ApiError> {
         let entry = self.entry(user_id, connection);
         let max_age = self.policy.max_age;
-        if let Some(lease) = entry.state().lease(Instant::now(), max_age, Origin::Cache) {
+        let fresh = |c: &Current| c.is_fresh(Instant::now(), max_age);
+        if let Some(lease) = entry.state().lease(&entry, fresh, true) {
             return Ok(lease);
         }
-        let _work = wait_for(&entry.work, deadline).await?;
-        if let Some(lease) = entry.state().lease(Instant::now(), max_age, Origin::Auth0) {
+        let _work = wait_for(&entry, deadline).await?;
+        if let Some(lease) = entry.state().lease(&entry, fresh, false) {
             return Ok(lease);
         }
         let stored = match source.stored(deadline).await {
             Ok(stored) => stored,
             Err(error @ ApiError::Management(ManagementError::Upstream(_))) => {
-                // Auth0 is failing: a token past its max age (never one past a known expiry)
-                // beats an error, and the IdP will say if it is dead.
-                let stale = entry.state().stale_lease();
-                return stale.ok_or(error).inspect(|_| {
-                    tracing::warn!(connection, "Auth0 unavailable; using the cached IdP token");
-                });
+                return self
+                    .without_auth0(&entry, connection, source, deadline, error)
+                    .await;
             }
             Err(error) => return Err(error),
         };
-        let fresh = {
+        let fresh_now = {
             let mut state = entry.state();
-            state.merge(stored, Instant::now());
-            state.lease(Instant::now(), max_age, Origin::Auth0)
+            state.merge(stored);
+            state.lease(&entry, fresh, false)
         };
-        match fresh {
+        match fresh_now {
             Some(lease) => Ok(lease),
-            // Auth0 holds no token, or only one this entry already saw refused.
+            // Auth0 holds no token, or only one this entry already saw refused or expire.
             None => self.renew(&entry, connection, source, deadline).await,
         }
     }
 
+    /// Auth0 is failing: a token past its max age (never one past a known expiry) beats an
+    /// error, and the IdP will say if it is dead; a token past its known expiry is renewed
+    /// without Auth0 where possible.
+    async fn without_auth0(
+        &self,
+        entry: &Arc<Entry>,
+        connection: &str,
+        source: &impl TokenSource,
+        deadline: &Deadline,
+        error: ApiError,
+    ) -> Result<Lease, ApiError> {
+        let (stale, renewable) = {
+            let state = entry.state();
+            let stale = state.lease(entry, |c| c.lifetime.is_none(), true);
+            (stale, state.refresh_token.is_some())
+        };
+        if let Some(lease) = stale {
+            tracing::warn!(connection, "Auth0 unavailable; using the cached IdP token");
+            return Ok(lease);
+        }
+        if renewable && entry.state().current.is_some() {
+            tracing::warn!(
+                connection,
+                "Auth0 unavailable; renewing the expired IdP token"
+            );
+            return self.renew(entry, connection, source, deadline).await;
+        }
+        Err(error)
+    }
+
     /// The IdP refused `refused`: drops it and finds a replacement, to retry the call with once.
     /// Auth0 is read again first (the user may have logged in again); if it holds nothing new,
-    /// the refresh token is used. A token this invocation just renewed is not renewed again.
+    /// the refresh token is used. A token obtained by a grant just now is not renewed again.
     pub async fn replace_refused(
         &self,
-        user_id: &str,
         connection: &str,
         refused: &Lease,
         source: &impl TokenSource,
         deadline: &Deadline,
     ) -> Result<Lease, ApiError> {
-        let entry = self.entry(user_id, connection);
+        let entry = &refused.entry;
         let max_age = self.policy.max_age;
-        let _work = wait_for(&entry.work, deadline).await?;
-        {
-            let mut state = entry.state();
-            // Another invocation replaced it while this one waited.
-            if let Some(lease) = state
-                .lease(Instant::now(), max_age, Origin::Renewed)
-                .filter(|l| l.generation != refused.generation)
-            {
-                return Ok(lease);
-            }
-            state.drop_refused(refused);
+        // Dropped before waiting, so that no other invocation is handed the dead token
+        // meanwhile.
+        entry.state().drop_refused(refused);
+        let _work = wait_for(entry, deadline).await?;
+        // Another invocation replaced it while this one waited.
+        let replaced = |c: &Current| c.is_fresh(Instant::now(), max_age);
+        if let Some(lease) = entry.state().lease(entry, replaced, false) {
+            return Ok(lease);
         }
         match refused.origin {
             Origin::Renewed => return Err(reconsent(connection)),
@@ -340,26 +367,24 @@ impl IdpTokens {
             Origin::Cache => {
                 let stored = source.stored(deadline).await?;
                 let mut state = entry.state();
-                state.merge(stored, Instant::now());
-                if let Some(lease) = state.lease(Instant::now(), max_age, Origin::Auth0) {
+                state.merge(stored);
+                if let Some(lease) = state.lease(entry, replaced, false) {
                     return Ok(lease);
                 }
             }
         }
-        self.renew(&entry, connection, source, deadline).await
+        self.renew(entry, connection, source, deadline).await
     }
 
     /// The IdP refused even the replacement: forget it, so the next call starts from Auth0.
-    pub fn forget(&self, user_id: &str, connection: &str, refused: &Lease) {
-        self.entry(user_id, connection)
-            .state()
-            .drop_refused(refused);
+    pub fn forget(&self, refused: &Lease) {
+        refused.entry.state().drop_refused(refused);
     }
 
     /// Runs the refresh grant for `entry`, whose `work` lock the caller holds.
     async fn renew(
         &self,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         connection: &str,
         source: &impl TokenSource,
         deadline: &Deadline,
@@ -369,17 +394,20 @@ impl IdpTokens {
             .refresh_token
             .clone()
             .ok_or_else(|| reconsent(connection))?;
+        if deadline.remaining() < MIN_GRANT_TIME {
+            return Err(timed_out());
+        }
         match source.renew(&refresh_token, deadline).await {
             Ok(renewed) => {
                 let mut state = entry.state();
-                let now = Instant::now();
-                state.install(renewed.access_token, renewed.expires_in, now);
+                state.install(renewed.access_token, renewed.expires_in, Origin::Renewed);
                 if let Some(rotated) = renewed.refresh_token {
                     state.refresh_token = Some(rotated);
                 }
                 tracing::info!(connection, "IdP token renewed");
+                // Handed out even if its lifetime is shorter than the freshness margin.
                 state
-                    .lease(now, self.policy.max_age, Origin::Renewed)
+                    .lease(entry, |_| true, false)
                     .ok_or_else(|| reconsent(connection))
             }
             Err(RenewFailure::Refused) => {
@@ -400,14 +428,16 @@ fn reconsent(connection: &str) -> ApiError {
     .into()
 }
 
+fn timed_out() -> ApiError {
+    IdpError::Upstream(UpstreamError::Timeout(Service::Idp)).into()
+}
+
 /// Waits for an entry's work lock, no longer than the deadline.
 async fn wait_for<'a>(
-    lock: &'a tokio::sync::Mutex<()>,
+    entry: &'a Entry,
     deadline: &Deadline,
 ) -> Result<tokio::sync::MutexGuard<'a, ()>, ApiError> {
-    let timed_out = || IdpError::Upstream(UpstreamError::Timeout(Service::Idp)).into();
-    let wait = deadline.timeout(Duration::MAX).ok_or_else(timed_out)?;
-    tokio::time::timeout(wait, lock.lock())
+    cache::lock_within(&entry.work, deadline)
         .await
         .map_err(|_| timed_out())
 }
@@ -501,6 +531,7 @@ mod tests {
             token: secret("a"),
             obtained_at: t0,
             lifetime: Some(Duration::from_secs(3600)),
+            origin: Origin::Renewed,
             generation: 1,
         };
         assert!(known.is_fresh(t0 + Duration::from_secs(3600 - 301), max_age));
@@ -546,7 +577,7 @@ mod tests {
             .expect("lease");
         *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
         let replaced = tokens
-            .replace_refused("u", "c", &cached, &script, &deadline())
+            .replace_refused("c", &cached, &script, &deadline())
             .await
             .expect("replacement");
         assert_eq!(token_of(&replaced), "a1-relogin");
@@ -562,7 +593,7 @@ mod tests {
             .await
             .expect("lease");
         let renewed = tokens
-            .replace_refused("u", "c", &first, &script, &deadline())
+            .replace_refused("c", &first, &script, &deadline())
             .await
             .expect("renewed");
         assert_eq!(
@@ -572,7 +603,7 @@ mod tests {
         // The renewed token is refused too: it is not renewed again by the same invocation.
         assert!(matches!(
             tokens
-                .replace_refused("u", "c", &renewed, &script, &deadline())
+                .replace_refused("c", &renewed, &script, &deadline())
                 .await,
             Err(ApiError::Idp(IdpError::ReconsentRequired { .. }))
         ));
@@ -598,7 +629,7 @@ mod tests {
             .expect("lease");
         assert!(matches!(
             tokens
-                .replace_refused("u", "c", &first, &script, &deadline())
+                .replace_refused("c", &first, &script, &deadline())
                 .await,
             Err(ApiError::Idp(IdpError::ReconsentRequired { .. }))
         ));
@@ -620,7 +651,7 @@ mod tests {
                         return Some(token_of(&lease).to_owned());
                     }
                     let replaced = tokens
-                        .replace_refused("u", "c", &lease, &*script, &deadline())
+                        .replace_refused("c", &lease, &*script, &deadline())
                         .await
                         .ok()?;
                     Some(token_of(&replaced).to_owned())
@@ -662,6 +693,95 @@ mod tests {
             tokens.lease("v", "c", &script, &deadline()).await,
             Err(ApiError::Management(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_settled_on_its_own_entry_even_after_an_eviction() {
+        let policy = TokenPolicy {
+            capacity: NonZeroUsize::MIN,
+            ..TokenPolicy::default()
+        };
+        let tokens = IdpTokens::new(policy);
+        let script = Script::new(Some("a0"), Some("r0"));
+        let leased = tokens
+            .lease("u", "c", &script, &deadline())
+            .await
+            .expect("lease");
+        // Another user's call evicts u's entry while u's IdP call is in flight.
+        let _ = tokens
+            .lease("v", "c", &script, &deadline())
+            .await
+            .expect("lease");
+        let replaced = tokens
+            .replace_refused("c", &leased, &script, &deadline())
+            .await
+            .expect("renewed, not re-consent");
+        assert_eq!(token_of(&replaced), "renewed-0");
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_not_handed_out_while_its_replacement_is_found() {
+        let tokens = Arc::new(IdpTokens::new(TokenPolicy::default()));
+        let script = Arc::new(Script::new(Some("a0"), Some("r0")));
+        let cached = tokens
+            .lease("u", "c", &*script, &deadline())
+            .await
+            .expect("lease");
+        // Another invocation is busy with this entry (an Auth0 read, say).
+        let entry = tokens.entry("u", "c");
+        let busy = entry.work.lock().await;
+        let replacing = {
+            let (tokens, script) = (Arc::clone(&tokens), Arc::clone(&script));
+            tokio::spawn(async move {
+                tokens
+                    .replace_refused("c", &cached, &*script, &deadline())
+                    .await
+                    .map(|l| token_of(&l).to_owned())
+                    .ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            entry.state().current.is_none(),
+            "the refused token is gone before the wait ends"
+        );
+        drop(busy);
+        assert_eq!(replacing.await.expect("task").as_deref(), Some("renewed-0"));
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_shorter_lived_than_the_margin_is_still_used_once() {
+        struct Brief;
+        impl TokenSource for Brief {
+            async fn stored(&self, _: &Deadline) -> Result<Stored, ApiError> {
+                Ok(stored(None, Some("r")))
+            }
+            async fn renew(&self, _: &SecretString, _: &Deadline) -> Result<Renewed, RenewFailure> {
+                Ok(Renewed {
+                    access_token: secret("brief"),
+                    refresh_token: None,
+                    expires_in: Some(Duration::from_secs(1)),
+                })
+            }
+        }
+        let tokens = IdpTokens::new(TokenPolicy::default());
+        let lease = tokens
+            .lease("u", "c", &Brief, &deadline())
+            .await
+            .expect("lease");
+        assert_eq!((token_of(&lease), lease.origin), ("brief", Origin::Renewed));
+    }
+
+    #[tokio::test]
+    async fn no_grant_starts_too_close_to_the_deadline() {
+        let tokens = IdpTokens::new(TokenPolicy::default());
+        let script = Script::new(None, Some("r0"));
+        let short = Deadline::after(MIN_GRANT_TIME / 2);
+        assert!(matches!(
+            tokens.lease("u", "c", &script, &short).await,
+            Err(ApiError::Idp(IdpError::Upstream(UpstreamError::Timeout(_))))
+        ));
+        assert_eq!(script.grants.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -84,6 +84,7 @@ struct IdpState {
     grants: AtomicUsize,
     failures: AtomicUsize,
     presented: Mutex<Vec<String>>,
+    client_auth: Mutex<Vec<&'static str>>,
     issued: Mutex<Vec<String>>,
 }
 
@@ -115,6 +116,7 @@ impl Idp {
             grants: AtomicUsize::new(0),
             failures: AtomicUsize::new(0),
             presented: Mutex::new(Vec::new()),
+            client_auth: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
         });
         let router = Router::new()
@@ -208,6 +210,11 @@ impl Idp {
         lock(&self.state.presented).clone()
     }
 
+    /// How each grant's client authenticated: `"basic"` or `"body"`.
+    pub fn grant_client_auth(&self) -> Vec<&'static str> {
+        lock(&self.state.client_auth).clone()
+    }
+
     /// Every access and refresh token its token endpoint issued (to prove none is logged).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.state.issued).clone()
@@ -220,19 +227,32 @@ impl Idp {
 }
 
 /// The client of a grant: HTTP Basic, else `client_id` and `client_secret` in the body.
-fn grant_client(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
+fn grant_client(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    kinds: &Mutex<Vec<&'static str>>,
+) -> Option<(String, String)> {
     if let Some(basic) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
     {
+        lock(kinds).push("basic");
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (id, secret) = text.split_once(':')?;
-        return Some((id.to_owned(), secret.to_owned()));
+        // RFC 6749 §2.3.1: both are form-urlencoded before they are joined.
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(&part.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|text| text.into_owned())
+        };
+        return Some((decode(id)?, decode(secret)?));
     }
+    lock(kinds).push("body");
     Some((
         form.get("client_id")?.clone(),
         form.get("client_secret")?.clone(),
@@ -282,7 +302,7 @@ async fn token(
         response
     };
 
-    let client_ok = grant_client(&headers, &form)
+    let client_ok = grant_client(&headers, &form, &state.client_auth)
         .is_some_and(|(id, secret)| lock(&state.clients).get(&id) == Some(&secret));
     if !client_ok {
         return error(

@@ -21,20 +21,29 @@ struct Renewing {
     google: Idp,
 }
 
+/// The stand-in Google app's secret: characters that client authentication must encode.
+const GOOGLE_APP_SECRET: &str = "google+app/secret=";
+
 impl Renewing {
     async fn spawn(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_with_google_auth("body", extra).await
+    }
+
+    /// As [`Renewing::spawn`], with the Google app authenticating by `token_auth`.
+    async fn spawn_with_google_auth(token_auth: &str, extra: &[(&str, &str)]) -> Self {
         let google = Idp::start_as(Flavor::Google)
             .await
             .expect("stand-in Google starts");
         let connections = json!({
             "github": {"api_base": "{github}", "token_url": "{github}/login/oauth/access_token"},
-            "google-oauth2": {"api_base": google.origin(), "token_url": google.token_url()},
+            "google-oauth2": {"api_base": google.origin(), "token_url": google.token_url(),
+                              "token_auth": token_auth},
         })
         .to_string();
         let mut vars = vec![("IDP_CONNECTIONS", connections.as_str())];
         vars.extend_from_slice(extra);
         let app = TestApp::spawn_with(&vars, KeyPolicy::default()).await;
-        google.register_client("google-app", "google-app-secret");
+        google.register_client("google-app", GOOGLE_APP_SECRET);
         app.github
             .register_client("github-app", "github-app-secret");
         let client_secret = app.client_secret.lock().expect("lock").clone();
@@ -43,7 +52,7 @@ impl Renewing {
                 "client_id": M2M_CLIENT_ID,
                 "client_secret": client_secret,
                 "idp_clients": {
-                    "google-oauth2": {"client_id": "google-app", "client_secret": "google-app-secret"},
+                    "google-oauth2": {"client_id": "google-app", "client_secret": GOOGLE_APP_SECRET},
                     "github": {"client_id": "github-app", "client_secret": "github-app-secret"},
                 },
             })
@@ -325,4 +334,50 @@ async fn without_the_idp_apps_credentials_an_expired_token_needs_reconsent() {
     let response = app.send(event_at(GITHUB_USER, &jwt)).await;
     response.assert_error(403, "reconsent_required");
     assert_eq!(app.github.grants(), 0);
+}
+
+#[tokio::test]
+async fn the_idp_app_may_authenticate_with_http_basic() {
+    let world = Renewing::spawn_with_google_auth("basic", &[]).await;
+    let jwt = world.user(
+        "google-oauth2|1212",
+        "google-oauth2",
+        "ya29.expired-basic",
+        Some("1//refresh-basic"),
+        false,
+    );
+    let response = world.get(GOOGLE_USERINFO, &jwt).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.google.grant_client_auth(), ["basic"]);
+    assert_not_logged(&[GOOGLE_APP_SECRET, "1//refresh-basic"]);
+}
+
+#[tokio::test]
+async fn a_failing_grant_is_an_upstream_error_and_keeps_the_refresh_token() {
+    let world = Renewing::spawn(&[]).await;
+    let jwt = world.user(
+        "google-oauth2|1313",
+        "google-oauth2",
+        "ya29.expired-1313",
+        Some("1//kept"),
+        false,
+    );
+    // The IdP app's secret was rotated at Google but not yet in the function's secret.
+    world
+        .google
+        .register_client("google-app", "rotated-at-google");
+    let refused = world.get(GOOGLE_USERINFO, &jwt).await;
+    refused.assert_error(502, "upstream_error");
+    assert_eq!(world.google.grants(), 1);
+
+    // Fixed: the same refresh token still works, without a new login.
+    world
+        .google
+        .register_client("google-app", GOOGLE_APP_SECRET);
+    let response = world.get(GOOGLE_USERINFO, &jwt).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.google.grants(), 2);
+    assert_eq!(world.google.presented_refresh_tokens(), ["1//kept"]);
+    assert_eq!(world.google.grant_client_auth(), ["body", "body"]);
+    world.assert_no_token_leaked(&["ya29.expired-1313", "1//kept"], &[&refused, &response]);
 }
