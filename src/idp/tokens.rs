@@ -523,6 +523,14 @@ mod tests {
         Deadline::after(Duration::from_secs(5))
     }
 
+    /// User `u`'s token at connection `c`.
+    async fn lease_u(tokens: &IdpTokens, source: &impl TokenSource) -> Lease {
+        tokens
+            .lease("u", "c", source, &deadline())
+            .await
+            .expect("lease")
+    }
+
     #[test]
     fn freshness_follows_known_expiry_else_max_age() {
         let t0 = Instant::now();
@@ -548,16 +556,10 @@ mod tests {
     async fn a_cached_token_costs_no_upstream_call() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), None);
-        let first = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let first = lease_u(&tokens, &script).await;
         assert_eq!((token_of(&first), first.origin), ("a0", Origin::Auth0));
         for _ in 0..10 {
-            let lease = tokens
-                .lease("u", "c", &script, &deadline())
-                .await
-                .expect("lease");
+            let lease = lease_u(&tokens, &script).await;
             assert_eq!((token_of(&lease), lease.origin), ("a0", Origin::Cache));
         }
         assert_eq!(script.reads.load(Ordering::SeqCst), 1);
@@ -567,14 +569,8 @@ mod tests {
     async fn a_refused_token_is_replaced_by_a_relogin_before_any_renewal() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
-        let _ = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
-        let cached = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let _ = lease_u(&tokens, &script).await;
+        let cached = lease_u(&tokens, &script).await;
         *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
         let replaced = tokens
             .replace_refused("c", &cached, &script, &deadline())
@@ -588,10 +584,7 @@ mod tests {
     async fn a_refused_token_is_renewed_and_the_rotated_refresh_token_kept() {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
-        let first = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let first = lease_u(&tokens, &script).await;
         let renewed = tokens
             .replace_refused("c", &first, &script, &deadline())
             .await
@@ -609,10 +602,7 @@ mod tests {
         ));
         // A later invocation: Auth0 still holds the original (superseded) values, so the
         // rotated refresh token is the one used.
-        let again = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let again = lease_u(&tokens, &script).await;
         assert_eq!(again.origin, Origin::Renewed);
         assert_eq!(token_of(&again), "renewed-1");
         assert_eq!(script.grants.load(Ordering::SeqCst), 2);
@@ -623,10 +613,7 @@ mod tests {
         let tokens = IdpTokens::new(TokenPolicy::default());
         let script = Script::new(Some("a0"), Some("r0"));
         *script.live_refresh.lock().expect("lock") = None;
-        let first = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let first = lease_u(&tokens, &script).await;
         assert!(matches!(
             tokens
                 .replace_refused("c", &first, &script, &deadline())
@@ -672,10 +659,7 @@ mod tests {
         };
         let tokens = IdpTokens::new(policy);
         let script = Script::new(Some("a0"), None);
-        let _ = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let _ = lease_u(&tokens, &script).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
         script.down.store(true, Ordering::SeqCst);
         let stale = tokens
@@ -703,10 +687,7 @@ mod tests {
         };
         let tokens = IdpTokens::new(policy);
         let script = Script::new(Some("a0"), Some("r0"));
-        let leased = tokens
-            .lease("u", "c", &script, &deadline())
-            .await
-            .expect("lease");
+        let leased = lease_u(&tokens, &script).await;
         // Another user's call evicts u's entry while u's IdP call is in flight.
         let _ = tokens
             .lease("v", "c", &script, &deadline())
@@ -723,10 +704,7 @@ mod tests {
     async fn a_refused_token_is_not_handed_out_while_its_replacement_is_found() {
         let tokens = Arc::new(IdpTokens::new(TokenPolicy::default()));
         let script = Arc::new(Script::new(Some("a0"), Some("r0")));
-        let cached = tokens
-            .lease("u", "c", &*script, &deadline())
-            .await
-            .expect("lease");
+        let cached = lease_u(&tokens, &*script).await;
         // Another invocation is busy with this entry (an Auth0 read, say).
         let entry = tokens.entry("u", "c");
         let busy = entry.work.lock().await;
@@ -765,10 +743,7 @@ mod tests {
             }
         }
         let tokens = IdpTokens::new(TokenPolicy::default());
-        let lease = tokens
-            .lease("u", "c", &Brief, &deadline())
-            .await
-            .expect("lease");
+        let lease = lease_u(&tokens, &Brief).await;
         assert_eq!((token_of(&lease), lease.origin), ("brief", Origin::Renewed));
     }
 
