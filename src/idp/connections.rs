@@ -256,7 +256,11 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
 /// An https URL (plain http only for a loopback stand-in), without credentials, query or
 /// fragment, stored without a trailing slash.
 fn api_url(text: &str, field: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim_end_matches('/')).map_err(|e| format!("{field}: {e}"))?;
+    let mut url = Url::parse(text).map_err(|e| format!("{field}: {e}"))?;
+    // Trimmed after parsing: the parser can still leave a trailing slash (`/v1/..`, `/v1/%2e%2e`,
+    // `/v1/ `), and the root stays `/`.
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
     let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
         || url.host_str() == Some("localhost");
