@@ -95,13 +95,25 @@ fn check_token(token: &str) {
 /// The connection table the `route_path` target calls into: the built-ins, one with narrow rules,
 /// and two with a base path (one of them a loopback stand-in with a trailing slash).
 const ROUTE_TABLE: &str = r#"{
-  "github": {"allow": ["GET /user", "GET /user/**", "POST /user/repos", "GET /repos/*/*/issues/**"]},
+  "github": {"allow": ["GET /user", "GET /user/**", "POST /user/repos", "GET /repos/*/*/issues/**",
+                       "PUT /repos/**/comments/**/reactions/*"]},
   "graph": {"api_base": "https://graph.example.com/v1.0", "allow": ["* /me/**", "GET /users/*/photo/$value"]},
   "standin": {"api_base": "http://127.0.0.1:9999/api/", "allow": ["* /**"]}
 }"#;
 
 static TABLE: LazyLock<Connections> =
     LazyLock::new(|| Connections::from_json(ROUTE_TABLE).expect("the route table is valid"));
+
+static ROUTE_RULES: LazyLock<serde_json::Value> =
+    LazyLock::new(|| serde_json::from_str(ROUTE_TABLE).expect("the route table is JSON"));
+
+/// The allow rules of `connection` in [`ROUTE_TABLE`], or the built-ins' default.
+fn route_rules(connection: &str) -> Vec<&'static str> {
+    match ROUTE_RULES[connection]["allow"].as_array() {
+        Some(rules) => rules.iter().filter_map(serde_json::Value::as_str).collect(),
+        None => vec!["GET /**"],
+    }
+}
 
 /// `METHOD /path?query` (`GET` when there is no space): routed, normalised and, for a configured
 /// connection, turned into the upstream URL as the handler does.
@@ -122,9 +134,45 @@ pub fn route_path(data: &[u8]) {
     let Some(Route::Idp { connection, path }) = check_route(raw_path) else {
         return;
     };
-    let _ = check_normalise(path);
-    if let Some(connection) = TABLE.get(connection) {
-        check_request(connection, &method, path, query);
+    let normalised = check_normalise(path);
+    let Some(table_entry) = TABLE.get(connection) else {
+        return;
+    };
+    if let Ok(path) = &normalised {
+        let expected = route_rules(connection)
+            .iter()
+            .any(|rule| reference_allows(rule, &method, &path.segments));
+        assert_eq!(
+            table_entry.allows(&method, &path.segments),
+            expected,
+            "{method} {:?} at {connection}",
+            path.segments
+        );
+    }
+    check_request(table_entry, &method, path, query);
+}
+
+/// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,
+/// `**` for any number, anything else for itself. For texts `AllowRule::parse` accepts.
+fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
+    let Some((rule_method, path)) = rule.trim().split_once(' ') else {
+        return false;
+    };
+    let path = path.trim().trim_start_matches('/');
+    let pattern: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    (rule_method == "*" || rule_method == method.as_str()) && reference_glob(&pattern, segments)
+}
+
+/// Backtracking, so exponential in the number of `**`: only for short inputs.
+fn reference_glob(pattern: &[&str], segments: &[String]) -> bool {
+    match pattern.split_first() {
+        None => segments.is_empty(),
+        Some((&"**", rest)) => {
+            (0..=segments.len()).any(|skip| reference_glob(rest, &segments[skip..]))
+        }
+        Some((head, rest)) => segments.split_first().is_some_and(|(segment, tail)| {
+            (*head == "*" || head == segment) && reference_glob(rest, tail)
+        }),
     }
 }
 
@@ -295,6 +343,10 @@ const PROBES: &[(Method, &str, Option<&str>)] = &[
     (Method::DELETE, "/a%20b/caf%C3%A9", None),
 ];
 
+/// A long path a caller may send, so that an allow rule whose matching grows with the path's
+/// length shows up as a slow input (libFuzzer's `-timeout`).
+static LONG_PATH: LazyLock<String> = LazyLock::new(|| format!("{}/end", "/a".repeat(100)));
+
 /// The text as one allow rule, then as `IDP_CONNECTIONS`: an accepted table keeps only safe API
 /// bases and token URLs, no header the function sets itself, and builds only URLs under its bases.
 pub fn connections_config(data: &[u8]) {
@@ -333,6 +385,7 @@ pub fn connections_config(data: &[u8]) {
         for (method, raw, query) in PROBES {
             check_request(connection, method, raw, *query);
         }
+        check_request(connection, &Method::GET, &LONG_PATH, None);
     }
 }
 
@@ -408,8 +461,31 @@ fn check_allow_rule(text: &str) {
         assert!(!rule.matches(&other, &named), "{text:?} allows {other}");
     }
     if !pattern.contains(&"**") {
-        let mut longer = named;
+        let mut longer = named.clone();
         longer.push("more".to_owned());
         assert!(!rule.matches(&own, &longer), "{text:?} allows {longer:?}");
+    }
+    // Paths near the one the rule names, against the naive matcher while that stays cheap.
+    if pattern.iter().filter(|s| **s == "**").count() > 4 || named.len() > 12 {
+        return;
+    }
+    let literals: Vec<String> = pattern
+        .iter()
+        .filter(|s| !s.contains('*'))
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut near = vec![literals.clone(), [literals, named.clone()].concat()];
+    for i in 0..=named.len() {
+        let mut with = named.clone();
+        with.insert(i, "x".to_owned());
+        near.push(with);
+        near.push([&named[..i], &named[i.saturating_add(1).min(named.len())..]].concat());
+    }
+    for segments in near {
+        assert_eq!(
+            rule.matches(&own, &segments),
+            reference_allows(text, &own, &segments),
+            "{text:?} on {segments:?}"
+        );
     }
 }
