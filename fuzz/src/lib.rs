@@ -19,8 +19,11 @@ use http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::percent_decode_str;
 use url::Url;
 
+/// The checks of one target: panic on an input that breaks an invariant.
+pub type Check = fn(&[u8]);
+
 /// Every target, by name, as `fuzz_targets/` and `fuzz/seeds/` name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("token_precheck", token_precheck),
     ("route_path", route_path),
     ("connections_config", connections_config),
@@ -43,13 +46,22 @@ pub fn token_precheck(data: &[u8]) {
     match auth::bearer_token(&headers) {
         Ok(token) => {
             let [value] = values[..] else {
-                panic!("a token was taken from {} Authorization headers", values.len());
+                panic!(
+                    "a token was taken from {} Authorization headers",
+                    values.len()
+                );
             };
-            let value = value.to_str().expect("a token comes from a visible-ASCII header");
+            let value = value
+                .to_str()
+                .expect("a token comes from a visible-ASCII header");
             let (scheme, rest) = value.split_once(' ').expect("a bearer header has a space");
             assert!(scheme.eq_ignore_ascii_case("bearer"), "scheme {scheme:?}");
             assert!(!token.is_empty(), "an empty token is no token");
-            assert_eq!(token, rest.trim(), "the token is the header's rest, trimmed");
+            assert_eq!(
+                token,
+                rest.trim(),
+                "the token is the header's rest, trimmed"
+            );
             assert!(value.len() <= MAX_TOKEN_BYTES + "Bearer ".len());
             check_token(token);
         }
@@ -291,13 +303,19 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
     match result {
         Ok(request) => {
             let path = normalised.expect("an accepted path normalises");
-            assert!(connection.allows(method, &path.segments), "{method} {raw:?}");
+            assert!(
+                connection.allows(method, &path.segments),
+                "{method} {raw:?}"
+            );
             let (url, base) = (&request.url, &connection.api_base);
             assert_eq!(url.origin(), base.origin(), "{url} left {base}");
             assert_eq!(url.scheme(), base.scheme());
             assert_eq!(url.host(), base.host());
             assert_eq!(url.port_or_known_default(), base.port_or_known_default());
-            assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+            assert!(
+                url.username().is_empty() && url.password().is_none(),
+                "{url}"
+            );
             assert!(url.fragment().is_none(), "{url}");
             let base_path = base.path().trim_end_matches('/');
             let rest = url.path().strip_prefix(base_path);
@@ -359,9 +377,14 @@ pub fn connections_config(data: &[u8]) {
     };
     let overrides: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).expect("an accepted table is a JSON object");
-    let names = BUILT_IN.iter().copied().chain(overrides.keys().map(String::as_str));
+    let names = BUILT_IN
+        .iter()
+        .copied()
+        .chain(overrides.keys().map(String::as_str));
     for name in names {
-        let connection = table.get(name).expect("every named connection is in the table");
+        let connection = table
+            .get(name)
+            .expect("every named connection is in the table");
         assert_eq!(connection.name, name);
         check_api_url(&connection.api_base);
         if let Some(token_url) = &connection.token_url {
@@ -403,7 +426,10 @@ fn check_api_url(url: &Url) {
         url.scheme() == "https" || (url.scheme() == "http" && loopback),
         "{url} is neither https nor loopback http"
     );
-    assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{url}"
+    );
     assert!(url.query().is_none() && url.fragment().is_none(), "{url}");
     assert!(
         url.path() == "/" || !url.path().ends_with('/'),
