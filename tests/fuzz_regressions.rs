@@ -26,6 +26,20 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The names of the entries of `fuzz/{folder}`, without `extension`, sorted.
+fn names(folder: &str, extension: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(folder);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .expect("a fuzz folder")
+        .map(|entry| entry.expect("a readable folder entry").file_name())
+        .filter_map(|name| name.to_str()?.strip_suffix(extension).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs every input of `kind` through its target's checks and names every one that fails.
 fn replay(kind: &str) -> usize {
     let mut failed = Vec::new();
@@ -41,6 +55,21 @@ fn replay(kind: &str) -> usize {
     }
     assert!(failed.is_empty(), "invariants broken by {failed:#?}");
     count
+}
+
+#[test]
+fn every_fuzz_target_has_checks_seeds_and_a_dictionary() {
+    let mut targets: Vec<String> = checks::TARGETS.iter().map(|(t, _)| t.to_string()).collect();
+    targets.sort();
+    assert_eq!(names("fuzz_targets", ".rs"), targets);
+    assert_eq!(names("seeds", ""), targets);
+    assert_eq!(names("dicts", ".dict"), targets);
+    for kept in names("regressions", "") {
+        assert!(
+            targets.contains(&kept),
+            "fuzz/regressions/{kept} is no target"
+        );
+    }
 }
 
 #[test]
