@@ -77,21 +77,31 @@ impl AllowRule {
     }
 }
 
+/// Whether `pattern` matches all of `segments`, in pattern × segments steps. Backtracking instead
+/// would take time polynomial in the path's length with the number of `**` as the exponent: a rule
+/// like `GET /**/a/**/a/**/b` and a caller's path of a few hundred segments make a CPU sink.
 fn glob(pattern: &[Pattern], segments: &[String]) -> bool {
-    match pattern.split_first() {
-        None => segments.is_empty(),
-        Some((Pattern::Any, rest)) => {
-            (0..=segments.len()).any(|skip| glob(rest, &segments[skip..]))
-        }
-        Some((head, rest)) => match segments.split_first() {
-            Some((segment, tail)) => {
-                (matches!(head, Pattern::One)
-                    || matches!(head, Pattern::Literal(l) if l == segment))
-                    && glob(rest, tail)
+    // matched[j]: the pattern's elements so far match exactly `segments[..j]`.
+    let mut matched = vec![false; segments.len() + 1];
+    matched[0] = true;
+    for element in pattern {
+        if *element == Pattern::Any {
+            for j in 1..matched.len() {
+                matched[j] |= matched[j - 1];
             }
-            None => false,
-        },
+            continue;
+        }
+        // Right to left, so that `matched[j - 1]` is still the previous element's.
+        for j in (1..matched.len()).rev() {
+            matched[j] = matched[j - 1]
+                && match element {
+                    Pattern::Literal(literal) => *literal == segments[j - 1],
+                    _ => true,
+                };
+        }
+        matched[0] = false;
     }
+    matched[segments.len()]
 }
 
 /// One connection's entry.
@@ -314,7 +324,11 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
 /// An https URL (plain http only for a loopback stand-in), without credentials, query or
 /// fragment, stored without a trailing slash.
 fn api_url(text: &str, field: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim_end_matches('/')).map_err(|e| format!("{field}: {e}"))?;
+    let mut url = Url::parse(text).map_err(|e| format!("{field}: {e}"))?;
+    // Trimmed after parsing: the parser can still leave a trailing slash (`/v1/..`, `/v1/%2e%2e`,
+    // `/v1/ `), and the root stays `/`.
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
     let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
         || url.host_str() == Some("localhost");
