@@ -243,6 +243,12 @@ impl Connections {
             table.insert(built_in.name.to_owned(), connection);
         }
         for (name, value) in overrides.into_iter().flatten() {
+            // A name no route can reach would be configured for nothing: say so at start-up.
+            if !crate::routes::is_connection_name(name) {
+                return Err(format!(
+                    "connection {name:?}: a name is 1 to 128 letters, digits, - or _"
+                ));
+            }
             let entry: Override = serde_json::from_value(value.clone())
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
             let merged = merge(name, table.remove(name), entry)
@@ -453,6 +459,8 @@ mod tests {
             r#"{"github": {"apibase": "https://x"}}"#,
             r#"{"github": {"headers": {"authorization": "Bearer x"}}}"#,
             r#"{"github": []}"#,
+            r#"{"my.conn": {"api_base": "https://api.example.com"}}"#,
+            r#"{"": {"api_base": "https://api.example.com"}}"#,
             r#"[]"#,
         ] {
             assert!(Connections::from_json(bad).is_err(), "{bad}");
