@@ -16,9 +16,12 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::identities;
+use crate::idp::source::LiveSource;
+use crate::idp::tokens::{IdpTokens, Origin};
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
+use crate::telemetry::{self, Cache, Invocation};
 use crate::upstream::{Service, UpstreamError};
 
 /// The function's state, built once per cold start and shared by every invocation.
@@ -28,6 +31,7 @@ pub struct App {
     auth: Authenticator,
     cors: Cors,
     management: Management,
+    tokens: IdpTokens,
 }
 
 impl App {
@@ -49,6 +53,7 @@ impl App {
             auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),
             management: Management::new(http.clone(), config.auth0_origin.clone(), credentials),
+            tokens: IdpTokens::new(config.idp_tokens),
             http,
             config,
         }
@@ -89,25 +94,26 @@ impl App {
             (None, _) => ("none", None),
         };
 
-        let response = if request.method() == Method::OPTIONS {
-            self.cors.preflight(request.headers())
-        } else {
+        let (response, trace) = telemetry::traced(async {
+            if request.method() == Method::OPTIONS {
+                return self.cors.preflight(request.headers());
+            }
             let mut response = match self.serve(&request, route, &deadline).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
             self.cors.decorate(request.headers(), &mut response);
             response
-        };
+        })
+        .await;
 
-        tracing::info!(
-            request_id,
-            route = route_name,
-            connection,
-            status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1e3,
-            "invocation"
-        );
+        trace.log(&Invocation {
+            request_id: &request_id,
+            route: route_name,
+            connection: connection.as_deref(),
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+        });
         response
     }
 
@@ -178,23 +184,30 @@ impl App {
             request.headers(),
             body,
         )?;
-        let user = self.management.user(&caller.user_id, deadline).await?;
-        let identity =
-            identities::pick(&user, name).ok_or_else(|| IdpError::NotLinked(name.to_owned()))?;
-        let reconsent = || IdpError::ReconsentRequired {
-            connection: name.to_owned(),
+        let user_id = caller.user_id.as_str();
+        let source = LiveSource {
+            management: &self.management,
+            http: &self.http,
+            user_id,
+            connection,
         };
-        let token = identity.access_token.as_ref().ok_or_else(reconsent)?;
-        let response = idp::call(&self.http, &idp_request, token, deadline).await?;
+        let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
+        telemetry::cache_lookup(Cache::IdpToken, lease.origin == Origin::Cache);
+        let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
-            return Err(reconsent().into());
-        }
-        if response.status.is_server_error() {
-            return Err(IdpError::Upstream(UpstreamError::Status {
-                service: Service::Idp,
-                status: response.status.as_u16(),
-            })
-            .into());
+            // A 401 means the IdP did not act on the request, so even a POST may be sent again.
+            let replacement = self
+                .tokens
+                .replace_refused(name, &lease, &source, deadline)
+                .await?;
+            response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
+            if response.status == StatusCode::UNAUTHORIZED {
+                self.tokens.forget(&replacement);
+                return Err(IdpError::ReconsentRequired {
+                    connection: name.to_owned(),
+                }
+                .into());
+            }
         }
         Ok(response.into_response())
     }

@@ -6,12 +6,33 @@
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
+use crate::telemetry::{self, Cache};
 
 /// The invocation's deadline passed while it waited for another invocation's load.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitExpired;
+
+/// Whether a token obtained at `obtained_at` and good for `lifetime` is still worth using at
+/// `now`: not within the renewal margin of its expiry. The margin (a tenth of the lifetime,
+/// between 1 s and 5 min) leaves room for clock skew and the call itself.
+pub fn is_fresh(obtained_at: Instant, lifetime: Duration, now: Instant) -> bool {
+    let margin = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    now.saturating_duration_since(obtained_at) + margin < lifetime
+}
+
+/// Waits for `lock`, no longer than the deadline.
+pub async fn lock_within<'a>(
+    lock: &'a tokio::sync::Mutex<()>,
+    deadline: &Deadline,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, WaitExpired> {
+    let wait = deadline.timeout(Duration::MAX).ok_or(WaitExpired)?;
+    tokio::time::timeout(wait, lock.lock())
+        .await
+        .map_err(|_| WaitExpired)
+}
 
 /// A shared value and the lock that makes its loads single-flight.
 pub struct SingleFlight<T> {
@@ -19,6 +40,8 @@ pub struct SingleFlight<T> {
     current: RwLock<Option<Arc<T>>>,
     // Held for the whole load, so that invocations arriving meanwhile wait and reuse its result.
     loading: tokio::sync::Mutex<()>,
+    // Whose hits and misses the invocation's summary line reports, if anyone's.
+    reported_as: Option<Cache>,
 }
 
 impl<T> Default for SingleFlight<T> {
@@ -26,11 +49,26 @@ impl<T> Default for SingleFlight<T> {
         Self {
             current: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
+            reported_as: None,
         }
     }
 }
 
 impl<T> SingleFlight<T> {
+    /// An empty value whose hits and misses the invocation's summary line reports as `cache`.
+    pub fn reported_as(cache: Cache) -> Self {
+        Self {
+            reported_as: Some(cache),
+            ..Self::default()
+        }
+    }
+
+    fn report(&self, hit: bool) {
+        if let Some(cache) = self.reported_as {
+            telemetry::cache_lookup(cache, hit);
+        }
+    }
+
     /// The current value, if any, without loading.
     pub fn peek(&self) -> Option<Arc<T>> {
         self.current
@@ -58,17 +96,16 @@ impl<T> SingleFlight<T> {
         Fut: Future<Output = Result<T, E>>,
     {
         if let Some(value) = self.peek().filter(&usable) {
+            self.report(true);
             return Ok(value);
         }
-        let wait = deadline
-            .timeout(std::time::Duration::MAX)
-            .ok_or(WaitExpired)?;
-        let _guard = tokio::time::timeout(wait, self.loading.lock())
-            .await
-            .map_err(|_| WaitExpired)?;
+        let _guard = lock_within(&self.loading, deadline).await?;
         if let Some(value) = self.peek().filter(&usable) {
+            // Another invocation loaded it meanwhile: no call of this one's.
+            self.report(true);
             return Ok(value);
         }
+        self.report(false);
         let value = Arc::new(load().await?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&value));
         Ok(value)
@@ -174,6 +211,21 @@ mod tests {
         );
         cell.invalidate(&first);
         assert!(cell.peek().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_summary_line_learns_which_invocation_loaded_and_which_hit() {
+        let cell = SingleFlight::<u32>::reported_as(Cache::Credentials);
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let load = || async { Ok::<_, Failed>(1) };
+        let (_, cold) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        let (_, warm) = telemetry::traced(cell.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(cold.cache(Cache::Credentials), Some(false));
+        assert_eq!(warm.cache(Cache::Credentials), Some(true));
+        assert_eq!(warm.cache(Cache::Jwks), None);
+        let silent = SingleFlight::<u32>::default();
+        let (_, trace) = telemetry::traced(silent.get_or_load(&deadline, |_| true, load)).await;
+        assert_eq!(trace, telemetry::Trace::default());
     }
 
     #[tokio::test]

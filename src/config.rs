@@ -1,10 +1,12 @@
 //! Configuration read once per cold start from the environment (see DESIGN.md, "Configuration").
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use url::Url;
 
 use crate::idp::connections::Connections;
+use crate::idp::tokens::TokenPolicy;
 
 /// Why the function cannot start: always names the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +157,9 @@ pub struct Config {
     pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
+    /// How many IdP tokens are cached and for how long (`IDP_TOKEN_CACHE_SIZE`,
+    /// `IDP_TOKEN_MAX_AGE`).
+    pub idp_tokens: TokenPolicy,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
     pub default_budget: Duration,
 }
@@ -208,6 +213,30 @@ impl Config {
             .map_err(|reason| ConfigError::invalid("ALLOWED_ORIGINS", reason))?
             .unwrap_or_default();
 
+        let number = |name: &'static str, range: std::ops::RangeInclusive<u64>| {
+            get(name)
+                .map(|v| match v.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(ConfigError::invalid(
+                        name,
+                        format!(
+                            "must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                })
+                .transpose()
+        };
+        let defaults = TokenPolicy::default();
+        let idp_tokens = TokenPolicy {
+            capacity: number("IDP_TOKEN_CACHE_SIZE", 1..=100_000)?
+                .and_then(|n| NonZeroUsize::new(usize::try_from(n).ok()?))
+                .unwrap_or(defaults.capacity),
+            max_age: number("IDP_TOKEN_MAX_AGE", 1..=3_600)?
+                .map_or(defaults.max_age, Duration::from_secs),
+        };
+
         Ok(Self {
             auth0_origin,
             issuer,
@@ -216,6 +245,7 @@ impl Config {
             required_scope,
             connections,
             allowed_origins,
+            idp_tokens,
             default_budget: Duration::from_secs(10),
         })
     }
@@ -318,6 +348,24 @@ mod tests {
                 .contains("ALLOWED_ORIGINS")
         );
         assert!(error_text(&[("ALLOWED_ORIGINS", "app.example.com")]).contains("ALLOWED_ORIGINS"));
+    }
+
+    #[test]
+    fn idp_token_cache_is_configurable_within_bounds() {
+        let defaults = config(&[]).expect("valid");
+        assert_eq!(defaults.idp_tokens, TokenPolicy::default());
+        let set =
+            config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")]).expect("valid");
+        assert_eq!(set.idp_tokens.capacity.get(), 50);
+        assert_eq!(set.idp_tokens.max_age, Duration::from_secs(60));
+        for (var, bad) in [
+            ("IDP_TOKEN_CACHE_SIZE", "0"),
+            ("IDP_TOKEN_CACHE_SIZE", "many"),
+            ("IDP_TOKEN_MAX_AGE", "86400"),
+            ("IDP_TOKEN_MAX_AGE", "-1"),
+        ] {
+            assert!(error_text(&[(var, bad)]).contains(var), "{var}={bad}");
+        }
     }
 
     #[test]

@@ -3,21 +3,30 @@
 //! clients for refresh grants.
 //!
 //! Read once per execution environment (the read starts during the cold start), and again only
-//! when Auth0 rejects the client (the secret was rotated) or after a failed read.
+//! when Auth0 rejects the client (the secret was rotated) or after a failed read: a failed read
+//! stores nothing, so the first invocation after Secrets Manager recovers reads it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::cache::{SingleFlight, WaitExpired};
 use crate::deadline::Deadline;
+use crate::telemetry::{self, Cache};
+use crate::upstream::{RetryPolicy, Service};
 
-/// Cap on one Secrets Manager read, within the invocation's deadline.
+/// Cap on one Secrets Manager read, SDK retries included, within the invocation's deadline.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Cap on one connection attempt to Secrets Manager: short enough that a black-holed endpoint
+/// leaves time for a retry within [`READ_TIMEOUT`] (the SDK's default is 3.1 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An OAuth client: id and secret. `Debug` never shows the secret.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,11 +110,31 @@ pub struct CredentialStore {
 
 impl CredentialStore {
     /// A store reading `secret_id` through `client`; nothing is read until asked.
+    ///
+    /// The SDK retries on its own; its retries are given the numbers of the function's own
+    /// [`RetryPolicy::STANDARD`] (the SDK's default starts at a 1 s backoff, a third of the read's
+    /// budget), and every read is bounded by the invocation's deadline besides.
     pub fn new(client: SecretsClient, secret_id: String) -> Self {
+        let policy = RetryPolicy::STANDARD;
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(policy.attempts)
+                    .with_initial_backoff(policy.base)
+                    .with_max_backoff(policy.max_backoff),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .build();
         Self {
-            client,
+            client: SecretsClient::from_conf(config),
             secret_id,
-            current: SingleFlight::default(),
+            current: SingleFlight::reported_as(Cache::Credentials),
         }
     }
 
@@ -142,8 +171,10 @@ impl CredentialStore {
             .get_secret_value()
             .secret_id(&self.secret_id)
             .send();
-        let output = tokio::time::timeout(timeout, call)
-            .await
+        let started = Instant::now();
+        let output = tokio::time::timeout(timeout, call).await;
+        telemetry::upstream_time(Service::SecretsManager, started.elapsed());
+        let output = output
             .map_err(|_| CredentialsError::Timeout)?
             .map_err(|e| {
                 CredentialsError::Unreadable(

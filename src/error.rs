@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
 use crate::idp::IdpError;
+use crate::idp::renewal::RenewalError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -133,6 +134,10 @@ impl ApiError {
             }
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
+            }
+            Self::Idp(IdpError::Renewal(RenewalError::Upstream(error))) => Answer::upstream(error),
+            Self::Idp(IdpError::Renewal(_)) => {
+                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
             Self::Idp(IdpError::ReconsentRequired { connection }) => Answer {
                 extra: Some(("connection", connection.clone())),

@@ -9,13 +9,14 @@ use reqwest::{Client, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::cache::{SingleFlight, WaitExpired};
+use crate::cache::{self, SingleFlight, WaitExpired};
 use crate::config::Origin;
 use crate::credentials::{CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
-use crate::upstream::{self, Service, UpstreamError};
+use crate::telemetry::Cache;
+use crate::upstream::{self, Service, UpstreamCause, UpstreamError};
 
-/// Cap on one token exchange or user read, within the invocation's deadline.
+/// Cap on one attempt at a token exchange or user read, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Everything but RFC 3986's unreserved characters: user ids hold `|`, which neither `url` nor
@@ -40,6 +41,15 @@ pub enum ManagementError {
     UserNotFound,
 }
 
+impl UpstreamCause for ManagementError {
+    fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            Self::Upstream(error) => Some(error),
+            Self::Credentials(_) | Self::UserNotFound => None,
+        }
+    }
+}
+
 impl From<WaitExpired> for ManagementError {
     fn from(_: WaitExpired) -> Self {
         Self::Upstream(UpstreamError::Timeout(Service::TokenEndpoint))
@@ -54,11 +64,9 @@ pub struct ManagementToken {
 }
 
 impl ManagementToken {
-    /// Usable at `now`: not within the renewal margin of its expiry. The margin (a tenth of the
-    /// lifetime, between 1 s and 5 min) leaves room for clock skew and the call itself.
+    /// Usable at `now`: not within the renewal margin of its expiry ([`cache::is_fresh`]).
     pub fn is_fresh(&self, now: Instant) -> bool {
-        let margin = (self.lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-        now.saturating_duration_since(self.obtained_at) + margin < self.lifetime
+        cache::is_fresh(self.obtained_at, self.lifetime, now)
     }
 }
 
@@ -115,10 +123,20 @@ fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
 
 /// What went wrong with one token request.
 enum Exchange {
-    /// Auth0 does not accept the client id and secret.
+    /// Auth0 does not accept the client id and secret: not transient, but a reason to read the
+    /// secret again.
     InvalidClient,
     /// Anything else.
     Failed(ManagementError),
+}
+
+impl UpstreamCause for Exchange {
+    fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            Self::InvalidClient => None,
+            Self::Failed(error) => error.upstream(),
+        }
+    }
 }
 
 /// The Management API client, shared by all invocations of an execution environment.
@@ -136,7 +154,7 @@ impl Management {
             http,
             origin,
             credentials,
-            token: SingleFlight::default(),
+            token: SingleFlight::reported_as(Cache::ManagementToken),
         }
     }
 
@@ -178,8 +196,18 @@ impl Management {
         }
     }
 
-    #[tracing::instrument(name = "token_exchange", skip_all)]
+    /// One client-credentials grant, retried while the failure is transient. Repeating the grant
+    /// is safe: at worst Auth0 issues one more token.
     async fn request_token(
+        &self,
+        credentials: &Credentials,
+        deadline: &Deadline,
+    ) -> Result<ManagementToken, Exchange> {
+        upstream::retry(deadline, || self.token_attempt(credentials, deadline)).await
+    }
+
+    #[tracing::instrument(name = "token_exchange", skip_all)]
+    async fn token_attempt(
         &self,
         credentials: &Credentials,
         deadline: &Deadline,
@@ -212,7 +240,7 @@ impl Management {
             if status == StatusCode::UNAUTHORIZED || code.as_deref() == Some("invalid_client") {
                 return Err(Exchange::InvalidClient);
             }
-            tracing::error!(
+            tracing::warn!(
                 status = status.as_u16(),
                 error = code.as_deref(),
                 "token exchange refused"
@@ -236,7 +264,7 @@ impl Management {
     /// expired early) is dropped and replaced once.
     pub async fn user(&self, user_id: &str, deadline: &Deadline) -> Result<User, ManagementError> {
         let token = self.token(deadline).await?;
-        match self.get_user(&token, user_id, deadline).await {
+        match self.read_user(&token, user_id, deadline).await {
             Err(ManagementError::Upstream(UpstreamError::Status { status: 401, .. })) => {
                 tracing::warn!("Management API refused the cached token; exchanging a new one");
                 self.token.invalidate(&token);
@@ -248,10 +276,20 @@ impl Management {
                         || self.exchange(deadline),
                     )
                     .await?;
-                self.get_user(&token, user_id, deadline).await
+                self.read_user(&token, user_id, deadline).await
             }
             other => other,
         }
+    }
+
+    /// [`Management::get_user`], retried while the failure is transient.
+    async fn read_user(
+        &self,
+        token: &ManagementToken,
+        user_id: &str,
+        deadline: &Deadline,
+    ) -> Result<User, ManagementError> {
+        upstream::retry(deadline, || self.get_user(token, user_id, deadline)).await
     }
 
     #[tracing::instrument(name = "user_read", skip_all)]

@@ -67,7 +67,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
 
 /// Auth0 connection names: letters, digits, `-` and `_`, at most 128 characters. Anything else
 /// (`..`, percent-escapes, dots) cannot name a connection and is not routed.
-fn is_connection_name(name: &str) -> bool {
+pub fn is_connection_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

@@ -36,7 +36,7 @@ const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
 sections: latency, calls, prefetch, verify, init, cold, memory, size (default: all)
 binaries default to this executable's directory (the release target dir) and
-<target>/aarch64-unknown-linux-gnu/release/bootstrap";
+<target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
 
 const SECTIONS: [&str; 8] = [
     "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "size",
@@ -65,7 +65,7 @@ impl Options {
             only: SECTIONS.map(str::to_owned).to_vec(),
             bootstrap: here.join("bootstrap"),
             hello: here.join("hello"),
-            aarch64: target.join("aarch64-unknown-linux-gnu/release/bootstrap"),
+            aarch64: target.join("lambda/bootstrap/bootstrap"),
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or(format!("{flag} needs a value"));

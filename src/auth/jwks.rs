@@ -7,6 +7,12 @@
 //!   [`KeyPolicy::max_age`], after which a key removed from the tenant stops working;
 //! - a `kid` that is not in the set triggers a refetch at most once per
 //!   [`KeyPolicy::unknown_kid_cooldown`], so a flood of made-up `kid`s costs one fetch.
+//!
+//! A fetch with nothing usable cached is retried while the failure is transient
+//! ([`RetryPolicy::STANDARD`]). A refresh while the cached keys are still usable is tried once,
+//! with a short cap, and after a failure not again before the same cooldown: the cached keys
+//! answer meanwhile, so a failing or hanging endpoint costs one request a short wait, not every
+//! request a long one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -17,10 +23,15 @@ use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse}
 use reqwest::Client;
 
 use crate::deadline::Deadline;
-use crate::upstream::{self, Service, UpstreamError};
+use crate::telemetry::{self, Cache};
+use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
 
 /// Cap on one JWKS request, within the invocation's deadline.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Cap on a refresh while the cached keys are still usable: they are the fallback, so the
+/// request that refreshes should not wait long for a struggling endpoint.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long keys live and how often the endpoint may be asked again.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +40,8 @@ pub struct KeyPolicy {
     pub refresh_after: Duration,
     /// Age after which cached keys are no longer trusted at all.
     pub max_age: Duration,
-    /// Least time between two fetches caused by unknown `kid`s.
+    /// Least time between two fetches caused by unknown `kid`s, and between a failed refresh
+    /// of still-usable keys and the next.
     pub unknown_kid_cooldown: Duration,
 }
 
@@ -85,9 +97,15 @@ impl KeySet {
     }
 
     /// Whether an unknown `kid` may cause a fetch now.
-    fn may_refetch_for_unknown_kid(&self, now: Instant, policy: &KeyPolicy) -> bool {
+    fn may_refetch(&self, now: Instant, policy: &KeyPolicy) -> bool {
         self.attempted_at
             .is_none_or(|t| now.saturating_duration_since(t) >= policy.unknown_kid_cooldown)
+    }
+
+    /// Whether a refresh of these keys may be tried now: always, unless the last attempt failed
+    /// within the cooldown.
+    fn may_refresh(&self, now: Instant, policy: &KeyPolicy) -> bool {
+        self.attempted_at == self.fetched_at || self.may_refetch(now, policy)
     }
 
     fn usable_key(&self, kid: &str, now: Instant, policy: &KeyPolicy) -> Option<Arc<DecodingKey>> {
@@ -129,23 +147,29 @@ impl KeyCache {
     /// Fetches the keys now, e.g. during the cold start, so the first invocation finds them.
     pub async fn prefetch(&self, deadline: &Deadline) -> Result<(), KeyError> {
         let _guard = self.fetching.lock().await;
-        self.fetch_and_store(deadline).await
+        self.fetch_and_store(deadline, RetryPolicy::STANDARD, FETCH_TIMEOUT)
+            .await
     }
 
     /// The verification key for `kid`, fetching or refreshing the set when needed.
     pub async fn key(&self, kid: &str, deadline: &Deadline) -> Result<Arc<DecodingKey>, KeyError> {
+        // A hit unless this request fetches (`fetch_and_store` records the miss).
+        telemetry::cache_lookup(Cache::Jwks, true);
         let seen = self.snapshot();
         let now = Instant::now();
         if let Some(key) = seen.usable_key(kid, now, &self.policy) {
-            if seen.is_fresh(now, &self.policy) {
+            // Due for a refresh (and no refresh just failed): one request does it, the others
+            // carry on with the cached key.
+            if seen.is_fresh(now, &self.policy) || !seen.may_refresh(now, &self.policy) {
                 return Ok(key);
             }
-            // Due for a refresh: one request does it, the others carry on with the cached key.
             let Ok(_guard) = self.fetching.try_lock() else {
                 return Ok(key);
             };
             if self.snapshot().generation == seen.generation
-                && let Err(error) = self.fetch_and_store(deadline).await
+                && let Err(error) = self
+                    .fetch_and_store(deadline, RetryPolicy::ONCE, REFRESH_TIMEOUT)
+                    .await
             {
                 tracing::warn!(error = %error, "JWKS refresh failed; using cached keys");
             }
@@ -155,8 +179,7 @@ impl KeyCache {
                 .ok_or(KeyError::UnknownKid);
         }
 
-        if seen.is_usable(now, &self.policy) && !seen.may_refetch_for_unknown_kid(now, &self.policy)
-        {
+        if seen.is_usable(now, &self.policy) && !seen.may_refetch(now, &self.policy) {
             return Err(KeyError::UnknownKid);
         }
         let wait = deadline
@@ -167,7 +190,8 @@ impl KeyCache {
             .map_err(|_| KeyError::Unavailable(UpstreamError::Timeout(Service::Jwks)))?;
         let current = self.snapshot();
         if current.generation == seen.generation {
-            self.fetch_and_store(deadline).await?;
+            self.fetch_and_store(deadline, RetryPolicy::STANDARD, FETCH_TIMEOUT)
+                .await?;
         } else if current.fetched_at == seen.fetched_at
             && !current.is_usable(Instant::now(), &self.policy)
         {
@@ -179,17 +203,26 @@ impl KeyCache {
             .ok_or(KeyError::UnknownKid)
     }
 
-    /// Fetches the JWKS and installs it; on failure keeps the old keys and records the attempt.
-    /// The caller holds `fetching`.
+    /// Fetches the JWKS (attempts as `retries` says, each capped at `cap`) and installs it; on
+    /// failure keeps the old keys and records the attempt. The caller holds `fetching`.
     #[tracing::instrument(name = "jwks_fetch", skip_all)]
-    async fn fetch_and_store(&self, deadline: &Deadline) -> Result<(), KeyError> {
-        let result = upstream::fetch_json::<JwkSet>(
-            self.http.get(&self.url),
-            Service::Jwks,
-            deadline,
-            FETCH_TIMEOUT,
-        )
-        .await;
+    async fn fetch_and_store(
+        &self,
+        deadline: &Deadline,
+        retries: RetryPolicy,
+        cap: Duration,
+    ) -> Result<(), KeyError> {
+        telemetry::cache_lookup(Cache::Jwks, false);
+        let result = retries
+            .run(deadline, || {
+                upstream::fetch_json::<JwkSet>(
+                    self.http.get(&self.url),
+                    Service::Jwks,
+                    deadline,
+                    cap,
+                )
+            })
+            .await;
         let now = Instant::now();
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         let generation = current.generation + 1;
@@ -257,7 +290,7 @@ mod tests {
         let empty = set(None, None);
         assert!(!empty.is_fresh(now, &policy));
         assert!(!empty.is_usable(now, &policy));
-        assert!(empty.may_refetch_for_unknown_kid(now, &policy));
+        assert!(empty.may_refetch(now, &policy));
     }
 
     #[test]
@@ -277,8 +310,19 @@ mod tests {
         let policy = KeyPolicy::default();
         let t0 = Instant::now();
         let keys = set(Some(t0), Some(t0));
-        assert!(!keys.may_refetch_for_unknown_kid(t0 + Duration::from_secs(29), &policy));
-        assert!(keys.may_refetch_for_unknown_kid(t0 + Duration::from_secs(30), &policy));
+        assert!(!keys.may_refetch(t0 + Duration::from_secs(29), &policy));
+        assert!(keys.may_refetch(t0 + Duration::from_secs(30), &policy));
+    }
+
+    #[test]
+    fn a_failed_refresh_is_not_tried_again_within_the_cooldown() {
+        let policy = KeyPolicy::default();
+        let t0 = Instant::now();
+        let stale = t0 + Duration::from_secs(301);
+        assert!(set(Some(t0), Some(t0)).may_refresh(stale, &policy));
+        let failed = set(Some(t0), Some(stale));
+        assert!(!failed.may_refresh(stale + Duration::from_secs(29), &policy));
+        assert!(failed.may_refresh(stale + Duration::from_secs(30), &policy));
     }
 
     #[test]

@@ -142,8 +142,10 @@ impl Authenticator {
     }
 }
 
-/// The token of the single `Authorization: Bearer` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+/// The token of the single `Authorization: Bearer` header, trimmed; refused before any decoding
+/// when there are several `Authorization` headers, another scheme, or more than
+/// [`MAX_TOKEN_BYTES`] of token. Public for the fuzz targets.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::Missing)?;
     if values.next().is_some() {

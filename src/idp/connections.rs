@@ -77,21 +77,31 @@ impl AllowRule {
     }
 }
 
+/// Whether `pattern` matches all of `segments`, in pattern × segments steps. Backtracking instead
+/// would take time polynomial in the path's length with the number of `**` as the exponent: a rule
+/// like `GET /**/a/**/a/**/b` and a caller's path of a few hundred segments make a CPU sink.
 fn glob(pattern: &[Pattern], segments: &[String]) -> bool {
-    match pattern.split_first() {
-        None => segments.is_empty(),
-        Some((Pattern::Any, rest)) => {
-            (0..=segments.len()).any(|skip| glob(rest, &segments[skip..]))
-        }
-        Some((head, rest)) => match segments.split_first() {
-            Some((segment, tail)) => {
-                (matches!(head, Pattern::One)
-                    || matches!(head, Pattern::Literal(l) if l == segment))
-                    && glob(rest, tail)
+    // matched[j]: the pattern's elements so far match exactly `segments[..j]`.
+    let mut matched = vec![false; segments.len() + 1];
+    matched[0] = true;
+    for element in pattern {
+        if *element == Pattern::Any {
+            for j in 1..matched.len() {
+                matched[j] |= matched[j - 1];
             }
-            None => false,
-        },
+            continue;
+        }
+        // Right to left, so that `matched[j - 1]` is still the previous element's.
+        for j in (1..matched.len()).rev() {
+            matched[j] = matched[j - 1]
+                && match element {
+                    Pattern::Literal(literal) => *literal == segments[j - 1],
+                    _ => true,
+                };
+        }
+        matched[0] = false;
     }
+    matched[segments.len()]
 }
 
 /// One connection's entry.
@@ -107,6 +117,21 @@ pub struct Connection {
     pub token_url: Option<Url>,
     /// Headers the provider expects on every call (the caller's own may override them).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How the IdP app authenticates at `token_url`.
+    pub token_auth: TokenAuth,
+    /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
+    pub refresh_scopes: Vec<String>,
+}
+
+/// How the IdP app's client credentials travel in a refresh grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1's alternative; what
+    /// GitHub, Google and Microsoft accept).
+    Body,
+    /// HTTP Basic authentication (Bitbucket).
+    Basic,
 }
 
 impl Connection {
@@ -124,52 +149,69 @@ struct Override {
     allow: Option<Vec<String>>,
     token_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    token_auth: Option<TokenAuth>,
+    refresh_scopes: Option<Vec<String>>,
 }
 
-/// A built-in entry: name, API base, token endpoint, extra headers.
-type BuiltIn = (
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    &'static [(&'static str, &'static str)],
-);
+/// A built-in connection.
+struct BuiltIn {
+    name: &'static str,
+    api_base: &'static str,
+    token_url: Option<&'static str>,
+    token_auth: TokenAuth,
+    headers: &'static [(&'static str, &'static str)],
+}
 
 /// The built-in connections, all read-only (`GET`) by default.
 const BUILT_IN: &[BuiltIn] = &[
-    (
-        "github",
-        "https://api.github.com",
-        Some("https://github.com/login/oauth/access_token"),
-        &[
+    BuiltIn {
+        name: "github",
+        api_base: "https://api.github.com",
+        // GitHub App user tokens expire and are renewed here; it answers form-encoded unless
+        // asked for JSON (the grant asks).
+        token_url: Some("https://github.com/login/oauth/access_token"),
+        token_auth: TokenAuth::Body,
+        headers: &[
             ("accept", "application/vnd.github+json"),
             ("x-github-api-version", "2022-11-28"),
         ],
-    ),
-    (
-        "google-oauth2",
-        "https://www.googleapis.com",
-        Some("https://oauth2.googleapis.com/token"),
-        &[],
-    ),
-    (
-        "windowslive",
-        "https://graph.microsoft.com",
-        Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
-        &[],
-    ),
-    ("facebook", "https://graph.facebook.com", None, &[]),
-    (
-        "bitbucket",
-        "https://api.bitbucket.org",
-        Some("https://bitbucket.org/site/oauth2/access_token"),
-        &[],
-    ),
-    (
-        "linkedin",
-        "https://api.linkedin.com",
-        Some("https://www.linkedin.com/oauth/v2/accessToken"),
-        &[],
-    ),
+    },
+    BuiltIn {
+        name: "google-oauth2",
+        api_base: "https://www.googleapis.com",
+        token_url: Some("https://oauth2.googleapis.com/token"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "windowslive",
+        api_base: "https://graph.microsoft.com",
+        token_url: Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "facebook",
+        api_base: "https://graph.facebook.com",
+        // Facebook has no refresh tokens: long-lived tokens are re-issued only at login.
+        token_url: None,
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "bitbucket",
+        api_base: "https://api.bitbucket.org",
+        token_url: Some("https://bitbucket.org/site/oauth2/access_token"),
+        token_auth: TokenAuth::Basic,
+        headers: &[],
+    },
+    BuiltIn {
+        name: "linkedin",
+        api_base: "https://api.linkedin.com",
+        token_url: Some("https://www.linkedin.com/oauth/v2/accessToken"),
+        token_auth: TokenAuth::Body,
+        headers: &[],
+    },
 ];
 
 /// The default allow-list: read-only calls anywhere under the API base.
@@ -185,17 +227,28 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Self, String> {
         let mut table = HashMap::new();
-        for (name, api_base, token_url, headers) in BUILT_IN {
+        for built_in in BUILT_IN {
             let connection = Connection {
-                name: (*name).to_owned(),
-                api_base: api_url(api_base, "api_base")?,
+                name: built_in.name.to_owned(),
+                api_base: api_url(built_in.api_base, "api_base")?,
                 allow: vec![AllowRule::parse(DEFAULT_ALLOW)?],
-                token_url: token_url.map(|u| api_url(u, "token_url")).transpose()?,
-                headers: parse_headers(headers.iter().map(|(k, v)| (*k, *v)))?,
+                token_url: built_in
+                    .token_url
+                    .map(|u| api_url(u, "token_url"))
+                    .transpose()?,
+                headers: parse_headers(built_in.headers.iter().map(|(k, v)| (*k, *v)))?,
+                token_auth: built_in.token_auth,
+                refresh_scopes: Vec::new(),
             };
-            table.insert((*name).to_owned(), connection);
+            table.insert(built_in.name.to_owned(), connection);
         }
         for (name, value) in overrides.into_iter().flatten() {
+            // A name no route can reach would be configured for nothing: say so at start-up.
+            if !crate::routes::is_connection_name(name) {
+                return Err(format!(
+                    "connection {name:?}: a name is 1 to 128 letters, digits, - or _"
+                ));
+            }
             let entry: Override = serde_json::from_value(value.clone())
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
             let merged = merge(name, table.remove(name), entry)
@@ -240,6 +293,25 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         Some(url) => Some(api_url(&url, "token_url")?),
         None => base.as_ref().and_then(|b| b.token_url.clone()),
     };
+    let refresh_scopes = match entry.refresh_scopes {
+        Some(scopes) => {
+            if scopes
+                .iter()
+                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err("refresh_scopes must be single, non-empty scopes".to_owned());
+            }
+            scopes
+        }
+        None => base
+            .as_ref()
+            .map(|b| b.refresh_scopes.clone())
+            .unwrap_or_default(),
+    };
+    let token_auth = entry
+        .token_auth
+        .or(base.as_ref().map(|b| b.token_auth))
+        .unwrap_or(TokenAuth::Body);
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
@@ -250,13 +322,19 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         allow,
         token_url,
         headers,
+        token_auth,
+        refresh_scopes,
     })
 }
 
 /// An https URL (plain http only for a loopback stand-in), without credentials, query or
 /// fragment, stored without a trailing slash.
 fn api_url(text: &str, field: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim_end_matches('/')).map_err(|e| format!("{field}: {e}"))?;
+    let mut url = Url::parse(text).map_err(|e| format!("{field}: {e}"))?;
+    // Trimmed after parsing: the parser can still leave a trailing slash (`/v1/..`, `/v1/%2e%2e`,
+    // `/v1/ `), and the root stays `/`.
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
     let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
         || url.host_str() == Some("localhost");
@@ -381,6 +459,8 @@ mod tests {
             r#"{"github": {"apibase": "https://x"}}"#,
             r#"{"github": {"headers": {"authorization": "Bearer x"}}}"#,
             r#"{"github": []}"#,
+            r#"{"my.conn": {"api_base": "https://api.example.com"}}"#,
+            r#"{"": {"api_base": "https://api.example.com"}}"#,
             r#"[]"#,
         ] {
             assert!(Connections::from_json(bad).is_err(), "{bad}");

@@ -1,8 +1,12 @@
-//! The identity provider side: the connection table, path normalisation, and the proxied call
-//! itself, which carries the IdP token in and brings only safe headers back.
+//! The identity provider side: the connection table, path normalisation, the IdP token's
+//! lifecycle (cache, renewal), and the proxied call itself, which carries the IdP token in and
+//! brings only safe headers back.
 
 pub mod connections;
 pub mod path;
+pub mod renewal;
+pub mod source;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::deadline::Deadline;
-use crate::upstream::{self, Service, UpstreamError};
+use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
 use connections::Connection;
 use path::{IdpPath, PathError};
 
@@ -71,6 +75,9 @@ pub enum IdpError {
     /// The IdP failed, timed out or answered garbage.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The refresh grant failed for a reason a new login would not mend.
+    #[error(transparent)]
+    Renewal(#[from] renewal::RenewalError),
 }
 
 /// What the caller asked the IdP for, validated.
@@ -166,7 +173,8 @@ impl IdpResponse {
     }
 }
 
-/// Calls the IdP with `token`. Redirects are not followed (the shared client never does).
+/// Calls the IdP with `token`. Redirects are not followed (the shared client never does). A 5xx
+/// answer is an error, after retries for idempotent methods.
 #[tracing::instrument(name = "idp_call", skip_all, fields(connection = %request.connection.name, method = %request.method))]
 pub async fn call(
     http: &Client,
@@ -195,7 +203,25 @@ pub async fn call(
         outbound = outbound.body(request.body.to_vec());
     }
 
-    let response = upstream::send(outbound, Service::Idp, deadline, CALL_TIMEOUT).await?;
+    // Only a method that may be repeated is retried after a failure (5xx, connection error); a
+    // POST or PATCH that failed may have had its effect. Never beyond the deadline.
+    let policy = if is_idempotent(&request.method) {
+        RetryPolicy::STANDARD
+    } else {
+        RetryPolicy::ONCE
+    };
+    let response = policy
+        .run(deadline, || async {
+            let attempt = outbound.try_clone().ok_or_else(|| {
+                UpstreamError::garbage(Service::Idp, "request body cannot be resent")
+            })?;
+            let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
+            if response.status().is_server_error() {
+                return Err(upstream::status_error(Service::Idp, &response));
+            }
+            Ok(response)
+        })
+        .await?;
     let status = response.status();
     let headers = safe_headers(response.headers());
     let body = upstream::read_body(response, Service::Idp, MAX_IDP_BODY_BYTES).await?;
@@ -204,6 +230,14 @@ pub async fn call(
         headers,
         body,
     })
+}
+
+/// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
 }
 
 /// The headers of an IdP response that may reach the caller.

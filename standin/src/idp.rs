@@ -1,26 +1,35 @@
-//! A stand-in identity provider API on 127.0.0.1 (GitHub- or Google-like): answers for the access
-//! tokens it was given, records every request it receives, and offers paths that misbehave.
+//! A stand-in identity provider on 127.0.0.1 (GitHub- or Google-like): an API that answers for the
+//! access tokens it issued or was given (until they expire), a token endpoint for refresh-token
+//! grants, a record of every request, and paths that misbehave.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
-//! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers;
+//! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers; any path
+//!   answers 503 while [`Idp::fail_next`] says so;
+//! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, answered as
+//!   the [`Flavor`] does (GitHub: form-encoded unless asked for JSON, errors as 200; Google:
+//!   JSON, errors as 400);
 //! - anything else: an echo of the method, path, query and body.
 //!
-//! Every answer carries a `Set-Cookie` and an `X-OAuth-Scopes` header that the proxy must not
+//! Every API answer carries a `Set-Cookie` and an `X-OAuth-Scopes` header that the proxy must not
 //! pass on, beside `ETag`, `Link` and rate-limit headers that it should.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use serde_json::{Value, json};
 
 use crate::lock;
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use crate::tenant::new_token;
 
 /// One request as the stand-in IdP received it.
 #[derive(Debug, Clone)]
@@ -45,11 +54,38 @@ impl Recorded {
     }
 }
 
-#[derive(Debug, Default)]
+/// How the token endpoint answers, after the provider it stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// GitHub: form-encoded answers unless `Accept: application/json`, errors as HTTP 200 with
+    /// an `error` member (`bad_refresh_token`), single-use (rotating) refresh tokens.
+    GitHub,
+    /// Google: JSON answers, errors as HTTP 400 (`invalid_grant`), refresh tokens kept.
+    Google,
+}
+
+#[derive(Debug)]
+struct Grant {
+    profile: Value,
+    expires_at: Option<Instant>,
+}
+
+#[derive(Debug)]
 struct IdpState {
+    flavor: Flavor,
     calls: AtomicUsize,
-    tokens: Mutex<HashMap<String, Value>>,
+    tokens: Mutex<HashMap<String, Grant>>,
     requests: Mutex<Vec<Recorded>>,
+    clients: Mutex<HashMap<String, String>>,
+    refresh_tokens: Mutex<HashMap<String, Value>>,
+    rotate: AtomicBool,
+    token_lifetime: Mutex<Duration>,
+    token_delay: Mutex<Duration>,
+    grants: AtomicUsize,
+    failures: AtomicUsize,
+    presented: Mutex<Vec<String>>,
+    client_auth: Mutex<Vec<&'static str>>,
+    issued: Mutex<Vec<String>>,
 }
 
 /// A running stand-in IdP.
@@ -60,10 +96,32 @@ pub struct Idp {
 }
 
 impl Idp {
-    /// Starts a stand-in IdP that accepts no token yet.
+    /// Starts a GitHub-like stand-in IdP that accepts no token yet.
     pub async fn start() -> std::io::Result<Self> {
-        let state = Arc::new(IdpState::default());
+        Self::start_as(Flavor::GitHub).await
+    }
+
+    /// Starts a stand-in IdP of the given flavor that accepts no token yet.
+    pub async fn start_as(flavor: Flavor) -> std::io::Result<Self> {
+        let state = Arc::new(IdpState {
+            flavor,
+            calls: AtomicUsize::new(0),
+            tokens: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+            clients: Mutex::new(HashMap::new()),
+            refresh_tokens: Mutex::new(HashMap::new()),
+            rotate: AtomicBool::new(flavor == Flavor::GitHub),
+            token_lifetime: Mutex::new(Duration::from_secs(3600)),
+            token_delay: Mutex::new(Duration::ZERO),
+            grants: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
+            presented: Mutex::new(Vec::new()),
+            client_auth: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
+        });
         let router = Router::new()
+            .route("/token", post(token))
+            .route("/login/oauth/access_token", post(token))
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
@@ -75,20 +133,231 @@ impl Idp {
         format!("http://{}", self.addr)
     }
 
-    /// Accepts `token` as the access token of the user whose profile is `profile`.
-    pub fn grant(&self, token: &str, profile: Value) {
-        lock(&self.state.tokens).insert(token.to_owned(), profile);
+    /// `{origin}/token`: the `token_url` to configure for a connection.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.origin())
     }
 
-    /// How many requests it received.
+    /// Accepts `token` as the access token of the user whose profile is `profile`.
+    pub fn grant(&self, token: &str, profile: Value) {
+        self.grant_until(token, profile, None);
+    }
+
+    /// Accepts `token` for `lifetime` from now.
+    pub fn grant_for(&self, token: &str, profile: Value, lifetime: Duration) {
+        self.grant_until(token, profile, Some(Instant::now() + lifetime));
+    }
+
+    fn grant_until(&self, token: &str, profile: Value, expires_at: Option<Instant>) {
+        lock(&self.state.tokens).insert(
+            token.to_owned(),
+            Grant {
+                profile,
+                expires_at,
+            },
+        );
+    }
+
+    /// Makes `token` expired from now on (as a stored token dies after its lifetime).
+    pub fn expire(&self, token: &str) {
+        if let Some(grant) = lock(&self.state.tokens).get_mut(token) {
+            grant.expires_at = Some(Instant::now());
+        }
+    }
+
+    /// Registers the IdP app that may run refresh grants.
+    pub fn register_client(&self, client_id: &str, client_secret: &str) {
+        lock(&self.state.clients).insert(client_id.to_owned(), client_secret.to_owned());
+    }
+
+    /// Accepts `refresh_token` for new access tokens of the user whose profile is `profile`.
+    pub fn issue_refresh_token(&self, refresh_token: &str, profile: Value) {
+        lock(&self.state.refresh_tokens).insert(refresh_token.to_owned(), profile);
+    }
+
+    /// Whether each grant replaces the refresh token it used (single use).
+    pub fn set_rotation(&self, rotate: bool) {
+        self.state.rotate.store(rotate, Ordering::SeqCst);
+    }
+
+    /// The lifetime (`expires_in`) of access tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *lock(&self.state.token_lifetime) = lifetime;
+    }
+
+    /// How long the token endpoint takes to answer, to widen races in tests.
+    pub fn set_token_delay(&self, delay: Duration) {
+        *lock(&self.state.token_delay) = delay;
+    }
+
+    /// Makes the next `count` API requests fail with 503, whatever their token.
+    pub fn fail_next(&self, count: usize) {
+        self.state.failures.store(count, Ordering::SeqCst);
+    }
+
+    /// How many requests its API received (the token endpoint's not included).
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
     }
 
-    /// Every request it received.
+    /// How many grants its token endpoint received.
+    pub fn grants(&self) -> usize {
+        self.state.grants.load(Ordering::SeqCst)
+    }
+
+    /// The refresh tokens presented to its token endpoint, in order.
+    pub fn presented_refresh_tokens(&self) -> Vec<String> {
+        lock(&self.state.presented).clone()
+    }
+
+    /// How each grant's client authenticated: `"basic"` or `"body"`.
+    pub fn grant_client_auth(&self) -> Vec<&'static str> {
+        lock(&self.state.client_auth).clone()
+    }
+
+    /// Every access and refresh token its token endpoint issued (to prove none is logged).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.issued).clone()
+    }
+
+    /// Every request its API received.
     pub fn requests(&self) -> Vec<Recorded> {
         lock(&self.state.requests).clone()
     }
+}
+
+/// The client of a grant: HTTP Basic, else `client_id` and `client_secret` in the body.
+fn grant_client(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    kinds: &Mutex<Vec<&'static str>>,
+) -> Option<(String, String)> {
+    if let Some(basic) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        lock(kinds).push("basic");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (id, secret) = text.split_once(':')?;
+        // RFC 6749 §2.3.1: both are form-urlencoded before they are joined.
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(&part.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|text| text.into_owned())
+        };
+        return Some((decode(id)?, decode(secret)?));
+    }
+    lock(kinds).push("body");
+    Some((
+        form.get("client_id")?.clone(),
+        form.get("client_secret")?.clone(),
+    ))
+}
+
+async fn token(
+    State(state): State<Arc<IdpState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    state.grants.fetch_add(1, Ordering::SeqCst);
+    let delay = *lock(&state.token_delay);
+    tokio::time::sleep(delay).await;
+    let wants_json = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let answer = |fields: Vec<(&str, Value)>| -> Response {
+        if state.flavor == Flavor::GitHub && !wants_json {
+            let text = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned)))
+                .collect::<Vec<_>>()
+                .join("&");
+            return (
+                [("content-type", "application/x-www-form-urlencoded")],
+                text,
+            )
+                .into_response();
+        }
+        axum::Json(Value::Object(
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ))
+        .into_response()
+    };
+    let error = |status: StatusCode, google: &str, github: &str| -> Response {
+        let (status, code) = match state.flavor {
+            Flavor::Google => (status, google),
+            Flavor::GitHub => (StatusCode::OK, github),
+        };
+        let mut response = answer(vec![
+            ("error", json!(code)),
+            ("error_description", json!("refused by the stand-in")),
+        ]);
+        *response.status_mut() = status;
+        response
+    };
+
+    let client_ok = grant_client(&headers, &form, &state.client_auth)
+        .is_some_and(|(id, secret)| lock(&state.clients).get(&id) == Some(&secret));
+    if !client_ok {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "incorrect_client_credentials",
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "unsupported_grant_type",
+        );
+    }
+    let presented = form.get("refresh_token").cloned().unwrap_or_default();
+    lock(&state.presented).push(presented.clone());
+    let rotate = state.rotate.load(Ordering::SeqCst);
+    let profile = {
+        let mut refresh_tokens = lock(&state.refresh_tokens);
+        if rotate {
+            refresh_tokens.remove(&presented)
+        } else {
+            refresh_tokens.get(&presented).cloned()
+        }
+    };
+    let Some(profile) = profile else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "bad_refresh_token",
+        );
+    };
+    let lifetime = *lock(&state.token_lifetime);
+    let access_token = new_token("idp-access-");
+    lock(&state.tokens).insert(
+        access_token.clone(),
+        Grant {
+            profile: profile.clone(),
+            expires_at: Some(Instant::now() + lifetime),
+        },
+    );
+    lock(&state.issued).push(access_token.clone());
+    let mut fields = vec![
+        ("access_token", json!(access_token)),
+        ("expires_in", json!(lifetime.as_secs())),
+        ("token_type", json!("bearer")),
+    ];
+    if rotate {
+        let refresh_token = new_token("idp-refresh-");
+        lock(&state.refresh_tokens).insert(refresh_token.clone(), profile);
+        lock(&state.issued).push(refresh_token.clone());
+        fields.push(("refresh_token", json!(refresh_token)));
+    }
+    answer(fields)
 }
 
 async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Response {
@@ -118,13 +387,24 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         body: body.to_vec(),
     };
     lock(&state.requests).push(recorded.clone());
+    let failing = state
+        .failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return decorate((StatusCode::SERVICE_UNAVAILABLE, "try again").into_response());
+    }
 
     let bearer = recorded
         .header("authorization")
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_owned();
-    let Some(profile) = lock(&state.tokens).get(&bearer).cloned() else {
+    let live = lock(&state.tokens)
+        .get(&bearer)
+        .filter(|g| g.expires_at.is_none_or(|t| t > Instant::now()))
+        .map(|g| g.profile.clone());
+    let Some(profile) = live else {
         let mut response = (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"message": "Bad credentials"})),

@@ -11,12 +11,12 @@ mod moto;
 mod runtime_api;
 mod tenant;
 
-pub use idp::{Idp, Recorded};
+pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
-pub use moto::Moto;
+pub use moto::{Moto, MotoLink};
 pub use runtime_api::{Outcome, RuntimeApi};
-pub use tenant::{JwksMode, M2M_CLIENT_ID, Tenant, profile};
+pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,7 @@
 //! A stand-in Auth0 tenant on 127.0.0.1: the JWKS, the token endpoint (client-credentials
 //! grant) and the Management API's `GET /api/v2/users/{id}`, with switches to rotate keys and the
-//! client secret, to make endpoints fail, and counters of the calls each served.
+//! client secret, to make endpoints fail ([`JwksMode`], [`Fault`]), and counters of the calls
+//! each served (failed ones included).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +32,28 @@ pub enum JwksMode {
     Hang,
 }
 
+/// How the token endpoint or the Management API misbehaves, for fault-injection tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers this HTTP status (500, 503, 408…) with an Auth0-style JSON error.
+    Status(u16),
+    /// Answers 429 with Auth0's rate-limit headers, `X-RateLimit-Reset` (a Unix time in whole
+    /// seconds) this many seconds from now.
+    RateLimited {
+        /// Seconds from now to the reset, as the header says it.
+        reset_in_secs: u64,
+    },
+    /// Never answers.
+    Hang,
+}
+
+/// A fault and how many more requests it applies to.
+#[derive(Debug, Clone, Copy)]
+struct Injected {
+    fault: Fault,
+    remaining: usize,
+}
+
 /// The M2M client the stand-in tenant accepts by default.
 pub const M2M_CLIENT_ID: &str = "m2m-client-id";
 
@@ -40,10 +63,12 @@ struct TenantState {
     published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
     token_calls: AtomicUsize,
+    token_fault: Mutex<Option<Injected>>,
     client_secret: Mutex<String>,
     management_token_lifetime: Mutex<u64>,
     issued: Mutex<HashMap<String, Instant>>,
     user_calls: AtomicUsize,
+    user_fault: Mutex<Option<Injected>>,
     user_requests: Mutex<Vec<String>>,
     users: Mutex<HashMap<String, Value>>,
 }
@@ -65,10 +90,12 @@ impl Tenant {
             published: Mutex::new(vec![TestKey::Primary]),
             jwks_mode: Mutex::new(JwksMode::Serve),
             token_calls: AtomicUsize::new(0),
+            token_fault: Mutex::new(None),
             client_secret: Mutex::new(client_secret.to_owned()),
             management_token_lifetime: Mutex::new(86_400),
             issued: Mutex::new(HashMap::new()),
             user_calls: AtomicUsize::new(0),
+            user_fault: Mutex::new(None),
             user_requests: Mutex::new(Vec::new()),
             users: Mutex::new(HashMap::new()),
         });
@@ -115,6 +142,32 @@ impl Tenant {
     /// How many token requests (of any outcome) the token endpoint served.
     pub fn token_calls(&self) -> usize {
         self.state.token_calls.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next `times` token requests misbehave as `fault` (`usize::MAX`: until
+    /// [`Tenant::heal`]).
+    pub fn fail_token_endpoint(&self, fault: Fault, times: usize) {
+        *lock(&self.state.token_fault) = (times > 0).then_some(Injected {
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Makes the next `times` Management API user reads misbehave as `fault` (`usize::MAX`:
+    /// until [`Tenant::heal`]).
+    pub fn fail_management_api(&self, fault: Fault, times: usize) {
+        *lock(&self.state.user_fault) = (times > 0).then_some(Injected {
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Ends every injected fault: the JWKS serves, the token endpoint and the Management API
+    /// answer normally.
+    pub fn heal(&self) {
+        *lock(&self.state.jwks_mode) = JwksMode::Serve;
+        *lock(&self.state.token_fault) = None;
+        *lock(&self.state.user_fault) = None;
     }
 
     /// Rotates the M2M client secret: the old one is refused from now on.
@@ -238,12 +291,65 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// The fault to play for this request, if one is injected; counts it down.
+fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
+    let mut injected = lock(injected);
+    let current = injected.as_mut()?;
+    let fault = current.fault;
+    current.remaining = current.remaining.saturating_sub(1);
+    if current.remaining == 0 {
+        *injected = None;
+    }
+    Some(fault)
+}
+
+/// What Auth0 answers when it fails, throttles or hangs.
+async fn play(fault: Fault) -> Response {
+    match fault {
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                axum::Json(json!({
+                    "statusCode": code,
+                    "error": status.canonical_reason().unwrap_or("Error"),
+                    "message": "injected fault",
+                })),
+            )
+                .into_response()
+        }
+        Fault::RateLimited { reset_in_secs } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("x-ratelimit-limit", "10".to_owned()),
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", (now + reset_in_secs).to_string()),
+                ],
+                axum::Json(json!({
+                    "statusCode": 429,
+                    "error": "Too Many Requests",
+                    "message": "Global limit has been reached",
+                })),
+            )
+                .into_response()
+        }
+        Fault::Hang => std::future::pending().await,
+    }
+}
+
 async fn token(
     State(state): State<Arc<TenantState>>,
     headers: HeaderMap,
     Form(request): Form<TokenRequest>,
 ) -> Response {
     state.token_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(fault) = take_fault(&state.token_fault) {
+        return play(fault).await;
+    }
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
@@ -285,6 +391,9 @@ async fn user(
             .map(|p| p.to_string())
             .unwrap_or_default(),
     );
+    if let Some(fault) = take_fault(&state.user_fault) {
+        return play(fault).await;
+    }
     let bearer = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use serde_json::json;
-use standin::{Algorithm, JwksMode, TestKey, now};
+use standin::{Algorithm, TestKey, now};
 
 use crate::helpers::{AUDIENCE, TestApp, assert_not_logged};
 
@@ -298,8 +298,9 @@ async fn concurrent_cold_calls_share_one_jwks_fetch() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_costs_one_refetch() {
+    // Long enough that 25 calls fit in one cooldown even on a loaded machine.
     let policy = KeyPolicy {
-        unknown_kid_cooldown: Duration::from_millis(200),
+        unknown_kid_cooldown: Duration::from_millis(1_000),
         ..KeyPolicy::default()
     };
     let app = TestApp::spawn_with(&[], policy).await;
@@ -308,7 +309,7 @@ async fn a_flood_of_unknown_kids_costs_one_refetch() {
     let early = app.token(USER).kid(Some("made-up")).sign();
     app.call(EVENT, &early).await.assert_invalid_token();
     assert_eq!(app.tenant.jwks_calls(), 1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
     for i in 0..25 {
         let token = app.token(USER).kid(Some(&format!("made-up-{i}"))).sign();
         app.call(EVENT, &token).await.assert_invalid_token();
@@ -347,15 +348,6 @@ async fn a_key_removed_from_the_tenant_stops_working_after_max_age() {
     app.tenant.publish(&[TestKey::Secondary]);
     tokio::time::sleep(Duration::from_millis(350)).await;
     app.call(EVENT, &token).await.assert_invalid_token();
-}
-
-#[tokio::test]
-async fn unreachable_jwks_without_cached_keys_is_an_upstream_error() {
-    let app = TestApp::spawn().await;
-    app.tenant.set_jwks_mode(JwksMode::Fail);
-    app.call(EVENT, &app.token(USER).sign())
-        .await
-        .assert_error(502, "upstream_error");
 }
 
 #[tokio::test]

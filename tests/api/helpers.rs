@@ -15,7 +15,7 @@ use aws_sdk_secretsmanager::config::{
 use aws_sdk_secretsmanager::error::BoxError;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder};
+use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder};
 
 /// The API identifier the test callers' tokens are issued for.
 pub const AUDIENCE: &str = "https://proxy.example.test/api";
@@ -138,6 +138,8 @@ pub struct TestApp {
     pub github: Idp,
     /// The handler, configured for the stand-ins.
     pub app: App,
+    /// The handler's way to moto: cut it to take Secrets Manager down.
+    pub secrets_manager: MotoLink,
     /// The credentials secret's name in moto.
     pub secret_id: String,
     /// The M2M client secret currently stored.
@@ -228,9 +230,12 @@ impl TestApp {
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
         let secret_reads = Arc::new(AtomicUsize::new(0));
-        let secrets = secrets_client(moto.endpoint(), Some(Arc::clone(&secret_reads))).await;
+        let secrets_manager = moto.link().await.expect("relay to moto");
+        let secrets =
+            secrets_client(&secrets_manager.endpoint(), Some(Arc::clone(&secret_reads))).await;
         Self {
             app: App::with_key_policy(config, http, secrets, policy),
+            secrets_manager,
             tenant,
             github,
             secret_id,

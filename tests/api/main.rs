@@ -3,7 +3,9 @@
 
 mod auth;
 mod binary;
+mod faults;
 mod helpers;
 mod management;
 mod proxy;
 mod routing;
+mod tokens;

@@ -1,0 +1,221 @@
+//! The refresh-token grant (RFC 6749 §6) against a connection's token endpoint, with the IdP app's
+//! own client credentials from the secret's `idp_clients`.
+//!
+//! The `oauth2` crate builds the request and parses the answer; the shared HTTP client sends it,
+//! bounded by the invocation's deadline. Nothing here logs or returns a token in an error.
+
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
+};
+use reqwest::Client;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::connections::{Connection, TokenAuth};
+use crate::credentials::ClientCredentials;
+use crate::deadline::Deadline;
+use crate::upstream::{self, Service, UpstreamError};
+
+/// Cap on one refresh grant, within the invocation's deadline.
+const GRANT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest token endpoint answer read.
+const MAX_GRANT_BODY_BYTES: usize = 64 * 1024;
+
+/// A renewed access token, and the refresh token to use next time where the provider rotated it.
+pub struct Renewed {
+    /// The new access token.
+    pub access_token: SecretString,
+    /// A new refresh token (single-use providers rotate it at every grant); `None` when the old
+    /// one stays valid.
+    pub refresh_token: Option<SecretString>,
+    /// The access token's lifetime, where the provider says.
+    pub expires_in: Option<Duration>,
+}
+
+/// Why a refresh grant gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewalError {
+    /// The provider refused the refresh token (expired, revoked, or already used): only a new
+    /// login helps.
+    #[error("the identity provider refused the refresh token")]
+    InvalidGrant,
+    /// The provider refused the IdP app's client credentials: a configuration fault.
+    #[error("the identity provider rejected the function's client ({0})")]
+    ClientRejected(String),
+    /// The token endpoint failed, timed out or answered garbage.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Runs the refresh-token grant for `connection` at its `token_url` with `refresh_token`.
+#[tracing::instrument(name = "refresh_grant", skip_all, fields(connection = %connection.name))]
+pub async fn refresh(
+    http: &Client,
+    connection: &Connection,
+    token_url: &Url,
+    client: &ClientCredentials,
+    refresh_token: &SecretString,
+    deadline: &Deadline,
+) -> Result<Renewed, RenewalError> {
+    let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+        .set_client_secret(ClientSecret::new(
+            client.client_secret.expose_secret().to_owned(),
+        ))
+        .set_token_uri(TokenUrl::from_url(token_url.clone()))
+        .set_auth_type(match connection.token_auth {
+            TokenAuth::Body => AuthType::RequestBody,
+            TokenAuth::Basic => AuthType::BasicAuth,
+        });
+    let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+    // The future owns its client handle and deadline: `oauth2` wants it to outlive the borrow of
+    // this closure.
+    let deadline = *deadline;
+    let send = |request: HttpRequest| send_grant(http.clone(), request, deadline);
+    let answer = oauth
+        .exchange_refresh_token(&refresh_token)
+        .add_scopes(connection.refresh_scopes.iter().cloned().map(Scope::new))
+        .request_async(&send)
+        .await;
+    match answer {
+        Ok(token) => Ok(Renewed {
+            access_token: SecretString::from(token.access_token().secret().as_str()),
+            refresh_token: token
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().as_str())),
+            expires_in: token.expires_in(),
+        }),
+        // The error variants that carry a body (`Parse`) are dropped here unread: the body of a
+        // token endpoint's answer may hold a token.
+        Err(RequestTokenError::ServerResponse(error)) => Err(classify(error.error())),
+        Err(RequestTokenError::Request(error)) => Err(error.into()),
+        Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) => {
+            Err(UpstreamError::garbage(Service::Idp, "unreadable token endpoint answer").into())
+        }
+    }
+}
+
+/// What an OAuth error code means for the caller.
+fn classify(code: &BasicErrorResponseType) -> RenewalError {
+    match code {
+        BasicErrorResponseType::InvalidGrant => RenewalError::InvalidGrant,
+        BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
+            RenewalError::ClientRejected(code.to_string())
+        }
+        // GitHub's own codes for a dead refresh token.
+        BasicErrorResponseType::Extension(code)
+            if matches!(code.as_str(), "bad_refresh_token" | "expired_refresh_token") =>
+        {
+            RenewalError::InvalidGrant
+        }
+        BasicErrorResponseType::Extension(code) if code == "incorrect_client_credentials" => {
+            RenewalError::ClientRejected(code.clone())
+        }
+        other => RenewalError::Upstream(UpstreamError::garbage(
+            Service::Idp,
+            format!("token endpoint error {}", printable_code(other.as_ref())),
+        )),
+    }
+}
+
+/// An OAuth error code as the provider chose it, fit for a log line: at most 40 characters of
+/// `[A-Za-z0-9_.-]`.
+fn printable_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(40)
+        .collect()
+}
+
+/// Sends the grant `oauth2` built, through the shared client and within the deadline.
+async fn send_grant(
+    http: Client,
+    request: HttpRequest,
+    deadline: Deadline,
+) -> Result<HttpResponse, UpstreamError> {
+    let (mut parts, body) = request.into_parts();
+    // `oauth2` puts the IdP app's secret in a Basic header without marking it sensitive.
+    if let Some(authorization) = parts.headers.get_mut(http::header::AUTHORIZATION) {
+        authorization.set_sensitive(true);
+    }
+    let outbound = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body);
+    let response = upstream::send(outbound, Service::Idp, &deadline, GRANT_TIMEOUT).await?;
+    let mut status = response.status();
+    let headers = response.headers().clone();
+    let body = upstream::read_body(response, Service::Idp, MAX_GRANT_BODY_BYTES).await?;
+    // GitHub answers a failed grant with 200 and an `error` member; as a 400 it reads as the
+    // OAuth error it is rather than as a token response that does not parse.
+    if status.is_success() && is_error_body(&body) {
+        status = http::StatusCode::BAD_REQUEST;
+    }
+    let mut answer = HttpResponse::new(body);
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    Ok(answer)
+}
+
+/// A JSON object with an `error` member and no `access_token`.
+fn is_error_body(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        error: Option<serde::de::IgnoredAny>,
+        access_token: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(body)
+        .is_ok_and(|p| p.error.is_some() && p.access_token.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_refresh_tokens_mean_reconsent_and_client_faults_do_not() {
+        assert!(matches!(
+            classify(&BasicErrorResponseType::InvalidGrant),
+            RenewalError::InvalidGrant
+        ));
+        assert!(matches!(
+            classify(&BasicErrorResponseType::Extension(
+                "bad_refresh_token".into()
+            )),
+            RenewalError::InvalidGrant
+        ));
+        assert!(matches!(
+            classify(&BasicErrorResponseType::InvalidClient),
+            RenewalError::ClientRejected(_)
+        ));
+        assert!(matches!(
+            classify(&BasicErrorResponseType::Extension(
+                "incorrect_client_credentials".into()
+            )),
+            RenewalError::ClientRejected(_)
+        ));
+        assert!(matches!(
+            classify(&BasicErrorResponseType::InvalidRequest),
+            RenewalError::Upstream(_)
+        ));
+        let odd = classify(&BasicErrorResponseType::Extension(format!(
+            "weird\n{}",
+            "x".repeat(100)
+        )));
+        let text = crate::error::error_chain(&odd);
+        assert!(!text.contains('\n') && text.len() < 150, "{text}");
+    }
+
+    #[test]
+    fn error_bodies_are_told_from_token_bodies() {
+        assert!(is_error_body(br#"{"error": "bad_refresh_token"}"#));
+        assert!(!is_error_body(
+            br#"{"access_token": "a", "token_type": "bearer"}"#
+        ));
+        assert!(!is_error_body(b"access_token=a&token_type=bearer"));
+    }
+}
