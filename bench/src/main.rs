@@ -126,6 +126,10 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let options = match Options::parse(args.into_iter()) {
         Ok(options) => options,
         Err(error) => {
