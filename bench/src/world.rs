@@ -7,13 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use auth0_idp_proxy::{App, Config, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_secretsmanager::config::{
-    ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
-use aws_sdk_secretsmanager::error::BoxError;
 use serde_json::json;
-use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder};
+use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant, TokenBuilder, secrets_client};
 
 use crate::relay::{Delay, Relay};
 
@@ -42,41 +37,6 @@ pub struct Relays {
     pub auth0: Relay,
     /// In front of GitHub.
     pub github: Relay,
-}
-
-/// Counts the Secrets Manager requests a client transmits (retries included).
-#[derive(Debug, Clone)]
-struct CountRequests(Arc<AtomicUsize>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// A Secrets Manager client for moto with dummy credentials, counting requests into `counter`.
-async fn secrets_client(endpoint: &str, counter: Option<Arc<AtomicUsize>>) -> SecretsClient {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
-    if let Some(counter) = counter {
-        config = config.interceptor(CountRequests(counter));
-    }
-    SecretsClient::from_conf(config.build())
 }
 
 /// The function in-process, and how many Secrets Manager requests it made.

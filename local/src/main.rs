@@ -98,15 +98,7 @@ async fn start_demo(
         json!({"login": "octocat", "id": 1001, "name": "The Octocat (stand-in)"}),
     );
 
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "demo", "demo", None, None, "demo",
-        ))
-        .endpoint_url(moto.endpoint())
-        .load()
-        .await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secrets = standin::secrets_client(moto.endpoint(), None).await;
     let secret_id = "auth0-idp-proxy/demo";
     secrets
         .create_secret()

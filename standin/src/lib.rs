@@ -9,6 +9,7 @@ mod idp;
 mod keys;
 mod moto;
 mod runtime_api;
+mod secrets;
 mod tenant;
 
 pub use idp::{Flavor, Idp, Recorded};
@@ -16,6 +17,7 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
 pub use moto::{Moto, MotoLink};
 pub use runtime_api::{Outcome, RuntimeApi};
+pub use secrets::secrets_client;
 pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;

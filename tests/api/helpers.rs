@@ -8,14 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::{App, Config, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_secretsmanager::config::{
-    ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
-use aws_sdk_secretsmanager::error::BoxError;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder};
+use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder, secrets_client};
 
 /// The API identifier the test callers' tokens are issued for.
 pub const AUDIENCE: &str = "https://proxy.example.test/api";
@@ -74,42 +69,6 @@ pub static MOTO: OnceLock<Moto> = OnceLock::new();
 /// The shared moto server, started on first use.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("{e}")))
-}
-
-/// Counts the Secrets Manager requests a client transmits (retries included).
-#[derive(Debug, Clone)]
-struct CountRequests(Arc<AtomicUsize>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// A Secrets Manager client for moto, with dummy credentials, as the production code builds it
-/// (`aws_config`) but for the endpoint.
-async fn secrets_client(endpoint: &str, counter: Option<Arc<AtomicUsize>>) -> SecretsClient {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
-    if let Some(counter) = counter {
-        config = config.interceptor(CountRequests(counter));
-    }
-    SecretsClient::from_conf(config.build())
 }
 
 /// A unique name or value for this process.
