@@ -10,7 +10,7 @@ use std::str;
 use std::sync::LazyLock;
 
 use auth0_idp_proxy::auth::{self, AuthError, MAX_TOKEN_BYTES};
-use auth0_idp_proxy::idp::connections::{AllowRule, Connection, Connections};
+use auth0_idp_proxy::idp::connections::{self, AllowRule, Connection, Connections};
 use auth0_idp_proxy::idp::path::{self, IdpPath, PathError};
 use auth0_idp_proxy::idp::{IdpError, IdpRequest};
 use auth0_idp_proxy::routes::{self, Route};
@@ -343,16 +343,6 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
     }
 }
 
-/// The built-in connections, which every table has.
-const BUILT_IN: &[&str] = &[
-    "github",
-    "google-oauth2",
-    "windowslive",
-    "facebook",
-    "bitbucket",
-    "linkedin",
-];
-
 /// Requests tried on every connection of an accepted table.
 const PROBES: &[(Method, &str, Option<&str>)] = &[
     (Method::GET, "", None),
@@ -377,10 +367,8 @@ pub fn connections_config(data: &[u8]) {
     };
     let overrides: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).expect("an accepted table is a JSON object");
-    let names = BUILT_IN
-        .iter()
-        .copied()
-        .chain(overrides.keys().map(String::as_str));
+    let mut names: Vec<&str> = connections::built_in_names().collect();
+    names.extend(overrides.keys().map(String::as_str));
     for name in names {
         let connection = table
             .get(name)

@@ -214,6 +214,11 @@ const BUILT_IN: &[BuiltIn] = &[
     },
 ];
 
+/// The names of the built-in connections, which every table has.
+pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+    BUILT_IN.iter().map(|b| b.name)
+}
+
 /// The default allow-list: read-only calls anywhere under the API base.
 const DEFAULT_ALLOW: &str = "GET /**";
 
@@ -413,14 +418,19 @@ mod tests {
     #[test]
     fn built_ins_are_read_only() {
         let table = Connections::new(None).expect("built-ins");
-        for name in [
-            "github",
-            "google-oauth2",
-            "windowslive",
-            "facebook",
-            "bitbucket",
-            "linkedin",
-        ] {
+        let names: Vec<&str> = built_in_names().collect();
+        assert_eq!(
+            names,
+            [
+                "github",
+                "google-oauth2",
+                "windowslive",
+                "facebook",
+                "bitbucket",
+                "linkedin"
+            ]
+        );
+        for name in names {
             let connection = table.get(name).expect(name);
             assert_eq!(connection.api_base.scheme(), "https");
             assert!(connection.allows(&Method::GET, &segments("/anything/here")));
