@@ -9,7 +9,8 @@
 //! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
 //! - [`management`]: the cached Management API token and the user's profile.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
-//! - [`idp`]: the connection table, path normalisation and the proxied IdP call.
+//! - [`idp`]: the connection table, path normalisation, the IdP token's cache and renewal
+//!   (`idp::tokens`, `idp::renewal`, `idp::source`) and the proxied IdP call.
 //! - [`cache`]: single-flight shared values, safe under concurrent invocations.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
 //! - [`error`]: the one mapping from typed errors to documented JSON responses.
