@@ -22,6 +22,7 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use reqwest::Client;
 
+use crate::cache;
 use crate::deadline::Deadline;
 use crate::telemetry::{self, Cache};
 use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
@@ -182,10 +183,7 @@ impl KeyCache {
         if seen.is_usable(now, &self.policy) && !seen.may_refetch(now, &self.policy) {
             return Err(KeyError::UnknownKid);
         }
-        let wait = deadline
-            .timeout(Duration::MAX)
-            .ok_or(KeyError::Unavailable(UpstreamError::Timeout(Service::Jwks)))?;
-        let _guard = tokio::time::timeout(wait, self.fetching.lock())
+        let _guard = cache::lock_within(&self.fetching, deadline)
             .await
             .map_err(|_| KeyError::Unavailable(UpstreamError::Timeout(Service::Jwks)))?;
         let current = self.snapshot();
