@@ -6,6 +6,7 @@
 //! - [`app`]: the handler and the state shared across warm invocations.
 //! - [`routes`]: which route a v1, v2 or Function URL event asks for.
 //! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
+//! - [`aws`]: the AWS SDK configuration, from Lambda's environment, shared by the SDK clients.
 //! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
 //! - [`management`]: the cached Management API token and the user's profile.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
@@ -20,6 +21,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod cors;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth0_idp_proxy::{App, Config, telemetry, upstream};
+use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use lambda_http::{Request, service_fn};
 
 /// How long the cold start waits for its prefetch before taking the first invocation; the
@@ -29,7 +29,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = match aws::load().await {
+        Ok(aws) => aws,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot configure the AWS SDK");
+            return ExitCode::FAILURE;
+        }
+    };
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let app = Arc::new(App::new(config, http, secrets));
 
