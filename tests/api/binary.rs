@@ -16,6 +16,14 @@ const USER: &str = "github|1001";
 
 /// The real binary with the test app's configuration, pointed at `runtime`.
 fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) -> Child {
+    let mut command = bootstrap(app, runtime);
+    command.envs(extra.iter().copied());
+    command.spawn().expect("bootstrap starts")
+}
+
+/// The command that starts the real binary as Lambda does (its AWS environment included) with
+/// the test app's configuration, pointed at `runtime`.
+pub fn bootstrap(app: &TestApp, runtime: &RuntimeApi) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     command
         .env_clear()
@@ -30,14 +38,14 @@ fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) 
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto().endpoint())
         .env("AWS_LAMBDA_LOG_LEVEL", "debug")
-        .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    command.spawn().expect("bootstrap starts")
+    command
 }
 
-async fn output_of(mut child: Child) -> String {
+/// Stops `child` and returns what it wrote.
+pub async fn output_of(mut child: Child) -> String {
     let _ = child.start_kill();
     let _ = child.wait().await;
     let mut text = String::new();

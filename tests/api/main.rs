@@ -8,4 +8,5 @@ mod helpers;
 mod management;
 mod proxy;
 mod routing;
+mod sdk_config;
 mod tokens;
