@@ -1,13 +1,11 @@
 //! Where `bootstrap`'s cold init goes: the steps of `src/main.rs` before the runtime loop, each
 //! timed in a fresh process (this executable re-run with [`STEPS_FLAG`]), median of several;
-//! beside each, in other fresh processes, the alternative that was weighed for it.
+//! beside each, in other fresh processes, the alternative that was weighed for it or the old way.
 
 use std::process::Stdio;
 use std::time::Instant;
 
-use auth0_idp_proxy::{App, Config, telemetry, upstream};
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use base64::Engine;
+use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use standin::Moto;
 
 use crate::report::{Report, millis};
@@ -23,8 +21,10 @@ const ALTERNATIVE: &str = "alternative";
 /// What the child prints before its timings, on stderr.
 const PREFIX: &str = "init-steps:";
 
-/// The steps, in `main`'s order: as built, and the alternative weighed.
-const STEPS: [(&str, &str, &str); 5] = [
+/// The steps, in `main`'s order: as built, and the alternative weighed (or the old way). The
+/// last is not init's but the first Secrets Manager request's (the prefetch's or the first
+/// invocation's): where the SDK builds its TLS configuration, and so parses its roots.
+const STEPS: [(&str, &str, &str); 6] = [
     ("telemetry::init", "", ""),
     ("Config::from_env", "", ""),
     (
@@ -33,12 +33,20 @@ const STEPS: [(&str, &str, &str); 5] = [
         "the system's roots (reqwest's platform verifier)",
     ),
     (
-        "aws_config::load_defaults",
-        "the system's roots",
-        "a trust store of Amazon's 5 roots only (not adopted)",
+        "SDK configuration",
+        "aws::load: Lambda's environment, compiled-in roots",
+        "aws_config::load_defaults: full chain, system roots (the old way)",
     ),
     ("Secrets Manager client + App::new", "", ""),
+    (
+        "after init: first Secrets Manager request (moto)",
+        "aws::load",
+        "aws_config::load_defaults (the old way)",
+    ),
 ];
+
+/// How many of [`STEPS`] are init's (`main` before the runtime loop).
+const INIT_STEPS: usize = 5;
 
 /// Runs main's init steps (or their alternatives) once in this process and prints their
 /// durations (µs) on stderr.
@@ -60,44 +68,25 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     lap(&mut times);
-    // The SDK loads its roots when it first builds a connector: here, for the credentials chain.
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if alternative {
-        loader = loader.http_client(amazon_roots_only()?);
-    }
-    let aws = loader.load().await;
+    let sdk = if alternative {
+        aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    } else {
+        aws::load().await.map_err(|e| e.to_string())?
+    };
     lap(&mut times);
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let _app = App::new(config, http, secrets);
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let _app = App::new(config, http, secrets.clone());
+    lap(&mut times);
+    secrets
+        .list_secrets()
+        .max_results(1)
+        .send()
+        .await
+        .map_err(|e| format!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
     lap(&mut times);
     let times: Vec<String> = times.iter().map(|t| format!("{t:.0}")).collect();
     eprintln!("{PREFIX}{}", times.join(","));
     Ok(())
-}
-
-/// An SDK HTTP client that trusts only Amazon Trust Services' roots (Amazon Root CA 1–4 and
-/// Starfield Services G2), which sign AWS's endpoints: what pinning would cost at init.
-fn amazon_roots_only() -> Result<aws_sdk_secretsmanager::config::SharedHttpClient, String> {
-    let mut store = TrustStore::empty().with_native_roots(false);
-    let contains = |der: &[u8], text: &str| der.windows(text.len()).any(|w| w == text.as_bytes());
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        if contains(der, "Amazon Root CA") || contains(der, "Starfield Services Root") {
-            let base64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-            store = store.with_pem_certificate(format!(
-                "-----BEGIN CERTIFICATE-----\n{base64}\n-----END CERTIFICATE-----\n"
-            ));
-        }
-    }
-    let context = TlsContext::builder()
-        .with_trust_store(store)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(context)
-        .build_https())
 }
 
 /// Re-runs this executable `runs` times per variant to time the steps, and reports medians.
@@ -106,7 +95,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
         "Where bootstrap's init goes",
         &format!(
             "main's steps, timed in fresh processes, {runs} runs each, median; \
-             as built | alternative"
+             as built | alternative or old way"
         ),
     );
     let world = World::start(moto, None).await?;
@@ -149,6 +138,22 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
             );
         }
     }
+    // Per run, so that the median of the sums is one process's init.
+    let init = |times: &[Vec<f64>]| {
+        let runs = times.first().map_or(0, Vec::len);
+        let sums: Vec<f64> = (0..runs)
+            .map(|run| times[..INIT_STEPS].iter().map(|step| step[run]).sum())
+            .collect();
+        median(&sums)
+    };
+    report.info(
+        "main before the runtime loop: as built | old way",
+        format!(
+            "{} | {}",
+            millis(init(&built)),
+            millis(init(&alternative))
+        ),
+    );
     Ok(())
 }
 

@@ -132,6 +132,7 @@ impl World {
             [
                 ("AWS_ACCESS_KEY_ID", "bench"),
                 ("AWS_SECRET_ACCESS_KEY", "bench"),
+                ("AWS_SESSION_TOKEN", "bench"),
                 ("AWS_EC2_METADATA_DISABLED", "true"),
                 ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &self.moto_endpoint),
             ]

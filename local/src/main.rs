@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use auth0_idp_proxy::{App, Config, upstream};
+use auth0_idp_proxy::{App, Config, aws, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -241,7 +241,7 @@ async fn run() -> Result<(), String> {
         (config, secrets, Some(demo))
     } else {
         let config = Config::from_env().map_err(|e| e.to_string())?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = aws::load().await.map_err(|e| e.to_string())?;
         (config, aws_sdk_secretsmanager::Client::new(&aws), None)
     };
     let http = upstream::build_client().map_err(|e| e.to_string())?;
