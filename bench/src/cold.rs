@@ -33,7 +33,10 @@ pub struct Binaries<'a> {
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
     /// `bootstrap`, with or without the prefetch, its SDK configured as built or the old way.
-    Bootstrap { prefetch: bool, sdk: Sdk },
+    Bootstrap {
+        prefetch: bool,
+        sdk: Sdk,
+    },
     Hello,
 }
 

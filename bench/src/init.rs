@@ -148,11 +148,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
     };
     report.info(
         "main before the runtime loop: as built | old way",
-        format!(
-            "{} | {}",
-            millis(init(&built)),
-            millis(init(&alternative))
-        ),
+        format!("{} | {}", millis(init(&built)), millis(init(&alternative))),
     );
     Ok(())
 }
