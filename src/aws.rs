@@ -26,6 +26,11 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{HttpClientError, tls::rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
 use aws_types::sdk_config::SharedHttpClient;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use base64::Engine;
@@ -190,7 +195,7 @@ pub async fn load_from(env: Environment) -> Result<(SdkConfig, Source), SdkConfi
 
 /// The SDK's HTTPS client: rustls on aws-lc-rs (the provider the rest of the binary uses), trusting
 /// the same compiled-in Mozilla roots as [`crate::upstream::build_client`] and not the system's.
-/// The SDK builds its TLS configuration from them at its first connection.
+/// Its TLS configuration is built once, at the first request (see [`FirstUse`]).
 pub fn https_client() -> Result<SharedHttpClient, SdkConfigError> {
     let store = TrustStore::empty()
         .with_native_roots(false)
@@ -199,10 +204,36 @@ pub fn https_client() -> Result<SharedHttpClient, SdkConfigError> {
         .with_trust_store(store)
         .build()
         .map_err(SdkConfigError::Tls)?;
-    Ok(aws_smithy_http_client::Builder::new()
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
-        .build_https())
+        .build_https();
+    Ok(FirstUse(client).into_shared())
+}
+
+/// The SDK's HTTP client without its check at client creation. `aws_smithy_http_client`'s client
+/// builds a whole TLS configuration when each SDK client is created (to load the system's roots
+/// early), throws it away, and builds it again at the first request; from our PEM roots each
+/// build costs about a millisecond of a cold start (README, "Performance"). This one builds it
+/// once, when the SDK first sends a request.
+#[derive(Debug)]
+struct FirstUse(SharedHttpClient);
+
+impl HttpClient for FirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        // The inner client caches its connector per settings: one TLS configuration.
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// `webpki-root-certs`' roots as one PEM bundle: the SDK's trust store takes PEM only.
