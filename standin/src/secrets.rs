@@ -1,5 +1,6 @@
-//! Secrets Manager clients for moto: dummy credentials, the function's own SDK configuration
-//! (`aws_config`) but for the endpoint, and optionally a count of the requests they transmit.
+//! Secrets Manager clients for moto: dummy credentials, `aws_config`'s defaults but for the
+//! endpoint, and optionally a count of the requests they transmit. (The real binary configures
+//! its SDK with `auth0_idp_proxy::aws`; `tests/api/sdk_config.rs` drives that one against moto.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
