@@ -1,6 +1,7 @@
 //! The request handler: authenticate, route, answer. Holds everything that lives across warm
 //! invocations of one execution environment.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
@@ -16,13 +17,14 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::identities;
-use crate::idp::source::LiveSource;
-use crate::idp::tokens::{IdpTokens, Origin};
+use crate::idp::identity_source::IdentitySource;
+use crate::idp::tokens::{IdpTokens, Provenance};
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
+use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
-use crate::upstream::{Service, UpstreamError};
+use crate::upstream::UpstreamError;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -30,6 +32,9 @@ pub struct App {
     http: Client,
     auth: Authenticator,
     cors: Cors,
+    // Shared with `management`, which needs the M2M client; the IdP token sources are handed it
+    // for the IdP apps' clients.
+    credentials: Arc<CredentialStore>,
     management: Management,
     tokens: IdpTokens,
 }
@@ -48,11 +53,19 @@ impl App {
         secrets: SecretsClient,
         policy: KeyPolicy,
     ) -> Self {
-        let credentials = CredentialStore::new(secrets, config.credentials_secret_id.clone());
+        let credentials = Arc::new(CredentialStore::new(
+            secrets,
+            config.credentials_secret_id.clone(),
+        ));
         Self {
             auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),
-            management: Management::new(http.clone(), config.auth0_origin.clone(), credentials),
+            management: Management::new(
+                http.clone(),
+                config.auth0_origin.clone(),
+                Arc::clone(&credentials),
+            ),
+            credentials,
             tokens: IdpTokens::new(config.idp_tokens),
             http,
             config,
@@ -131,7 +144,7 @@ impl App {
             && !methods.contains(request.method())
         {
             return Err(ApiError::MethodNotAllowed {
-                allow: "GET, OPTIONS",
+                allow: routes::allow_header(methods),
             });
         }
         match route {
@@ -150,7 +163,7 @@ impl App {
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
         let user = self.management.user(&caller.user_id, deadline).await?;
-        let credentials = self.management.credentials().get(deadline).await?;
+        let credentials = self.credentials.get(deadline).await?;
         let view = identities::view(&user, &self.config.connections, &credentials);
         let body = serde_json::to_value(view).map_err(|_| {
             ApiError::Management(
@@ -185,14 +198,15 @@ impl App {
             body,
         )?;
         let user_id = caller.user_id.as_str();
-        let source = LiveSource {
+        let source = IdentitySource {
             management: &self.management,
+            credentials: &self.credentials,
             http: &self.http,
             user_id,
             connection,
         };
         let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
-        telemetry::cache_lookup(Cache::IdpToken, lease.origin == Origin::Cache);
+        telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
         let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.

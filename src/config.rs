@@ -1,4 +1,4 @@
-//! Configuration read once per cold start from the environment (see DESIGN.md, "Configuration").
+//! Configuration read once per cold start from the environment (README, "Configuration").
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -37,9 +37,9 @@ impl ConfigError {
 ///
 /// Stored without a trailing slash so that endpoint paths can be appended verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin(String);
+pub struct TenantOrigin(String);
 
-impl Origin {
+impl TenantOrigin {
     /// Parses a bare domain (https implied) or a full `scheme://host[:port]` origin.
     ///
     /// Plain http is accepted only for loopback hosts, so that a typo cannot send the M2M secret
@@ -99,7 +99,7 @@ pub enum AllowedOrigins {
     None,
     /// Any origin (`*`): acceptable because the function never uses cookies.
     Any,
-    /// Exactly these origins, compared byte for byte with the `Origin` header.
+    /// Exactly these origins, compared byte for byte with the `TenantOrigin` header.
     List(Vec<String>),
 }
 
@@ -144,7 +144,7 @@ impl AllowedOrigins {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The Auth0 tenant (`AUTH0_DOMAIN`).
-    pub auth0_origin: Origin,
+    pub auth0_origin: TenantOrigin,
     /// Expected `iss` claim: `AUTH0_ISSUER`, else `{origin}/`.
     pub issuer: String,
     /// Expected member of the `aud` claim (`AUTH0_AUDIENCE`).
@@ -175,7 +175,7 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
-        let auth0_origin = Origin::parse(&required("AUTH0_DOMAIN")?)
+        let auth0_origin = TenantOrigin::parse(&required("AUTH0_DOMAIN")?)
             .map_err(|reason| ConfigError::invalid("AUTH0_DOMAIN", reason))?;
         let issuer = match get("AUTH0_ISSUER") {
             Some(issuer) => {

@@ -16,10 +16,11 @@ use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::cache::{SingleFlight, WaitExpired};
 use crate::deadline::Deadline;
+use crate::service::Service;
+use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::{self, Cache};
-use crate::upstream::{RetryPolicy, Service};
+use crate::upstream::RetryPolicy;
 
 /// Cap on one Secrets Manager read, SDK retries included, within the invocation's deadline.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);

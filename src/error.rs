@@ -1,4 +1,5 @@
-//! The one place where errors become HTTP responses (DESIGN.md, "Errors").
+//! The one place where errors become HTTP responses (the error table in README, "How a request
+//! flows").
 //!
 //! Every boundary has its own error enum; [`ApiError`] gathers them and decides status, `error`
 //! code, extra headers and log level. Client mistakes are logged at `debug`, infrastructure
@@ -11,7 +12,9 @@ use serde_json::json;
 use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
 use crate::idp::IdpError;
+use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
+use crate::idp::tokens::TokenError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -30,6 +33,9 @@ pub enum ApiError {
     /// The proxied IdP call failed or was refused.
     #[error(transparent)]
     Idp(#[from] IdpError),
+    /// No IdP token could be had for the caller at the connection.
+    #[error(transparent)]
+    Tokens(#[from] TokenError<SourceError>),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -37,7 +43,7 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed {
         /// Methods the route accepts, for the `Allow` header.
-        allow: &'static str,
+        allow: String,
     },
 }
 
@@ -93,6 +99,37 @@ impl Answer {
         Self::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "credentials_unavailable")
     }
 
+    fn not_linked() -> Self {
+        Self::client(StatusCode::NOT_FOUND, "identity_not_linked")
+    }
+
+    fn reconsent(connection: &str) -> Self {
+        Self {
+            extra: Some(("connection", connection.to_owned())),
+            ..Self::client(StatusCode::FORBIDDEN, "reconsent_required")
+        }
+    }
+
+    fn management(error: &ManagementError) -> Self {
+        match error {
+            ManagementError::Credentials(_) => Self::credentials(),
+            ManagementError::Upstream(error) => Self::upstream(error),
+            ManagementError::UserNotFound => Self::not_linked(),
+        }
+    }
+
+    fn source(error: &SourceError) -> Self {
+        match error {
+            SourceError::NotLinked(_) => Self::not_linked(),
+            SourceError::Management(error) => Self::management(error),
+            SourceError::Credentials(_) => Self::credentials(),
+            SourceError::Renewal(RenewalError::Upstream(error)) => Self::upstream(error),
+            SourceError::Renewal(_) => {
+                Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+        }
+    }
+
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.header = Some((name, value));
         self
@@ -112,6 +149,11 @@ impl ApiError {
             Self::Auth(AuthError::KeysUnavailable(None)) => {
                 Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
+            // RFC 6750 §3.1: a request with no credentials at all gets the bare challenge.
+            Self::Auth(AuthError::Missing) => {
+                Answer::client(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .with_header(header::WWW_AUTHENTICATE, "Bearer".to_owned())
+            }
             Self::Auth(_) => Answer::client(StatusCode::UNAUTHORIZED, "invalid_token").with_header(
                 header::WWW_AUTHENTICATE,
                 r#"Bearer error="invalid_token""#.to_owned(),
@@ -119,30 +161,25 @@ impl ApiError {
             Self::NotFound => Answer::client(StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { allow } => {
                 Answer::client(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-                    .with_header(header::ALLOW, (*allow).to_owned())
+                    .with_header(header::ALLOW, allow.clone())
             }
-            Self::Credentials(_) | Self::Management(ManagementError::Credentials(_)) => {
-                Answer::credentials()
-            }
-            Self::Management(ManagementError::Upstream(error))
-            | Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
-            Self::Management(ManagementError::UserNotFound) | Self::Idp(IdpError::NotLinked(_)) => {
-                Answer::client(StatusCode::NOT_FOUND, "identity_not_linked")
-            }
+            Self::Credentials(_) => Answer::credentials(),
+            Self::Management(error) => Answer::management(error),
+            Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
             Self::Idp(IdpError::UnknownConnection(_)) => {
                 Answer::client(StatusCode::NOT_FOUND, "unknown_connection")
             }
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
-            Self::Idp(IdpError::Renewal(RenewalError::Upstream(error))) => Answer::upstream(error),
-            Self::Idp(IdpError::Renewal(_)) => {
-                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            Self::Idp(IdpError::ReconsentRequired { connection })
+            | Self::Tokens(TokenError::ReconsentRequired { connection }) => {
+                Answer::reconsent(connection)
             }
-            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer {
-                extra: Some(("connection", connection.clone())),
-                ..Answer::client(StatusCode::FORBIDDEN, "reconsent_required")
-            },
+            Self::Tokens(TokenError::OutOfTime) => {
+                Answer::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+            Self::Tokens(TokenError::Source(error)) => Answer::source(error),
         }
     }
 
@@ -197,7 +234,7 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::Service;
+    use crate::service::Service;
 
     fn parts(error: ApiError) -> (u16, serde_json::Value, http::HeaderMap) {
         let response = error.into_response();
@@ -224,6 +261,16 @@ mod tests {
             r#"Bearer error="invalid_token""#
         );
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn a_request_without_credentials_gets_the_bare_challenge() {
+        let (status, body, headers) = parts(AuthError::Missing.into());
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        assert_eq!(headers["www-authenticate"], "Bearer");
     }
 
     #[test]
@@ -278,7 +325,7 @@ mod tests {
 
     #[test]
     fn idp_errors() {
-        let (status, body, _) = parts(ApiError::Idp(IdpError::ReconsentRequired {
+        let (status, body, _) = parts(ApiError::Tokens(TokenError::ReconsentRequired {
             connection: "google-oauth2".into(),
         }));
         assert_eq!(
@@ -303,9 +350,9 @@ mod tests {
         let (status, body, _) = parts(ApiError::NotFound);
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         let (status, _, headers) = parts(ApiError::MethodNotAllowed {
-            allow: "GET, OPTIONS",
+            allow: "GET, HEAD, OPTIONS".into(),
         });
         assert_eq!(status, 405);
-        assert_eq!(headers["allow"], "GET, OPTIONS");
+        assert_eq!(headers["allow"], "GET, HEAD, OPTIONS");
     }
 }

@@ -2,34 +2,55 @@
 //! behalf of a user signed in through Auth0, without the IdP token ever reaching the browser.
 //!
 //! # Layout
-//! - [`config`]: the environment, parsed and validated once per cold start.
-//! - [`app`]: the handler and the state shared across warm invocations.
-//! - [`routes`]: which route a v1, v2 or Function URL event asks for.
-//! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
-//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
-//! - [`management`]: the cached Management API token and the user's profile.
-//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
-//! - [`idp`]: the connection table, path normalisation, the IdP token's cache and renewal
-//!   (`idp::tokens`, `idp::renewal`, `idp::source`) and the proxied IdP call.
-//! - [`cache`]: single-flight shared values, safe under concurrent invocations.
+//! From the handler down; a module only uses modules listed below it, so the imports form no
+//! circle.
+//! - [`app`]: the handler and the state shared across warm invocations; it owns the function's
+//!   credentials and hands them to whoever needs them.
+//! - [`error`]: the one mapping from every boundary's error enum to documented JSON responses;
+//!   the only code that knows them all.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
-//! - [`error`]: the one mapping from typed errors to documented JSON responses.
-//! - [`upstream`]: the shared HTTP client and deadline-bounded outbound calls.
+//! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
+//! - [`config`]: the environment, parsed and validated once per cold start.
+//! - [`routes`]: which route a v1, v2 or Function URL event asks for, and which methods it takes.
+//! - [`idp`]: the IdP side. `idp::connections` (the connection table), `idp::path` (path
+//!   normalisation), the proxied call itself, and the IdP token path in three parts:
+//!   - `idp::tokens`: the per-(user, connection) token cache in memory, with its own
+//!     [`TokenError`](idp::tokens::TokenError). Below it, one seam,
+//!     [`TokenSource`](idp::tokens::source::TokenSource): where tokens come from and how one is
+//!     renewed. A new source (Auth0 Token Vault's exchange) is another `TokenSource`; a new level
+//!     between memory and Auth0 (a table shared by the fleet) is a `TokenSource` that wraps the
+//!     one below it. Neither touches the proxied call, the routes or the error mapping beyond
+//!     adding its own error's answer.
+//!   - `idp::identity_source`: the source of today's connections: the user's `identities[]`
+//!     from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::renewal`: the refresh-token grant itself.
+//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
+//! - [`management`]: the cached Management API token and the user's profile.
+//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
+//! - [`secret`]: redacted newtypes for IdP access and refresh tokens.
+//! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
+//! - [`freshness`]: when a token with a known lifetime stops being worth using.
+//! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
+//!   retry policy.
+//! - [`telemetry`]: JSON logs and the invocation's summary line.
+//! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
-//! - [`telemetry`]: JSON logs.
 
 pub mod app;
 pub mod auth;
-pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod credentials;
 pub mod deadline;
 pub mod error;
+pub mod freshness;
 pub mod identities;
 pub mod idp;
 pub mod management;
 pub mod routes;
+pub mod secret;
+pub mod service;
+pub mod single_flight;
 pub mod telemetry;
 pub mod upstream;
 

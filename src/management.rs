@@ -9,12 +9,15 @@ use reqwest::{Client, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::cache::{self, SingleFlight, WaitExpired};
-use crate::config::Origin;
+use crate::config::TenantOrigin;
 use crate::credentials::{CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
+use crate::freshness;
+use crate::secret::{IdpAccessToken, IdpRefreshToken};
+use crate::service::Service;
+use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::Cache;
-use crate::upstream::{self, Service, UpstreamCause, UpstreamError};
+use crate::upstream::{self, UpstreamCause, UpstreamError};
 
 /// Cap on one attempt at a token exchange or user read, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
@@ -64,9 +67,9 @@ pub struct ManagementToken {
 }
 
 impl ManagementToken {
-    /// Usable at `now`: not within the renewal margin of its expiry ([`cache::is_fresh`]).
+    /// Usable at `now`: not within the renewal margin of its expiry ([`freshness::is_fresh`]).
     pub fn is_fresh(&self, now: Instant) -> bool {
-        cache::is_fresh(self.obtained_at, self.lifetime, now)
+        freshness::is_fresh(self.obtained_at, self.lifetime, now)
     }
 }
 
@@ -101,9 +104,9 @@ pub struct Identity {
     #[serde(rename = "isSocial", default)]
     pub is_social: bool,
     /// The IdP access token Auth0 stored at the last login.
-    pub access_token: Option<SecretString>,
+    pub access_token: Option<IdpAccessToken>,
     /// The IdP refresh token, where the provider issues one.
-    pub refresh_token: Option<SecretString>,
+    pub refresh_token: Option<IdpRefreshToken>,
     /// The access token's lifetime at login, in seconds, where the provider says.
     pub expires_in: Option<u64>,
 }
@@ -142,25 +145,21 @@ impl UpstreamCause for Exchange {
 /// The Management API client, shared by all invocations of an execution environment.
 pub struct Management {
     http: Client,
-    origin: Origin,
-    credentials: CredentialStore,
+    origin: TenantOrigin,
+    credentials: Arc<CredentialStore>,
     token: SingleFlight<ManagementToken>,
 }
 
 impl Management {
-    /// A client for the tenant at `origin`, authenticating with the credentials in `credentials`.
-    pub fn new(http: Client, origin: Origin, credentials: CredentialStore) -> Self {
+    /// A client for the tenant at `origin`, authenticating with the M2M client in `credentials`
+    /// (the application state's store, shared with whoever else needs the secret).
+    pub fn new(http: Client, origin: TenantOrigin, credentials: Arc<CredentialStore>) -> Self {
         Self {
             http,
             origin,
             credentials,
             token: SingleFlight::reported_as(Cache::ManagementToken),
         }
-    }
-
-    /// The function's credentials (also needed for IdP refresh grants).
-    pub fn credentials(&self) -> &CredentialStore {
-        &self.credentials
     }
 
     /// A fresh Management API token: the cached one, or one exchange shared by all callers.

@@ -9,7 +9,7 @@ use http::Method;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
-/// A route of DESIGN.md's HTTP interface.
+/// A route of the function's HTTP interface (README, "How a request flows").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
     /// `GET /identities`.
@@ -75,13 +75,23 @@ pub fn is_connection_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The methods a route accepts, for `405` and CORS answers; `None` means the connection's rules
-/// decide.
+/// The methods a route accepts (a CORS preflight, `OPTIONS`, is accepted everywhere); `None`
+/// means the connection's rules decide. The router refuses other methods with a `405` whose
+/// `Allow` header is [`allow_header`] of the same list.
 pub fn allowed_methods(route: &Route<'_>) -> Option<&'static [Method]> {
     match route {
-        Route::Identities => Some(&[Method::GET, Method::HEAD]),
+        Route::Identities => Some(&[Method::GET, Method::HEAD, Method::OPTIONS]),
         Route::Idp { .. } => None,
     }
+}
+
+/// The `Allow` header's value for `methods`: `GET, HEAD, OPTIONS`.
+pub fn allow_header(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -116,6 +126,14 @@ mod tests {
         ] {
             assert_eq!(route(path), None, "{path}");
         }
+    }
+
+    #[test]
+    fn allow_lists_exactly_the_methods_the_router_accepts() {
+        let methods = allowed_methods(&Route::Identities).expect("fixed methods");
+        assert_eq!(allow_header(methods), "GET, HEAD, OPTIONS");
+        assert!(methods.contains(&Method::HEAD));
+        assert!(!methods.contains(&Method::POST));
     }
 
     #[test]

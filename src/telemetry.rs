@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::upstream::Service;
+use crate::service::Service;
 
 /// Installs the JSON log subscriber. The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's
 /// advanced logging controls), else `RUST_LOG`, else `info`.

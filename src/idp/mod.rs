@@ -3,9 +3,9 @@
 //! brings only safe headers back.
 
 pub mod connections;
+pub mod identity_source;
 pub mod path;
 pub mod renewal;
-pub mod source;
 pub mod tokens;
 
 use std::time::Duration;
@@ -13,11 +13,12 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Response};
 use reqwest::Client;
-use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::deadline::Deadline;
-use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
+use crate::secret::IdpAccessToken;
+use crate::service::Service;
+use crate::upstream::{self, RetryPolicy, UpstreamError};
 use connections::Connection;
 use path::{IdpPath, PathError};
 
@@ -59,14 +60,11 @@ pub enum IdpError {
     /// No connection of that name is configured.
     #[error("no connection {0:?} is configured")]
     UnknownConnection(String),
-    /// The user has no identity at that connection.
-    #[error("the user has no identity linked at connection {0:?}")]
-    NotLinked(String),
     /// The method or path is not allowed, or would leave the connection's API.
     #[error(transparent)]
     ForbiddenPath(#[from] PathError),
-    /// The IdP token is missing, expired or revoked and cannot be renewed: the user must log in
-    /// with the connection again.
+    /// The IdP refused even a replaced or renewed token: the user must log in with the
+    /// connection again.
     #[error("the user must log in with connection {connection:?} again")]
     ReconsentRequired {
         /// The connection to log in with.
@@ -75,9 +73,6 @@ pub enum IdpError {
     /// The IdP failed, timed out or answered garbage.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    /// The refresh grant failed for a reason a new login would not mend.
-    #[error(transparent)]
-    Renewal(#[from] renewal::RenewalError),
 }
 
 /// What the caller asked the IdP for, validated.
@@ -179,7 +174,7 @@ impl IdpResponse {
 pub async fn call(
     http: &Client,
     request: &IdpRequest<'_>,
-    token: &SecretString,
+    token: &IdpAccessToken,
     deadline: &Deadline,
 ) -> Result<IdpResponse, IdpError> {
     let mut outbound = http.request(request.method.clone(), request.url.clone());
@@ -192,9 +187,11 @@ pub async fn call(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .map_err(|_| IdpError::ReconsentRequired {
-            connection: request.connection.name.clone(),
+    let mut authorization =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+            IdpError::ReconsentRequired {
+                connection: request.connection.name.clone(),
+            }
         })?;
     authorization.set_sensitive(true);
     headers.insert(header::AUTHORIZATION, authorization);

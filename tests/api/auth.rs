@@ -31,7 +31,7 @@ async fn rejects_a_request_without_a_token() {
     let app = TestApp::spawn().await;
     app.call("http-api-missing-token.json", "")
         .await
-        .assert_invalid_token();
+        .assert_no_credentials();
     assert_eq!(app.tenant.jwks_calls(), 0);
 }
 

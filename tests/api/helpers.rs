@@ -131,6 +131,13 @@ impl TestResponse {
         assert_eq!(self.headers["content-type"], "application/json");
     }
 
+    /// Asserts a 401 for a request with no credentials: the bare RFC 6750 §3.1 challenge, no
+    /// error code in it.
+    pub fn assert_no_credentials(&self) {
+        self.assert_error(401, "invalid_token");
+        assert_eq!(self.headers["www-authenticate"], "Bearer");
+    }
+
     /// Asserts a 401 `invalid_token` with the RFC 6750 challenge.
     pub fn assert_invalid_token(&self) {
         self.assert_error(401, "invalid_token");

@@ -1,0 +1,72 @@
+//! The seam below the memory cache: where an (user, connection)'s IdP tokens come from.
+//!
+//! [`IdpTokens`](super::IdpTokens) asks a [`TokenSource`] for what is stored for the identity and
+//! for a renewal; it never knows whether the answer came from Auth0's Management API, a token
+//! exchange, or a level between it and Auth0 (a table shared by the fleet is a `TokenSource` that
+//! answers from the table and asks the source it wraps only when it must).
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::secret::{IdpAccessToken, IdpRefreshToken};
+
+/// The tokens a source holds for one identity now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The IdP access token, if any.
+    pub access_token: Option<IdpAccessToken>,
+    /// The IdP refresh token, where the provider issued one.
+    pub refresh_token: Option<IdpRefreshToken>,
+    /// How long the access token is good for from now, where the source knows.
+    pub expires_in: Option<Duration>,
+}
+
+/// A renewed access token, and the refresh token to use next time where the provider rotated it.
+#[derive(Debug)]
+pub struct Renewed {
+    /// The new access token.
+    pub access_token: IdpAccessToken,
+    /// A new refresh token (single-use providers rotate it at every grant); `None` when the old
+    /// one stays valid.
+    pub refresh_token: Option<IdpRefreshToken>,
+    /// The access token's lifetime, where the provider says.
+    pub expires_in: Option<Duration>,
+}
+
+/// A source's failure, as much as the cache needs to know of it.
+pub trait SourceFailure: std::error::Error + Send + Sync + 'static {
+    /// Whether the source is failing for now (down, slow, rate limiting) rather than answering:
+    /// a token the cache still holds may then stand in for a fresh one.
+    fn is_outage(&self) -> bool;
+}
+
+/// Why a renewal gave no token.
+#[derive(Debug)]
+pub enum RenewFailure<E> {
+    /// The provider refused the refresh token: it is dead.
+    Refused,
+    /// The connection cannot be renewed (no token endpoint, or no client credentials for it).
+    NotRenewable,
+    /// The attempt failed (token endpoint down, secret unreadable, …).
+    Failed(E),
+}
+
+/// Where tokens come from: what is stored for the identity, and renewal with a refresh token.
+pub trait TokenSource: Sync {
+    /// This source's failures.
+    type Error: SourceFailure;
+
+    /// The identity's tokens as the source holds them now.
+    fn stored(
+        &self,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Stored, Self::Error>> + Send;
+
+    /// A refresh-token grant with `refresh_token`.
+    fn renew(
+        &self,
+        refresh_token: &IdpRefreshToken,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Renewed, RenewFailure<Self::Error>>> + Send;
+}

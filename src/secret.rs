@@ -1,0 +1,80 @@
+//! Redacted newtypes for the IdP's tokens: one type per kind, so that handing a refresh token
+//! where an access token belongs (or the reverse) does not compile, and neither prints in `Debug`.
+//!
+//! Reading the value is an explicit [`expose`](IdpAccessToken::expose) call, made only where the
+//! token goes on the wire.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+macro_rules! token_type {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps `value`.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(SecretString::from(value.into()))
+            }
+
+            /// The token itself, for the request that carries it.
+            pub fn expose(&self) -> &str {
+                self.0.expose_secret()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        /// Equal when the values are: tells a re-login's new token from one already seen.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.expose() == other.expose()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                SecretString::deserialize(deserializer).map(Self)
+            }
+        }
+    };
+}
+
+token_type! {
+    /// An identity provider's access token: sent to the IdP's API, never to the caller.
+    IdpAccessToken
+}
+
+token_type! {
+    /// An identity provider's refresh token: sent to the IdP's token endpoint only.
+    IdpRefreshToken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let access = IdpAccessToken::new("gho_visible-if-leaked");
+        let refresh = IdpRefreshToken::new("ghr_visible-if-leaked");
+        assert_eq!(format!("{access:?}"), "IdpAccessToken([redacted])");
+        assert_eq!(format!("{refresh:?}"), "IdpRefreshToken([redacted])");
+    }
+
+    #[test]
+    fn deserializes_from_a_json_string() {
+        let token: IdpAccessToken = serde_json::from_str(r#""abc""#).expect("string");
+        assert_eq!(token.expose(), "abc");
+        assert_eq!(token, IdpAccessToken::new("abc"));
+        assert_ne!(token, IdpAccessToken::new("abd"));
+    }
+}
