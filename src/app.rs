@@ -16,11 +16,13 @@ use crate::cors::Cors;
 use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
+use crate::fleet::FleetTable;
 use crate::identities;
+use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
 use crate::idp::tokens::{IdpTokens, Provenance};
 use crate::idp::{self, IdpError, IdpRequest};
-use crate::management::Management;
+use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
@@ -35,6 +37,8 @@ pub struct App {
     // Shared with `management`, which needs the M2M client; the IdP token sources are handed it
     // for the IdP apps' clients.
     credentials: Arc<CredentialStore>,
+    // The table shared by the fleet, when `TOKEN_TABLE` is set and a client for it was given.
+    fleet: Option<Arc<FleetTable>>,
     management: Management,
     tokens: IdpTokens,
 }
@@ -64,12 +68,31 @@ impl App {
                 http.clone(),
                 config.auth0_origin.clone(),
                 Arc::clone(&credentials),
+                None,
             ),
             credentials,
+            fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
             http,
             config,
         }
+    }
+
+    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
+    /// Without `TOKEN_TABLE` in the configuration, the state is left as it is (memory only).
+    pub fn with_token_table(mut self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
+        let Some(name) = self.config.token_table.clone() else {
+            return self;
+        };
+        let table = Arc::new(FleetTable::new(dynamodb, name));
+        self.management = Management::new(
+            self.http.clone(),
+            self.config.auth0_origin.clone(),
+            Arc::clone(&self.credentials),
+            Some(Arc::clone(&table)),
+        );
+        self.fleet = Some(table);
+        self
     }
 
     /// Work worth doing during the cold start, so that the first invocation finds it done: the
@@ -162,7 +185,13 @@ impl App {
         caller: &Caller,
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
-        let user = self.management.user(&caller.user_id, deadline).await?;
+        let user = match self
+            .management
+            .recent_user(&caller.user_id, profiles::IDENTITIES_MAX_AGE)
+        {
+            Some(user) => user,
+            None => self.management.user(&caller.user_id, deadline).await?,
+        };
         let credentials = self.credentials.get(deadline).await?;
         let view = identities::view(&user, &self.config.connections, &credentials);
         let body = serde_json::to_value(view).map_err(|_| {
@@ -198,13 +227,30 @@ impl App {
             body,
         )?;
         let user_id = caller.user_id.as_str();
-        let source = IdentitySource {
+        // The table's keys are in the secret; without them the table is not used.
+        let credentials = match &self.fleet {
+            Some(_) => self.credentials.get(deadline).await.ok(),
+            None => None,
+        };
+        let fleet = self
+            .fleet
+            .as_deref()
+            .zip(credentials.as_deref())
+            .and_then(|(table, credentials)| table.with_keys(&credentials.store_keys));
+        let identities = IdentitySource {
             management: &self.management,
             credentials: &self.credentials,
             http: &self.http,
             user_id,
             connection,
         };
+        let source = FleetSource::new(
+            identities,
+            fleet,
+            user_id,
+            name,
+            self.config.idp_tokens.max_age,
+        );
         let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
         let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
@@ -216,7 +262,7 @@ impl App {
                 .await?;
             response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
             if response.status == StatusCode::UNAUTHORIZED {
-                self.tokens.forget(&replacement);
+                self.tokens.forget(&replacement, &source, deadline).await;
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }

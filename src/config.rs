@@ -162,6 +162,8 @@ pub struct Config {
     pub idp_tokens: TokenPolicy,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
     pub default_budget: Duration,
+    /// The DynamoDB table shared by the fleet (`TOKEN_TABLE`); `None`: memory only.
+    pub token_table: Option<String>,
 }
 
 impl Config {
@@ -247,6 +249,9 @@ impl Config {
             allowed_origins,
             idp_tokens,
             default_budget: Duration::from_secs(10),
+            token_table: get("TOKEN_TABLE")
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty()),
         })
     }
 }

@@ -14,9 +14,10 @@ use aws_sdk_secretsmanager::Client as SecretsClient;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::deadline::Deadline;
+use crate::fleet::seal::{KeyError, Sealer};
 use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::{self, Cache};
@@ -47,6 +48,34 @@ pub struct Credentials {
     /// The IdP apps' own clients, by connection name, for refresh-token grants.
     #[serde(default)]
     pub idp_clients: HashMap<String, ClientCredentials>,
+    /// The fleet table's keys (`token_store_keys`), or why they cannot be used: a problem with
+    /// them disables the table (logged), never the function.
+    #[serde(
+        rename = "token_store_keys",
+        default = "no_store_keys",
+        deserialize_with = "store_keys"
+    )]
+    pub store_keys: Result<Sealer, KeyError>,
+}
+
+fn no_store_keys() -> Result<Sealer, KeyError> {
+    Err(KeyError::Missing)
+}
+
+/// Any JSON is accepted here, so that bad keys cannot make the whole secret unreadable.
+fn store_keys<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Result<Sealer, KeyError>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let Some(list) = value.as_array() else {
+        return Ok(Err(KeyError::Missing));
+    };
+    let keys = list
+        .iter()
+        .enumerate()
+        .map(|(i, key)| key.as_str().ok_or(KeyError::Invalid(i)))
+        .collect::<Result<Vec<_>, _>>();
+    Ok(keys.and_then(|keys| Sealer::from_base64(&keys)))
 }
 
 impl Credentials {
@@ -212,6 +241,27 @@ mod tests {
         );
         assert_eq!(credentials.idp_clients["google-oauth2"].client_id, "g");
         assert!(!format!("{credentials:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn store_keys_are_optional_and_bad_ones_spoil_only_themselves() {
+        let without =
+            Credentials::parse(r#"{"client_id": "m2m", "client_secret": "s"}"#).expect("valid");
+        assert_eq!(without.store_keys.err(), Some(KeyError::Missing));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let with = Credentials::parse(&format!(
+            r#"{{"client_id": "m2m", "client_secret": "s", "token_store_keys": ["{key}"]}}"#
+        ))
+        .expect("valid");
+        assert!(with.store_keys.is_ok());
+        assert!(!format!("{with:?}").contains(key));
+        for bad in [r#""one-key""#, r#"[7]"#, r#"["bm90IDMyIGJ5dGVz"]"#] {
+            let credentials = Credentials::parse(&format!(
+                r#"{{"client_id": "m2m", "client_secret": "s", "token_store_keys": {bad}}}"#
+            ))
+            .expect("the secret stays usable");
+            assert!(credentials.store_keys.is_err(), "{bad}");
+        }
     }
 
     #[test]

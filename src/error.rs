@@ -5,6 +5,8 @@
 //! code, extra headers and log level. Client mistakes are logged at `debug`, infrastructure
 //! failures at `error` with their cause chain. No description ever contains a token.
 
+use std::time::Duration;
+
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -83,16 +85,18 @@ impl Answer {
             UpstreamError::Timeout(_) => {
                 Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
-            UpstreamError::RateLimited { retry_after, .. } => {
-                // Whole seconds, rounded up, and at least one: "0" would invite a hot loop.
-                let seconds = retry_after
-                    .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-                    .max(1);
-                Self::infrastructure(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                    .with_header(header::RETRY_AFTER, seconds.to_string())
-            }
+            UpstreamError::RateLimited { retry_after, .. } => Self::rate_limited(*retry_after),
             _ => Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error"),
         }
+    }
+
+    fn rate_limited(retry_after: Option<Duration>) -> Self {
+        // Whole seconds, rounded up, and at least one: "0" would invite a hot loop.
+        let seconds = retry_after
+            .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .max(1);
+        Self::infrastructure(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .with_header(header::RETRY_AFTER, seconds.to_string())
     }
 
     fn credentials() -> Self {
@@ -115,6 +119,11 @@ impl Answer {
             ManagementError::Credentials(_) => Self::credentials(),
             ManagementError::Upstream(error) => Self::upstream(error),
             ManagementError::UserNotFound => Self::not_linked(),
+            // The caller's own doing, but answered like Auth0's limit: wait and try again.
+            ManagementError::BudgetSpent { retry_after } => Self {
+                client_fault: true,
+                ..Self::rate_limited(Some(*retry_after))
+            },
         }
     }
 

@@ -43,6 +43,7 @@ pub mod cors;
 pub mod credentials;
 pub mod deadline;
 pub mod error;
+pub mod fleet;
 pub mod freshness;
 pub mod identities;
 pub mod idp;

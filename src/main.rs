@@ -31,7 +31,15 @@ async fn main() -> ExitCode {
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let app = Arc::new(App::new(config, http, secrets));
+    let dynamodb = config
+        .token_table
+        .is_some()
+        .then(|| aws_sdk_dynamodb::Client::new(&aws));
+    let app = App::new(config, http, secrets);
+    let app = Arc::new(match &dynamodb {
+        Some(client) => app.with_token_table(client),
+        None => app,
+    });
 
     // `COLD_START_PREFETCH=off` leaves all the work to the first invocation: a benchmark knob,
     // to measure what the prefetch buys.

@@ -12,6 +12,8 @@ pub enum Service {
     ManagementApi,
     /// AWS Secrets Manager.
     SecretsManager,
+    /// The DynamoDB table shared by the fleet (`TOKEN_TABLE`).
+    TokenTable,
     /// An identity provider's API or token endpoint.
     Idp,
 }
@@ -24,6 +26,7 @@ impl Service {
             Self::TokenEndpoint => "token",
             Self::ManagementApi => "management",
             Self::SecretsManager => "secrets",
+            Self::TokenTable => "table",
             Self::Idp => "idp",
         }
     }
@@ -36,6 +39,7 @@ impl std::fmt::Display for Service {
             Self::TokenEndpoint => "the Auth0 token endpoint",
             Self::ManagementApi => "the Auth0 Management API",
             Self::SecretsManager => "AWS Secrets Manager",
+            Self::TokenTable => "the token table",
             Self::Idp => "the identity provider",
         })
     }

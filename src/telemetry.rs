@@ -76,6 +76,7 @@ macro_rules! caches {
                     status = invocation.status,
                     duration_ms = milliseconds(invocation.duration),
                     secrets_ms = ms(upstream.secrets),
+                    table_ms = ms(upstream.table),
                     token_ms = ms(upstream.token),
                     management_ms = ms(upstream.management),
                     jwks_ms = ms(upstream.jwks),
@@ -109,6 +110,7 @@ fn milliseconds(duration: Duration) -> f64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct UpstreamTime {
     secrets: Option<Duration>,
+    table: Option<Duration>,
     token: Option<Duration>,
     management: Option<Duration>,
     jwks: Option<Duration>,
@@ -119,6 +121,7 @@ impl UpstreamTime {
     fn slot(&mut self, service: Service) -> &mut Option<Duration> {
         match service {
             Service::SecretsManager => &mut self.secrets,
+            Service::TokenTable => &mut self.table,
             Service::TokenEndpoint => &mut self.token,
             Service::ManagementApi => &mut self.management,
             Service::Jwks => &mut self.jwks,

@@ -174,6 +174,7 @@ pub async fn prefetch_concurrency(report: &mut Report, moto: &Moto) -> Result<()
             world.secrets(None).await,
             config.credentials_secret_id.clone(),
         )),
+        None,
     );
     let started = Instant::now();
     management

@@ -10,7 +10,7 @@ use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenS
 use crate::credentials::{CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::identities;
-use crate::management::{Management, ManagementError};
+use crate::management::{Management, ManagementError, profiles};
 use crate::secret::IdpRefreshToken;
 
 /// Why the identity's tokens could not be had.
@@ -34,6 +34,10 @@ impl SourceFailure for SourceError {
     fn is_outage(&self) -> bool {
         matches!(self, Self::Management(ManagementError::Upstream(_)))
     }
+
+    fn is_not_linked(&self) -> bool {
+        matches!(self, Self::NotLinked(_))
+    }
 }
 
 /// The tokens of `user_id`'s identity at `connection`.
@@ -50,19 +54,38 @@ pub struct IdentitySource<'a> {
     pub connection: &'a Connection,
 }
 
+impl IdentitySource<'_> {
+    fn not_linked_error(&self) -> SourceError {
+        SourceError::NotLinked(self.connection.name.clone())
+    }
+}
+
 impl TokenSource for IdentitySource<'_> {
     type Error = SourceError;
 
     async fn stored(&self, deadline: &Deadline) -> Result<Stored, SourceError> {
+        // A profile read moments ago that lacks the connection answers for it: calls for an
+        // unlinked connection do not each cost a Management API read.
+        if let Some(user) = self
+            .management
+            .recent_user(self.user_id, profiles::NOT_LINKED_MAX_AGE)
+            && identities::pick(&user, &self.connection.name).is_none()
+        {
+            return Err(self.not_linked_error());
+        }
         let user = self.management.user(self.user_id, deadline).await?;
         let identity = identities::pick(&user, &self.connection.name)
-            .ok_or_else(|| SourceError::NotLinked(self.connection.name.clone()))?;
+            .ok_or_else(|| self.not_linked_error())?;
         Ok(Stored {
             access_token: identity.access_token.clone(),
             refresh_token: identity.refresh_token.clone(),
             // Auth0's `expires_in` is the lifetime at login, not what is left of it.
             expires_in: None,
         })
+    }
+
+    fn not_linked(&self) -> Option<SourceError> {
+        Some(self.not_linked_error())
     }
 
     async fn renew(

@@ -3,6 +3,7 @@
 //! brings only safe headers back.
 
 pub mod connections;
+pub mod fleet_source;
 pub mod identity_source;
 pub mod path;
 pub mod renewal;

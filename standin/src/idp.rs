@@ -79,6 +79,8 @@ struct IdpState {
     clients: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, Value>>,
     rotate: AtomicBool,
+    /// GitHub Apps: a renewal revokes the user's earlier access tokens too.
+    revoke_on_renewal: AtomicBool,
     token_lifetime: Mutex<Duration>,
     token_delay: Mutex<Duration>,
     grants: AtomicUsize,
@@ -111,6 +113,7 @@ impl Idp {
             clients: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
             rotate: AtomicBool::new(flavor == Flavor::GitHub),
+            revoke_on_renewal: AtomicBool::new(false),
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             token_delay: Mutex::new(Duration::ZERO),
             grants: AtomicUsize::new(0),
@@ -178,6 +181,12 @@ impl Idp {
     /// Whether each grant replaces the refresh token it used (single use).
     pub fn set_rotation(&self, rotate: bool) {
         self.state.rotate.store(rotate, Ordering::SeqCst);
+    }
+
+    /// Whether a renewal also revokes the access tokens issued before it to the same user, as
+    /// GitHub Apps do with expiring user tokens.
+    pub fn set_revoke_on_renewal(&self, revoke: bool) {
+        self.state.revoke_on_renewal.store(revoke, Ordering::SeqCst);
     }
 
     /// The lifetime (`expires_in`) of access tokens issued from now on.
@@ -338,6 +347,9 @@ async fn token(
     };
     let lifetime = *lock(&state.token_lifetime);
     let access_token = new_token("idp-access-");
+    if state.revoke_on_renewal.load(Ordering::SeqCst) {
+        lock(&state.tokens).retain(|_, grant| grant.profile != profile);
+    }
     lock(&state.tokens).insert(
         access_token.clone(),
         Grant {

@@ -15,9 +15,9 @@ mod tenant;
 pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
-pub use moto::{Moto, MotoLink};
+pub use moto::{LinkMode, Moto, MotoLink};
 pub use runtime_api::{Outcome, RuntimeApi};
-pub use secrets::secrets_client;
+pub use secrets::{create_token_table, dynamodb_client, secrets_client};
 pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, profile};
 
 use std::net::SocketAddr;

@@ -262,22 +262,43 @@ impl TestApp {
         self.send(event(name, token)).await
     }
 
+    /// Another execution environment of the same function (same configuration, its own
+    /// memory), sharing the fleet table through `dynamodb` when `TOKEN_TABLE` is configured.
+    pub async fn environment(&self, dynamodb: &aws_sdk_dynamodb::Client) -> App {
+        let config = Config::from_lookup(|name| {
+            self.env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test configuration is valid");
+        let http = upstream::build_client().expect("HTTP client");
+        let secrets = secrets_client(moto().endpoint(), None).await;
+        App::new(config, http, secrets).with_token_table(dynamodb)
+    }
+
     /// Sends a request.
     pub async fn send(&self, request: Request) -> TestResponse {
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.into_body() {
-            Body::Empty => String::new(),
-            Body::Text(text) => text,
-            Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            _ => unreachable!("no other body kinds are built"),
-        };
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        send_to(&self.app, request).await
+    }
+}
+
+/// Sends a request to `app`.
+pub async fn send_to(app: &App, request: Request) -> TestResponse {
+    let response = app.handle(request).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = match response.into_body() {
+        Body::Empty => String::new(),
+        Body::Text(text) => text,
+        Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => unreachable!("no other body kinds are built"),
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
     }
 }
 

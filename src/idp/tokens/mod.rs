@@ -218,6 +218,7 @@ impl IdpTokens {
         // Dropped before waiting, so that no other invocation is handed the dead token
         // meanwhile.
         entry.state().drop_refused(refused);
+        source.refused(refused.token(), deadline).await;
         let _work = wait_for(entry, deadline).await?;
         // Another invocation replaced it while this one waited.
         let replaced = self.fresh();
@@ -239,9 +240,11 @@ impl IdpTokens {
         self.renew(entry, connection, source, deadline).await
     }
 
-    /// The IdP refused even the replacement: forget it, so the next call starts from the source.
-    pub fn forget(&self, refused: &Lease) {
+    /// The IdP refused even the replacement: forget it (here and in the source), so the next
+    /// call starts from the source.
+    pub async fn forget<S: TokenSource>(&self, refused: &Lease, source: &S, deadline: &Deadline) {
         refused.entry.state().drop_refused(refused);
+        source.refused(refused.token(), deadline).await;
     }
 
     /// Runs the refresh grant for `entry`, whose `work` lock the caller holds.
@@ -284,6 +287,7 @@ impl IdpTokens {
             }
             Err(RenewFailure::NotRenewable) => Err(reconsent(connection)),
             Err(RenewFailure::Failed(error)) => Err(TokenError::Source(error)),
+            Err(RenewFailure::OutOfTime) => Err(TokenError::OutOfTime),
         }
     }
 }

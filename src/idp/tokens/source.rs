@@ -39,6 +39,12 @@ pub trait SourceFailure: std::error::Error + Send + Sync + 'static {
     /// Whether the source is failing for now (down, slow, rate limiting) rather than answering:
     /// a token the cache still holds may then stand in for a fresh one.
     fn is_outage(&self) -> bool;
+
+    /// Whether the user has no identity at the connection: an answer worth remembering for a
+    /// short time, so that calls for an unlinked connection do not each cost a source read.
+    fn is_not_linked(&self) -> bool {
+        false
+    }
 }
 
 /// Why a renewal gave no token.
@@ -50,6 +56,8 @@ pub enum RenewFailure<E> {
     NotRenewable,
     /// The attempt failed (token endpoint down, secret unreadable, …).
     Failed(E),
+    /// Another environment is renewing this token and did not finish within the deadline.
+    OutOfTime,
 }
 
 /// Where tokens come from: what is stored for the identity, and renewal with a refresh token.
@@ -69,4 +77,21 @@ pub trait TokenSource: Sync {
         refresh_token: &IdpRefreshToken,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Renewed, RenewFailure<Self::Error>>> + Send;
+
+    /// The "no identity at this connection" answer, for a level that remembers it; `None` for a
+    /// source that never gives it.
+    fn not_linked(&self) -> Option<Self::Error> {
+        None
+    }
+
+    /// The IdP refused `token`: a source that keeps tokens for others (the fleet table) drops
+    /// it, so that nobody is handed it again. Nothing to do for a source that keeps nothing.
+    fn refused(
+        &self,
+        token: &IdpAccessToken,
+        deadline: &Deadline,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (token, deadline);
+        std::future::ready(())
+    }
 }
