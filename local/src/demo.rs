@@ -88,14 +88,14 @@ pub async fn start(
     tokens.record(&github_token);
     let revoked_token = format!("gho_revoked_{}", std::process::id());
     tokens.record(&revoked_token);
-    for (user, token, name) in [
-        (DEMO_USER, &github_token, "The Octocat"),
-        (REVOKED_USER, &revoked_token, "Hubot (GitHub token revoked)"),
+    for (user, token, name, nickname) in [
+        (DEMO_USER, &github_token, "The Octocat", "octocat"),
+        (REVOKED_USER, &revoked_token, "Hubot (GitHub token revoked)", "hubot"),
     ] {
         let id = user.trim_start_matches("github|");
         let mut profile = standin::profile(user, &[("github", id, token)]);
         profile["name"] = json!(name);
-        profile["nickname"] = json!(name.split(' ').next_back());
+        profile["nickname"] = json!(nickname);
         profile["picture"] = json!(format!("{}/avatars/u/{id}", github.origin()));
         tenant.add_user(profile);
     }
