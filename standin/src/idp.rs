@@ -518,7 +518,10 @@ fn repos(profile: &Value, query: &str, host: &str) -> Response {
 
 /// A generated avatar: GitHub serves avatars from a host that needs no token.
 async fn avatar(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
-    let hue = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 360;
+    let hue = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
     let svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120" viewBox="0 0 120 120"><rect width="120" height="120" rx="60" fill="hsl({hue},55%,55%)"/><circle cx="60" cy="48" r="22" fill="#fff"/><ellipse cx="60" cy="100" rx="36" ry="24" fill="#fff"/></svg>"##
     );

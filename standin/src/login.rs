@@ -162,7 +162,7 @@ enum Refusal {
     /// redirected (RFC 6749 §4.1.2.1).
     Page(String),
     /// Sent back to the (trusted) redirect URI as `error` and `error_description`.
-    Redirect(AuthorizeRequest, &'static str, String),
+    Redirect(Box<AuthorizeRequest>, &'static str, String),
 }
 
 fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeRequest, Refusal> {
@@ -186,10 +186,8 @@ fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeReq
             )));
         }
     };
-    let mut raw: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut raw: Vec<(String, String)> =
+        params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     raw.sort();
     let request = AuthorizeRequest {
         client,
@@ -210,7 +208,13 @@ fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeReq
             request.redirect_uri
         )));
     }
-    let invalid = |text: &str| Err(Refusal::Redirect(request.clone(), "invalid_request", text.to_owned()));
+    let invalid = |text: &str| {
+        Err(Refusal::Redirect(
+            Box::new(request.clone()),
+            "invalid_request",
+            text.to_owned(),
+        ))
+    };
     if get("response_type").as_deref() != Some("code") {
         return invalid("response_type must be code");
     }
@@ -225,7 +229,7 @@ fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeReq
         && !lock(&login.apis).contains(audience)
     {
         return Err(Refusal::Redirect(
-            request.clone(),
+            Box::new(request.clone()),
             "access_denied",
             format!("Service not found: {audience}"),
         ));
@@ -269,7 +273,7 @@ pub(crate) fn authorize(
         return match session_of(login, headers) {
             Some(sub) => answer(login, &request, &sub),
             None => refuse(Refusal::Redirect(
-                request,
+                Box::new(request),
                 "login_required",
                 "Login required".to_owned(),
             )),
@@ -291,7 +295,7 @@ pub(crate) fn pick(
     let sub = params.get("demo_user").cloned().unwrap_or_default();
     let Some(profile) = users.get_mut(&sub) else {
         return refuse(Refusal::Redirect(
-            request,
+            Box::new(request),
             "access_denied",
             "No such user".to_owned(),
         ));
@@ -299,9 +303,10 @@ pub(crate) fn pick(
     if let Some(connection) = request.connection.clone() {
         // A fresh login at the IdP: Auth0 stores the IdP's new token on that identity.
         let mint = lock(&login.minters).get(&connection).cloned();
-        let identity = profile["identities"]
-            .as_array_mut()
-            .and_then(|ids| ids.iter_mut().find(|i| i["connection"] == connection.as_str()));
+        let identity = profile["identities"].as_array_mut().and_then(|ids| {
+            ids.iter_mut()
+                .find(|i| i["connection"] == connection.as_str())
+        });
         match (mint, identity) {
             (Some(mint), Some(identity)) => {
                 let idp_user_id = identity["user_id"].as_str().unwrap_or_default().to_owned();
@@ -309,7 +314,7 @@ pub(crate) fn pick(
             }
             _ => {
                 return refuse(Refusal::Redirect(
-                    request,
+                    Box::new(request),
                     "access_denied",
                     format!("{sub} has no identity at connection {connection}"),
                 ));
@@ -466,13 +471,7 @@ pub(crate) fn exchange_code(
     form: &HashMap<String, String>,
 ) -> Result<Value, (StatusCode, &'static str, String)> {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
-    let invalid_grant = |text: &str| {
-        Err((
-            StatusCode::FORBIDDEN,
-            "invalid_grant",
-            text.to_owned(),
-        ))
-    };
+    let invalid_grant = |text: &str| Err((StatusCode::FORBIDDEN, "invalid_grant", text.to_owned()));
     // A code is spent by its first presentation, whatever the outcome (RFC 6749 §4.1.2).
     let Some(code) = lock(&login.codes).remove(field("code")) else {
         return invalid_grant("Invalid authorization code");
