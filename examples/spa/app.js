@@ -59,8 +59,12 @@ function explain(error) {
   if (error.error === "login_required" || error.error === "missing_refresh_token") {
     return { code: error.error, text: "Your session has ended.", action: signIn };
   }
+  if (!(error instanceof ApiError) && error.error) {
+    // Auth0 refused the sign-in (access_denied, a consent declined…): it says why.
+    return { code: error.error, text: `Sign-in did not complete: ${error.message}.`, action: signIn };
+  }
   if (!(error instanceof ApiError)) {
-    return { code: error.error || "error", text: `Something went wrong: ${error.message}.`, action: retry };
+    return { code: "error", text: `Something went wrong: ${error.message}. Reload the page to try again.`, action: null };
   }
   const code = error.body.error;
   const connection = connectionLabel(error.body.connection || config.connection || "github");

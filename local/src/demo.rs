@@ -90,7 +90,12 @@ pub async fn start(
     tokens.record(&revoked_token);
     for (user, token, name, nickname) in [
         (DEMO_USER, &github_token, "The Octocat", "octocat"),
-        (REVOKED_USER, &revoked_token, "Hubot (GitHub token revoked)", "hubot"),
+        (
+            REVOKED_USER,
+            &revoked_token,
+            "Hubot (GitHub token revoked)",
+            "hubot",
+        ),
     ] {
         let id = user.trim_start_matches("github|");
         let mut profile = standin::profile(user, &[("github", id, token)]);

@@ -179,7 +179,9 @@ async fn run(options: Options) -> Result<(), String> {
     if options.once {
         return Ok(());
     }
-    println!("Request logs follow (stderr, one JSON line per call; RUST_LOG=warn quiets them). Ctrl-C stops.");
+    println!(
+        "Request logs follow (stderr, one JSON line per call; RUST_LOG=warn quiets them). Ctrl-C stops."
+    );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }

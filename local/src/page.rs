@@ -20,7 +20,9 @@ pub fn folder() -> PathBuf {
 
 /// The SDK's ES module build, as npm installed it.
 pub fn sdk_path() -> PathBuf {
-    folder().join("node_modules/@auth0/auth0-spa-js/dist").join(SDK_NAME)
+    folder()
+        .join("node_modules/@auth0/auth0-spa-js/dist")
+        .join(SDK_NAME)
 }
 
 /// Fails with the command to run if npm has not installed the SDK.
