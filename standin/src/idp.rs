@@ -3,9 +3,9 @@
 //! grants, a record of every request, and paths that misbehave.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
-//! - `GET /user/repos`: as many repositories as the profile's `public_repos`, paginated as
-//!   GitHub does (`per_page`, default 30, at most 100; `page`) with a `Link` header of `next`,
-//!   `last`, `first` and `prev` URLs on this stand-in's origin;
+//! - `GET /user/repos`, for a profile with `public_repos` (else the echo below): that many
+//!   repositories, paginated as GitHub does (`per_page`, default 30, at most 100; `page`) with a
+//!   `Link` header of `next`, `last`, `first` and `prev` URLs on this stand-in's origin;
 //! - `GET /avatars/u/{id}`: a generated SVG avatar, no token needed (as GitHub's avatar host);
 //! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers; any path
 //!   answers 503 while [`Idp::fail_next`] says so;
@@ -423,7 +423,7 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
     };
     let response = match path.as_str() {
         "/user" | "/oauth2/v3/userinfo" | "/v1.0/me" => axum::Json(profile).into_response(),
-        "/user/repos" => {
+        "/user/repos" if recorded.method == "GET" && profile.get("public_repos").is_some() => {
             let host = recorded.header("host").unwrap_or_default().to_owned();
             return repos(&profile, parts.uri.query().unwrap_or_default(), &host);
         }
