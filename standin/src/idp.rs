@@ -3,6 +3,10 @@
 //! grants, a record of every request, and paths that misbehave.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
+//! - `GET /user/repos`, for a profile with `public_repos` (else the echo below): that many
+//!   repositories, paginated as GitHub does (`per_page`, default 30, at most 100; `page`) with a
+//!   `Link` header of `next`, `last`, `first` and `prev` URLs on this stand-in's origin;
+//! - `GET /avatars/u/{id}`: a generated SVG avatar, no token needed (as GitHub's avatar host);
 //! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers; any path
 //!   answers 503 while [`Idp::fail_next`] says so;
 //! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, answered as
@@ -24,7 +28,7 @@ use axum::body::Bytes;
 use axum::extract::{Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -125,6 +129,7 @@ impl Idp {
         let router = Router::new()
             .route("/token", post(token))
             .route("/login/oauth/access_token", post(token))
+            .route("/avatars/u/{id}", get(avatar))
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
@@ -430,6 +435,10 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
     };
     let response = match path.as_str() {
         "/user" | "/oauth2/v3/userinfo" | "/v1.0/me" => axum::Json(profile).into_response(),
+        "/user/repos" if recorded.method == "GET" && profile.get("public_repos").is_some() => {
+            let host = recorded.header("host").unwrap_or_default().to_owned();
+            return repos(&profile, parts.uri.query().unwrap_or_default(), &host);
+        }
         "/redirect" => (
             StatusCode::FOUND,
             [("location", "http://127.0.0.1:9/elsewhere?token=leak")],
@@ -464,4 +473,69 @@ fn decorate(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// One page of the token's user's repositories, with GitHub's `Link` header.
+fn repos(profile: &Value, query: &str, host: &str) -> Response {
+    let params: HashMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let number = |name: &str, default: usize| {
+        params
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 30).min(100);
+    let page = number("page", 1);
+    let total = profile["public_repos"].as_u64().unwrap_or(0) as usize;
+    let login = profile["login"].as_str().unwrap_or("user");
+    let last = total.div_ceil(per_page).max(1);
+    let first_index = (page - 1).saturating_mul(per_page);
+    let items: Vec<Value> = (first_index..total.min(first_index.saturating_add(per_page)))
+        .map(|i| {
+            let name = format!("project-{:02}", i + 1);
+            let language = ["Rust", "TypeScript", "Python"][i % 3];
+            json!({
+                "id": 100_000 + i,
+                "name": name,
+                "full_name": format!("{login}/{name}"),
+                "private": false,
+                "html_url": format!("https://github.com/{login}/{name}"),
+                "description": format!("Stand-in repository {} of {total}", i + 1),
+                "language": language,
+                "stargazers_count": (i * 7) % 50,
+            })
+        })
+        .collect();
+    let url = |n: usize| format!("http://{host}/user/repos?per_page={per_page}&page={n}");
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"first\"", url(1)));
+        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
+    }
+    let mut response = decorate(axum::Json(items).into_response());
+    let headers = response.headers_mut();
+    headers.remove("link");
+    if let Ok(value) = HeaderValue::from_str(&links.join(", "))
+        && !links.is_empty()
+    {
+        headers.insert("link", value);
+    }
+    response
+}
+
+/// A generated avatar: GitHub serves avatars from a host that needs no token.
+async fn avatar(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    let hue = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120" viewBox="0 0 120 120"><rect width="120" height="120" rx="60" fill="hsl({hue},55%,55%)"/><circle cx="60" cy="48" r="22" fill="#fff"/><ellipse cx="60" cy="100" rx="36" ry="24" fill="#fff"/></svg>"##
+    );
+    ([("content-type", "image/svg+xml")], svg).into_response()
 }
