@@ -233,6 +233,7 @@ pub async fn fetch_json<T: DeserializeOwned>(
 /// to wait that the service gave.
 pub fn status_error(service: Service, response: &Response) -> UpstreamError {
     if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        telemetry::rate_limited(service);
         UpstreamError::RateLimited {
             service,
             retry_after: retry_after(response.headers(), std::time::SystemTime::now()),

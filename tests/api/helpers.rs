@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
-use auth0_idp_proxy::{App, Config, upstream};
+use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
@@ -39,8 +39,10 @@ fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = Arc::clone(&buffer);
+        // The function's own line format, so that the tests read the lines CloudWatch gets.
         tracing_subscriber::fmt()
             .json()
+            .event_format(telemetry::LogFormat::default())
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || Capture(Arc::clone(&writer)))
             .init();

@@ -6,6 +6,7 @@ mod binary;
 mod faults;
 mod helpers;
 mod management;
+mod metrics;
 mod proxy;
 mod routing;
 mod tokens;
