@@ -4,16 +4,16 @@
 //! succeeds. Also: 200 simultaneous invocations through one environment, and the summary line.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::deadline::SAFETY_MARGIN;
 use http::Method;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 use standin::{Fault, JwksMode};
 
 use crate::helpers::{
-    TestApp, TestResponse, assert_not_logged, event, event_at, github_token, unique,
+    TestApp, TestResponse, assert_not_logged, event, event_at, github_token, within,
 };
 use crate::metrics::send_traced;
 
@@ -21,17 +21,6 @@ const USER: &str = "github|1001";
 const IDENTITIES: &str = "http-api-identities.json";
 /// Until the stand-in is healed.
 const ALWAYS: usize = usize::MAX;
-
-/// `request` with a Lambda context whose deadline is `budget` from now, and a fresh request id.
-fn within(request: Request, budget: Duration) -> Request {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    let mut context = lambda_http::Context::default();
-    context.deadline = u64::try_from((now + budget).as_millis()).expect("fits");
-    context.request_id = unique("req-");
-    request.with_lambda_context(context)
-}
 
 /// Sends `request` with `budget` to answer, and asserts that the answer came before Lambda's
 /// deadline, with most of the safety margin to spare.

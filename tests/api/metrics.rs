@@ -10,7 +10,7 @@ use lambda_http::{Request, RequestExt};
 use serde_json::{Value, json};
 use standin::Fault;
 
-use crate::helpers::{TestApp, TestResponse, event, event_at, github_token, logs, unique};
+use crate::helpers::{TestApp, TestResponse, event, event_at, github_token, logs, unique, within};
 
 const USER: &str = "github|1001";
 
@@ -314,12 +314,6 @@ async fn upstream_failures_count_as_server_errors_and_auth0_429s_are_counted() {
     let jwt = app.token(USER).sign();
     let token = github_token(USER);
     let secrets = [USER, jwt.as_str(), token.as_str()];
-    let within = |request: Request, budget: Duration| {
-        let mut context = lambda_http::Context::default();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
-        context.deadline = (now + budget).as_millis() as u64;
-        request.with_lambda_context(context)
-    };
 
     // Auth0's Management API rate limits past the deadline: 429, and one Auth0 429 counted.
     app.tenant
