@@ -160,11 +160,17 @@ fn resources_of_type<'a>(
 #[test]
 fn http_api_routes_every_method_and_path_to_the_function() {
     let template = template();
-    assert_eq!(
-        template["Resources"]["HttpApi"]["Type"].as_str(),
-        Some("AWS::Serverless::HttpApi")
-    );
     let resources = resources_with(&template, &[]);
+    let api = &resources["HttpApi"];
+    assert_eq!(api["Type"].as_str(), Some("AWS::ApiGatewayV2::Api"));
+    assert_eq!(api["Properties"]["ProtocolType"].as_str(), Some("HTTP"));
+    assert!(
+        resources_of_type(&resources, "AWS::Serverless::HttpApi").is_empty(),
+        "SAM's API would delete these routes when it re-imports its body"
+    );
+    let stage = &resources["HttpApiStage"]["Properties"];
+    assert_eq!(stage["StageName"].as_str(), Some("$default"));
+    assert_eq!(stage["AutoDeploy"].as_bool(), Some(true));
     let routes = resources_of_type(&resources, "AWS::ApiGatewayV2::Route");
     let keys: Vec<&str> = routes
         .iter()
@@ -203,7 +209,7 @@ fn http_api_routes_every_method_and_path_to_the_function() {
 #[test]
 fn the_default_route_is_throttled_with_safe_defaults() {
     let template = template();
-    let settings = &template["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    let settings = &template["Resources"]["HttpApiStage"]["Properties"]["DefaultRouteSettings"];
     for (property, parameter, default) in [
         ("ThrottlingRateLimit", "ThrottlingRateLimit", 25),
         ("ThrottlingBurstLimit", "ThrottlingBurstLimit", 50),
