@@ -16,7 +16,7 @@
 //! - [`error`]: the one mapping from typed errors to documented JSON responses.
 //! - [`upstream`]: the shared HTTP client and deadline-bounded outbound calls.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
-//! - [`telemetry`]: JSON logs.
+//! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
 
 pub mod app;
 pub mod auth;

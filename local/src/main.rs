@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use auth0_idp_proxy::{App, Config, upstream};
+use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -214,9 +214,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let options = options()?;
+    // The function's own line format: its summary line is pre-rendered JSON.
     let _ = tracing_subscriber::fmt()
         .json()
-        .flatten_event(true)
+        .event_format(telemetry::LogFormat::default())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
