@@ -126,7 +126,11 @@ impl App {
         let (route_name, connection) = match (&route, request.method()) {
             (_, &Method::OPTIONS) => ("preflight", None),
             (Some(Route::Identities), _) => ("identities", None),
-            (Some(Route::Idp { connection, .. }), _) => ("idp", Some(connection.to_string())),
+            // A dimension of the metrics: never a name the caller made up.
+            (Some(Route::Idp { connection, .. }), _) => {
+                let known = self.config.connections.get(connection).is_some();
+                ("idp", known.then(|| connection.to_string()))
+            }
             (None, _) => ("none", None),
         };
 

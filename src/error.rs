@@ -195,6 +195,7 @@ impl ApiError {
     /// The documented JSON response for this error, logged at the level its cause deserves.
     pub fn into_response(self) -> Response<Body> {
         let answer = self.answer();
+        crate::telemetry::error_code(answer.code);
         let description = self.to_string();
         if answer.client_fault {
             tracing::debug!(status = answer.status.as_u16(), error = answer.code, %description, "request refused");

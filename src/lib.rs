@@ -21,18 +21,24 @@
 //!     between memory and Auth0 (a table shared by the fleet) is a `TokenSource` that wraps the
 //!     one below it. Neither touches the proxied call, the routes or the error mapping beyond
 //!     adding its own error's answer.
+//!   - `idp::fleet_source`: the fleet table as that level: tokens one environment read or
+//!     renewed serve every environment; renewals run under the table's lease.
 //!   - `idp::identity_source`: the source of today's connections: the user's `identities[]`
 //!     from the Management API, and refresh grants with the IdP apps' clients.
 //!   - `idp::renewal`: the refresh-token grant itself.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
-//! - [`management`]: the cached Management API token and the user's profile.
+//! - [`management`]: the Management API token (cached, and shared through the fleet table) and
+//!   the user's profile, read within a per-user budget (`management::profiles`).
 //! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
+//! - [`fleet`]: the DynamoDB table shared by every execution environment (`TOKEN_TABLE`):
+//!   sealed values (`fleet::seal`), versions and leases (`fleet::table`); a failing table is
+//!   logged and skipped.
 //! - [`secret`]: redacted newtypes for IdP access and refresh tokens.
 //! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
 //! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
 //!   retry policy.
-//! - [`telemetry`]: JSON logs and the invocation's summary line.
+//! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
 //! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
 

@@ -16,7 +16,7 @@ mod page;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use auth0_idp_proxy::{App, upstream};
+use auth0_idp_proxy::{App, telemetry, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -91,9 +91,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(options: Options) -> Result<(), String> {
     // Request logs are on by default: the function's one summary line per invocation is `info`.
+    // The function's own line format: its summary line is pre-rendered JSON.
     let _ = tracing_subscriber::fmt()
         .json()
-        .flatten_event(true)
+        .event_format(telemetry::LogFormat::default())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

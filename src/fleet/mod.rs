@@ -60,6 +60,7 @@ pub struct Fleet<'a> {
 
 /// Logs that the table failed and that the function carries on without it.
 pub fn degraded(what: &str, error: &TableError) {
+    crate::telemetry::token_table_degraded();
     tracing::warn!(operation = what, error = %error, "token table degraded; carrying on without it");
 }
 

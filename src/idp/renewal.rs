@@ -73,6 +73,7 @@ pub async fn refresh(
         .add_scopes(connection.refresh_scopes.iter().cloned().map(Scope::new))
         .request_async(&send)
         .await;
+    crate::telemetry::renewal(answer.is_ok());
     match answer {
         Ok(token) => Ok(Renewed {
             access_token: IdpAccessToken::new(token.access_token().secret().as_str()),

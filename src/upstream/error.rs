@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::Response;
 
 use crate::service::Service;
+use crate::telemetry;
 
 /// A call to a remote service that did not give a usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,7 @@ impl UpstreamError {
 /// to wait that the service gave.
 pub fn status_error(service: Service, response: &Response) -> UpstreamError {
     if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        telemetry::rate_limited(service);
         UpstreamError::RateLimited {
             service,
             retry_after: retry_after(response.headers(), std::time::SystemTime::now()),

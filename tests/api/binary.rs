@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{PLACEHOLDER, TestApp, event_text, github_token, moto};
+use crate::metrics::assert_emf;
 
 const USER: &str = "github|1001";
 
@@ -64,7 +65,11 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     let runtime = RuntimeApi::start().await.expect("runtime API");
-    let child = start_bootstrap(&app, &runtime, &[]);
+    let child = start_bootstrap(
+        &app,
+        &runtime,
+        &[("METRICS_NAMESPACE", "auth0-idp-proxy/test-stack")],
+    );
 
     let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
         .expect("events/")
@@ -128,10 +133,21 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
     assert_eq!(app.tenant.jwks_calls(), 1);
 
     let logs = output_of(child).await;
-    assert!(
-        logs.contains("\"message\":\"invocation\""),
-        "JSON summary lines: {logs}"
-    );
+    // On stdout, one EMF summary line per event, in the namespace the template sets.
+    let summaries: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "invocation")
+        .collect();
+    assert_eq!(summaries.len(), names.len(), "JSON summary lines: {logs}");
+    for line in &summaries {
+        assert_emf(line);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "auth0-idp-proxy/test-stack"
+        );
+        assert!(!line.to_string().contains(USER), "no user id: {line}");
+    }
     for secret in [
         jwt.as_str(),
         &github_token(USER),

@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
-use auth0_idp_proxy::{App, Config, upstream};
+use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use lambda_http::{Body, Request};
+use lambda_http::{Body, Request, RequestExt};
 use serde_json::{Value, json};
 use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder, secrets_client};
 
@@ -39,8 +40,10 @@ fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = Arc::clone(&buffer);
+        // The function's own line format, so that the tests read the lines CloudWatch gets.
         tracing_subscriber::fmt()
             .json()
+            .event_format(telemetry::LogFormat::default())
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || Capture(Arc::clone(&writer)))
             .init();
@@ -327,4 +330,15 @@ pub fn event_at(raw_path: &str, token: &str) -> Request {
 pub fn event(name: &str, token: &str) -> Request {
     let text = event_text(name).replace(PLACEHOLDER, token);
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `request` with a Lambda context whose deadline is `budget` from now, and a fresh request id.
+pub fn within(request: Request, budget: Duration) -> Request {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    let mut context = lambda_http::Context::default();
+    context.deadline = u64::try_from((now + budget).as_millis()).expect("fits");
+    context.request_id = unique("req-");
+    request.with_lambda_context(context)
 }

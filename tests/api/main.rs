@@ -7,6 +7,7 @@ mod faults;
 mod fleet;
 mod helpers;
 mod management;
+mod metrics;
 mod proxy;
 mod routing;
 mod tokens;
