@@ -17,8 +17,11 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::identities;
+use crate::idp::connections::TokenSourceKind;
 use crate::idp::identity_source::IdentitySource;
-use crate::idp::tokens::{IdpTokens, Provenance};
+use crate::idp::tokens::source::TokenSource;
+use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
+use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::Management;
 use crate::routes::{self, Route};
@@ -197,24 +200,57 @@ impl App {
             request.headers(),
             body,
         )?;
-        let user_id = caller.user_id.as_str();
-        let source = IdentitySource {
-            management: &self.management,
-            credentials: &self.credentials,
-            http: &self.http,
-            user_id,
-            connection,
-        };
-        let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
+        // Each connection's own source; both kinds side by side in one deployment.
+        match connection.token_source {
+            TokenSourceKind::Identities => {
+                let source = IdentitySource {
+                    management: &self.management,
+                    credentials: &self.credentials,
+                    http: &self.http,
+                    user_id: &caller.user_id,
+                    connection,
+                };
+                self.call_idp(caller, &idp_request, &source, deadline).await
+            }
+            TokenSourceKind::TokenVault => {
+                let source = VaultSource {
+                    http: &self.http,
+                    origin: &self.config.auth0_origin,
+                    credentials: &self.credentials,
+                    subject_token: &caller.token,
+                    connection,
+                };
+                self.call_idp(caller, &idp_request, &source, deadline).await
+            }
+        }
+    }
+
+    /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;
+    /// after a 401, once more with a replacement.
+    async fn call_idp<S: TokenSource>(
+        &self,
+        caller: &Caller,
+        idp_request: &IdpRequest<'_>,
+        source: &S,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        ApiError: From<TokenError<S::Error>>,
+    {
+        let name = idp_request.connection.name.as_str();
+        let lease = self
+            .tokens
+            .lease(&caller.user_id, name, source, deadline)
+            .await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
-        let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
+        let mut response = idp::call(&self.http, idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.
             let replacement = self
                 .tokens
-                .replace_refused(name, &lease, &source, deadline)
+                .replace_refused(name, &lease, source, deadline)
                 .await?;
-            response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
+            response = idp::call(&self.http, idp_request, replacement.token(), deadline).await?;
             if response.status == StatusCode::UNAUTHORIZED {
                 self.tokens.forget(&replacement);
                 return Err(IdpError::ReconsentRequired {

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use crate::config::TenantOrigin;
-use crate::credentials::{CredentialStore, Credentials, CredentialsError};
+use crate::credentials::{ClientAttempt, CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
 use crate::freshness;
 use crate::secret::{IdpAccessToken, IdpRefreshToken};
@@ -124,24 +124,6 @@ fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
     })
 }
 
-/// What went wrong with one token request.
-enum Exchange {
-    /// Auth0 does not accept the client id and secret: not transient, but a reason to read the
-    /// secret again.
-    InvalidClient,
-    /// Anything else.
-    Failed(ManagementError),
-}
-
-impl UpstreamCause for Exchange {
-    fn upstream(&self) -> Option<&UpstreamError> {
-        match self {
-            Self::InvalidClient => None,
-            Self::Failed(error) => error.upstream(),
-        }
-    }
-}
-
 /// The Management API client, shared by all invocations of an execution environment.
 pub struct Management {
     http: Client,
@@ -176,33 +158,15 @@ impl Management {
             .await
     }
 
-    /// Runs the client-credentials grant; when Auth0 rejects the client, reads the secret again
-    /// (it may have been rotated) and retries once.
+    /// Runs the client-credentials grant, retried while the failure is transient (repeating it
+    /// is safe: at worst Auth0 issues one more token); when Auth0 rejects the client, reads the
+    /// secret again and retries once.
     async fn exchange(&self, deadline: &Deadline) -> Result<ManagementToken, ManagementError> {
-        let credentials = self.credentials.get(deadline).await?;
-        match self.request_token(&credentials, deadline).await {
-            Ok(token) => return Ok(token),
-            Err(Exchange::Failed(error)) => return Err(error),
-            Err(Exchange::InvalidClient) => {
-                tracing::warn!("Auth0 rejected the client credentials; reading the secret again");
-            }
-        }
-        let reloaded = self.credentials.reload(&credentials, deadline).await?;
-        match self.request_token(&reloaded, deadline).await {
-            Ok(token) => Ok(token),
-            Err(Exchange::Failed(error)) => Err(error),
-            Err(Exchange::InvalidClient) => Err(CredentialsError::Rejected.into()),
-        }
-    }
-
-    /// One client-credentials grant, retried while the failure is transient. Repeating the grant
-    /// is safe: at worst Auth0 issues one more token.
-    async fn request_token(
-        &self,
-        credentials: &Credentials,
-        deadline: &Deadline,
-    ) -> Result<ManagementToken, Exchange> {
-        upstream::retry(deadline, || self.token_attempt(credentials, deadline)).await
+        self.credentials
+            .with_client(deadline, |credentials| async move {
+                upstream::retry(deadline, || self.token_attempt(&credentials, deadline)).await
+            })
+            .await
     }
 
     #[tracing::instrument(name = "token_exchange", skip_all)]
@@ -210,7 +174,7 @@ impl Management {
         &self,
         credentials: &Credentials,
         deadline: &Deadline,
-    ) -> Result<ManagementToken, Exchange> {
+    ) -> Result<ManagementToken, ClientAttempt<ManagementError>> {
         let service = Service::TokenEndpoint;
         let audience = self.origin.join("/api/v2/");
         let form = [
@@ -223,34 +187,30 @@ impl Management {
             ("audience", audience.as_str()),
         ];
         let request = self.http.post(self.origin.join("/oauth/token")).form(&form);
+        let failed = |e: UpstreamError| ClientAttempt::Failed(e.into());
         let response = upstream::send(request, service, deadline, CALL_TIMEOUT)
             .await
-            .map_err(|e| Exchange::Failed(e.into()))?;
+            .map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
             let error = upstream::status_error(service, &response);
-            let body = upstream::read_body(response, service, 4096)
-                .await
-                .unwrap_or_default();
-            let code = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned));
+            let code = upstream::oauth_error_code(response, service).await;
             // Auth0 answers a wrong secret with 401 (`access_denied` or `invalid_client`).
             if status == StatusCode::UNAUTHORIZED || code.as_deref() == Some("invalid_client") {
-                return Err(Exchange::InvalidClient);
+                return Err(ClientAttempt::Rejected);
             }
             tracing::warn!(
                 status = status.as_u16(),
                 error = code.as_deref(),
                 "token exchange refused"
             );
-            return Err(Exchange::Failed(error.into()));
+            return Err(failed(error));
         }
         let body = upstream::read_body(response, service, upstream::MAX_BODY_BYTES)
             .await
-            .map_err(|e| Exchange::Failed(e.into()))?;
+            .map_err(failed)?;
         let token: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| Exchange::Failed(UpstreamError::garbage(service, e).into()))?;
+            .map_err(|e| failed(UpstreamError::garbage(service, e)))?;
         tracing::info!(expires_in = token.expires_in, "management token obtained");
         Ok(ManagementToken {
             access_token: token.access_token,
