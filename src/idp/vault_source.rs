@@ -181,16 +181,17 @@ impl VaultSource<'_> {
         status: StatusCode,
         code: Option<String>,
     ) -> Result<Stored, ClientAttempt<VaultError>> {
-        // Auth0 answers a wrong client secret with 401 (`access_denied` or `invalid_client`).
-        if status == StatusCode::UNAUTHORIZED || code.as_deref() == Some("invalid_client") {
-            return Err(ClientAttempt::Rejected);
-        }
+        // Checked first: Auth0 may answer these with a 401 too.
         if let Some(code) = code.as_deref().filter(|c| NOTHING_HELD.contains(c)) {
             tracing::info!(
                 error = code,
                 "Token Vault holds no token for this user and connection"
             );
             return Ok(Stored::default());
+        }
+        // Auth0 answers a wrong client secret with 401 (`access_denied` or `invalid_client`).
+        if status == StatusCode::UNAUTHORIZED || code.as_deref() == Some("invalid_client") {
+            return Err(ClientAttempt::Rejected);
         }
         let code = code.unwrap_or_else(|| "unknown".to_owned());
         tracing::warn!(status = status.as_u16(), error = %code, "Token Vault exchange refused");

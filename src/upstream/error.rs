@@ -103,11 +103,12 @@ pub fn status_error(service: Service, response: &Response) -> UpstreamError {
 }
 
 /// An OAuth error code as the server chose it, fit for a log line or an error description: at
-/// most 40 characters of `[A-Za-z0-9_.-]`.
+/// most 64 characters of `[A-Za-z0-9_.-]` (Auth0's longest, `federated_connection_refresh_token_
+/// not_found`, has 44).
 pub fn printable_code(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(40)
+        .take(64)
         .collect()
 }
 
@@ -136,7 +137,9 @@ mod tests {
     fn printable_codes_are_short_and_plain() {
         assert_eq!(printable_code("invalid_grant"), "invalid_grant");
         let odd = printable_code(&format!("weird\n\"{}", "x".repeat(100)));
-        assert!(odd.starts_with("weird") && odd.len() == 40, "{odd}");
+        assert!(odd.starts_with("weird") && odd.len() == 64, "{odd}");
+        let auth0 = "federated_connection_refresh_token_not_found";
+        assert_eq!(printable_code(auth0), auth0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
-//! the local demo: an Auth0 tenant ([`Tenant`]), identity provider APIs ([`Idp`]) and signing
+//! the local demo: an Auth0 tenant ([`Tenant`], Token Vault included), identity provider APIs ([`Idp`]) and signing
 //! keys to mint the tenant's tokens ([`TestKey`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
@@ -11,6 +11,7 @@ mod moto;
 mod runtime_api;
 mod secrets;
 mod tenant;
+mod vault;
 
 pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;

@@ -23,7 +23,7 @@ const IDENTITIES: &str = "http-api-identities.json";
 const ALWAYS: usize = usize::MAX;
 
 /// `request` with a Lambda context whose deadline is `budget` from now, and a fresh request id.
-fn within(request: Request, budget: Duration) -> Request {
+pub(crate) fn within(request: Request, budget: Duration) -> Request {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970");
@@ -35,7 +35,7 @@ fn within(request: Request, budget: Duration) -> Request {
 
 /// Sends `request` with `budget` to answer, and asserts that the answer came before Lambda's
 /// deadline, with most of the safety margin to spare.
-async fn send_within(app: &TestApp, request: Request, budget: Duration) -> TestResponse {
+pub(crate) async fn send_within(app: &TestApp, request: Request, budget: Duration) -> TestResponse {
     let started = Instant::now();
     let response = app.send(within(request, budget)).await;
     let elapsed = started.elapsed();

@@ -9,3 +9,4 @@ mod management;
 mod proxy;
 mod routing;
 mod tokens;
+mod vault;
