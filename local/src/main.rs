@@ -2,7 +2,9 @@
 //!
 //! With no `AUTH0_DOMAIN` in the environment it runs the demo: a stand-in Auth0 tenant, a
 //! stand-in GitHub and moto's Secrets Manager, all on 127.0.0.1, and shows a signed demo token
-//! going through `GET /identities` and `GET /idp/github/user`. With the function's variables set
+//! going through `GET /identities` and `GET /idp/github/user`; and a stand-in Google whose
+//! `google-oauth2` connection is served through the tenant's Token Vault exchange
+//! (`GET /idp/google-oauth2/oauth2/v3/userinfo`). With the function's variables set
 //! (see README), it serves the same handler against your real tenant and secret.
 //!
 //! Options: `--port N` (default 3000; 0 picks one), `--spa-port N` to serve `examples/spa` on a
@@ -21,13 +23,15 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant};
+use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, Tenant};
 
 /// The demo's API identifier.
 const AUDIENCE: &str = "https://auth0-idp-proxy.local/api";
 /// The demo user whose GitHub token works, and one whose token GitHub has revoked.
 const DEMO_USER: &str = "github|1001";
 const REVOKED_USER: &str = "github|2002";
+/// The demo API's Custom API Client, which performs Token Vault exchanges.
+const VAULT_CLIENT_ID: &str = "demo-api-client";
 
 struct Options {
     port: u16,
@@ -71,6 +75,7 @@ async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
 struct Demo {
     tenant: Tenant,
     _github: Idp,
+    _google: Idp,
     _moto: Moto,
     github_token: String,
 }
@@ -97,6 +102,22 @@ async fn start_demo(
         &github_token,
         json!({"login": "octocat", "id": 1001, "name": "The Octocat (stand-in)"}),
     );
+    // Google through Token Vault: the demo user connected the account, and the tenant exchanges
+    // the caller's token for it with the API's own client.
+    let google = Idp::start_as(Flavor::Google)
+        .await
+        .map_err(|e| e.to_string())?;
+    tenant.enable_token_vault(
+        "google-oauth2",
+        &google,
+        std::time::Duration::from_secs(3600),
+    );
+    tenant.add_token_vault_client(VAULT_CLIENT_ID, Some(&client_secret), AUDIENCE);
+    tenant.connect_account(
+        DEMO_USER,
+        "google-oauth2",
+        json!({"email": "octocat@example.test", "name": "The Octocat (stand-in Google)"}),
+    );
 
     let secrets = standin::secrets_client(moto.endpoint(), None).await;
     let secret_id = "auth0-idp-proxy/demo";
@@ -104,7 +125,12 @@ async fn start_demo(
         .create_secret()
         .name(secret_id)
         .secret_string(
-            json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret}).to_string(),
+            json!({
+                "client_id": M2M_CLIENT_ID,
+                "client_secret": client_secret,
+                "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+            })
+            .to_string(),
         )
         .send()
         .await
@@ -121,7 +147,11 @@ async fn start_demo(
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
         (
             "IDP_CONNECTIONS",
-            json!({"github": {"api_base": github.origin()}}).to_string(),
+            json!({
+                "github": {"api_base": github.origin()},
+                "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
+            })
+            .to_string(),
         ),
         ("ALLOWED_ORIGINS", allowed_origins.to_owned()),
     ];
@@ -134,6 +164,7 @@ async fn start_demo(
         Demo {
             tenant,
             _github: github,
+            _google: google,
             _moto: moto,
             github_token,
         },
@@ -275,6 +306,12 @@ async fn run() -> Result<(), String> {
         let client = reqwest::Client::new();
         show(&client, &format!("{api_origin}/identities"), &token).await?;
         show(&client, &format!("{api_origin}/idp/github/user"), &token).await?;
+        show(
+            &client,
+            &format!("{api_origin}/idp/google-oauth2/oauth2/v3/userinfo"),
+            &token,
+        )
+        .await?;
         println!("try it: curl -H 'authorization: Bearer {token}' {api_origin}/idp/github/user");
     }
     for origin in &spa_origins {
