@@ -21,13 +21,15 @@
 //!     between memory and Auth0 (a table shared by the fleet) is a `TokenSource` that wraps the
 //!     one below it. Neither touches the proxied call, the routes or the error mapping beyond
 //!     adding its own error's answer.
-//!   - `idp::identity_source`: the source of today's connections: the user's `identities[]`
-//!     from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::identity_source`: the source of connections on `identities`: the user's
+//!     `identities[]` from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::vault_source`: the source of connections on `token_vault`: Auth0 Token Vault's
+//!     access token exchange, with the caller's verified token as the subject token.
 //!   - `idp::renewal`: the refresh-token grant itself.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the cached Management API token and the user's profile.
-//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
-//! - [`secret`]: redacted newtypes for IdP access and refresh tokens.
+//! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
+//! - [`secret`]: redacted newtypes for IdP access and refresh tokens and the caller's token.
 //! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
 //! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
