@@ -103,12 +103,11 @@ pub fn status_error(service: Service, response: &Response) -> UpstreamError {
 }
 
 /// An OAuth error code as the server chose it, fit for a log line or an error description: at
-/// most 64 characters of `[A-Za-z0-9_.-]` (Auth0's longest, `federated_connection_refresh_token_
-/// not_found`, has 44).
+/// most 48 characters of `[A-Za-z0-9_.-]`, room for Auth0's longest (44 characters).
 pub fn printable_code(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(64)
+        .take(48)
         .collect()
 }
 
@@ -137,7 +136,7 @@ mod tests {
     fn printable_codes_are_short_and_plain() {
         assert_eq!(printable_code("invalid_grant"), "invalid_grant");
         let odd = printable_code(&format!("weird\n\"{}", "x".repeat(100)));
-        assert!(odd.starts_with("weird") && odd.len() == 64, "{odd}");
+        assert!(odd.starts_with("weird") && odd.len() == 48, "{odd}");
         let auth0 = "federated_connection_refresh_token_not_found";
         assert_eq!(printable_code(auth0), auth0);
     }
