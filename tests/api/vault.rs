@@ -193,6 +193,23 @@ async fn exchanged_tokens_are_cached_per_user_and_served_only_to_that_user() {
 }
 
 #[tokio::test]
+async fn twenty_concurrent_first_calls_share_one_exchange() {
+    let world = std::sync::Arc::new(Vault::spawn(HOUR).await);
+    let jwt = world.connected("google-oauth2|150");
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (world, jwt) = (std::sync::Arc::clone(&world), jwt.clone());
+            tokio::spawn(async move { world.get(USERINFO, &jwt).await.status })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.expect("task"), 200);
+    }
+    assert_eq!(world.app.tenant.vault_exchanges(), 1);
+    assert_eq!(world.google.calls(), 20);
+}
+
+#[tokio::test]
 async fn a_user_who_never_connected_the_account_must_reconsent_with_the_connection() {
     let world = Vault::spawn(HOUR).await;
     let sub = "google-oauth2|200";
