@@ -19,8 +19,11 @@ use crate::error::{ApiError, error_chain, json_response};
 use crate::fleet::FleetTable;
 use crate::identities;
 use crate::idp::fleet_source::FleetSource;
+use crate::idp::connections::TokenSourceKind;
 use crate::idp::identity_source::IdentitySource;
-use crate::idp::tokens::{IdpTokens, Provenance};
+use crate::idp::tokens::source::TokenSource;
+use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
+use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
@@ -241,32 +244,63 @@ impl App {
             .as_deref()
             .zip(credentials.as_deref())
             .and_then(|(table, credentials)| table.with_keys(&credentials.store_keys));
-        let identities = IdentitySource {
-            management: &self.management,
-            credentials: &self.credentials,
-            http: &self.http,
-            user_id,
-            connection,
-        };
-        let source = FleetSource::new(
-            identities,
-            fleet,
-            user_id,
-            name,
-            self.config.idp_tokens.max_age,
-        );
-        let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
+        let max_age = self.config.idp_tokens.max_age;
+        // Each connection's own source, with the fleet table in front; both kinds side by side
+        // in one deployment.
+        match connection.token_source {
+            TokenSourceKind::Identities => {
+                let source = IdentitySource {
+                    management: &self.management,
+                    credentials: &self.credentials,
+                    http: &self.http,
+                    user_id,
+                    connection,
+                };
+                let source = FleetSource::new(source, fleet, user_id, name, max_age);
+                self.call_idp(caller, &idp_request, &source, deadline).await
+            }
+            TokenSourceKind::TokenVault => {
+                let source = VaultSource {
+                    http: &self.http,
+                    origin: &self.config.auth0_origin,
+                    credentials: &self.credentials,
+                    subject_token: &caller.token,
+                    connection,
+                };
+                let source = FleetSource::new(source, fleet, user_id, name, max_age);
+                self.call_idp(caller, &idp_request, &source, deadline).await
+            }
+        }
+    }
+
+    /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;
+    /// after a 401, once more with a replacement.
+    async fn call_idp<S: TokenSource>(
+        &self,
+        caller: &Caller,
+        idp_request: &IdpRequest<'_>,
+        source: &S,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        ApiError: From<TokenError<S::Error>>,
+    {
+        let name = idp_request.connection.name.as_str();
+        let lease = self
+            .tokens
+            .lease(&caller.user_id, name, source, deadline)
+            .await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
-        let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
+        let mut response = idp::call(&self.http, idp_request, lease.token(), deadline).await?;
         if response.status == StatusCode::UNAUTHORIZED {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.
             let replacement = self
                 .tokens
-                .replace_refused(name, &lease, &source, deadline)
+                .replace_refused(name, &lease, source, deadline)
                 .await?;
-            response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
+            response = idp::call(&self.http, idp_request, replacement.token(), deadline).await?;
             if response.status == StatusCode::UNAUTHORIZED {
-                self.tokens.forget(&replacement, &source, deadline).await;
+                self.tokens.forget(&replacement, source, deadline).await;
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::idp::connections::Connections;
+use crate::idp::connections::{Connections, TokenSourceKind};
 use crate::idp::tokens::TokenPolicy;
 
 /// Why the function cannot start: always names the variable at fault.
@@ -153,7 +153,8 @@ pub struct Config {
     pub credentials_secret_id: String,
     /// A scope that every caller's token must carry (`REQUIRED_SCOPE`).
     pub required_scope: Option<String>,
-    /// The built-in connection table with `IDP_CONNECTIONS` merged over it.
+    /// The built-in connection table with `IDP_CONNECTIONS` merged over it, each connection's
+    /// token source defaulting to `IDP_TOKEN_SOURCE`.
     pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
@@ -204,9 +205,14 @@ impl Config {
             }
             other => other.map(|s| s.trim().to_owned()),
         };
+        let token_source = get("IDP_TOKEN_SOURCE")
+            .map(|v| TokenSourceKind::parse(&v))
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("IDP_TOKEN_SOURCE", reason))?
+            .unwrap_or_default();
         let connections = match get("IDP_CONNECTIONS") {
-            None => Connections::new(None),
-            Some(json) => Connections::from_json(&json),
+            None => Connections::with_default_source(None, token_source),
+            Some(json) => Connections::from_json_with_default_source(&json, token_source),
         }
         .map_err(|reason| ConfigError::invalid("IDP_CONNECTIONS", reason))?;
         let allowed_origins = get("ALLOWED_ORIGINS")
@@ -336,6 +342,25 @@ mod tests {
         .expect("valid");
         let github = config.connections.get("github").expect("github");
         assert_eq!(github.api_base.as_str(), "http://127.0.0.1:9/");
+    }
+
+    #[test]
+    fn idp_token_source_sets_the_default_and_connections_may_differ() {
+        let default = config(&[]).expect("valid");
+        let source =
+            |config: &Config, name: &str| config.connections.get(name).expect(name).token_source;
+        assert_eq!(source(&default, "github"), TokenSourceKind::Identities);
+        let mixed = config(&[
+            ("IDP_TOKEN_SOURCE", "token_vault"),
+            (
+                "IDP_CONNECTIONS",
+                r#"{"github": {"token_source": "identities"}}"#,
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(source(&mixed, "github"), TokenSourceKind::Identities);
+        assert_eq!(source(&mixed, "google-oauth2"), TokenSourceKind::TokenVault);
+        assert!(error_text(&[("IDP_TOKEN_SOURCE", "vault")]).contains("IDP_TOKEN_SOURCE"));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::idp::IdpError;
 use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
 use crate::idp::tokens::TokenError;
+use crate::idp::tokens::source::SourceFailure;
+use crate::idp::vault_source::VaultError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -35,9 +37,12 @@ pub enum ApiError {
     /// The proxied IdP call failed or was refused.
     #[error(transparent)]
     Idp(#[from] IdpError),
-    /// No IdP token could be had for the caller at the connection.
+    /// No IdP token could be had for the caller at a connection served from `identities[]`.
     #[error(transparent)]
     Tokens(#[from] TokenError<SourceError>),
+    /// No IdP token could be had for the caller at a connection served through Token Vault.
+    #[error(transparent)]
+    VaultTokens(#[from] TokenError<VaultError>),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -139,6 +144,27 @@ impl Answer {
         }
     }
 
+    fn vault(error: &VaultError) -> Self {
+        match error {
+            VaultError::Credentials(_) => Self::credentials(),
+            VaultError::Refused { .. } => {
+                Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+            VaultError::Upstream(error) => Self::upstream(error),
+        }
+    }
+
+    /// The cache's own answers, and `source`'s for its source's failures.
+    fn tokens<E: SourceFailure>(error: &TokenError<E>, source: impl FnOnce(&E) -> Self) -> Self {
+        match error {
+            TokenError::ReconsentRequired { connection } => Self::reconsent(connection),
+            TokenError::OutOfTime => {
+                Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+            TokenError::Source(error) => source(error),
+        }
+    }
+
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.header = Some((name, value));
         self
@@ -181,14 +207,9 @@ impl ApiError {
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
-            Self::Idp(IdpError::ReconsentRequired { connection })
-            | Self::Tokens(TokenError::ReconsentRequired { connection }) => {
-                Answer::reconsent(connection)
-            }
-            Self::Tokens(TokenError::OutOfTime) => {
-                Answer::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
-            }
-            Self::Tokens(TokenError::Source(error)) => Answer::source(error),
+            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            Self::Tokens(error) => Answer::tokens(error, Answer::source),
+            Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
         }
     }
 
@@ -352,6 +373,47 @@ mod tests {
         assert_eq!(
             (status, body["error"].as_str()),
             (503, Some("credentials_unavailable"))
+        );
+    }
+
+    #[test]
+    fn token_vault_errors() {
+        let answer = |error: VaultError| parts(ApiError::VaultTokens(TokenError::Source(error)));
+        let (status, body, _) = answer(VaultError::Refused {
+            connection: "google-oauth2".into(),
+            status: 403,
+            code: "unauthorized_client".into(),
+        });
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("unauthorized_client")),
+            "{body}"
+        );
+        let (status, body, headers) = answer(VaultError::Upstream(UpstreamError::RateLimited {
+            service: Service::TokenEndpoint,
+            retry_after: None,
+        }));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("rate_limited"))
+        );
+        assert_eq!(headers["retry-after"], "1");
+        let (status, body, _) = answer(VaultError::Credentials(CredentialsError::Rejected));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("credentials_unavailable"))
+        );
+        let (status, body, _) = parts(ApiError::VaultTokens(TokenError::ReconsentRequired {
+            connection: "google-oauth2".into(),
+        }));
+        assert_eq!(
+            (status, body["error"].as_str(), body["connection"].as_str()),
+            (403, Some("reconsent_required"), Some("google-oauth2"))
         );
     }
 

@@ -23,17 +23,19 @@
 //!     adding its own error's answer.
 //!   - `idp::fleet_source`: the fleet table as that level: tokens one environment read or
 //!     renewed serve every environment; renewals run under the table's lease.
-//!   - `idp::identity_source`: the source of today's connections: the user's `identities[]`
-//!     from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::identity_source`: the source of connections on `identities`: the user's
+//!     `identities[]` from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::vault_source`: the source of connections on `token_vault`: Auth0 Token Vault's
+//!     access token exchange, with the caller's verified token as the subject token.
 //!   - `idp::renewal`: the refresh-token grant itself.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the Management API token (cached, and shared through the fleet table) and
 //!   the user's profile, read within a per-user budget (`management::profiles`).
-//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
+//! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
 //! - [`fleet`]: the DynamoDB table shared by every execution environment (`TOKEN_TABLE`):
 //!   sealed values (`fleet::seal`), versions and leases (`fleet::table`); a failing table is
 //!   logged and skipped.
-//! - [`secret`]: redacted newtypes for IdP access and refresh tokens.
+//! - [`secret`]: redacted newtypes for IdP access and refresh tokens and the caller's token.
 //! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
 //! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one

@@ -1,5 +1,6 @@
-//! Redacted newtypes for the IdP's tokens: one type per kind, so that handing a refresh token
-//! where an access token belongs (or the reverse) does not compile, and neither prints in `Debug`.
+//! Redacted newtypes for the tokens the function handles: one type per kind, so that handing a
+//! refresh token where an access token belongs (or the caller's Auth0 token where an IdP token
+//! belongs) does not compile, and none prints in `Debug`.
 //!
 //! Reading the value is an explicit [`expose`](IdpAccessToken::expose) call, made only where the
 //! token goes on the wire.
@@ -58,6 +59,12 @@ token_type! {
     IdpRefreshToken
 }
 
+token_type! {
+    /// The caller's own Auth0 access token, once verified: sent to Auth0's token endpoint only,
+    /// as the subject token of a Token Vault exchange.
+    CallerToken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,8 +73,10 @@ mod tests {
     fn debug_never_shows_the_value() {
         let access = IdpAccessToken::new("gho_visible-if-leaked");
         let refresh = IdpRefreshToken::new("ghr_visible-if-leaked");
+        let caller = CallerToken::new("eyJ.visible-if-leaked");
         assert_eq!(format!("{access:?}"), "IdpAccessToken([redacted])");
         assert_eq!(format!("{refresh:?}"), "IdpRefreshToken([redacted])");
+        assert_eq!(format!("{caller:?}"), "CallerToken([redacted])");
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn every_configuration_variable_is_a_parameter() {
         ("REQUIRED_SCOPE", "RequiredScope"),
         ("IDP_CONNECTIONS", "IdpConnections"),
         ("ALLOWED_ORIGINS", "AllowedOrigins"),
+        ("IDP_TOKEN_SOURCE", "IdpTokenSource"),
         ("IDP_TOKEN_CACHE_SIZE", "IdpTokenCacheSize"),
         ("IDP_TOKEN_MAX_AGE", "IdpTokenMaxAge"),
     ] {

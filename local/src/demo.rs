@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use auth0_idp_proxy::Config;
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Moto, SpaClient, Tenant};
+use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, SpaClient, Tenant};
 
 /// The demo's API identifier.
 pub const AUDIENCE: &str = "https://auth0-idp-proxy.local/api";
@@ -18,6 +18,8 @@ pub const SPA_CLIENT_ID: &str = "demo-spa-client";
 pub const DEMO_USER: &str = "github|1001";
 /// The demo user whose GitHub token GitHub has revoked: the page shows the reconnect flow.
 pub const REVOKED_USER: &str = "github|2002";
+/// The demo API's Custom API Client, which performs Token Vault exchanges.
+const VAULT_CLIENT_ID: &str = "demo-api-client";
 
 /// What the demo started. The servers live as long as the process.
 pub struct Demo {
@@ -25,6 +27,8 @@ pub struct Demo {
     pub tenant: Tenant,
     /// The stand-in GitHub.
     pub github: Idp,
+    /// The stand-in Google, served through the tenant's Token Vault.
+    _google: Idp,
     _moto: Moto,
 }
 
@@ -122,13 +126,35 @@ pub async fn start(
         web_origins: page_origins.to_vec(),
     });
 
+    // Google through Token Vault: the demo user connected the account, and the tenant exchanges
+    // the caller's token for it with the API's own client.
+    let google = Idp::start_as(Flavor::Google)
+        .await
+        .map_err(|e| format!("stand-in Google: {e}"))?;
+    tenant.enable_token_vault(
+        "google-oauth2",
+        &google,
+        std::time::Duration::from_secs(3600),
+    );
+    tenant.add_token_vault_client(VAULT_CLIENT_ID, Some(&client_secret), AUDIENCE);
+    tenant.connect_account(
+        DEMO_USER,
+        "google-oauth2",
+        json!({"email": "octocat@example.test", "name": "The Octocat (stand-in Google)"}),
+    );
+
     let secrets = standin::secrets_client(moto.endpoint(), None).await;
     let secret_id = "auth0-idp-proxy/demo";
     secrets
         .create_secret()
         .name(secret_id)
         .secret_string(
-            json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret}).to_string(),
+            json!({
+                "client_id": M2M_CLIENT_ID,
+                "client_secret": client_secret,
+                "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+            })
+            .to_string(),
         )
         .send()
         .await
@@ -145,7 +171,11 @@ pub async fn start(
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
         (
             "IDP_CONNECTIONS",
-            json!({"github": {"api_base": github.origin()}}).to_string(),
+            json!({
+                "github": {"api_base": github.origin()},
+                "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
+            })
+            .to_string(),
         ),
         (
             "ALLOWED_ORIGINS",
@@ -161,6 +191,7 @@ pub async fn start(
         Demo {
             tenant,
             github,
+            _google: google,
             _moto: moto,
         },
     ))

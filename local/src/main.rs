@@ -155,6 +155,14 @@ async fn run(options: Options) -> Result<(), String> {
         let http = reqwest::Client::new();
         show(&http, &api_origin, "/identities", &token).await?;
         show(&http, &api_origin, "/idp/github/user", &token).await?;
+        // Served through Auth0 Token Vault's exchange, not the Management API.
+        show(
+            &http,
+            &api_origin,
+            "/idp/google-oauth2/oauth2/v3/userinfo",
+            &token,
+        )
+        .await?;
         println!(
             "Call it with curl. An Auth0 access token is what a frontend gets from Auth0's SPA SDK\n\
              (getTokenSilently, audience {aud}); in the demo the stand-in tenant signed this one for\n\

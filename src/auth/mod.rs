@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
+use crate::secret::CallerToken;
 use crate::upstream::UpstreamError;
 use jwks::{KeyCache, KeyError, KeyPolicy};
 
@@ -75,6 +76,9 @@ pub enum AuthError {
 pub struct Caller {
     /// The Auth0 user id, e.g. `github|42`.
     pub user_id: String,
+    /// The verified token itself: the subject token of a Token Vault exchange, and used for
+    /// nothing else.
+    pub token: CallerToken,
 }
 
 /// Verifies callers' access tokens.
@@ -138,6 +142,7 @@ impl Authenticator {
         }
         Ok(Caller {
             user_id: claims.sub.to_owned(),
+            token: CallerToken::new(token),
         })
     }
 }

@@ -202,6 +202,10 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
 impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
     type Error = S::Error;
 
+    fn renews_itself(&self) -> bool {
+        self.inner.renews_itself()
+    }
+
     async fn stored(&self, deadline: &Deadline) -> Result<Stored, S::Error> {
         let Some(fleet) = self.fleet else {
             return self.inner.stored(deadline).await;

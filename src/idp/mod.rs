@@ -8,6 +8,7 @@ pub mod identity_source;
 pub mod path;
 pub mod renewal;
 pub mod tokens;
+pub mod vault_source;
 
 use std::time::Duration;
 

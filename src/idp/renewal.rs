@@ -21,7 +21,7 @@ use crate::credentials::ClientCredentials;
 use crate::deadline::Deadline;
 use crate::secret::{IdpAccessToken, IdpRefreshToken};
 use crate::service::Service;
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::{self, UpstreamError, printable_code};
 
 /// Cap on one refresh grant, within the invocation's deadline.
 const GRANT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,15 +113,6 @@ fn classify(code: &BasicErrorResponseType) -> RenewalError {
             format!("token endpoint error {}", printable_code(other.as_ref())),
         )),
     }
-}
-
-/// An OAuth error code as the provider chose it, fit for a log line: at most 40 characters of
-/// `[A-Za-z0-9_.-]`.
-fn printable_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(40)
-        .collect()
 }
 
 /// Sends the grant `oauth2` built, through the shared client and within the deadline.

@@ -27,7 +27,7 @@ use crate::telemetry::Cache;
 use crate::upstream::{self, UpstreamCause, UpstreamError};
 use profiles::Profiles;
 pub use token::ManagementToken;
-use token::{Exchange, SharedToken};
+use token::SharedToken;
 pub use user::{Identity, User};
 
 /// Cap on one attempt at a token exchange or user read, within the invocation's deadline.
@@ -176,23 +176,15 @@ impl Management {
         }
     }
 
-    /// Runs the client-credentials grant; when Auth0 rejects the client, reads the secret again
-    /// (it may have been rotated) and retries once.
+    /// Runs the client-credentials grant, retried while the failure is transient (repeating it
+    /// is safe: at worst Auth0 issues one more token); when Auth0 rejects the client, reads the
+    /// secret again and retries once.
     async fn exchange(&self, deadline: &Deadline) -> Result<ManagementToken, ManagementError> {
-        let credentials = self.credentials.get(deadline).await?;
-        match token::request(&self.http, &self.origin, &credentials, deadline).await {
-            Ok(token) => return Ok(token),
-            Err(Exchange::Failed(error)) => return Err(error),
-            Err(Exchange::InvalidClient) => {
-                tracing::warn!("Auth0 rejected the client credentials; reading the secret again");
-            }
-        }
-        let reloaded = self.credentials.reload(&credentials, deadline).await?;
-        match token::request(&self.http, &self.origin, &reloaded, deadline).await {
-            Ok(token) => Ok(token),
-            Err(Exchange::Failed(error)) => Err(error),
-            Err(Exchange::InvalidClient) => Err(CredentialsError::Rejected.into()),
-        }
+        self.credentials
+            .with_client(deadline, |credentials| async move {
+                token::request(&self.http, &self.origin, &credentials, deadline).await
+            })
+            .await
     }
 
     /// The profile of `user_id` read less than `max_age` ago in this environment, if any.

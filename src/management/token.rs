@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{CALL_TIMEOUT, ManagementError};
 use crate::config::TenantOrigin;
-use crate::credentials::Credentials;
+use crate::credentials::{ClientAttempt, Credentials};
 use crate::deadline::Deadline;
 use crate::freshness;
 use crate::service::Service;
-use crate::upstream::{self, UpstreamCause, UpstreamError};
+use crate::upstream::{self, UpstreamError};
 
 /// A Management API access token and when to stop using it.
 pub struct ManagementToken {
@@ -86,24 +86,6 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-/// What went wrong with one token request.
-pub(super) enum Exchange {
-    /// Auth0 does not accept the client id and secret: not transient, but a reason to read the
-    /// secret again.
-    InvalidClient,
-    /// Anything else.
-    Failed(ManagementError),
-}
-
-impl UpstreamCause for Exchange {
-    fn upstream(&self) -> Option<&UpstreamError> {
-        match self {
-            Self::InvalidClient => None,
-            Self::Failed(error) => error.upstream(),
-        }
-    }
-}
-
 /// One client-credentials grant, retried while the failure is transient. Repeating the grant is
 /// safe: at worst Auth0 issues one more token.
 pub(super) async fn request(
@@ -111,7 +93,7 @@ pub(super) async fn request(
     origin: &TenantOrigin,
     credentials: &Credentials,
     deadline: &Deadline,
-) -> Result<ManagementToken, Exchange> {
+) -> Result<ManagementToken, ClientAttempt<ManagementError>> {
     upstream::retry(deadline, || attempt(http, origin, credentials, deadline)).await
 }
 
@@ -121,7 +103,7 @@ async fn attempt(
     origin: &TenantOrigin,
     credentials: &Credentials,
     deadline: &Deadline,
-) -> Result<ManagementToken, Exchange> {
+) -> Result<ManagementToken, ClientAttempt<ManagementError>> {
     let service = Service::TokenEndpoint;
     let audience = origin.join("/api/v2/");
     let form = [
@@ -134,34 +116,30 @@ async fn attempt(
         ("audience", audience.as_str()),
     ];
     let request = http.post(origin.join("/oauth/token")).form(&form);
+    let failed = |e: UpstreamError| ClientAttempt::Failed(e.into());
     let response = upstream::send(request, service, deadline, CALL_TIMEOUT)
         .await
-        .map_err(|e| Exchange::Failed(e.into()))?;
+        .map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
         let error = upstream::status_error(service, &response);
-        let body = upstream::read_body(response, service, 4096)
-            .await
-            .unwrap_or_default();
-        let code = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        let code = upstream::oauth_error_code(response, service).await;
         // Auth0 answers a wrong secret with 401 (`access_denied` or `invalid_client`).
         if status == StatusCode::UNAUTHORIZED || code.as_deref() == Some("invalid_client") {
-            return Err(Exchange::InvalidClient);
+            return Err(ClientAttempt::Rejected);
         }
         tracing::warn!(
             status = status.as_u16(),
             error = code.as_deref(),
             "token exchange refused"
         );
-        return Err(Exchange::Failed(error.into()));
+        return Err(failed(error));
     }
     let body = upstream::read_body(response, service, upstream::MAX_BODY_BYTES)
         .await
-        .map_err(|e| Exchange::Failed(e.into()))?;
+        .map_err(failed)?;
     let token: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| Exchange::Failed(UpstreamError::garbage(service, e).into()))?;
+        .map_err(|e| failed(UpstreamError::garbage(service, e)))?;
     tracing::info!(expires_in = token.expires_in, "management token obtained");
     Ok(ManagementToken {
         access_token: token.access_token,

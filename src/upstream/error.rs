@@ -104,6 +104,15 @@ pub fn status_error(service: Service, response: &Response) -> UpstreamError {
     }
 }
 
+/// An OAuth error code as the server chose it, fit for a log line or an error description: at
+/// most 48 characters of `[A-Za-z0-9_.-]`, room for Auth0's longest (44 characters).
+pub fn printable_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(48)
+        .collect()
+}
+
 /// How long a rate-limited service asks to wait: `Retry-After` in seconds, else Auth0's
 /// `X-RateLimit-Reset` (a Unix time in seconds).
 pub fn retry_after(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
@@ -124,6 +133,15 @@ pub fn retry_after(headers: &http::HeaderMap, now: std::time::SystemTime) -> Opt
 mod tests {
     use super::*;
     use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn printable_codes_are_short_and_plain() {
+        assert_eq!(printable_code("invalid_grant"), "invalid_grant");
+        let odd = printable_code(&format!("weird\n\"{}", "x".repeat(100)));
+        assert!(odd.starts_with("weird") && odd.len() == 48, "{odd}");
+        let auth0 = "federated_connection_refresh_token_not_found";
+        assert_eq!(printable_code(auth0), auth0);
+    }
 
     #[test]
     fn retry_after_prefers_retry_after_then_reset_time() {

@@ -15,7 +15,7 @@ use crate::deadline::Deadline;
 use crate::service::Service;
 use crate::telemetry;
 
-pub use error::{UpstreamError, retry_after, status_error};
+pub use error::{UpstreamError, printable_code, retry_after, status_error};
 pub use retry::{Next, RetryPolicy, UpstreamCause, retry};
 
 /// Longest any single connection attempt may take, whatever the deadline: a dead host should
@@ -100,6 +100,14 @@ async fn read_chunks(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The OAuth `error` code of a refusal's JSON body (at most 4 KiB read), made printable; `None`
+/// when the body has none. Nothing else of the body is kept: it may echo what was sent.
+pub async fn oauth_error_code(response: Response, service: Service) -> Option<String> {
+    let body = read_body(response, service, 4096).await.ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    value["error"].as_str().map(printable_code)
 }
 
 /// Sends `request`, requires a 2xx answer and parses its JSON body as `T`.

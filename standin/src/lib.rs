@@ -1,7 +1,7 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
 //! the local demo: an Auth0 tenant ([`Tenant`], with the sign-in side a single page application
-//! uses, [`SpaClient`]), identity provider APIs ([`Idp`]) and signing keys to mint the tenant's
-//! tokens ([`TestKey`]).
+//! uses, [`SpaClient`], and Token Vault), identity provider APIs ([`Idp`]) and signing keys to
+//! mint the tenant's tokens ([`TestKey`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
@@ -13,6 +13,7 @@ mod moto;
 mod runtime_api;
 mod secrets;
 mod tenant;
+mod vault;
 
 pub use idp::{Flavor, Idp, Recorded};
 pub use jsonwebtoken::Algorithm;

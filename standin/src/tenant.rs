@@ -1,5 +1,6 @@
 //! A stand-in Auth0 tenant on 127.0.0.1: the JWKS, the token endpoint (client-credentials
-//! grant) and the Management API's `GET /api/v2/users/{id}`, with switches to rotate keys and the
+//! grant, and Token Vault's exchange in [`crate::vault`]) and the Management API's
+//! `GET /api/v2/users/{id}`, with switches to rotate keys and the
 //! client secret, to make endpoints fail ([`JwksMode`], [`Fault`]), and counters of the calls
 //! each served (failed ones included); and the sign-in side a single page application uses
 //! (OpenID Connect discovery, `/authorize`, the authorization-code grant, `/v2/logout`: see
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::keys::{TestKey, TokenBuilder};
 use crate::login::{self, Login, MintIdpToken, SpaClient};
+use crate::vault::VaultState;
 
 /// How the JWKS endpoint behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,26 +50,33 @@ pub enum Fault {
     },
     /// Never answers.
     Hang,
+    /// Refuses as an OAuth endpoint does: this status, with this `error` code.
+    Refuse {
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth `error` code.
+        error: &'static str,
+    },
 }
 
 /// A fault and how many more requests it applies to.
 #[derive(Debug, Clone, Copy)]
-struct Injected {
-    fault: Fault,
-    remaining: usize,
+pub(crate) struct Injected {
+    pub(crate) fault: Fault,
+    pub(crate) remaining: usize,
 }
 
 /// The M2M client the stand-in tenant accepts by default.
 pub const M2M_CLIENT_ID: &str = "m2m-client-id";
 
 #[derive(Debug)]
-struct TenantState {
+pub(crate) struct TenantState {
     jwks_calls: AtomicUsize,
-    published: Mutex<Vec<TestKey>>,
+    pub(crate) published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
-    token_calls: AtomicUsize,
-    token_fault: Mutex<Option<Injected>>,
-    client_secret: Mutex<String>,
+    pub(crate) token_calls: AtomicUsize,
+    pub(crate) token_fault: Mutex<Option<Injected>>,
+    pub(crate) client_secret: Mutex<String>,
     management_token_lifetime: Mutex<u64>,
     issued: Mutex<HashMap<String, Instant>>,
     user_calls: AtomicUsize,
@@ -75,6 +84,7 @@ struct TenantState {
     user_requests: Mutex<Vec<String>>,
     users: Mutex<HashMap<String, Value>>,
     login: Login,
+    pub(crate) vault: VaultState,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -82,7 +92,7 @@ struct TenantState {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     addr: SocketAddr,
-    state: Arc<TenantState>,
+    pub(crate) state: Arc<TenantState>,
 }
 
 impl Tenant {
@@ -103,11 +113,16 @@ impl Tenant {
             user_requests: Mutex::new(Vec::new()),
             users: Mutex::new(HashMap::new()),
             login: Login::default(),
+            vault: VaultState::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
             .route("/.well-known/openid-configuration", get(discovery))
-            .route("/oauth/token", post(token).options(token_preflight))
+            // Token Vault's exchange; other grants go on to `token`.
+            .route(
+                "/oauth/token",
+                post(crate::vault::token_endpoint).options(token_preflight),
+            )
             .route("/api/v2/users/{id}", get(user))
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
@@ -175,6 +190,7 @@ impl Tenant {
         *lock(&self.state.jwks_mode) = JwksMode::Serve;
         *lock(&self.state.token_fault) = None;
         *lock(&self.state.user_fault) = None;
+        self.state.vault.heal();
     }
 
     /// Rotates the M2M client secret: the old one is refused from now on.
@@ -285,7 +301,7 @@ pub fn new_token(prefix: &str) -> String {
     )
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         axum::Json(json!({"error": error, "error_description": description})),
@@ -294,7 +310,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// The fault to play for this request, if one is injected; counts it down.
-fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
+pub(crate) fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
     let mut injected = lock(injected);
     let current = injected.as_mut()?;
     let fault = current.fault;
@@ -306,7 +322,7 @@ fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
 }
 
 /// What Auth0 answers when it fails, throttles or hangs.
-async fn play(fault: Fault) -> Response {
+pub(crate) async fn play(fault: Fault) -> Response {
     match fault {
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -340,6 +356,11 @@ async fn play(fault: Fault) -> Response {
                 .into_response()
         }
         Fault::Hang => std::future::pending().await,
+        Fault::Refuse { status, error } => oauth_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            error,
+            "refused by the stand-in",
+        ),
     }
 }
 
@@ -369,7 +390,11 @@ fn token_fields(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
-async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(state): State<Arc<TenantState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.token_calls.fetch_add(1, Ordering::SeqCst);
     if let Some(fault) = take_fault(&state.token_fault) {
         return play(fault).await;

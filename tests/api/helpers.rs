@@ -134,6 +134,21 @@ impl TestResponse {
         assert_eq!(self.headers["content-type"], "application/json");
     }
 
+    /// Asserts a 429 `rate_limited` whose `Retry-After` is about `seconds` (one less allowed, for
+    /// the clock's tick between the stand-in's answer and this check).
+    pub fn assert_rate_limited_for(&self, seconds: u64) {
+        self.assert_error(429, "rate_limited");
+        let retry_after: u64 = self.headers["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("whole seconds");
+        assert!(
+            (seconds - 1..=seconds).contains(&retry_after),
+            "Retry-After: {retry_after}"
+        );
+    }
+
     /// Asserts a 401 for a request with no credentials: the bare RFC 6750 §3.1 challenge, no
     /// error code in it.
     pub fn assert_no_credentials(&self) {

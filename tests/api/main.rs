@@ -11,3 +11,4 @@ mod metrics;
 mod proxy;
 mod routing;
 mod tokens;
+mod vault;

@@ -107,9 +107,17 @@ impl State {
                 Some(token) => self.install(token, stored.expires_in, Provenance::Source),
                 None => self.current = None,
             }
-        } else if let Some(current) = self.current.as_mut().filter(|c| c.lifetime.is_none()) {
-            // No re-login since: the token in use is still the newest, good for another max age.
-            current.obtained_at = Instant::now();
+        } else if let Some(current) = self.current.as_mut() {
+            let same = stored.access_token.as_ref() == Some(&current.token);
+            if let (true, Some(expires_in)) = (same, stored.expires_in) {
+                // The source vouches for the token in use again, with what is left of its life.
+                current.obtained_at = Instant::now();
+                current.lifetime = Some(expires_in);
+            } else if current.lifetime.is_none() {
+                // No re-login since: the token in use is still the newest, good for another max
+                // age.
+                current.obtained_at = Instant::now();
+            }
         }
         if new_refresh {
             self.refresh_token = stored.refresh_token.clone();

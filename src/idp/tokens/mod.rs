@@ -4,7 +4,9 @@
 //! - [`source`]: the seam below this cache — where tokens come from ([`TokenSource`]);
 //! - [`entry`]: one (user, connection)'s state and locks.
 //!
-//! Auth0 stores the IdP tokens of the last login and never renews them, so the function does:
+//! Auth0 stores the IdP tokens of the last login and never renews them, so the function does
+//! (for a source that renews its tokens itself, Auth0 Token Vault, a read of the source takes the
+//! refresh grant's place: see [`TokenSource::renews_itself`]):
 //! - a cached token is used while it is fresh: until shortly before its known expiry, else for
 //!   [`TokenPolicy::max_age`], after which the source is read again so that a re-login's new
 //!   token is picked up;
@@ -162,7 +164,12 @@ impl IdpTokens {
         let fresh_now = {
             let mut state = entry.state();
             state.merge(stored);
-            state.lease(&entry, &fresh, false)
+            if source.renews_itself() {
+                // What the source just answered is the best there is, however short its life.
+                state.lease(&entry, |_| true, false)
+            } else {
+                state.lease(&entry, &fresh, false)
+            }
         };
         match fresh_now {
             Some(lease) => Ok(lease),
@@ -225,16 +232,21 @@ impl IdpTokens {
         if let Some(lease) = entry.state().lease(entry, &replaced, false) {
             return Ok(lease);
         }
-        match refused.provenance {
+        let read_again = match refused.provenance {
             Provenance::Renewed => return Err(reconsent(connection)),
-            Provenance::Source => {}
-            Provenance::Cache => {
-                let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
-                let mut state = entry.state();
-                state.merge(stored);
-                if let Some(lease) = state.lease(entry, &replaced, false) {
-                    return Ok(lease);
-                }
+            // Read just now: the source would answer the same, unless reading it is how its
+            // tokens are renewed.
+            Provenance::Source => source.renews_itself(),
+            Provenance::Cache => true,
+        };
+        if read_again {
+            let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
+            let mut state = entry.state();
+            state.merge(stored);
+            // A value the source answered before, refused since, is not taken back (`merge`).
+            let usable = |c: &Current| source.renews_itself() || replaced(c);
+            if let Some(lease) = state.lease(entry, usable, false) {
+                return Ok(lease);
             }
         }
         self.renew(entry, connection, source, deadline).await

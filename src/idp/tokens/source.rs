@@ -65,6 +65,15 @@ pub trait TokenSource: Sync {
     /// This source's failures.
     type Error: SourceFailure;
 
+    /// Whether the source renews its tokens itself (Auth0 Token Vault): each read answers a token
+    /// that is good, as far as the source knows, for the `expires_in` it gives, and the cache has
+    /// no refresh grant of its own. The cache then trusts what a read just answered even if it
+    /// expires within the freshness margin, and after a refusal by the IdP it reads the source
+    /// again even when the refused token was read just now: that read is the renewal.
+    fn renews_itself(&self) -> bool {
+        false
+    }
+
     /// The identity's tokens as the source holds them now.
     fn stored(
         &self,

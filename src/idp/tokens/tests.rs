@@ -364,3 +364,121 @@ async fn entries_are_bounded_least_recently_used_first() {
     let _ = tokens.lease("b", "c", &script, &deadline()).await;
     assert_eq!(script.reads.load(Ordering::SeqCst), 4, "b was evicted");
 }
+
+/// A scripted source that renews its tokens itself (Token Vault): each read answers the token it
+/// holds now and its remaining life; no refresh grant.
+struct SelfRenewing {
+    held: Mutex<Option<(&'static str, Duration)>>,
+    reads: AtomicUsize,
+}
+
+impl SelfRenewing {
+    fn new(token: &'static str, expires_in: Duration) -> Self {
+        Self {
+            held: Mutex::new(Some((token, expires_in))),
+            reads: AtomicUsize::new(0),
+        }
+    }
+
+    fn hold(&self, held: Option<(&'static str, Duration)>) {
+        *self.held.lock().expect("lock") = held;
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenSource for SelfRenewing {
+    type Error = Down;
+
+    fn renews_itself(&self) -> bool {
+        true
+    }
+
+    async fn stored(&self, _: &Deadline) -> Result<Stored, Down> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let held = *self.held.lock().expect("lock");
+        Ok(Stored {
+            access_token: held.map(|(t, _)| IdpAccessToken::new(t)),
+            refresh_token: None,
+            expires_in: held.map(|(_, e)| e),
+        })
+    }
+
+    async fn renew(
+        &self,
+        _: &IdpRefreshToken,
+        _: &Deadline,
+    ) -> Result<Renewed, RenewFailure<Down>> {
+        panic!("a source that renews itself is never asked for a grant")
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn a_self_renewing_source_is_read_once_until_its_token_nears_expiry() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    let first = lease_u(&tokens, &vault).await;
+    assert_eq!(
+        (token_of(&first), first.provenance),
+        ("v0", Provenance::Source)
+    );
+    for _ in 0..5 {
+        assert_eq!(lease_u(&tokens, &vault).await.provenance, Provenance::Cache);
+    }
+    assert_eq!(vault.reads(), 1, "known expiry, not the max age, decides");
+}
+
+#[tokio::test]
+async fn a_self_renewing_sources_refused_token_gets_one_fresh_read_even_just_after_a_read() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    let first = lease_u(&tokens, &vault).await;
+    // The source renewed its token meanwhile: the fresh read replaces the refused one.
+    vault.hold(Some(("v1", HOUR)));
+    let replaced = tokens
+        .replace_refused("c", &first, &vault, &deadline())
+        .await
+        .expect("replacement");
+    assert_eq!((token_of(&replaced), vault.reads()), ("v1", 2));
+    // The source hands the refused token out again: no retry with it, re-consent.
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &replaced, &vault, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    assert_eq!(vault.reads(), 3);
+}
+
+#[tokio::test]
+async fn a_self_renewing_sources_token_is_used_to_its_end_when_the_source_still_vouches_for_it() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    // Within the freshness margin from the start: the cache reads again each time, and the
+    // source's answer is used however short its remaining life.
+    let vault = SelfRenewing::new("v0", Duration::from_secs(1));
+    for expected_reads in 1..=3 {
+        let lease = lease_u(&tokens, &vault).await;
+        assert_eq!(
+            (token_of(&lease), lease.provenance, vault.reads()),
+            ("v0", Provenance::Source, expected_reads)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_self_renewing_source_holding_nothing_means_reconsent() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    vault.hold(None);
+    assert!(matches!(
+        tokens.lease("u", "c", &vault, &deadline()).await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    // Connected since: the next call is served.
+    vault.hold(Some(("v1", HOUR)));
+    assert_eq!(token_of(&lease_u(&tokens, &vault).await), "v1");
+}
