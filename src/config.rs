@@ -157,8 +157,8 @@ pub struct Config {
     pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
-    /// How many IdP tokens are cached and for how long (`IDP_TOKEN_CACHE_SIZE`,
-    /// `IDP_TOKEN_MAX_AGE`).
+    /// How many IdP tokens are cached, for how long, and when a refused one is tried again
+    /// (`IDP_TOKEN_CACHE_SIZE`, `IDP_TOKEN_MAX_AGE`, `IDP_TOKEN_REFUSAL_RECHECK`).
     pub idp_tokens: TokenPolicy,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
     pub default_budget: Duration,
@@ -235,6 +235,8 @@ impl Config {
                 .unwrap_or(defaults.capacity),
             max_age: number("IDP_TOKEN_MAX_AGE", 1..=3_600)?
                 .map_or(defaults.max_age, Duration::from_secs),
+            refusal_recheck: number("IDP_TOKEN_REFUSAL_RECHECK", 1..=3_600)?
+                .map_or(defaults.refusal_recheck, Duration::from_secs),
         };
 
         Ok(Self {

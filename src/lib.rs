@@ -6,6 +6,9 @@
 //! circle.
 //! - [`app`]: the handler and the state shared across warm invocations; it owns the function's
 //!   credentials and hands them to whoever needs them.
+//! - [`event`]: the Lambda side of an invocation: the event checked before it becomes a request
+//!   (lambda_http's conversion panics on some hostile fields), and the response written as the
+//!   Lambda response, byte for byte and measured against Lambda's 6 MB limit.
 //! - [`error`]: the one mapping from every boundary's error enum to documented JSON responses;
 //!   the only code that knows them all.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
@@ -24,6 +27,8 @@
 //!   - `idp::identity_source`: the source of today's connections: the user's `identities[]`
 //!     from the Management API, and refresh grants with the IdP apps' clients.
 //!   - `idp::renewal`: the refresh-token grant itself.
+//!   - `idp::response`: the IdP's answer shaped for the caller: headers passed, rewritten
+//!     (`Link`, `Cache-Control`) or dropped, the body byte for byte, never the IdP token.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the cached Management API token and the user's profile.
 //! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
@@ -43,6 +48,7 @@ pub mod cors;
 pub mod credentials;
 pub mod deadline;
 pub mod error;
+pub mod event;
 pub mod freshness;
 pub mod identities;
 pub mod idp;

@@ -121,6 +121,9 @@ pub struct Connection {
     pub token_auth: TokenAuth,
     /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
     pub refresh_scopes: Vec<String>,
+    /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
+    /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
+    pub path_characters: Vec<char>,
 }
 
 /// How the IdP app's client credentials travel in a refresh grant.
@@ -136,8 +139,10 @@ pub enum TokenAuth {
 
 impl Connection {
     /// Whether `method` on `segments` is allowed.
+    /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
-        self.allow.iter().any(|rule| rule.matches(method, segments))
+        let allows = |method| self.allow.iter().any(|rule| rule.matches(method, segments));
+        allows(method) || (*method == Method::HEAD && allows(&Method::GET))
     }
 }
 
@@ -151,6 +156,7 @@ struct Override {
     headers: Option<BTreeMap<String, String>>,
     token_auth: Option<TokenAuth>,
     refresh_scopes: Option<Vec<String>>,
+    path_characters: Option<String>,
 }
 
 /// A built-in connection.
@@ -244,6 +250,7 @@ impl Connections {
                 headers: parse_headers(built_in.headers.iter().map(|(k, v)| (*k, *v)))?,
                 token_auth: built_in.token_auth,
                 refresh_scopes: Vec::new(),
+                path_characters: Vec::new(),
             };
             table.insert(built_in.name.to_owned(), connection);
         }
@@ -317,6 +324,24 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         .token_auth
         .or(base.as_ref().map(|b| b.token_auth))
         .unwrap_or(TokenAuth::Body);
+    let path_characters = match entry.path_characters {
+        Some(characters) => {
+            let characters: Vec<char> = characters.chars().collect();
+            if let Some(c) = characters
+                .iter()
+                .find(|c| !super::path::GUARDED.contains(c))
+            {
+                return Err(format!(
+                    "path_characters: {c:?} is not refused by default; list only ; and look-alike dots"
+                ));
+            }
+            characters
+        }
+        None => base
+            .as_ref()
+            .map(|b| b.path_characters.clone())
+            .unwrap_or_default(),
+    };
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
@@ -328,6 +353,7 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         token_url,
         headers,
         token_auth,
+        path_characters,
         refresh_scopes,
     })
 }
