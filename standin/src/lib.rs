@@ -12,7 +12,9 @@ mod runtime_api;
 mod secrets;
 mod tenant;
 
-pub use idp::{Flavor, Idp, Recorded};
+pub use idp::{
+    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LIST_SIZE, Recorded,
+};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
 pub use moto::{Moto, MotoLink};

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod faults;
 mod helpers;
+mod http;
 mod management;
 mod proxy;
 mod routing;
