@@ -107,7 +107,10 @@ impl App {
             Err(refused) => {
                 let started = Instant::now();
                 let (response, trace) = telemetry::traced(async {
-                    self.finish(&refused.headers, ApiError::from(refused.error).into_response())
+                    self.finish(
+                        &refused.headers,
+                        ApiError::from(refused.error).into_response(),
+                    )
                 })
                 .await;
                 trace.log(&Invocation {

@@ -93,7 +93,11 @@ pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
     let (origin, checked, headers) = match &event {
         LambdaRequest::ApiGatewayV1(e) => (Origin::RestApi, check_v1(e), v1_headers(e)),
         LambdaRequest::ApiGatewayV2(e) => (Origin::HttpApi, check_v2(e), e.headers.clone()),
-        _ => (Origin::HttpApi, Err(EventError::Unreadable), HeaderMap::new()),
+        _ => (
+            Origin::HttpApi,
+            Err(EventError::Unreadable),
+            HeaderMap::new(),
+        ),
     };
     let refuse = |error| Refused {
         origin,
@@ -103,15 +107,18 @@ pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
     checked.map_err(refuse)?;
     // Every field it could panic on is checked above; a panic all the same (a future version's
     // new check) is still answered, not left to end the invocation.
-    let mut request =
-        catch_unwind(AssertUnwindSafe(|| Request::from(event))).map_err(|_| {
-            tracing::error!("lambda_http could not convert a checked event");
-            refuse(EventError::Unreadable)
-        })?;
+    let mut request = catch_unwind(AssertUnwindSafe(|| Request::from(event))).map_err(|_| {
+        tracing::error!("lambda_http could not convert a checked event");
+        refuse(EventError::Unreadable)
+    })?;
     if origin == Origin::RestApi {
         // lambda_http lets `headers` (one value each) replace `multiValueHeaders`; two
         // `Authorization` values must stay two, to be refused as an HTTP API's are.
-        let authorization: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().cloned().collect();
+        let authorization: Vec<_> = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .cloned()
+            .collect();
         if authorization.len() > 1 {
             request.headers_mut().remove(header::AUTHORIZATION);
             for value in authorization {
@@ -394,11 +401,17 @@ mod tests {
 
     #[test]
     fn binary_bodies_are_base64_and_text_stays_text() {
-        let raw = serialize(Origin::HttpApi, response(Body::Binary(vec![0xe9, 0]), "x/y"));
+        let raw = serialize(
+            Origin::HttpApi,
+            response(Body::Binary(vec![0xe9, 0]), "x/y"),
+        );
         let value: serde_json::Value = serde_json::from_str(raw.get()).expect("JSON");
         assert_eq!(value["isBase64Encoded"], true);
         assert_eq!(value["body"], "6QA=");
-        let raw = serialize(Origin::RestApi, response(Body::Text("café".into()), "text/plain"));
+        let raw = serialize(
+            Origin::RestApi,
+            response(Body::Text("café".into()), "text/plain"),
+        );
         let value: serde_json::Value = serde_json::from_str(raw.get()).expect("JSON");
         assert_eq!(value["isBase64Encoded"], false);
         assert_eq!(value["body"], "café");
@@ -409,31 +422,57 @@ mod tests {
     fn text_that_only_fits_as_base64_is_switched_and_larger_is_refused() {
         // 3 MiB of U+0001: 18 MiB escaped, 4 MiB base64.
         let controls = "\u{1}".repeat(3 << 20);
-        let fitted = fit(Origin::HttpApi, response(Body::Text(controls), "text/plain"))
-            .expect("fits as base64");
+        let fitted = fit(
+            Origin::HttpApi,
+            response(Body::Text(controls), "text/plain"),
+        )
+        .expect("fits as base64");
         assert!(matches!(fitted.body(), Body::Binary(b) if b.len() == 3 << 20));
         // 4.6 MiB of binary: 6.1 MiB base64.
-        let big = response(Body::Binary(vec![0xff; 4_823_450]), "application/octet-stream");
+        let big = response(
+            Body::Binary(vec![0xff; 4_823_450]),
+            "application/octet-stream",
+        );
         let error = fit(Origin::HttpApi, big).expect_err("too large");
         assert!(error.size > MAX_RESPONSE_BYTES);
         let small = response(Body::Text("{}".into()), "application/json");
-        assert!(matches!(fit(Origin::RestApi, small).expect("fits").body(), Body::Text(_)));
+        assert!(matches!(
+            fit(Origin::RestApi, small).expect("fits").body(),
+            Body::Text(_)
+        ));
     }
 
     #[test]
     fn stages_go_in_front_of_the_path_once() {
         assert_eq!(with_stage(Some("prod"), "/identities"), "/prod/identities");
-        assert_eq!(with_stage(Some("prod"), "/prod/identities"), "/prod/identities");
+        assert_eq!(
+            with_stage(Some("prod"), "/prod/identities"),
+            "/prod/identities"
+        );
         assert_eq!(with_stage(Some("$default"), "/identities"), "/identities");
         assert_eq!(with_stage(None, "/x"), "/x");
     }
 
     #[test]
     fn authorities_are_host_names_or_ip_literals_with_a_port() {
-        for good in ["api.example.com", "127.0.0.1:3000", "[::1]:8080", "a-b.example"] {
+        for good in [
+            "api.example.com",
+            "127.0.0.1:3000",
+            "[::1]:8080",
+            "a-b.example",
+        ] {
             assert!(is_authority(good), "{good}");
         }
-        for bad in ["", "exa mple.com", "a/b", "a@b", "a?b", "a#b", "\u{e9}.com", "a:b:c:d"] {
+        for bad in [
+            "",
+            "exa mple.com",
+            "a/b",
+            "a@b",
+            "a?b",
+            "a#b",
+            "\u{e9}.com",
+            "a:b:c:d",
+        ] {
             assert!(!is_authority(bad), "{bad}");
         }
     }

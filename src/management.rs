@@ -328,8 +328,12 @@ impl Management {
 /// URL parsers resolve as dot segments whatever their encoding (`%2E` included), calling the
 /// list endpoint or `/api/v2/` instead. The verified `sub` is never one; this holds even so.
 fn user_path(user_id: &str) -> Option<String> {
-    (user_id != "." && user_id != "..")
-        .then(|| format!("/api/v2/users/{}", utf8_percent_encode(user_id, PATH_SEGMENT)))
+    (user_id != "." && user_id != "..").then(|| {
+        format!(
+            "/api/v2/users/{}",
+            utf8_percent_encode(user_id, PATH_SEGMENT)
+        )
+    })
 }
 
 #[cfg(test)]

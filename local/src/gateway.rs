@@ -39,6 +39,9 @@ pub async fn to_event(request: AxumRequest) -> Result<Value, StatusCode> {
             }
         }
     }
+    // API Gateway sets it (to https) whatever the client sent; this stand-in serves plain http,
+    // and the function builds its own URL (rewritten `Link` headers) from it.
+    headers.insert("x-forwarded-proto".to_owned(), json!("http"));
     let path = parts.uri.path();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

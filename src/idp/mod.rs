@@ -154,7 +154,10 @@ pub async fn call(
     headers.insert(header::AUTHORIZATION, authorization);
     // Uncompressed answers, whose bytes can be checked for the token as they are; one that
     // comes compressed all the same is inflated to be checked.
-    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     outbound = outbound.headers(headers);
     if !matches!(request.method, Method::GET | Method::HEAD) && !request.body.is_empty() {
         outbound = outbound.body(request.body.to_vec());

@@ -152,7 +152,14 @@ mod tests {
 
     #[test]
     fn semicolons_and_look_alike_dots_need_the_connections_leave() {
-        for raw in ["/a;b", "/a%3Bb", "/a%3bb", "/%E2%80%A4%E2%80%A4", "/\u{2024}", "/x/%EF%BC%8E%EF%BC%8E"] {
+        for raw in [
+            "/a;b",
+            "/a%3Bb",
+            "/a%3bb",
+            "/%E2%80%A4%E2%80%A4",
+            "/\u{2024}",
+            "/x/%EF%BC%8E%EF%BC%8E",
+        ] {
             let path = normalise(raw).expect("normalises");
             assert_eq!(
                 check_guarded(&path.segments, &[]),

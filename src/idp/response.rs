@@ -137,7 +137,11 @@ fn check_body(
     token: &[u8],
 ) -> Result<(), UnsafeAnswer> {
     let encoding = encoding
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase())
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let carries = match encoding.as_str() {
         "" | "identity" => contains(body, token),
@@ -332,7 +336,10 @@ mod tests {
             ("etag", "\"abc\""),
             ("x-ratelimit-remaining", "4999"),
             ("set-cookie", "session=secret"),
-            ("location", "https://objects.example.com/?X-Amz-Signature=abc"),
+            (
+                "location",
+                "https://objects.example.com/?X-Amz-Signature=abc",
+            ),
             ("www-authenticate", "Bearer error=\"insufficient_claims\""),
             ("x-oauth-scopes", "repo"),
             ("authorization", "Bearer leaked"),
@@ -364,10 +371,7 @@ mod tests {
     fn public_caching_becomes_private() {
         let value = HeaderValue::from_static("public, max-age=60, s-maxage=60");
         assert_eq!(private(&value), "private, max-age=60, s-maxage=60");
-        assert_eq!(
-            private(&HeaderValue::from_static("no-cache")),
-            "no-cache"
-        );
+        assert_eq!(private(&HeaderValue::from_static("no-cache")), "no-cache");
     }
 
     #[test]
@@ -380,8 +384,14 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         encoder.write_all(&data).expect("write");
         let gz = encoder.finish().expect("gzip");
-        assert_eq!(inflated_contains(GzDecoder::new(&gz[..]), b"gho_secret"), Ok(true));
-        assert_eq!(inflated_contains(GzDecoder::new(&gz[..]), b"gho_other"), Ok(false));
+        assert_eq!(
+            inflated_contains(GzDecoder::new(&gz[..]), b"gho_secret"),
+            Ok(true)
+        );
+        assert_eq!(
+            inflated_contains(GzDecoder::new(&gz[..]), b"gho_other"),
+            Ok(false)
+        );
         assert_eq!(
             inflated_contains(GzDecoder::new(&b"not gzip"[..]), b"x"),
             Err(UnsafeAnswer::Uninflatable)

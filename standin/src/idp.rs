@@ -446,7 +446,7 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         .unwrap_or_default();
     let response = match path.as_str() {
         "/user" | "/oauth2/v3/userinfo" | "/v1.0/me" => axum::Json(profile).into_response(),
-        "/user/repos" => list(&host, &query),
+        "/user/repos" if parts.method == axum::http::Method::GET => list(&host, &query),
         "/conditional" => conditional(&parts.headers),
         "/echo/headers" => axum::Json(Value::Object(
             recorded
@@ -558,7 +558,10 @@ fn body_of_kind(kind: &str, size: usize) -> Response {
     let (content_type, body): (Option<&str>, Vec<u8>) = match kind {
         "binary" => (None, (0..size).map(|i| (i % 256) as u8).collect()),
         "latin1" => (Some("text/plain; charset=iso-8859-1"), b"caf\xe9".to_vec()),
-        "invalid-utf8-json" => (Some("application/json"), b"{\"name\":\"\xff\xfe\"}".to_vec()),
+        "invalid-utf8-json" => (
+            Some("application/json"),
+            b"{\"name\":\"\xff\xfe\"}".to_vec(),
+        ),
         "controls" => (Some("text/plain"), vec![1; size]),
         "quotes" => {
             let mut body = b"\"".to_vec();

@@ -404,7 +404,11 @@ async fn a_sub_of_dot_segments_never_reaches_the_management_api() {
             .await
             .assert_invalid_token();
     }
-    assert_eq!(app.tenant.token_calls(), 0, "no Management API token was even needed");
+    assert_eq!(
+        app.tenant.token_calls(),
+        0,
+        "no Management API token was even needed"
+    );
     assert_eq!(app.tenant.user_calls(), 0);
     assert_eq!(app.github.calls(), 0);
 }

@@ -326,11 +326,17 @@ impl LambdaAnswer {
     pub fn from_value(value: Value, size: usize) -> Self {
         let mut headers = Vec::new();
         for (name, v) in value["headers"].as_object().into_iter().flatten() {
-            headers.push((name.to_lowercase(), v.as_str().unwrap_or_default().to_owned()));
+            headers.push((
+                name.to_lowercase(),
+                v.as_str().unwrap_or_default().to_owned(),
+            ));
         }
         for (name, values) in value["multiValueHeaders"].as_object().into_iter().flatten() {
             for v in values.as_array().into_iter().flatten() {
-                headers.push((name.to_lowercase(), v.as_str().unwrap_or_default().to_owned()));
+                headers.push((
+                    name.to_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                ));
             }
         }
         let base64 = value["isBase64Encoded"] == true;
@@ -386,10 +392,17 @@ impl LambdaAnswer {
 
 /// The v2 event of `http-api-idp-github-user.json` re-pointed at `GET {path}?{query}` with
 /// `token`, and each `(name, value)` of `headers` set (a `null` value removes the header).
-pub fn idp_event(method: &str, path: &str, query: &str, token: &str, headers: &[(&str, Value)]) -> Value {
-    let mut event: Value =
-        serde_json::from_str(&event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, token))
-            .expect("JSON event");
+pub fn idp_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    token: &str,
+    headers: &[(&str, Value)],
+) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, token),
+    )
+    .expect("JSON event");
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["path"] = json!(path);
     event["requestContext"]["http"]["method"] = json!(method);
@@ -397,7 +410,10 @@ pub fn idp_event(method: &str, path: &str, query: &str, token: &str, headers: &[
     for (name, value) in headers {
         match value {
             Value::Null => {
-                event["headers"].as_object_mut().expect("headers").remove(*name);
+                event["headers"]
+                    .as_object_mut()
+                    .expect("headers")
+                    .remove(*name);
             }
             value => event["headers"][*name] = value.clone(),
         }

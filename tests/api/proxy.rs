@@ -62,8 +62,9 @@ async fn query_string_is_forwarded() {
     let jwt = app.token(USER).sign();
     let response = app.call("http-api-idp-github-repos-query.json", &jwt).await;
     assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()[0]["name"], "repo-1");
     assert_eq!(
-        response.json()["path_and_query"],
+        app.github.requests()[0].path_and_query,
         "/user/repos?per_page=5&sort=updated"
     );
 }

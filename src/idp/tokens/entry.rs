@@ -105,12 +105,9 @@ impl State {
     /// stand for the environment's life.
     pub(super) fn merge(&mut self, stored: Stored, recheck: Duration) {
         let seen = self.seen.as_ref();
-        let recheck_due = self.current.is_none()
-            && self
-                .refused_at
-                .is_some_and(|at| at.elapsed() >= recheck);
-        let new_access =
-            recheck_due || seen.is_none_or(|s| s.access_token != stored.access_token);
+        let recheck_due =
+            self.current.is_none() && self.refused_at.is_some_and(|at| at.elapsed() >= recheck);
+        let new_access = recheck_due || seen.is_none_or(|s| s.access_token != stored.access_token);
         if recheck_due {
             self.refused_at = None;
         }

@@ -59,7 +59,10 @@ async fn bodies_come_back_byte_for_byte_with_their_content_type() {
         let answer = get(&app, &jwt, &format!("/idp/github/bytes/{kind}"), "size=256").await;
         assert_eq!(answer.status, 200, "{kind}");
         assert_eq!(answer.body, expected_bytes(kind), "{kind}");
-        assert!(answer.base64, "{kind}: not UTF-8, so base64 in the Lambda response");
+        assert!(
+            answer.base64,
+            "{kind}: not UTF-8, so base64 in the Lambda response"
+        );
         assert_eq!(answer.header("content-type"), content_type, "{kind}");
     }
     let gzip = get(&app, &jwt, "/idp/github/bytes/gzip", "").await;
@@ -96,8 +99,15 @@ async fn lambdas_limit_is_checked_on_the_response_as_written() {
         .await;
         assert_eq!(answer.status, 200, "{kind}");
         assert!(answer.base64, "{kind}");
-        assert!(answer.size <= 6 * 1024 * 1024, "{kind}: {} bytes", answer.size);
-        assert_eq!(answer.body.len(), units * unit_bytes + 2 * usize::from(kind == "quotes"));
+        assert!(
+            answer.size <= 6 * 1024 * 1024,
+            "{kind}: {} bytes",
+            answer.size
+        );
+        assert_eq!(
+            answer.body.len(),
+            units * unit_bytes + 2 * usize::from(kind == "quotes")
+        );
     }
     // Under the 6 MiB read bound as bytes, over Lambda's limit once base64-encoded (and more
     // so escaped): the documented 502, with its CORS grant, never Lambda's opaque failure.
@@ -122,7 +132,10 @@ async fn conditional_requests_reach_the_idp_and_its_304_comes_back_bodiless() {
     let first = get(&app, &jwt, "/idp/github/conditional", "").await;
     assert_eq!(first.status, 200);
     assert_eq!(first.header("etag"), Some(CONDITIONAL_ETAG));
-    assert_eq!(first.header("last-modified"), Some(CONDITIONAL_LAST_MODIFIED));
+    assert_eq!(
+        first.header("last-modified"),
+        Some(CONDITIONAL_LAST_MODIFIED)
+    );
     // Answers are per caller: never a public cache directive, and Vary names Authorization.
     assert_eq!(first.header("cache-control"), Some("private, max-age=60"));
     assert!(
@@ -138,12 +151,21 @@ async fn conditional_requests_reach_the_idp_and_its_304_comes_back_bodiless() {
         ("if-none-match", CONDITIONAL_ETAG),
         ("if-modified-since", CONDITIONAL_LAST_MODIFIED),
     ] {
-        let event = idp_event("GET", "/idp/github/conditional", "", &jwt, &[(name, json!(value))]);
+        let event = idp_event(
+            "GET",
+            "/idp/github/conditional",
+            "",
+            &jwt,
+            &[(name, json!(value))],
+        );
         let answer = app.invoke(&event.to_string()).await;
         assert_eq!(answer.status, 304, "{name}");
         assert!(!answer.has_body && answer.body.is_empty(), "{name}");
         assert_eq!(answer.header("etag"), Some(CONDITIONAL_ETAG));
-        assert_eq!(answer.header("last-modified"), Some(CONDITIONAL_LAST_MODIFIED));
+        assert_eq!(
+            answer.header("last-modified"),
+            Some(CONDITIONAL_LAST_MODIFIED)
+        );
         let sent = app.github.requests().pop().expect("a request");
         assert_eq!(sent.header(name), Some(value), "{name} reached the IdP");
     }
@@ -168,7 +190,13 @@ async fn links_into_the_api_become_the_functions_own_url_and_others_are_dropped(
     );
     // Following rel="next" through the proxy.
     let next = get(&app, &jwt, "/idp/github/user/repos", "per_page=2&page=2").await;
-    let names: Vec<Value> = next.json().as_array().expect("a list").iter().map(|r| r["name"].clone()).collect();
+    let names: Vec<Value> = next
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
     assert_eq!(names, [json!("repo-3"), json!("repo-4")]);
     assert!(next.header("link").expect("links").contains(&format!(
         "<{own}/user/repos?per_page=2&page=1>; rel=\"first\""
@@ -179,7 +207,13 @@ async fn links_into_the_api_become_the_functions_own_url_and_others_are_dropped(
 
     // A named HTTP API stage, a REST API stage, and a REST API behind a custom domain's base
     // path: whatever precedes /idp/ in the caller's URL stays in front of it.
-    let mut staged = idp_event("GET", "/prod/idp/github/user/repos", "per_page=4", &jwt, &[]);
+    let mut staged = idp_event(
+        "GET",
+        "/prod/idp/github/user/repos",
+        "per_page=4",
+        &jwt,
+        &[],
+    );
     staged["requestContext"]["stage"] = json!("prod");
     let answer = app.invoke(&staged.to_string()).await;
     assert_eq!(
@@ -225,7 +259,10 @@ async fn head_is_allowed_where_get_is() {
     assert_eq!(answer.status, 200);
     assert!(answer.body.is_empty());
     let sent = app.github.requests().pop().expect("a request");
-    assert_eq!((sent.method.as_str(), sent.path_and_query.as_str()), ("HEAD", "/user"));
+    assert_eq!(
+        (sent.method.as_str(), sent.path_and_query.as_str()),
+        ("HEAD", "/user")
+    );
     let delete = app
         .invoke(&idp_event("DELETE", "/idp/github/user", "", &jwt, &[]).to_string())
         .await;
@@ -259,11 +296,23 @@ pub fn hostile_events(jwt: &str) -> Vec<(&'static str, Value)> {
     events.push(("invalid base64 body", body));
     events.push((
         "invalid Host",
-        idp_event("GET", "/idp/github/user", "", jwt, &[("host", json!("exa mple.com"))]),
+        idp_event(
+            "GET",
+            "/idp/github/user",
+            "",
+            jwt,
+            &[("host", json!("exa mple.com"))],
+        ),
     ));
     events.push((
         "odd X-Forwarded-Proto",
-        idp_event("GET", "/idp/github/user", "", jwt, &[("x-forwarded-proto", json!("gopher x"))]),
+        idp_event(
+            "GET",
+            "/idp/github/user",
+            "",
+            jwt,
+            &[("x-forwarded-proto", json!("gopher x"))],
+        ),
     ));
     events.push((
         "control character in rawQueryString",
@@ -311,7 +360,10 @@ async fn two_authorization_values_are_refused_in_rest_and_http_api_events() {
     rest["multiValueHeaders"]["Authorization"] = json!([bearer, bearer]);
     let answer = app.invoke(&rest.to_string()).await;
     answer.assert_error(401, "invalid_token");
-    assert_eq!(answer.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
     // An HTTP API joins repeated headers with commas.
     let http = idp_event(
         "GET",
@@ -330,22 +382,26 @@ async fn two_authorization_values_are_refused_in_rest_and_http_api_events() {
 /// Issue 14, item 8.
 #[tokio::test]
 async fn one_idp_refusal_is_checked_again_and_a_claims_challenge_passes_through() {
-    let app = TestApp::spawn_with(
-        &[("IDP_TOKEN_REFUSAL_RECHECK", "1")],
-        KeyPolicy::default(),
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(&[("IDP_TOKEN_REFUSAL_RECHECK", "1")], KeyPolicy::default()).await;
     let jwt = app.token(USER).sign();
     // Microsoft Graph's claims challenge: the IdP's 401 as it sent it, its challenge renamed so
     // that it cannot read as this API's own; the token stays in use.
     let claims = get(&app, &jwt, "/idp/github/claims", "").await;
     assert_eq!(claims.status, 401);
     assert_eq!(claims.json()["error"]["code"], "InvalidAuthenticationToken");
-    assert_eq!(claims.header("x-idp-www-authenticate"), Some(CLAIMS_CHALLENGE));
+    assert_eq!(
+        claims.header("x-idp-www-authenticate"),
+        Some(CLAIMS_CHALLENGE)
+    );
     assert_eq!(claims.header("www-authenticate"), None);
     let user_reads = app.tenant.user_calls();
     assert_eq!(get(&app, &jwt, "/idp/github/user", "").await.status, 200);
-    assert_eq!(app.tenant.user_calls(), user_reads, "the token stayed cached");
+    assert_eq!(
+        app.tenant.user_calls(),
+        user_reads,
+        "the token stayed cached"
+    );
 
     // A plain 401 on one path: the token is dropped, and with nothing to renew it with, the
     // answer is reconsent_required…
@@ -397,7 +453,12 @@ async fn semicolons_and_look_alike_dots_are_refused_unless_the_connection_allows
     let answer = get(&allowing, &jwt, "/idp/github/user%3Bx", "").await;
     assert_eq!(answer.status, 200);
     assert_eq!(
-        allowing.github.requests().pop().expect("a request").path_and_query,
+        allowing
+            .github
+            .requests()
+            .pop()
+            .expect("a request")
+            .path_and_query,
         "/user;x"
     );
     get(&allowing, &jwt, "/idp/github/%E2%80%A4%E2%80%A4", "")
