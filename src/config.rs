@@ -356,15 +356,21 @@ mod tests {
     fn idp_token_cache_is_configurable_within_bounds() {
         let defaults = config(&[]).expect("valid");
         assert_eq!(defaults.idp_tokens, TokenPolicy::default());
-        let set =
-            config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")]).expect("valid");
+        let set = config(&[
+            ("IDP_TOKEN_CACHE_SIZE", "50"),
+            ("IDP_TOKEN_MAX_AGE", "60"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "5"),
+        ])
+        .expect("valid");
         assert_eq!(set.idp_tokens.capacity.get(), 50);
         assert_eq!(set.idp_tokens.max_age, Duration::from_secs(60));
+        assert_eq!(set.idp_tokens.refusal_recheck, Duration::from_secs(5));
         for (var, bad) in [
             ("IDP_TOKEN_CACHE_SIZE", "0"),
             ("IDP_TOKEN_CACHE_SIZE", "many"),
             ("IDP_TOKEN_MAX_AGE", "86400"),
             ("IDP_TOKEN_MAX_AGE", "-1"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "0"),
         ] {
             assert!(error_text(&[(var, bad)]).contains(var), "{var}={bad}");
         }
