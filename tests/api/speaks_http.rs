@@ -28,6 +28,18 @@ async fn get(app: &TestApp, jwt: &str, path: &str, query: &str) -> LambdaAnswer 
         .await
 }
 
+/// `GET /idp/github/bytes/{kind}?size={units}`.
+async fn bytes(app: &TestApp, jwt: &str, kind: &str, units: usize) -> LambdaAnswer {
+    let path = format!("/idp/github/bytes/{kind}");
+    get(app, jwt, &path, &format!("size={units}")).await
+}
+
+/// The REST API sample event for `GET /prod/idp/github/user`, with `jwt`.
+fn rest_event(jwt: &str) -> Value {
+    let text = event_text("rest-api-idp-github-user.json").replace(PLACEHOLDER, jwt);
+    serde_json::from_str(&text).expect("event")
+}
+
 /// The bodies `/bytes/{kind}` of the stand-in sends, as bytes on the wire.
 pub fn expected_bytes(kind: &str) -> Vec<u8> {
     match kind {
@@ -56,7 +68,7 @@ async fn bodies_come_back_byte_for_byte_with_their_content_type() {
         ("latin1", Some("text/plain; charset=iso-8859-1")),
         ("invalid-utf8-json", Some("application/json")),
     ] {
-        let answer = get(&app, &jwt, &format!("/idp/github/bytes/{kind}"), "size=256").await;
+        let answer = bytes(&app, &jwt, kind, 256).await;
         assert_eq!(answer.status, 200, "{kind}");
         assert_eq!(answer.body, expected_bytes(kind), "{kind}");
         assert!(
@@ -90,13 +102,7 @@ async fn lambdas_limit_is_checked_on_the_response_as_written() {
     // 3 MiB of U+0001 (18 MiB JSON-escaped) and 3.5 MiB of `\"` (7 MiB escaped): written as
     // base64, they fit, byte for byte.
     for (kind, units, unit_bytes) in [("controls", 3 << 20, 1), ("quotes", 7 << 18, 2)] {
-        let answer = get(
-            &app,
-            &jwt,
-            &format!("/idp/github/bytes/{kind}"),
-            &format!("size={units}"),
-        )
-        .await;
+        let answer = bytes(&app, &jwt, kind, units).await;
         assert_eq!(answer.status, 200, "{kind}");
         assert!(answer.base64, "{kind}");
         assert!(
@@ -112,13 +118,7 @@ async fn lambdas_limit_is_checked_on_the_response_as_written() {
     // Under the 6 MiB read bound as bytes, over Lambda's limit once base64-encoded (and more
     // so escaped): the documented 502, with its CORS grant, never Lambda's opaque failure.
     for (kind, units) in [("binary", 4_800_000), ("quotes", 2_400_000)] {
-        let answer = get(
-            &app,
-            &jwt,
-            &format!("/idp/github/bytes/{kind}"),
-            &format!("size={units}"),
-        )
-        .await;
+        let answer = bytes(&app, &jwt, kind, units).await;
         answer.assert_error(502, "upstream_error");
         assert_eq!(answer.header("access-control-allow-origin"), Some(ORIGIN));
         assert!(answer.size < 1024);
@@ -227,10 +227,7 @@ async fn links_into_the_api_become_the_functions_own_url_and_others_are_dropped(
         (HOST, "/prod/idp/github/user/repos", "/prod"),
         ("api.example.com", "/v1/idp/github/user/repos", "/v1"),
     ] {
-        let mut rest: Value = serde_json::from_str(
-            &event_text("rest-api-idp-github-user.json").replace(PLACEHOLDER, &jwt),
-        )
-        .expect("event");
+        let mut rest = rest_event(&jwt);
         rest["path"] = json!("/idp/github/user/repos");
         rest["requestContext"]["path"] = json!(context_path);
         rest["queryStringParameters"] = json!({"per_page": "4", "page": "2"});
@@ -320,10 +317,7 @@ pub fn hostile_events(jwt: &str) -> Vec<(&'static str, Value)> {
     ));
     let long = format!("/idp/github/{}", "a".repeat(70 * 1024));
     events.push(("URI over 64 KiB", idp_event("GET", &long, "", jwt, &[])));
-    let mut rest: Value = serde_json::from_str(
-        &event_text("rest-api-idp-github-user.json").replace(PLACEHOLDER, jwt),
-    )
-    .expect("event");
+    let mut rest = rest_event(jwt);
     rest["body"] = json!("%%%");
     rest["isBase64Encoded"] = json!(true);
     events.push(("REST API invalid base64 body", rest));
@@ -353,10 +347,7 @@ async fn two_authorization_values_are_refused_in_rest_and_http_api_events() {
     let app = spawn().await;
     let jwt = app.token(USER).sign();
     let bearer = format!("Bearer {jwt}");
-    let mut rest: Value = serde_json::from_str(
-        &event_text("rest-api-idp-github-user.json").replace(PLACEHOLDER, &jwt),
-    )
-    .expect("event");
+    let mut rest = rest_event(&jwt);
     rest["multiValueHeaders"]["Authorization"] = json!([bearer, bearer]);
     let answer = app.invoke(&rest.to_string()).await;
     answer.assert_error(401, "invalid_token");
