@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use reqwest::Client;
+use serde_json::value::RawValue;
 
 use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
@@ -17,6 +19,7 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::fleet::FleetTable;
+use crate::event::{self, Origin};
 use crate::identities;
 use crate::idp::fleet_source::FleetSource;
 use crate::idp::connections::TokenSourceKind;
@@ -24,6 +27,7 @@ use crate::idp::identity_source::IdentitySource;
 use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
+use crate::idp::response::Links;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
@@ -115,7 +119,40 @@ impl App {
         }
     }
 
-    /// Answers one request. Never fails: every error is a documented JSON response.
+    /// Answers one Lambda invocation: the event checked and converted (a hostile one gets a
+    /// documented `400`, never a panic), answered by [`App::handle`], and written as the Lambda
+    /// response, byte for byte.
+    pub async fn invoke(&self, event: LambdaEvent<LambdaRequest>) -> Box<RawValue> {
+        let LambdaEvent { payload, context } = event;
+        match event::into_request(payload) {
+            Ok(request) => {
+                let origin = Origin::of(&request);
+                let response = self.handle(request.with_lambda_context(context)).await;
+                event::serialize(origin, response)
+            }
+            Err(refused) => {
+                let started = Instant::now();
+                let (response, trace) = telemetry::traced(async {
+                    self.finish(
+                        &refused.headers,
+                        ApiError::from(refused.error).into_response(),
+                    )
+                })
+                .await;
+                trace.log(&Invocation {
+                    request_id: &context.request_id,
+                    route: "none",
+                    connection: None,
+                    status: response.status().as_u16(),
+                    duration: started.elapsed(),
+                });
+                event::serialize(refused.origin, response)
+            }
+        }
+    }
+
+    /// Answers one request. Never fails: every error is a documented JSON response, and every
+    /// response fits in Lambda's response limit.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let context = request.lambda_context_ref();
@@ -141,12 +178,15 @@ impl App {
             if request.method() == Method::OPTIONS {
                 return self.cors.preflight(request.headers());
             }
-            let mut response = match self.serve(&request, route, &deadline).await {
+            let response = match self.serve(&request, route, &deadline).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
-            self.cors.decorate(request.headers(), &mut response);
-            response
+            let response = match event::fit(Origin::of(&request), response) {
+                Ok(response) => response,
+                Err(too_large) => ApiError::from(too_large).into_response(),
+            };
+            self.finish(request.headers(), response)
         })
         .await;
 
@@ -157,6 +197,16 @@ impl App {
             status: response.status().as_u16(),
             duration: started.elapsed(),
         });
+        response
+    }
+
+    /// What every answer but a preflight carries: `Vary: Authorization` (answers are per
+    /// caller) and the CORS grant.
+    fn finish(&self, request: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("authorization"));
+        self.cors.decorate(request, &mut response);
         response
     }
 
@@ -257,7 +307,7 @@ impl App {
                     connection,
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, &idp_request, &source, deadline).await
+                self.call_idp(caller, request, &idp_request, &source, deadline).await
             }
             TokenSourceKind::TokenVault => {
                 let source = VaultSource {
@@ -268,7 +318,7 @@ impl App {
                     connection,
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, &idp_request, &source, deadline).await
+                self.call_idp(caller, request, &idp_request, &source, deadline).await
             }
         }
     }
@@ -278,6 +328,7 @@ impl App {
     async fn call_idp<S: TokenSource>(
         &self,
         caller: &Caller,
+        request: &Request,
         idp_request: &IdpRequest<'_>,
         source: &S,
         deadline: &Deadline,
@@ -291,22 +342,33 @@ impl App {
             .lease(&caller.user_id, name, source, deadline)
             .await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
-        let mut response = idp::call(&self.http, idp_request, lease.token(), deadline).await?;
-        if response.status == StatusCode::UNAUTHORIZED {
+        let mut token = lease;
+        let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+        // A claims challenge is about this request, not the token: it goes to the caller as the
+        // IdP sent it, and the token stays.
+        if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.
-            let replacement = self
+            token = self
                 .tokens
-                .replace_refused(name, &lease, source, deadline)
+                .replace_refused(name, &token, source, deadline)
                 .await?;
-            response = idp::call(&self.http, idp_request, replacement.token(), deadline).await?;
-            if response.status == StatusCode::UNAUTHORIZED {
-                self.tokens.forget(&replacement, source, deadline).await;
+            response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+            if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
+                self.tokens.forget(&token, source, deadline).await;
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }
                 .into());
             }
         }
-        Ok(response.into_response())
+        let own = routes::own_url(request, name);
+        let links = Links {
+            upstream: &idp_request.url,
+            api_base: &idp_request.connection.api_base,
+            own: own.as_deref(),
+        };
+        Ok(response
+            .shape(request.method(), &links, token.token())
+            .map_err(IdpError::from)?)
     }
 }

@@ -158,8 +158,8 @@ pub struct Config {
     pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
-    /// How many IdP tokens are cached and for how long (`IDP_TOKEN_CACHE_SIZE`,
-    /// `IDP_TOKEN_MAX_AGE`).
+    /// How many IdP tokens are cached, for how long, and when a refused one is tried again
+    /// (`IDP_TOKEN_CACHE_SIZE`, `IDP_TOKEN_MAX_AGE`, `IDP_TOKEN_REFUSAL_RECHECK`).
     pub idp_tokens: TokenPolicy,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
     pub default_budget: Duration,
@@ -243,6 +243,8 @@ impl Config {
                 .unwrap_or(defaults.capacity),
             max_age: number("IDP_TOKEN_MAX_AGE", 1..=3_600)?
                 .map_or(defaults.max_age, Duration::from_secs),
+            refusal_recheck: number("IDP_TOKEN_REFUSAL_RECHECK", 1..=3_600)?
+                .map_or(defaults.refusal_recheck, Duration::from_secs),
         };
 
         Ok(Self {
@@ -384,15 +386,21 @@ mod tests {
     fn idp_token_cache_is_configurable_within_bounds() {
         let defaults = config(&[]).expect("valid");
         assert_eq!(defaults.idp_tokens, TokenPolicy::default());
-        let set =
-            config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")]).expect("valid");
+        let set = config(&[
+            ("IDP_TOKEN_CACHE_SIZE", "50"),
+            ("IDP_TOKEN_MAX_AGE", "60"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "5"),
+        ])
+        .expect("valid");
         assert_eq!(set.idp_tokens.capacity.get(), 50);
         assert_eq!(set.idp_tokens.max_age, Duration::from_secs(60));
+        assert_eq!(set.idp_tokens.refusal_recheck, Duration::from_secs(5));
         for (var, bad) in [
             ("IDP_TOKEN_CACHE_SIZE", "0"),
             ("IDP_TOKEN_CACHE_SIZE", "many"),
             ("IDP_TOKEN_MAX_AGE", "86400"),
             ("IDP_TOKEN_MAX_AGE", "-1"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "0"),
         ] {
             assert!(error_text(&[(var, bad)]).contains(var), "{var}={bad}");
         }

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
+use crate::event::{EventError, TooLarge};
 use crate::idp::IdpError;
 use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
@@ -43,6 +44,12 @@ pub enum ApiError {
     /// No IdP token could be had for the caller at a connection served through Token Vault.
     #[error(transparent)]
     VaultTokens(#[from] TokenError<VaultError>),
+    /// The event has a field no request can have.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The answer does not fit in Lambda's response.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -201,6 +208,10 @@ impl ApiError {
             Self::Credentials(_) => Answer::credentials(),
             Self::Management(error) => Answer::management(error),
             Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
+            Self::Idp(IdpError::Unsafe(_)) | Self::TooLarge(_) => {
+                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+            Self::Event(_) => Answer::client(StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Idp(IdpError::UnknownConnection(_)) => {
                 Answer::client(StatusCode::NOT_FOUND, "unknown_connection")
             }
@@ -426,5 +437,26 @@ mod tests {
         });
         assert_eq!(status, 405);
         assert_eq!(headers["allow"], "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn hostile_events_and_unsafe_answers() {
+        let (status, body, _) = parts(ApiError::Event(EventError::Body));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+        let (status, body, _) = parts(ApiError::TooLarge(TooLarge { size: 7_340_182 }));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
+        let (status, body, _) = parts(ApiError::Idp(IdpError::Unsafe(
+            crate::idp::UnsafeAnswer::CarriesToken,
+        )));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
     }
 }

@@ -6,6 +6,9 @@
 //! circle.
 //! - [`app`]: the handler and the state shared across warm invocations; it owns the function's
 //!   credentials and hands them to whoever needs them.
+//! - [`event`]: the Lambda side of an invocation: the event checked before it becomes a request
+//!   (lambda_http's conversion panics on some hostile fields), and the response written as the
+//!   Lambda response, byte for byte and measured against Lambda's 6 MB limit.
 //! - [`error`]: the one mapping from every boundary's error enum to documented JSON responses;
 //!   the only code that knows them all.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
@@ -28,6 +31,8 @@
 //!   - `idp::vault_source`: the source of connections on `token_vault`: Auth0 Token Vault's
 //!     access token exchange, with the caller's verified token as the subject token.
 //!   - `idp::renewal`: the refresh-token grant itself.
+//!   - `idp::response`: the IdP's answer shaped for the caller: headers passed, rewritten
+//!     (`Link`, `Cache-Control`) or dropped, the body byte for byte, never the IdP token.
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the Management API token (cached, and shared through the fleet table) and
 //!   the user's profile, read within a per-user budget (`management::profiles`).
@@ -52,6 +57,7 @@ pub mod credentials;
 pub mod deadline;
 pub mod error;
 pub mod fleet;
+pub mod event;
 pub mod freshness;
 pub mod identities;
 pub mod idp;

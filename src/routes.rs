@@ -44,6 +44,30 @@ pub fn request_path(request: &Request) -> &str {
     }
 }
 
+/// The function's own URL for `connection`'s routes, as the caller reached it:
+/// `{scheme}://{host}{prefix}/idp/{connection}`, where `prefix` is whatever precedes the routed
+/// path in the caller's URL (a REST API stage, a named HTTP API stage, a custom domain's base
+/// path). `None` when the request says no host, or the prefix is not a plain path.
+pub fn own_url(request: &Request, connection: &str) -> Option<String> {
+    let uri = request.uri();
+    let authority = uri.authority()?;
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let routed = request_path(request);
+    let raw = request.raw_http_path();
+    let full = match request.request_context_ref() {
+        // A REST API's `path` has neither stage nor base path; the context's has both.
+        Some(RequestContext::ApiGatewayV1(context)) => context.path.as_deref().unwrap_or(raw),
+        _ if raw.is_empty() => uri.path(),
+        _ => raw,
+    };
+    let prefix = full.strip_suffix(routed)?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%$".contains(&b);
+    prefix
+        .bytes()
+        .all(plain)
+        .then(|| format!("{scheme}://{authority}{prefix}/idp/{connection}"))
+}
+
 /// `/prod/identities` → `/identities` for the stage `prod`; any other path as it is.
 fn strip_stage<'a>(path: &'a str, stage: &str) -> &'a str {
     path.strip_prefix('/')

@@ -636,3 +636,29 @@ fn the_template_is_publishable_to_the_serverless_application_repository() {
         );
     }
 }
+
+/// An HTTP API with CORS configured answers preflights and sets the CORS headers itself: its
+/// lists must be the function's own, or a page loses `Link`, `ETag` or the IdP's challenge.
+#[test]
+fn the_http_apis_cors_lists_are_the_functions() {
+    let template = template();
+    // `!If [HasAllowedOrigins, {…}, !Ref AWS::NoValue]`: the loader keeps the list.
+    let cors = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"][1];
+    let list = |name: &str| -> Vec<String> {
+        cors[name]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{name}"))
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_owned())
+            .collect()
+    };
+    let split = |text: &str| -> Vec<String> { text.split(", ").map(str::to_owned).collect() };
+    assert_eq!(
+        list("AllowHeaders"),
+        split(auth0_idp_proxy::cors::ALLOW_HEADERS)
+    );
+    assert_eq!(
+        list("ExposeHeaders"),
+        split(auth0_idp_proxy::cors::EXPOSE_HEADERS)
+    );
+}

@@ -38,6 +38,10 @@ pub enum AuthError {
     /// Not three base64url segments, or a header or payload that does not decode.
     #[error("the bearer token is malformed")]
     Malformed,
+    /// The header's `crit` names extensions that must be understood (RFC 7515 §4.1.11): this
+    /// verifier understands none.
+    #[error("the token requires header extensions this API does not understand")]
+    CriticalExtension,
     /// Signed with something other than RS256 (`none`, HS256, …).
     #[error("the token's signing algorithm is not allowed")]
     Algorithm,
@@ -125,6 +129,9 @@ impl Authenticator {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Algorithm);
+        }
+        if header.crit.is_some() {
+            return Err(AuthError::CriticalExtension);
         }
         let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
         let key = self.keys.key(kid, deadline).await.map_err(|e| match e {
@@ -230,7 +237,9 @@ struct Claims<'a> {
 impl<'a> Claims<'a> {
     fn from_map(map: &'a Map<String, Value>) -> Result<Self, AuthError> {
         let sub = match map.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            // `.` and `..` would be dot segments in the Management API's user path, naming
+            // another endpoint; no Auth0 user id is one.
+            Some(Value::String(s)) if !s.is_empty() && s != "." && s != ".." => s.as_str(),
             _ => return Err(AuthError::Claim("sub")),
         };
         if !matches!(map.get("iss"), Some(Value::String(_))) {

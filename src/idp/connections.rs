@@ -125,6 +125,9 @@ pub struct Connection {
     pub refresh_scopes: Vec<String>,
     /// Where the connection's IdP tokens come from.
     pub token_source: TokenSourceKind,
+    /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
+    /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
+    pub path_characters: Vec<char>,
 }
 
 /// Where a connection's IdP tokens come from.
@@ -172,8 +175,10 @@ pub enum TokenAuth {
 
 impl Connection {
     /// Whether `method` on `segments` is allowed.
+    /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
-        self.allow.iter().any(|rule| rule.matches(method, segments))
+        let allows = |method| self.allow.iter().any(|rule| rule.matches(method, segments));
+        allows(method) || (*method == Method::HEAD && allows(&Method::GET))
     }
 }
 
@@ -188,6 +193,7 @@ struct Override {
     token_auth: Option<TokenAuth>,
     refresh_scopes: Option<Vec<String>>,
     token_source: Option<TokenSourceKind>,
+    path_characters: Option<String>,
 }
 
 /// A built-in connection.
@@ -292,6 +298,7 @@ impl Connections {
                 token_auth: built_in.token_auth,
                 refresh_scopes: Vec::new(),
                 token_source: default_source,
+                path_characters: Vec::new(),
             };
             table.insert(built_in.name.to_owned(), connection);
         }
@@ -394,6 +401,24 @@ fn merge(
         .token_auth
         .or(base.as_ref().map(|b| b.token_auth))
         .unwrap_or(TokenAuth::Body);
+    let path_characters = match entry.path_characters {
+        Some(characters) => {
+            let characters: Vec<char> = characters.chars().collect();
+            if let Some(c) = characters
+                .iter()
+                .find(|c| !super::path::GUARDED.contains(c))
+            {
+                return Err(format!(
+                    "path_characters: {c:?} is not refused by default; list only ; and look-alike dots"
+                ));
+            }
+            characters
+        }
+        None => base
+            .as_ref()
+            .map(|b| b.path_characters.clone())
+            .unwrap_or_default(),
+    };
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
@@ -405,6 +430,7 @@ fn merge(
         token_url,
         headers,
         token_auth,
+        path_characters,
         refresh_scopes,
         token_source,
     })

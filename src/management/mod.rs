@@ -283,10 +283,9 @@ impl Management {
         deadline: &Deadline,
     ) -> Result<User, ManagementError> {
         let service = Service::ManagementApi;
-        let url = self.origin.join(&format!(
-            "/api/v2/users/{}",
-            utf8_percent_encode(user_id, PATH_SEGMENT)
-        ));
+        let url = self
+            .origin
+            .join(&user_path(user_id).ok_or(ManagementError::UserNotFound)?);
         let request = self
             .http
             .get(url)
@@ -309,9 +308,34 @@ impl Management {
     }
 }
 
+/// `/api/v2/users/{user_id}`, the id exactly one encoded segment; `None` for `.` and `..`, which
+/// URL parsers resolve as dot segments whatever their encoding (`%2E` included), calling the
+/// list endpoint or `/api/v2/` instead. The verified `sub` is never one; this holds even so.
+fn user_path(user_id: &str) -> Option<String> {
+    (user_id != "." && user_id != "..").then(|| {
+        format!(
+            "/api/v2/users/{}",
+            utf8_percent_encode(user_id, PATH_SEGMENT)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_path_is_exactly_one_segment_under_users() {
+        for id in ["github|42", "a.b", "...", "x/../y", "%2e%2e", "auth0|.."] {
+            let path = user_path(id).expect("a path");
+            let url = url::Url::parse(&format!("https://t.example{path}")).expect("url");
+            let segments: Vec<_> = url.path_segments().expect("segments").collect();
+            assert_eq!(segments.len(), 4, "{id}: {url}");
+            assert_eq!(&segments[..3], ["api", "v2", "users"], "{id}");
+        }
+        assert_eq!(user_path("."), None);
+        assert_eq!(user_path(".."), None);
+    }
 
     #[test]
     fn user_ids_are_fully_encoded_in_the_path() {

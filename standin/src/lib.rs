@@ -15,7 +15,9 @@ mod secrets;
 mod tenant;
 mod vault;
 
-pub use idp::{Flavor, Idp, Recorded};
+pub use idp::{
+    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LIST_SIZE, Recorded,
+};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
 pub use login::SpaClient;

@@ -118,7 +118,7 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
                 assert_eq!(body["identities"][0]["connection"], "github", "{name}")
             }
             _ => assert!(
-                body.get("login").is_some() || body.get("path_and_query").is_some(),
+                body.get("login").is_some() || body[0].get("full_name").is_some(),
                 "{name}: {body}"
             ),
         }
@@ -176,4 +176,94 @@ async fn the_real_binary_refuses_to_start_with_bad_configuration() {
     assert!(!output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("AUTH0_DOMAIN"), "{text}");
+}
+
+/// The HTTP behaviours of `speaks_http.rs` once more, through the real binary: what reaches the Runtime
+/// API is the Lambda response itself, so a body altered by a text conversion, a response over
+/// Lambda's limit (the stand-in refuses it as Lambda does) or a panic would all show here.
+#[tokio::test]
+async fn the_real_binary_speaks_http_under_a_runtime_api() {
+    use crate::helpers::{LambdaAnswer, idp_event};
+    use crate::speaks_http::{expected_bytes, gunzip, hostile_events};
+    use serde_json::json;
+
+    let app = TestApp::spawn_with(
+        &[("ALLOWED_ORIGINS", "https://app.example.com")],
+        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
+    )
+    .await;
+    let jwt = app.token(USER).sign();
+    let runtime = RuntimeApi::start().await.expect("runtime API");
+    let child = start_bootstrap(&app, &runtime, &[]);
+    let mut logs_of = Some(child);
+    let invoke = async |event: serde_json::Value| -> LambdaAnswer {
+        let text = event.to_string();
+        match runtime
+            .invoke(&text, Duration::from_secs(10), Duration::from_secs(30))
+            .await
+        {
+            Some(Outcome::Response(value)) => {
+                let size = value.to_string().len();
+                LambdaAnswer::from_value(value, size)
+            }
+            other => panic!("no response: {other:?}"),
+        }
+    };
+    let get = |path: &str, query: &str| idp_event("GET", path, query, &jwt, &[]);
+
+    for kind in ["binary", "latin1", "invalid-utf8-json"] {
+        let answer = invoke(get(&format!("/idp/github/bytes/{kind}"), "size=256")).await;
+        assert_eq!(
+            (answer.status, answer.body.clone()),
+            (200, expected_bytes(kind)),
+            "{kind}"
+        );
+    }
+    let gzip = invoke(get("/idp/github/bytes/gzip", "")).await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&gzip.body), r#"{"compressed":true}"#);
+
+    // 18 MiB if escaped, 4 MiB as base64: it reaches the caller whole.
+    let controls = invoke(get("/idp/github/bytes/controls", "size=3145728")).await;
+    assert_eq!(controls.status, 200);
+    assert!(controls.body.len() == 3 << 20 && controls.body.iter().all(|b| *b == 1));
+    // Over the limit only once encoded: the documented JSON 502, not Lambda's refusal.
+    let big = invoke(get("/idp/github/bytes/binary", "size=4800000")).await;
+    big.assert_error(502, "upstream_error");
+    assert_eq!(
+        big.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+
+    let not_modified = invoke(idp_event(
+        "GET",
+        "/idp/github/conditional",
+        "",
+        &jwt,
+        &[("if-none-match", json!(standin::CONDITIONAL_ETAG))],
+    ))
+    .await;
+    assert_eq!(not_modified.status, 304);
+    assert!(!not_modified.has_body);
+    assert_eq!(not_modified.header("etag"), Some(standin::CONDITIONAL_ETAG));
+
+    let page = invoke(get("/idp/github/user/repos", "per_page=3")).await;
+    assert_eq!(
+        page.header("link"),
+        Some(
+            "<https://abc123defg.execute-api.us-east-1.amazonaws.com/idp/github/user/repos?per_page=3&page=2>; rel=\"next\", \
+             <https://abc123defg.execute-api.us-east-1.amazonaws.com/idp/github/user/repos?per_page=3&page=2>; rel=\"last\""
+        )
+    );
+
+    for (what, event) in hostile_events(&jwt) {
+        let answer = invoke(event).await;
+        assert_eq!(answer.status, 400, "{what}");
+        answer.assert_error(400, "invalid_request");
+    }
+    // Still the same environment: one JWKS fetch for everything.
+    assert_eq!(app.tenant.jwks_calls(), 1);
+    let logs = output_of(logs_of.take().expect("child")).await;
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(!logs.contains(&github_token(USER)));
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use lambda_http::{Body, Request, RequestExt};
+use base64::Engine;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, Context, LambdaEvent, Request, RequestExt};
 use serde_json::{Value, json};
 use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder, secrets_client};
 
@@ -296,6 +298,21 @@ impl TestApp {
         App::new(config, http, secrets).with_token_table(dynamodb)
     }
 
+    /// Runs `event` (an event's JSON text) through the function's Lambda entry point, as the
+    /// real binary does: the event checks, the handler, and the Lambda response as written.
+    pub async fn invoke(&self, event: &str) -> LambdaAnswer {
+        let payload: LambdaRequest =
+            serde_json::from_str(event).expect("an event lambda_runtime deserializes");
+        let mut context = Context::default();
+        context.request_id = unique("invoke-");
+        context.deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + 10_000;
+        let raw = self.app.invoke(LambdaEvent::new(payload, context)).await;
+        LambdaAnswer::parse(raw.get())
+    }
+
     /// Sends a request.
     pub async fn send(&self, request: Request) -> TestResponse {
         send_to(&self.app, request).await
@@ -318,6 +335,129 @@ pub async fn send_to(app: &App, request: Request) -> TestResponse {
         headers,
         body,
     }
+}
+
+/// A Lambda response (REST or HTTP API shape) as the Runtime API receives it, taken apart.
+#[derive(Debug)]
+pub struct LambdaAnswer {
+    /// Its JSON text's length: what Lambda's 6 MB limit applies to.
+    pub size: usize,
+    /// `statusCode`.
+    pub status: u16,
+    /// Every header value, by lowercase name (`headers` or `multiValueHeaders`).
+    pub headers: Vec<(String, String)>,
+    /// The body as the caller receives it (base64 decoded where flagged).
+    pub body: Vec<u8>,
+    /// `isBase64Encoded`.
+    pub base64: bool,
+    /// Whether the response has a `body` member at all.
+    pub has_body: bool,
+}
+
+impl LambdaAnswer {
+    /// Takes apart the Lambda response `text`.
+    pub fn parse(text: &str) -> Self {
+        let value: Value = serde_json::from_str(text).expect("a JSON Lambda response");
+        Self::from_value(value, text.len())
+    }
+
+    /// Takes apart a Lambda response already parsed, `size` bytes as posted.
+    pub fn from_value(value: Value, size: usize) -> Self {
+        let mut headers = Vec::new();
+        for (name, v) in value["headers"].as_object().into_iter().flatten() {
+            headers.push((
+                name.to_lowercase(),
+                v.as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        for (name, values) in value["multiValueHeaders"].as_object().into_iter().flatten() {
+            for v in values.as_array().into_iter().flatten() {
+                headers.push((
+                    name.to_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        let base64 = value["isBase64Encoded"] == true;
+        let text = value["body"].as_str().unwrap_or_default();
+        let body = if base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("a base64 body")
+        } else {
+            text.as_bytes().to_vec()
+        };
+        Self {
+            size,
+            status: value["statusCode"].as_u64().unwrap_or_default() as u16,
+            headers,
+            body,
+            base64,
+            has_body: value.get("body").is_some_and(|b| !b.is_null()),
+        }
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`, joined as one field would be.
+    pub fn header_joined(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// Asserts the documented error shape and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        let body = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, status, "status; body: {body}");
+        assert_eq!(self.json()["error"], code, "error code; body: {body}");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// The v2 event of `http-api-idp-github-user.json` re-pointed at `GET {path}?{query}` with
+/// `token`, and each `(name, value)` of `headers` set (a `null` value removes the header).
+pub fn idp_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    token: &str,
+    headers: &[(&str, Value)],
+) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, token),
+    )
+    .expect("JSON event");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["rawQueryString"] = json!(query);
+    for (name, value) in headers {
+        match value {
+            Value::Null => {
+                event["headers"]
+                    .as_object_mut()
+                    .expect("headers")
+                    .remove(*name);
+            }
+            value => event["headers"][*name] = value.clone(),
+        }
+    }
+    event
 }
 
 /// The secret's JSON for the stand-in tenant's M2M client.

@@ -10,5 +10,6 @@ mod management;
 mod metrics;
 mod proxy;
 mod routing;
+mod speaks_http;
 mod tokens;
 mod vault;

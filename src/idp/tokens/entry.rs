@@ -56,6 +56,9 @@ pub(super) struct State {
     /// What the source held at the last read, to tell a re-login (new values) from values this
     /// entry has already superseded.
     seen: Option<Stored>,
+    /// When the IdP last refused the token in use: the source's unchanged token is tried again
+    /// once this is older than the policy's `refusal_recheck`.
+    refused_at: Option<Instant>,
 }
 
 impl State {
@@ -97,10 +100,17 @@ impl State {
 
     /// Takes in what the source holds now. New values (a first read, or a re-login) replace
     /// this entry's; values the source already held at the last read do not, since the entry may
-    /// have renewed or dropped them since.
-    pub(super) fn merge(&mut self, stored: Stored) {
+    /// have renewed or dropped them since — except a token dropped after a refusal at least
+    /// `recheck` ago: one IdP 401 may have been about one resource, not the token, and must not
+    /// stand for the environment's life.
+    pub(super) fn merge(&mut self, stored: Stored, recheck: Duration) {
         let seen = self.seen.as_ref();
-        let new_access = seen.is_none_or(|s| s.access_token != stored.access_token);
+        let recheck_due =
+            self.current.is_none() && self.refused_at.is_some_and(|at| at.elapsed() >= recheck);
+        let new_access = recheck_due || seen.is_none_or(|s| s.access_token != stored.access_token);
+        if recheck_due {
+            self.refused_at = None;
+        }
         let new_refresh = seen.is_none_or(|s| s.refresh_token != stored.refresh_token);
         if new_access {
             match stored.access_token.clone() {
@@ -133,6 +143,7 @@ impl State {
             .is_some_and(|c| c.generation == lease.generation)
         {
             self.current = None;
+            self.refused_at = Some(Instant::now());
         }
     }
 }

@@ -11,7 +11,9 @@
 //!   [`TokenPolicy::max_age`], after which the source is read again so that a re-login's new
 //!   token is picked up;
 //! - a token the IdP refuses is dropped, and the source is read again before anything else is
-//!   tried; if it holds nothing newer, the refresh token is used, once;
+//!   tried; if it holds nothing newer, the refresh token is used, once; the source's same token
+//!   is tried again after [`TokenPolicy::refusal_recheck`] (a 401 may have been about one
+//!   resource), so a refusal never sticks for the environment's life;
 //! - a rotated refresh token (single-use providers) is kept here and used next time: values that
 //!   the source still holds but this cache has already superseded are not taken back.
 //!
@@ -44,6 +46,9 @@ pub struct TokenPolicy {
     pub capacity: NonZeroUsize,
     /// How long a token of unknown expiry is used before the source is asked again.
     pub max_age: Duration,
+    /// How long after an IdP refused a token the source's same token is tried again; until
+    /// then the connection's calls answer `reconsent_required` without calling the IdP.
+    pub refusal_recheck: Duration,
 }
 
 impl Default for TokenPolicy {
@@ -51,6 +56,7 @@ impl Default for TokenPolicy {
         Self {
             capacity: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
             max_age: Duration::from_secs(300),
+            refusal_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -163,7 +169,7 @@ impl IdpTokens {
         };
         let fresh_now = {
             let mut state = entry.state();
-            state.merge(stored);
+            state.merge(stored, self.policy.refusal_recheck);
             if source.renews_itself() {
                 // What the source just answered is the best there is, however short its life.
                 state.lease(&entry, |_| true, false)
@@ -242,7 +248,7 @@ impl IdpTokens {
         if read_again {
             let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
             let mut state = entry.state();
-            state.merge(stored);
+            state.merge(stored, self.policy.refusal_recheck);
             // A value the source answered before, refused since, is not taken back (`merge`).
             let usable = |c: &Current| source.renews_itself() || replaced(c);
             if let Some(lease) = state.lease(entry, usable, false) {

@@ -482,3 +482,32 @@ async fn a_self_renewing_source_holding_nothing_means_reconsent() {
     vault.hold(Some(("v1", HOUR)));
     assert_eq!(token_of(&lease_u(&tokens, &vault).await), "v1");
 }
+
+#[tokio::test]
+async fn a_refusal_is_checked_again_after_the_recheck_time_not_before() {
+    let policy = TokenPolicy {
+        refusal_recheck: Duration::from_millis(50),
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let source = Script::new(Some("a"), None);
+    let first = lease_u(&tokens, &source).await;
+    // The IdP refused it for one resource; no refresh token to renew it with.
+    let error = tokens
+        .replace_refused("c", &first, &source, &deadline())
+        .await
+        .err();
+    assert!(matches!(error, Some(TokenError::ReconsentRequired { .. })));
+    let again = tokens.lease("u", "c", &source, &deadline()).await.err();
+    assert!(
+        matches!(again, Some(TokenError::ReconsentRequired { .. })),
+        "within the recheck time, the refusal stands"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let rechecked = lease_u(&tokens, &source).await;
+    assert_eq!(token_of(&rechecked), "a");
+    assert_eq!(rechecked.provenance, Provenance::Source);
+    // Refused again: it stands again for the recheck time.
+    tokens.forget(&rechecked, &source, &deadline()).await;
+    assert!(tokens.lease("u", "c", &source, &deadline()).await.is_err());
+}
