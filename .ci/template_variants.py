@@ -10,13 +10,14 @@ import pathlib
 import re
 import sys
 
-# Parameter -> the value that turns its condition on (the default turns it off). RequiredScope
-# and Auth0Issuer change resources only with the JWT authorizer: combined with it alone.
+# Parameter -> the value other than its default, which flips its condition (on for all but
+# TokenTable, which is on by default). RequiredScope and Auth0Issuer change resources only with
+# the JWT authorizer: combined with it alone.
 INDEPENDENT = {
     "AllowedOrigins": "https://app.example.com",
     "ReservedConcurrency": "10",
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:proxy-alarms",
-    "TokenTable": "Enabled",
+    "TokenTable": "Disabled",
 }
 AUTHORIZER = ("JwtAuthorizer", "Enabled")
 WITH_AUTHORIZER = {

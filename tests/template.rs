@@ -72,22 +72,82 @@ fn every_configuration_variable_is_a_parameter() {
     }
 }
 
-#[test]
-fn the_only_permission_is_reading_the_one_secret() {
-    let template = template();
-    let policies = function(&template)["Properties"]["Policies"]
+/// The statements of the function's one policy, with `conditions` on.
+fn statements(conditions: &[&str]) -> Vec<Yaml> {
+    let resources = resources_with(&template(), conditions);
+    let policies = resources["ProxyFunction"]["Properties"]["Policies"]
         .as_vec()
-        .expect("policies");
+        .expect("policies")
+        .clone();
     assert_eq!(policies.len(), 1);
-    let statements = policies[0]["Statement"].as_vec().expect("statements");
-    assert_eq!(statements.len(), 1);
-    let statement = &statements[0];
+    policies[0]["Statement"].as_vec().expect("statements").clone()
+}
+
+#[test]
+fn the_permissions_are_the_one_secret_and_with_the_table_its_four_item_actions() {
+    let secret_only = statements(&[]);
+    assert_eq!(secret_only.len(), 1);
+    let statement = &secret_only[0];
     assert_eq!(statement["Effect"].as_str(), Some("Allow"));
     assert_eq!(
         statement["Action"].as_str(),
         Some("secretsmanager:GetSecretValue")
     );
     assert_eq!(statement["Resource"].as_str(), Some("CredentialsSecretArn"));
+
+    let with_table = statements(&["UseTokenTable"]);
+    assert_eq!(with_table.len(), 2);
+    let table = &with_table[1];
+    assert_eq!(table["Effect"].as_str(), Some("Allow"));
+    let actions: Vec<&str> = table["Action"]
+        .as_vec()
+        .expect("actions")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem"
+        ]
+    );
+    // `!GetAtt TokenTableResource.Arn`: the one table, no wildcard.
+    assert_eq!(table["Resource"].as_str(), Some("TokenTableResource.Arn"));
+}
+
+#[test]
+fn the_token_table_is_on_demand_with_ttl_and_the_function_is_told_its_name() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["TokenTable"]["Default"].as_str(),
+        Some("Enabled")
+    );
+    let resources = resources_with(&template, &["UseTokenTable"]);
+    let table = &resources["TokenTableResource"]["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    let key = &table["KeySchema"][0];
+    assert_eq!(
+        (key["AttributeName"].as_str(), key["KeyType"].as_str()),
+        (Some("pk"), Some("HASH"))
+    );
+    assert_eq!(table["KeySchema"].as_vec().map(Vec::len), Some(1), "no sort key");
+    assert_eq!(
+        table["AttributeDefinitions"][0]["AttributeType"].as_str(),
+        Some("S")
+    );
+    let ttl = &table["TimeToLiveSpecification"];
+    assert_eq!(ttl["AttributeName"].as_str(), Some("expires_at"));
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+    let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["TOKEN_TABLE"].as_str(), Some("TokenTableResource"));
+
+    let without = resources_with(&template, &[]);
+    assert!(!without.contains_key("TokenTableResource"));
+    let variables = &without["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["TOKEN_TABLE"].as_str(), Some(""), "unset: memory only");
 }
 
 /// `value` with each `!If [condition, then, else]` resolved by `conditions`, and `AWS::NoValue`
