@@ -29,6 +29,8 @@ pub struct Demo {
     pub github: Idp,
     /// The stand-in Google, served through the tenant's Token Vault.
     _google: Idp,
+    /// With `--fleet`: the client for the token table in moto.
+    pub dynamodb: Option<aws_sdk_dynamodb::Client>,
     _moto: Moto,
 }
 
@@ -76,6 +78,7 @@ impl TokenLog {
 pub async fn start(
     page_origins: &[String],
     idp_tokens_file: Option<&PathBuf>,
+    fleet: bool,
 ) -> Result<(Config, aws_sdk_secretsmanager::Client, Demo), String> {
     let tokens = TokenLog::open(idp_tokens_file)?;
     let moto = Moto::start()?;
@@ -143,6 +146,16 @@ pub async fn start(
         json!({"email": "octocat@example.test", "name": "The Octocat (stand-in Google)"}),
     );
 
+    // With `--fleet`, the token table in moto's DynamoDB, and a key to seal its values with.
+    let table = match fleet {
+        true => Some(token_table(&moto).await?),
+        false => None,
+    };
+    let store_keys = match &table {
+        Some(_) => json!([demo_key()?]),
+        None => Value::Null,
+    };
+
     let secrets = standin::secrets_client(moto.endpoint(), None).await;
     let secret_id = "auth0-idp-proxy/demo";
     secrets
@@ -153,6 +166,7 @@ pub async fn start(
                 "client_id": M2M_CLIENT_ID,
                 "client_secret": client_secret,
                 "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+                "token_store_keys": store_keys,
             })
             .to_string(),
         )
@@ -165,7 +179,9 @@ pub async fn start(
             )
         })?;
 
+    let table_name = table.as_ref().map(|(name, _)| name.clone()).unwrap_or_default();
     let env = [
+        ("TOKEN_TABLE", table_name),
         ("AUTH0_DOMAIN", tenant.origin()),
         ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
@@ -192,6 +208,7 @@ pub async fn start(
             tenant,
             github,
             _google: google,
+            dynamodb: table.map(|(_, client)| client),
             _moto: moto,
         },
     ))
@@ -206,4 +223,25 @@ pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
         "api": api_origin,
         "connection": "github",
     })
+}
+
+/// Creates the demo's token table in `moto`, as `template.yaml` declares it.
+async fn token_table(moto: &Moto) -> Result<(String, aws_sdk_dynamodb::Client), String> {
+    let name = "auth0-idp-proxy-demo-tokens".to_owned();
+    let client = standin::dynamodb_client(moto.endpoint()).await;
+    standin::create_token_table(&client, &name)
+        .await
+        .map_err(|e| format!("moto's DynamoDB: {e}"))?;
+    Ok((name, client))
+}
+
+/// A fresh 32-byte key for `token_store_keys`, base64, from the system's random source.
+fn demo_key() -> Result<String, String> {
+    use base64::Engine;
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut key))
+        .map_err(|e| format!("no random key for the token table: {e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
 }

@@ -118,7 +118,7 @@ async fn run(options: Options) -> Result<(), String> {
 
     let (config, secrets, demo) = if demo_mode {
         let (config, secrets, demo) =
-            demo::start(&page_origins, options.idp_tokens_file.as_ref()).await?;
+            demo::start(&page_origins, options.idp_tokens_file.as_ref(), options.fleet).await?;
         (config, secrets, Some(demo))
     } else {
         let config = auth0_idp_proxy::Config::from_env().map_err(|e| e.to_string())?;
@@ -126,7 +126,20 @@ async fn run(options: Options) -> Result<(), String> {
         (config, aws_sdk_secretsmanager::Client::new(&aws), None)
     };
     let http = upstream::build_client().map_err(|e| e.to_string())?;
-    let app = Arc::new(App::new(config, http, secrets));
+    let app = App::new(config, http, secrets);
+    // The token table: moto's in the demo with `--fleet`, else the one `TOKEN_TABLE` names.
+    let dynamodb = match demo.as_ref().map(|d| d.dynamodb.clone()) {
+        Some(client) => client,
+        None if app_uses_table() => {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            Some(aws_sdk_dynamodb::Client::new(&aws))
+        }
+        None => None,
+    };
+    let app = Arc::new(match &dynamodb {
+        Some(client) => app.with_token_table(client),
+        None => app,
+    });
     let router = Router::new().fallback(api).with_state(app);
     tokio::spawn(async move { axum::serve(api_listener, router).await });
 
@@ -193,4 +206,9 @@ async fn run(options: Options) -> Result<(), String> {
     );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Whether the environment names a token table (outside the demo).
+fn app_uses_table() -> bool {
+    std::env::var("TOKEN_TABLE").is_ok_and(|name| !name.trim().is_empty())
 }

@@ -2,7 +2,7 @@
 
 /// What `--help` prints. `dev/run` prints the same text itself before any build.
 pub const USAGE: &str = "\
-usage: dev/run [--port N] [--spa-port N | --no-spa] [--once]
+usage: dev/run [--port N] [--spa-port N | --no-spa] [--once] [--fleet]
 
 Runs the function's real handler on http://127.0.0.1:3000 behind a local HTTP API.
 With no AUTH0_DOMAIN set: the demo, against a stand-in Auth0 tenant, a stand-in GitHub and
@@ -13,6 +13,8 @@ http://127.0.0.1:8080. With the function's variables set (README, Configuration)
   --spa-port N      the sample frontend's port (default 8080; 0 picks a free one)
   --no-spa          do not serve the sample frontend
   --once            run the demo calls, print them and exit (no frontend)
+  --fleet           keep fleet state in a DynamoDB token table (moto's, on 127.0.0.1), as a
+                    deployment with TOKEN_TABLE does: see README, Fleet state on DynamoDB
   --other-spa-port N  (tests) also serve the frontend on an origin the API does not allow
   --idp-tokens-file FILE  (tests) write every stand-in GitHub token issued to FILE, one a
                     line, so that a test can prove that none reaches the browser
@@ -32,6 +34,8 @@ pub struct Options {
     pub other_spa_port: Option<u16>,
     /// Run the demo calls and exit.
     pub once: bool,
+    /// Keep fleet state in a token table in moto's DynamoDB.
+    pub fleet: bool,
     /// Where to write the stand-in IdP tokens issued, for the browser test.
     pub idp_tokens_file: Option<std::path::PathBuf>,
 }
@@ -51,6 +55,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         spa_port: Some(8080),
         other_spa_port: None,
         once: false,
+        fleet: false,
         idp_tokens_file: None,
     };
     let mut spa_asked = false;
@@ -72,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 spa_asked = true;
             }
             "--no-spa" => options.spa_port = None,
+            "--fleet" => options.fleet = true,
             "--other-spa-port" => {
                 options.other_spa_port = Some(port("--other-spa-port", value("--other-spa-port")?)?)
             }
