@@ -18,16 +18,16 @@ use crate::cors::Cors;
 use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
-use crate::fleet::FleetTable;
 use crate::event::{self, Origin};
+use crate::fleet::FleetTable;
 use crate::identities;
-use crate::idp::fleet_source::FleetSource;
 use crate::idp::connections::TokenSourceKind;
+use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
+use crate::idp::response::Links;
 use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
-use crate::idp::response::Links;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
@@ -307,7 +307,8 @@ impl App {
                     connection,
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline).await
+                self.call_idp(caller, request, &idp_request, &source, deadline)
+                    .await
             }
             TokenSourceKind::TokenVault => {
                 let source = VaultSource {
@@ -318,7 +319,8 @@ impl App {
                     connection,
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline).await
+                self.call_idp(caller, request, &idp_request, &source, deadline)
+                    .await
             }
         }
     }

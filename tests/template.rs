@@ -6,8 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
-use auth0_idp_proxy::telemetry::{self, Cache, Invocation};
 use auth0_idp_proxy::service::Service;
+use auth0_idp_proxy::telemetry::{self, Cache, Invocation};
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -80,7 +80,10 @@ fn statements(conditions: &[&str]) -> Vec<Yaml> {
         .expect("policies")
         .clone();
     assert_eq!(policies.len(), 1);
-    policies[0]["Statement"].as_vec().expect("statements").clone()
+    policies[0]["Statement"]
+        .as_vec()
+        .expect("statements")
+        .clone()
 }
 
 #[test]
@@ -133,7 +136,11 @@ fn the_token_table_is_on_demand_with_ttl_and_the_function_is_told_its_name() {
         (key["AttributeName"].as_str(), key["KeyType"].as_str()),
         (Some("pk"), Some("HASH"))
     );
-    assert_eq!(table["KeySchema"].as_vec().map(Vec::len), Some(1), "no sort key");
+    assert_eq!(
+        table["KeySchema"].as_vec().map(Vec::len),
+        Some(1),
+        "no sort key"
+    );
     assert_eq!(
         table["AttributeDefinitions"][0]["AttributeType"].as_str(),
         Some("S")
@@ -142,12 +149,19 @@ fn the_token_table_is_on_demand_with_ttl_and_the_function_is_told_its_name() {
     assert_eq!(ttl["AttributeName"].as_str(), Some("expires_at"));
     assert_eq!(ttl["Enabled"].as_bool(), Some(true));
     let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
-    assert_eq!(variables["TOKEN_TABLE"].as_str(), Some("TokenTableResource"));
+    assert_eq!(
+        variables["TOKEN_TABLE"].as_str(),
+        Some("TokenTableResource")
+    );
 
     let without = resources_with(&template, &[]);
     assert!(!without.contains_key("TokenTableResource"));
     let variables = &without["ProxyFunction"]["Properties"]["Environment"]["Variables"];
-    assert_eq!(variables["TOKEN_TABLE"].as_str(), Some(""), "unset: memory only");
+    assert_eq!(
+        variables["TOKEN_TABLE"].as_str(),
+        Some(""),
+        "unset: memory only"
+    );
 }
 
 /// `value` with each `!If [condition, then, else]` resolved by `conditions`, and `AWS::NoValue`

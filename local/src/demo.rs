@@ -179,7 +179,10 @@ pub async fn start(
             )
         })?;
 
-    let table_name = table.as_ref().map(|(name, _)| name.clone()).unwrap_or_default();
+    let table_name = table
+        .as_ref()
+        .map(|(name, _)| name.clone())
+        .unwrap_or_default();
     let env = [
         ("TOKEN_TABLE", table_name),
         ("AUTH0_DOMAIN", tenant.origin()),

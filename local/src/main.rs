@@ -117,8 +117,12 @@ async fn run(options: Options) -> Result<(), String> {
     let page_origins: Vec<String> = pages.iter().map(|(_, origin)| origin.clone()).collect();
 
     let (config, secrets, demo) = if demo_mode {
-        let (config, secrets, demo) =
-            demo::start(&page_origins, options.idp_tokens_file.as_ref(), options.fleet).await?;
+        let (config, secrets, demo) = demo::start(
+            &page_origins,
+            options.idp_tokens_file.as_ref(),
+            options.fleet,
+        )
+        .await?;
         (config, secrets, Some(demo))
     } else {
         let config = auth0_idp_proxy::Config::from_env().map_err(|e| e.to_string())?;

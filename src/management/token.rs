@@ -138,8 +138,8 @@ async fn attempt(
     let body = upstream::read_body(response, service, upstream::MAX_BODY_BYTES)
         .await
         .map_err(failed)?;
-    let token: TokenResponse = serde_json::from_slice(&body)
-        .map_err(|e| failed(UpstreamError::garbage(service, e)))?;
+    let token: TokenResponse =
+        serde_json::from_slice(&body).map_err(|e| failed(UpstreamError::garbage(service, e)))?;
     tracing::info!(expires_in = token.expires_in, "management token obtained");
     Ok(ManagementToken {
         access_token: token.access_token,

@@ -25,8 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::idp::Idp;
 use crate::lock;
 use crate::tenant::{
-    Fault, Injected, M2M_CLIENT_ID, Tenant, TenantState, new_token, oauth_error,
-    play, take_fault,
+    Fault, Injected, M2M_CLIENT_ID, Tenant, TenantState, new_token, oauth_error, play, take_fault,
 };
 
 /// The grant of Token Vault's exchanges.

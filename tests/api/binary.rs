@@ -16,7 +16,11 @@ use crate::metrics::assert_emf;
 const USER: &str = "github|1001";
 
 /// The real binary with the test app's configuration, pointed at `runtime`.
-fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) -> Child {
+pub(crate) fn start_bootstrap(
+    app: &TestApp,
+    runtime: &RuntimeApi,
+    extra: &[(&str, &str)],
+) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     command
         .env_clear()
@@ -38,7 +42,7 @@ fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) 
     command.spawn().expect("bootstrap starts")
 }
 
-async fn output_of(mut child: Child) -> String {
+pub(crate) async fn output_of(mut child: Child) -> String {
     let _ = child.start_kill();
     let _ = child.wait().await;
     let mut text = String::new();

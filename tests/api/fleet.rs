@@ -410,3 +410,59 @@ async fn dynamodb_throttling_degrades_to_memory_and_auth0() {
 async fn a_hanging_dynamodb_degrades_within_the_deadline() {
     carries_on_while_the_table_is(Some(LinkMode::Hanging), Duration::from_secs(8)).await;
 }
+
+#[tokio::test]
+async fn three_real_bootstraps_share_one_exchange_and_one_grant_through_the_table() {
+    use crate::binary::{output_of, start_bootstrap};
+    use crate::helpers::{PLACEHOLDER, event_text};
+    use standin::{Outcome, RuntimeApi};
+
+    let world = World::spawn().await;
+    let jwt = world.user("github|7011", "gho_dead_7011", "ghr_7011", false);
+    world.app.github.set_token_delay(Duration::from_millis(300));
+    let endpoint = world.link.endpoint();
+    let mut runtimes = Vec::new();
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let runtime = RuntimeApi::start().await.expect("runtime API");
+        children.push(start_bootstrap(
+            &world.app,
+            &runtime,
+            // Info, not debug: nobody reads the pipes before the end, and the SDKs' debug lines
+            // would fill them and block the processes.
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+                ("AWS_LAMBDA_LOG_LEVEL", "info"),
+            ],
+        ));
+        runtimes.push(runtime);
+    }
+    let event = event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, &jwt);
+    let (budget, wait) = (Duration::from_secs(10), Duration::from_secs(60));
+    let (a, b, c) = tokio::join!(
+        runtimes[0].invoke(&event, budget, wait),
+        runtimes[1].invoke(&event, budget, wait),
+        runtimes[2].invoke(&event, budget, wait)
+    );
+    let mut logs = String::new();
+    for child in children {
+        logs.push_str(&output_of(child).await);
+    }
+    for outcome in [a, b, c] {
+        let Some(Outcome::Response(response)) = outcome else {
+            panic!("no response: {outcome:?}; logs: {logs}");
+        };
+        assert_eq!(response["statusCode"], 200, "{response}; logs: {logs}");
+    }
+    assert_eq!(
+        world.app.tenant.token_calls(),
+        1,
+        "one exchange for the fleet"
+    );
+    assert_eq!(world.app.github.grants(), 1, "one grant for the fleet");
+    assert_eq!(world.app.github.presented_refresh_tokens(), ["ghr_7011"]);
+    assert!(!logs.contains("token table degraded"), "{logs}");
+    for secret in world.app.github.issued_tokens() {
+        assert!(!logs.contains(&secret), "an IdP token reached the logs");
+    }
+}
