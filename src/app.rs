@@ -19,7 +19,7 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
-use crate::fleet::FleetTable;
+use crate::fleet::{FleetTable, TablePolicy};
 use crate::identities;
 use crate::idp::connections::TokenSourceKind;
 use crate::idp::fleet_source::FleetSource;
@@ -87,11 +87,21 @@ impl App {
 
     /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
     /// Without `TOKEN_TABLE` in the configuration, the state is left as it is (memory only).
-    pub fn with_token_table(mut self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
+    pub fn with_token_table(self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
+        self.with_token_table_policy(dynamodb, TablePolicy::default())
+    }
+
+    /// As [`App::with_token_table`], with the table's call timings given (tests lengthen them
+    /// on a loaded machine, or keep them short to prove a hanging table is left behind).
+    pub fn with_token_table_policy(
+        mut self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        policy: TablePolicy,
+    ) -> Self {
         let Some(name) = self.config.token_table.clone() else {
             return self;
         };
-        let table = Arc::new(FleetTable::new(dynamodb, name));
+        let table = Arc::new(FleetTable::new(dynamodb, name, policy));
         self.management = Management::new(
             self.http.clone(),
             self.config.auth0_origin.clone(),

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::deadline::Deadline;
 use seal::Sealer;
+pub use table::TablePolicy;
 use table::{Expect, TableError, TokenTable, now_millis};
 
 /// How often a waiting environment looks whether the lease holder's result has arrived.
@@ -207,10 +208,10 @@ pub struct FleetTable {
 }
 
 impl FleetTable {
-    /// The table `name` through `client`.
-    pub fn new(client: &aws_sdk_dynamodb::Client, name: String) -> Self {
+    /// The table `name` through `client`, its calls bounded as `policy` says.
+    pub fn new(client: &aws_sdk_dynamodb::Client, name: String, policy: TablePolicy) -> Self {
         Self {
-            table: TokenTable::new(client, name),
+            table: TokenTable::new(client, name, policy),
             owner: format!("{:016x}", fastrand::u64(..)),
             warned: std::sync::atomic::AtomicBool::new(false),
         }

@@ -20,12 +20,24 @@ use crate::deadline::Deadline;
 use crate::service::Service;
 use crate::telemetry;
 
-/// Cap on one table call: a hanging table must leave time for Auth0.
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long table calls may take, and how long a failing table is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TablePolicy {
+    /// Cap on one table call: a hanging table must leave time for Auth0.
+    pub call_timeout: Duration,
+    /// How long the table is left alone after it failed: one invocation pays for finding it
+    /// down, the next ones in this environment go straight to memory and Auth0.
+    pub back_off: Duration,
+}
 
-/// How long the table is left alone after it failed: one invocation pays for finding it down,
-/// the next ones in this environment go straight to memory and Auth0.
-const BACK_OFF: Duration = Duration::from_secs(15);
+impl Default for TablePolicy {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(1),
+            back_off: Duration::from_secs(15),
+        }
+    }
+}
 
 /// Why a table call gave no answer. Never carries an item's value.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +110,7 @@ fn read_number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
 pub struct TokenTable {
     client: Client,
     name: String,
+    policy: TablePolicy,
     // A std lock: held only to read or set the instant.
     down_until: std::sync::Mutex<Option<Instant>>,
 }
@@ -105,7 +118,7 @@ pub struct TokenTable {
 impl TokenTable {
     /// The table `name` through `client`. The SDK's own retries are cut to one more attempt
     /// and a short connect timeout: the table is a cache, and waiting on it is worse than Auth0.
-    pub fn new(client: &Client, name: String) -> Self {
+    pub fn new(client: &Client, name: String, policy: TablePolicy) -> Self {
         let config = client
             .config()
             .to_builder()
@@ -119,6 +132,7 @@ impl TokenTable {
         Self {
             client: Client::from_conf(config),
             name,
+            policy,
             down_until: std::sync::Mutex::new(None),
         }
     }
@@ -129,7 +143,7 @@ impl TokenTable {
 
     /// Marks the table as failing, and passes `error` on.
     fn trip(&self, error: TableError) -> TableError {
-        *self.down_until() = Some(Instant::now() + BACK_OFF);
+        *self.down_until() = Some(Instant::now() + self.policy.back_off);
         error
     }
 
@@ -170,7 +184,9 @@ impl TokenTable {
         {
             return Err(TableError::BackingOff);
         }
-        let timeout = deadline.timeout(CALL_TIMEOUT).ok_or(TableError::Timeout)?;
+        let timeout = deadline
+            .timeout(self.policy.call_timeout)
+            .ok_or(TableError::Timeout)?;
         let started = Instant::now();
         let result = tokio::time::timeout(timeout, call).await;
         telemetry::upstream_time(Service::TokenTable, started.elapsed());

@@ -284,7 +284,11 @@ impl TestApp {
 
     /// Another execution environment of the same function (same configuration, its own
     /// memory), sharing the fleet table through `dynamodb` when `TOKEN_TABLE` is configured.
-    pub async fn environment(&self, dynamodb: &aws_sdk_dynamodb::Client) -> App {
+    pub async fn environment(
+        &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        policy: auth0_idp_proxy::fleet::TablePolicy,
+    ) -> App {
         let config = Config::from_lookup(|name| {
             self.env
                 .iter()
@@ -295,7 +299,7 @@ impl TestApp {
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
         let secrets = secrets_client(moto().endpoint(), None).await;
-        App::new(config, http, secrets).with_token_table(dynamodb)
+        App::new(config, http, secrets).with_token_table_policy(dynamodb, policy)
     }
 
     /// Runs `event` (an event's JSON text) through the function's Lambda entry point, as the
