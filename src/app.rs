@@ -1,12 +1,15 @@
 //! The request handler: authenticate, route, answer. Holds everything that lives across warm
 //! invocations of one execution environment.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use reqwest::Client;
+use serde_json::value::RawValue;
 
 use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
@@ -15,14 +18,22 @@ use crate::cors::Cors;
 use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
+use crate::event::{self, Origin};
+use crate::fleet::{FleetTable, TablePolicy};
 use crate::identities;
-use crate::idp::source::LiveSource;
-use crate::idp::tokens::{IdpTokens, Origin};
+use crate::idp::connections::TokenSourceKind;
+use crate::idp::fleet_source::FleetSource;
+use crate::idp::identity_source::IdentitySource;
+use crate::idp::response::Links;
+use crate::idp::tokens::source::TokenSource;
+use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
+use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
-use crate::management::Management;
+use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
+use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
-use crate::upstream::{Service, UpstreamError};
+use crate::upstream::UpstreamError;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -30,6 +41,11 @@ pub struct App {
     http: Client,
     auth: Authenticator,
     cors: Cors,
+    // Shared with `management`, which needs the M2M client; the IdP token sources are handed it
+    // for the IdP apps' clients.
+    credentials: Arc<CredentialStore>,
+    // The table shared by the fleet, when `TOKEN_TABLE` is set and a client for it was given.
+    fleet: Option<Arc<FleetTable>>,
     management: Management,
     tokens: IdpTokens,
 }
@@ -48,15 +64,52 @@ impl App {
         secrets: SecretsClient,
         policy: KeyPolicy,
     ) -> Self {
-        let credentials = CredentialStore::new(secrets, config.credentials_secret_id.clone());
+        let credentials = Arc::new(CredentialStore::new(
+            secrets,
+            config.credentials_secret_id.clone(),
+        ));
         Self {
             auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),
-            management: Management::new(http.clone(), config.auth0_origin.clone(), credentials),
+            management: Management::new(
+                http.clone(),
+                config.auth0_origin.clone(),
+                Arc::clone(&credentials),
+                None,
+            ),
+            credentials,
+            fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
             http,
             config,
         }
+    }
+
+    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
+    /// Without `TOKEN_TABLE` in the configuration, the state is left as it is (memory only).
+    pub fn with_token_table(self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
+        self.with_token_table_policy(dynamodb, TablePolicy::default())
+    }
+
+    /// As [`App::with_token_table`], with the table's call timings given (tests lengthen them
+    /// on a loaded machine, or keep them short to prove a hanging table is left behind).
+    pub fn with_token_table_policy(
+        mut self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        policy: TablePolicy,
+    ) -> Self {
+        let Some(name) = self.config.token_table.clone() else {
+            return self;
+        };
+        let table = Arc::new(FleetTable::new(dynamodb, name, policy));
+        self.management = Management::new(
+            self.http.clone(),
+            self.config.auth0_origin.clone(),
+            Arc::clone(&self.credentials),
+            Some(Arc::clone(&table)),
+        );
+        self.fleet = Some(table);
+        self
     }
 
     /// Work worth doing during the cold start, so that the first invocation finds it done: the
@@ -76,7 +129,40 @@ impl App {
         }
     }
 
-    /// Answers one request. Never fails: every error is a documented JSON response.
+    /// Answers one Lambda invocation: the event checked and converted (a hostile one gets a
+    /// documented `400`, never a panic), answered by [`App::handle`], and written as the Lambda
+    /// response, byte for byte.
+    pub async fn invoke(&self, event: LambdaEvent<LambdaRequest>) -> Box<RawValue> {
+        let LambdaEvent { payload, context } = event;
+        match event::into_request(payload) {
+            Ok(request) => {
+                let origin = Origin::of(&request);
+                let response = self.handle(request.with_lambda_context(context)).await;
+                event::serialize(origin, response)
+            }
+            Err(refused) => {
+                let started = Instant::now();
+                let (response, trace) = telemetry::traced(async {
+                    self.finish(
+                        &refused.headers,
+                        ApiError::from(refused.error).into_response(),
+                    )
+                })
+                .await;
+                trace.log(&Invocation {
+                    request_id: &context.request_id,
+                    route: "none",
+                    connection: None,
+                    status: response.status().as_u16(),
+                    duration: started.elapsed(),
+                });
+                event::serialize(refused.origin, response)
+            }
+        }
+    }
+
+    /// Answers one request. Never fails: every error is a documented JSON response, and every
+    /// response fits in Lambda's response limit.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let context = request.lambda_context_ref();
@@ -90,7 +176,11 @@ impl App {
         let (route_name, connection) = match (&route, request.method()) {
             (_, &Method::OPTIONS) => ("preflight", None),
             (Some(Route::Identities), _) => ("identities", None),
-            (Some(Route::Idp { connection, .. }), _) => ("idp", Some(connection.to_string())),
+            // A dimension of the metrics: never a name the caller made up.
+            (Some(Route::Idp { connection, .. }), _) => {
+                let known = self.config.connections.get(connection).is_some();
+                ("idp", known.then(|| connection.to_string()))
+            }
             (None, _) => ("none", None),
         };
 
@@ -98,12 +188,15 @@ impl App {
             if request.method() == Method::OPTIONS {
                 return self.cors.preflight(request.headers());
             }
-            let mut response = match self.serve(&request, route, &deadline).await {
+            let response = match self.serve(&request, route, &deadline).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
-            self.cors.decorate(request.headers(), &mut response);
-            response
+            let response = match event::fit(Origin::of(&request), response) {
+                Ok(response) => response,
+                Err(too_large) => ApiError::from(too_large).into_response(),
+            };
+            self.finish(request.headers(), response)
         })
         .await;
 
@@ -114,6 +207,16 @@ impl App {
             status: response.status().as_u16(),
             duration: started.elapsed(),
         });
+        response
+    }
+
+    /// What every answer but a preflight carries: `Vary: Authorization` (answers are per
+    /// caller) and the CORS grant.
+    fn finish(&self, request: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("authorization"));
+        self.cors.decorate(request, &mut response);
         response
     }
 
@@ -131,7 +234,7 @@ impl App {
             && !methods.contains(request.method())
         {
             return Err(ApiError::MethodNotAllowed {
-                allow: "GET, OPTIONS",
+                allow: routes::allow_header(methods),
             });
         }
         match route {
@@ -149,8 +252,14 @@ impl App {
         caller: &Caller,
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
-        let user = self.management.user(&caller.user_id, deadline).await?;
-        let credentials = self.management.credentials().get(deadline).await?;
+        let user = match self
+            .management
+            .recent_user(&caller.user_id, profiles::IDENTITIES_MAX_AGE)
+        {
+            Some(user) => user,
+            None => self.management.user(&caller.user_id, deadline).await?,
+        };
+        let credentials = self.credentials.get(deadline).await?;
         let view = identities::view(&user, &self.config.connections, &credentials);
         let body = serde_json::to_value(view).map_err(|_| {
             ApiError::Management(
@@ -185,30 +294,93 @@ impl App {
             body,
         )?;
         let user_id = caller.user_id.as_str();
-        let source = LiveSource {
-            management: &self.management,
-            http: &self.http,
-            user_id,
-            connection,
+        // The table's keys are in the secret; without them the table is not used.
+        let credentials = match &self.fleet {
+            Some(_) => self.credentials.get(deadline).await.ok(),
+            None => None,
         };
-        let lease = self.tokens.lease(user_id, name, &source, deadline).await?;
-        telemetry::cache_lookup(Cache::IdpToken, lease.origin == Origin::Cache);
-        let mut response = idp::call(&self.http, &idp_request, lease.token(), deadline).await?;
-        if response.status == StatusCode::UNAUTHORIZED {
+        let fleet = self
+            .fleet
+            .as_deref()
+            .zip(credentials.as_deref())
+            .and_then(|(table, credentials)| table.with_keys(&credentials.store_keys));
+        let max_age = self.config.idp_tokens.max_age;
+        // Each connection's own source, with the fleet table in front; both kinds side by side
+        // in one deployment.
+        match connection.token_source {
+            TokenSourceKind::Identities => {
+                let source = IdentitySource {
+                    management: &self.management,
+                    credentials: &self.credentials,
+                    http: &self.http,
+                    user_id,
+                    connection,
+                };
+                let source = FleetSource::new(source, fleet, user_id, name, max_age);
+                self.call_idp(caller, request, &idp_request, &source, deadline)
+                    .await
+            }
+            TokenSourceKind::TokenVault => {
+                let source = VaultSource {
+                    http: &self.http,
+                    origin: &self.config.auth0_origin,
+                    credentials: &self.credentials,
+                    subject_token: &caller.token,
+                    connection,
+                };
+                let source = FleetSource::new(source, fleet, user_id, name, max_age);
+                self.call_idp(caller, request, &idp_request, &source, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;
+    /// after a 401, once more with a replacement.
+    async fn call_idp<S: TokenSource>(
+        &self,
+        caller: &Caller,
+        request: &Request,
+        idp_request: &IdpRequest<'_>,
+        source: &S,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        ApiError: From<TokenError<S::Error>>,
+    {
+        let name = idp_request.connection.name.as_str();
+        let lease = self
+            .tokens
+            .lease(&caller.user_id, name, source, deadline)
+            .await?;
+        telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
+        let mut token = lease;
+        let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+        // A claims challenge is about this request, not the token: it goes to the caller as the
+        // IdP sent it, and the token stays.
+        if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
             // A 401 means the IdP did not act on the request, so even a POST may be sent again.
-            let replacement = self
+            token = self
                 .tokens
-                .replace_refused(name, &lease, &source, deadline)
+                .replace_refused(name, &token, source, deadline)
                 .await?;
-            response = idp::call(&self.http, &idp_request, replacement.token(), deadline).await?;
-            if response.status == StatusCode::UNAUTHORIZED {
-                self.tokens.forget(&replacement);
+            response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+            if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
+                self.tokens.forget(&token, source, deadline).await;
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }
                 .into());
             }
         }
-        Ok(response.into_response())
+        let own = routes::own_url(request, name);
+        let links = Links {
+            upstream: &idp_request.url,
+            api_base: &idp_request.connection.api_base,
+            own: own.as_deref(),
+        };
+        Ok(response
+            .shape(request.method(), &links, token.token())
+            .map_err(IdpError::from)?)
     }
 }

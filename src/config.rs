@@ -1,11 +1,11 @@
-//! Configuration read once per cold start from the environment (see DESIGN.md, "Configuration").
+//! Configuration read once per cold start from the environment (README, "Configuration").
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::idp::connections::Connections;
+use crate::idp::connections::{Connections, TokenSourceKind};
 use crate::idp::tokens::TokenPolicy;
 
 /// Why the function cannot start: always names the variable at fault.
@@ -37,9 +37,9 @@ impl ConfigError {
 ///
 /// Stored without a trailing slash so that endpoint paths can be appended verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin(String);
+pub struct TenantOrigin(String);
 
-impl Origin {
+impl TenantOrigin {
     /// Parses a bare domain (https implied) or a full `scheme://host[:port]` origin.
     ///
     /// Plain http is accepted only for loopback hosts, so that a typo cannot send the M2M secret
@@ -99,7 +99,7 @@ pub enum AllowedOrigins {
     None,
     /// Any origin (`*`): acceptable because the function never uses cookies.
     Any,
-    /// Exactly these origins, compared byte for byte with the `Origin` header.
+    /// Exactly these origins, compared byte for byte with the `TenantOrigin` header.
     List(Vec<String>),
 }
 
@@ -144,7 +144,7 @@ impl AllowedOrigins {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The Auth0 tenant (`AUTH0_DOMAIN`).
-    pub auth0_origin: Origin,
+    pub auth0_origin: TenantOrigin,
     /// Expected `iss` claim: `AUTH0_ISSUER`, else `{origin}/`.
     pub issuer: String,
     /// Expected member of the `aud` claim (`AUTH0_AUDIENCE`).
@@ -153,15 +153,18 @@ pub struct Config {
     pub credentials_secret_id: String,
     /// A scope that every caller's token must carry (`REQUIRED_SCOPE`).
     pub required_scope: Option<String>,
-    /// The built-in connection table with `IDP_CONNECTIONS` merged over it.
+    /// The built-in connection table with `IDP_CONNECTIONS` merged over it, each connection's
+    /// token source defaulting to `IDP_TOKEN_SOURCE`.
     pub connections: Connections,
     /// CORS allow-list (`ALLOWED_ORIGINS`).
     pub allowed_origins: AllowedOrigins,
-    /// How many IdP tokens are cached and for how long (`IDP_TOKEN_CACHE_SIZE`,
-    /// `IDP_TOKEN_MAX_AGE`).
+    /// How many IdP tokens are cached, for how long, and when a refused one is tried again
+    /// (`IDP_TOKEN_CACHE_SIZE`, `IDP_TOKEN_MAX_AGE`, `IDP_TOKEN_REFUSAL_RECHECK`).
     pub idp_tokens: TokenPolicy,
     /// How long an invocation may take when the runtime gives no deadline (tests, local runs).
     pub default_budget: Duration,
+    /// The DynamoDB table shared by the fleet (`TOKEN_TABLE`); `None`: memory only.
+    pub token_table: Option<String>,
 }
 
 impl Config {
@@ -175,7 +178,7 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
-        let auth0_origin = Origin::parse(&required("AUTH0_DOMAIN")?)
+        let auth0_origin = TenantOrigin::parse(&required("AUTH0_DOMAIN")?)
             .map_err(|reason| ConfigError::invalid("AUTH0_DOMAIN", reason))?;
         let issuer = match get("AUTH0_ISSUER") {
             Some(issuer) => {
@@ -202,9 +205,14 @@ impl Config {
             }
             other => other.map(|s| s.trim().to_owned()),
         };
+        let token_source = get("IDP_TOKEN_SOURCE")
+            .map(|v| TokenSourceKind::parse(&v))
+            .transpose()
+            .map_err(|reason| ConfigError::invalid("IDP_TOKEN_SOURCE", reason))?
+            .unwrap_or_default();
         let connections = match get("IDP_CONNECTIONS") {
-            None => Connections::new(None),
-            Some(json) => Connections::from_json(&json),
+            None => Connections::with_default_source(None, token_source),
+            Some(json) => Connections::from_json_with_default_source(&json, token_source),
         }
         .map_err(|reason| ConfigError::invalid("IDP_CONNECTIONS", reason))?;
         let allowed_origins = get("ALLOWED_ORIGINS")
@@ -235,6 +243,8 @@ impl Config {
                 .unwrap_or(defaults.capacity),
             max_age: number("IDP_TOKEN_MAX_AGE", 1..=3_600)?
                 .map_or(defaults.max_age, Duration::from_secs),
+            refusal_recheck: number("IDP_TOKEN_REFUSAL_RECHECK", 1..=3_600)?
+                .map_or(defaults.refusal_recheck, Duration::from_secs),
         };
 
         Ok(Self {
@@ -247,6 +257,9 @@ impl Config {
             allowed_origins,
             idp_tokens,
             default_budget: Duration::from_secs(10),
+            token_table: get("TOKEN_TABLE")
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty()),
         })
     }
 }
@@ -334,6 +347,25 @@ mod tests {
     }
 
     #[test]
+    fn idp_token_source_sets_the_default_and_connections_may_differ() {
+        let default = config(&[]).expect("valid");
+        let source =
+            |config: &Config, name: &str| config.connections.get(name).expect(name).token_source;
+        assert_eq!(source(&default, "github"), TokenSourceKind::Identities);
+        let mixed = config(&[
+            ("IDP_TOKEN_SOURCE", "token_vault"),
+            (
+                "IDP_CONNECTIONS",
+                r#"{"github": {"token_source": "identities"}}"#,
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(source(&mixed, "github"), TokenSourceKind::Identities);
+        assert_eq!(source(&mixed, "google-oauth2"), TokenSourceKind::TokenVault);
+        assert!(error_text(&[("IDP_TOKEN_SOURCE", "vault")]).contains("IDP_TOKEN_SOURCE"));
+    }
+
+    #[test]
     fn allowed_origins_are_exact_origins() {
         let config = config(&[(
             "ALLOWED_ORIGINS",
@@ -354,15 +386,21 @@ mod tests {
     fn idp_token_cache_is_configurable_within_bounds() {
         let defaults = config(&[]).expect("valid");
         assert_eq!(defaults.idp_tokens, TokenPolicy::default());
-        let set =
-            config(&[("IDP_TOKEN_CACHE_SIZE", "50"), ("IDP_TOKEN_MAX_AGE", "60")]).expect("valid");
+        let set = config(&[
+            ("IDP_TOKEN_CACHE_SIZE", "50"),
+            ("IDP_TOKEN_MAX_AGE", "60"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "5"),
+        ])
+        .expect("valid");
         assert_eq!(set.idp_tokens.capacity.get(), 50);
         assert_eq!(set.idp_tokens.max_age, Duration::from_secs(60));
+        assert_eq!(set.idp_tokens.refusal_recheck, Duration::from_secs(5));
         for (var, bad) in [
             ("IDP_TOKEN_CACHE_SIZE", "0"),
             ("IDP_TOKEN_CACHE_SIZE", "many"),
             ("IDP_TOKEN_MAX_AGE", "86400"),
             ("IDP_TOKEN_MAX_AGE", "-1"),
+            ("IDP_TOKEN_REFUSAL_RECHECK", "0"),
         ] {
             assert!(error_text(&[(var, bad)]).contains(var), "{var}={bad}");
         }

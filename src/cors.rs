@@ -7,13 +7,14 @@ use lambda_http::{Body, Response};
 
 use crate::config::AllowedOrigins;
 
-/// Request headers a browser may send cross-origin.
-const ALLOW_HEADERS: &str = "authorization, content-type, if-none-match";
+/// Request headers a browser may send cross-origin (template.yaml's HTTP API lists the same).
+pub const ALLOW_HEADERS: &str = "authorization, content-type, if-none-match, if-modified-since";
 /// Methods a browser may use cross-origin; the connection's allow rules still decide per route.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
-/// Response headers a page may read: pagination and the IdP's rate limit figures.
-const EXPOSE_HEADERS: &str =
-    "etag, link, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset";
+/// Response headers a page may read: validators, pagination, the IdP's rate limit figures and
+/// its own challenge (a claims challenge to act on).
+pub const EXPOSE_HEADERS: &str = "etag, last-modified, link, retry-after, x-ratelimit-limit, \
+     x-ratelimit-remaining, x-ratelimit-reset, x-idp-www-authenticate";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 

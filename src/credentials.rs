@@ -1,12 +1,13 @@
 //! The function's own credentials, from the AWS Secrets Manager secret `CREDENTIALS_SECRET_ID`:
-//! the M2M client that may read users and their IdP tokens, and optionally the IdP apps' own
-//! clients for refresh grants.
+//! the M2M client that may read users and their IdP tokens, optionally the IdP apps' own
+//! clients for refresh grants, and optionally the client that performs Token Vault exchanges.
 //!
 //! Read once per execution environment (the read starts during the cold start), and again only
 //! when Auth0 rejects the client (the secret was rotated) or after a failed read: a failed read
 //! stores nothing, so the first invocation after Secrets Manager recovers reads it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,14 @@ use aws_sdk_secretsmanager::Client as SecretsClient;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use crate::cache::{SingleFlight, WaitExpired};
 use crate::deadline::Deadline;
+use crate::fleet::seal::{KeyError, Sealer};
+use crate::service::Service;
+use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::{self, Cache};
-use crate::upstream::{RetryPolicy, Service};
+use crate::upstream::{RetryPolicy, UpstreamCause, UpstreamError};
 
 /// Cap on one Secrets Manager read, SDK retries included, within the invocation's deadline.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,6 +49,38 @@ pub struct Credentials {
     /// The IdP apps' own clients, by connection name, for refresh-token grants.
     #[serde(default)]
     pub idp_clients: HashMap<String, ClientCredentials>,
+    /// The fleet table's keys (`token_store_keys`), or why they cannot be used: a problem with
+    /// them disables the table (logged), never the function.
+    #[serde(
+        rename = "token_store_keys",
+        default = "no_store_keys",
+        deserialize_with = "store_keys"
+    )]
+    pub store_keys: Result<Sealer, KeyError>,
+    /// The client that performs Auth0 Token Vault exchanges (a Custom API Client linked to the
+    /// API the callers' tokens are for); the M2M client when absent.
+    #[serde(default)]
+    pub token_vault_client: Option<ClientCredentials>,
+}
+
+fn no_store_keys() -> Result<Sealer, KeyError> {
+    Err(KeyError::Missing)
+}
+
+/// Any JSON is accepted here, so that bad keys cannot make the whole secret unreadable.
+fn store_keys<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Result<Sealer, KeyError>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let Some(list) = value.as_array() else {
+        return Ok(Err(KeyError::Missing));
+    };
+    let keys = list
+        .iter()
+        .enumerate()
+        .map(|(i, key)| key.as_str().ok_or(KeyError::Invalid(i)))
+        .collect::<Result<Vec<_>, _>>();
+    Ok(keys.and_then(|keys| Sealer::from_base64(&keys)))
 }
 
 impl Credentials {
@@ -60,10 +95,18 @@ impl Credentials {
         let blank = |c: &ClientCredentials| {
             c.client_id.trim().is_empty() || c.client_secret.expose_secret().trim().is_empty()
         };
-        if blank(&credentials.m2m) || credentials.idp_clients.values().any(blank) {
+        if blank(&credentials.m2m)
+            || credentials.idp_clients.values().any(blank)
+            || credentials.token_vault_client.as_ref().is_some_and(blank)
+        {
             return Err(CredentialsError::Blank);
         }
         Ok(credentials)
+    }
+
+    /// The client for Token Vault exchanges: `token_vault_client`, else the M2M client.
+    pub fn vault_client(&self) -> &ClientCredentials {
+        self.token_vault_client.as_ref().unwrap_or(&self.m2m)
     }
 }
 
@@ -93,6 +136,25 @@ pub enum CredentialsError {
     /// Auth0 rejected the client even after the secret was read again.
     #[error("Auth0 rejects the function's client credentials")]
     Rejected,
+}
+
+/// How a call made with the function's client failed: Auth0 rejected the client (the secret may
+/// have been rotated), or anything else.
+#[derive(Debug)]
+pub enum ClientAttempt<E> {
+    /// Auth0 does not accept the client id and secret.
+    Rejected,
+    /// Any other failure.
+    Failed(E),
+}
+
+impl<E: UpstreamCause> UpstreamCause for ClientAttempt<E> {
+    fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            Self::Rejected => None,
+            Self::Failed(error) => error.upstream(),
+        }
+    }
 }
 
 impl From<WaitExpired> for CredentialsError {
@@ -161,6 +223,30 @@ impl CredentialStore {
             .await
     }
 
+    /// Runs `call` with the credentials; when Auth0 rejects the client, reads the secret again
+    /// (it may have been rotated) and runs `call` once more with what it holds now.
+    pub async fn with_client<T, E, F, Fut>(&self, deadline: &Deadline, mut call: F) -> Result<T, E>
+    where
+        E: From<CredentialsError>,
+        F: FnMut(Arc<Credentials>) -> Fut,
+        Fut: Future<Output = Result<T, ClientAttempt<E>>>,
+    {
+        let credentials = self.get(deadline).await?;
+        match call(Arc::clone(&credentials)).await {
+            Ok(value) => return Ok(value),
+            Err(ClientAttempt::Failed(error)) => return Err(error),
+            Err(ClientAttempt::Rejected) => {
+                tracing::warn!("Auth0 rejected the client credentials; reading the secret again");
+            }
+        }
+        let reloaded = self.reload(&credentials, deadline).await?;
+        match call(reloaded).await {
+            Ok(value) => Ok(value),
+            Err(ClientAttempt::Failed(error)) => Err(error),
+            Err(ClientAttempt::Rejected) => Err(CredentialsError::Rejected.into()),
+        }
+    }
+
     #[tracing::instrument(name = "secret_read", skip_all)]
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
         let timeout = deadline
@@ -214,10 +300,50 @@ mod tests {
     }
 
     #[test]
+    fn store_keys_are_optional_and_bad_ones_spoil_only_themselves() {
+        let without =
+            Credentials::parse(r#"{"client_id": "m2m", "client_secret": "s"}"#).expect("valid");
+        assert_eq!(without.store_keys.err(), Some(KeyError::Missing));
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let with = Credentials::parse(&format!(
+            r#"{{"client_id": "m2m", "client_secret": "s", "token_store_keys": ["{key}"]}}"#
+        ))
+        .expect("valid");
+        assert!(with.store_keys.is_ok());
+        assert!(!format!("{with:?}").contains(key));
+        for bad in [r#""one-key""#, r#"[7]"#, r#"["bm90IDMyIGJ5dGVz"]"#] {
+            let credentials = Credentials::parse(&format!(
+                r#"{{"client_id": "m2m", "client_secret": "s", "token_store_keys": {bad}}}"#
+            ))
+            .expect("the secret stays usable");
+            assert!(credentials.store_keys.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn idp_clients_are_optional() {
         let credentials =
             Credentials::parse(r#"{"client_id": "m2m", "client_secret": "s"}"#).expect("valid");
         assert!(credentials.idp_clients.is_empty());
+        assert_eq!(credentials.vault_client().client_id, "m2m");
+    }
+
+    #[test]
+    fn a_token_vault_client_is_used_for_exchanges_when_given() {
+        let credentials = Credentials::parse(
+            r#"{"client_id": "m2m", "client_secret": "s",
+                "token_vault_client": {"client_id": "api-client", "client_secret": "vault-secret"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(credentials.vault_client().client_id, "api-client");
+        assert!(!format!("{credentials:?}").contains("vault-secret"));
+        assert!(matches!(
+            Credentials::parse(
+                r#"{"client_id": "m2m", "client_secret": "s",
+                    "token_vault_client": {"client_id": "", "client_secret": "x"}}"#
+            ),
+            Err(CredentialsError::Blank)
+        ));
     }
 
     #[test]

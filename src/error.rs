@@ -1,8 +1,11 @@
-//! The one place where errors become HTTP responses (DESIGN.md, "Errors").
+//! The one place where errors become HTTP responses (the error table in README, "How a request
+//! flows").
 //!
 //! Every boundary has its own error enum; [`ApiError`] gathers them and decides status, `error`
 //! code, extra headers and log level. Client mistakes are logged at `debug`, infrastructure
 //! failures at `error` with their cause chain. No description ever contains a token.
+
+use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -10,8 +13,13 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
+use crate::event::{EventError, TooLarge};
 use crate::idp::IdpError;
+use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
+use crate::idp::tokens::TokenError;
+use crate::idp::tokens::source::SourceFailure;
+use crate::idp::vault_source::VaultError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -30,6 +38,18 @@ pub enum ApiError {
     /// The proxied IdP call failed or was refused.
     #[error(transparent)]
     Idp(#[from] IdpError),
+    /// No IdP token could be had for the caller at a connection served from `identities[]`.
+    #[error(transparent)]
+    Tokens(#[from] TokenError<SourceError>),
+    /// No IdP token could be had for the caller at a connection served through Token Vault.
+    #[error(transparent)]
+    VaultTokens(#[from] TokenError<VaultError>),
+    /// The event has a field no request can have.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The answer does not fit in Lambda's response.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -37,7 +57,7 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed {
         /// Methods the route accepts, for the `Allow` header.
-        allow: &'static str,
+        allow: String,
     },
 }
 
@@ -77,20 +97,79 @@ impl Answer {
             UpstreamError::Timeout(_) => {
                 Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
-            UpstreamError::RateLimited { retry_after, .. } => {
-                // Whole seconds, rounded up, and at least one: "0" would invite a hot loop.
-                let seconds = retry_after
-                    .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-                    .max(1);
-                Self::infrastructure(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                    .with_header(header::RETRY_AFTER, seconds.to_string())
-            }
+            UpstreamError::RateLimited { retry_after, .. } => Self::rate_limited(*retry_after),
             _ => Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error"),
         }
     }
 
+    fn rate_limited(retry_after: Option<Duration>) -> Self {
+        // Whole seconds, rounded up, and at least one: "0" would invite a hot loop.
+        let seconds = retry_after
+            .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .max(1);
+        Self::infrastructure(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .with_header(header::RETRY_AFTER, seconds.to_string())
+    }
+
     fn credentials() -> Self {
         Self::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "credentials_unavailable")
+    }
+
+    fn not_linked() -> Self {
+        Self::client(StatusCode::NOT_FOUND, "identity_not_linked")
+    }
+
+    fn reconsent(connection: &str) -> Self {
+        Self {
+            extra: Some(("connection", connection.to_owned())),
+            ..Self::client(StatusCode::FORBIDDEN, "reconsent_required")
+        }
+    }
+
+    fn management(error: &ManagementError) -> Self {
+        match error {
+            ManagementError::Credentials(_) => Self::credentials(),
+            ManagementError::Upstream(error) => Self::upstream(error),
+            ManagementError::UserNotFound => Self::not_linked(),
+            // The caller's own doing, but answered like Auth0's limit: wait and try again.
+            ManagementError::BudgetSpent { retry_after } => Self {
+                client_fault: true,
+                ..Self::rate_limited(Some(*retry_after))
+            },
+        }
+    }
+
+    fn source(error: &SourceError) -> Self {
+        match error {
+            SourceError::NotLinked(_) => Self::not_linked(),
+            SourceError::Management(error) => Self::management(error),
+            SourceError::Credentials(_) => Self::credentials(),
+            SourceError::Renewal(RenewalError::Upstream(error)) => Self::upstream(error),
+            SourceError::Renewal(_) => {
+                Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+        }
+    }
+
+    fn vault(error: &VaultError) -> Self {
+        match error {
+            VaultError::Credentials(_) => Self::credentials(),
+            VaultError::Refused { .. } => {
+                Self::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+            }
+            VaultError::Upstream(error) => Self::upstream(error),
+        }
+    }
+
+    /// The cache's own answers, and `source`'s for its source's failures.
+    fn tokens<E: SourceFailure>(error: &TokenError<E>, source: impl FnOnce(&E) -> Self) -> Self {
+        match error {
+            TokenError::ReconsentRequired { connection } => Self::reconsent(connection),
+            TokenError::OutOfTime => {
+                Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+            TokenError::Source(error) => source(error),
+        }
     }
 
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
@@ -112,6 +191,11 @@ impl ApiError {
             Self::Auth(AuthError::KeysUnavailable(None)) => {
                 Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
+            // RFC 6750 §3.1: a request with no credentials at all gets the bare challenge.
+            Self::Auth(AuthError::Missing) => {
+                Answer::client(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .with_header(header::WWW_AUTHENTICATE, "Bearer".to_owned())
+            }
             Self::Auth(_) => Answer::client(StatusCode::UNAUTHORIZED, "invalid_token").with_header(
                 header::WWW_AUTHENTICATE,
                 r#"Bearer error="invalid_token""#.to_owned(),
@@ -119,36 +203,31 @@ impl ApiError {
             Self::NotFound => Answer::client(StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { allow } => {
                 Answer::client(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
-                    .with_header(header::ALLOW, (*allow).to_owned())
+                    .with_header(header::ALLOW, allow.clone())
             }
-            Self::Credentials(_) | Self::Management(ManagementError::Credentials(_)) => {
-                Answer::credentials()
+            Self::Credentials(_) => Answer::credentials(),
+            Self::Management(error) => Answer::management(error),
+            Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
+            Self::Idp(IdpError::Unsafe(_)) | Self::TooLarge(_) => {
+                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
-            Self::Management(ManagementError::Upstream(error))
-            | Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
-            Self::Management(ManagementError::UserNotFound) | Self::Idp(IdpError::NotLinked(_)) => {
-                Answer::client(StatusCode::NOT_FOUND, "identity_not_linked")
-            }
+            Self::Event(_) => Answer::client(StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Idp(IdpError::UnknownConnection(_)) => {
                 Answer::client(StatusCode::NOT_FOUND, "unknown_connection")
             }
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
-            Self::Idp(IdpError::Renewal(RenewalError::Upstream(error))) => Answer::upstream(error),
-            Self::Idp(IdpError::Renewal(_)) => {
-                Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
-            }
-            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer {
-                extra: Some(("connection", connection.clone())),
-                ..Answer::client(StatusCode::FORBIDDEN, "reconsent_required")
-            },
+            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            Self::Tokens(error) => Answer::tokens(error, Answer::source),
+            Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
         }
     }
 
     /// The documented JSON response for this error, logged at the level its cause deserves.
     pub fn into_response(self) -> Response<Body> {
         let answer = self.answer();
+        crate::telemetry::error_code(answer.code);
         let description = self.to_string();
         if answer.client_fault {
             tracing::debug!(status = answer.status.as_u16(), error = answer.code, %description, "request refused");
@@ -197,7 +276,7 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::Service;
+    use crate::service::Service;
 
     fn parts(error: ApiError) -> (u16, serde_json::Value, http::HeaderMap) {
         let response = error.into_response();
@@ -224,6 +303,16 @@ mod tests {
             r#"Bearer error="invalid_token""#
         );
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn a_request_without_credentials_gets_the_bare_challenge() {
+        let (status, body, headers) = parts(AuthError::Missing.into());
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        assert_eq!(headers["www-authenticate"], "Bearer");
     }
 
     #[test]
@@ -278,7 +367,7 @@ mod tests {
 
     #[test]
     fn idp_errors() {
-        let (status, body, _) = parts(ApiError::Idp(IdpError::ReconsentRequired {
+        let (status, body, _) = parts(ApiError::Tokens(TokenError::ReconsentRequired {
             connection: "google-oauth2".into(),
         }));
         assert_eq!(
@@ -299,13 +388,75 @@ mod tests {
     }
 
     #[test]
+    fn token_vault_errors() {
+        let answer = |error: VaultError| parts(ApiError::VaultTokens(TokenError::Source(error)));
+        let (status, body, _) = answer(VaultError::Refused {
+            connection: "google-oauth2".into(),
+            status: 403,
+            code: "unauthorized_client".into(),
+        });
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("unauthorized_client")),
+            "{body}"
+        );
+        let (status, body, headers) = answer(VaultError::Upstream(UpstreamError::RateLimited {
+            service: Service::TokenEndpoint,
+            retry_after: None,
+        }));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("rate_limited"))
+        );
+        assert_eq!(headers["retry-after"], "1");
+        let (status, body, _) = answer(VaultError::Credentials(CredentialsError::Rejected));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("credentials_unavailable"))
+        );
+        let (status, body, _) = parts(ApiError::VaultTokens(TokenError::ReconsentRequired {
+            connection: "google-oauth2".into(),
+        }));
+        assert_eq!(
+            (status, body["error"].as_str(), body["connection"].as_str()),
+            (403, Some("reconsent_required"), Some("google-oauth2"))
+        );
+    }
+
+    #[test]
     fn routing_errors() {
         let (status, body, _) = parts(ApiError::NotFound);
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         let (status, _, headers) = parts(ApiError::MethodNotAllowed {
-            allow: "GET, OPTIONS",
+            allow: "GET, HEAD, OPTIONS".into(),
         });
         assert_eq!(status, 405);
-        assert_eq!(headers["allow"], "GET, OPTIONS");
+        assert_eq!(headers["allow"], "GET, HEAD, OPTIONS");
+    }
+
+    #[test]
+    fn hostile_events_and_unsafe_answers() {
+        let (status, body, _) = parts(ApiError::Event(EventError::Body));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+        let (status, body, _) = parts(ApiError::TooLarge(TooLarge { size: 7_340_182 }));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
+        let (status, body, _) = parts(ApiError::Idp(IdpError::Unsafe(
+            crate::idp::UnsafeAnswer::CarriesToken,
+        )));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (502, Some("upstream_error"))
+        );
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::credentials::Credentials;
-use crate::idp::connections::Connections;
+use crate::idp::connections::{Connections, TokenSourceKind};
 use crate::management::{Identity, User};
 
 /// The identity of `user` at `connection`: matched by connection name, never simply the first
@@ -25,11 +25,16 @@ pub struct IdentityView<'a> {
     /// Whether the connection is social.
     pub is_social: bool,
     /// Whether `/idp/{connection}/…` can be called: the connection is configured and Auth0 holds
-    /// an access token for it.
+    /// an access token for it. For a connection served through Token Vault, whether Auth0 holds
+    /// one is known only by asking for it: the call itself answers `reconsent_required` if not.
     pub callable: bool,
-    /// Whether the function can renew the token: a refresh token, a token endpoint and the IdP
-    /// app's client credentials are all present.
+    /// Whether the token can be renewed: a refresh token, a token endpoint and the IdP app's
+    /// client credentials are all present, or Auth0 renews it itself (Token Vault).
     pub renewable: bool,
+    /// Where the function gets the connection's token: `identities` or `token_vault`; absent
+    /// for a connection that is not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_source: Option<&'static str>,
 }
 
 /// The body of `GET /identities`.
@@ -39,12 +44,15 @@ pub struct IdentitiesView<'a> {
     pub user_id: &'a str,
     /// The linked identities, primary first.
     pub identities: Vec<IdentityView<'a>>,
+    /// Every configured connection served through Token Vault, linked identity or not (an
+    /// account connected for Token Vault need not be one of the user's identities).
+    pub token_vault_connections: Vec<&'a str>,
 }
 
 /// The token-free view of `user`'s identities.
 pub fn view<'a>(
     user: &'a User,
-    connections: &Connections,
+    connections: &'a Connections,
     credentials: &Credentials,
 ) -> IdentitiesView<'a> {
     let identities = user
@@ -52,21 +60,32 @@ pub fn view<'a>(
         .iter()
         .map(|identity| {
             let connection = connections.get(&identity.connection);
+            let source = connection.map(|c| c.token_source);
+            let (callable, renewable) = match source {
+                None => (false, false),
+                Some(TokenSourceKind::TokenVault) => (true, true),
+                Some(TokenSourceKind::Identities) => (
+                    identity.access_token.is_some(),
+                    identity.refresh_token.is_some()
+                        && connection.is_some_and(|c| c.token_url.is_some())
+                        && credentials.idp_clients.contains_key(&identity.connection),
+                ),
+            };
             IdentityView {
                 connection: &identity.connection,
                 provider: &identity.provider,
                 user_id: &identity.user_id,
                 is_social: identity.is_social,
-                callable: connection.is_some() && identity.access_token.is_some(),
-                renewable: identity.refresh_token.is_some()
-                    && connection.is_some_and(|c| c.token_url.is_some())
-                    && credentials.idp_clients.contains_key(&identity.connection),
+                callable,
+                renewable,
+                token_source: source.map(TokenSourceKind::as_str),
             }
         })
         .collect();
     IdentitiesView {
         user_id: &user.user_id,
         identities,
+        token_vault_connections: connections.served_by(TokenSourceKind::TokenVault),
     }
 }
 
@@ -117,5 +136,24 @@ mod tests {
             .map(|i| (i.callable, i.renewable))
             .collect();
         assert_eq!(flags, [(true, true), (true, false), (false, false)]);
+        assert_eq!(view.identities[0].token_source, Some("identities"));
+        assert_eq!(view.identities[2].token_source, None);
+        assert!(view.token_vault_connections.is_empty());
+    }
+
+    #[test]
+    fn view_says_which_connections_are_served_through_token_vault() {
+        let user = user();
+        let connections = Connections::from_json(
+            r#"{"github": {"token_source": "token_vault"}, "my-vault": {"api_base": "https://api.example.com", "token_source": "token_vault"}}"#,
+        )
+        .expect("valid");
+        let credentials =
+            Credentials::parse(r#"{"client_id": "m", "client_secret": "s"}"#).expect("valid");
+        let view = view(&user, &connections, &credentials);
+        let github = &view.identities[1];
+        assert_eq!(github.token_source, Some("token_vault"));
+        assert!(github.callable && github.renewable);
+        assert_eq!(view.token_vault_connections, ["github", "my-vault"]);
     }
 }

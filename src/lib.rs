@@ -2,36 +2,73 @@
 //! behalf of a user signed in through Auth0, without the IdP token ever reaching the browser.
 //!
 //! # Layout
-//! - [`config`]: the environment, parsed and validated once per cold start.
-//! - [`app`]: the handler and the state shared across warm invocations.
-//! - [`routes`]: which route a v1, v2 or Function URL event asks for.
-//! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
-//! - [`aws`]: the AWS SDK configuration, from Lambda's environment, shared by the SDK clients.
-//! - [`credentials`]: the M2M (and IdP app) client credentials, from Secrets Manager.
-//! - [`management`]: the cached Management API token and the user's profile.
-//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
-//! - [`idp`]: the connection table, path normalisation, the IdP token's cache and renewal
-//!   (`idp::tokens`, `idp::renewal`, `idp::source`) and the proxied IdP call.
-//! - [`cache`]: single-flight shared values, safe under concurrent invocations.
+//! From the handler down; a module only uses modules listed below it, so the imports form no
+//! circle.
+//! - [`app`]: the handler and the state shared across warm invocations; it owns the function's
+//!   credentials and hands them to whoever needs them.
+//! - [`event`]: the Lambda side of an invocation: the event checked before it becomes a request
+//!   (lambda_http's conversion panics on some hostile fields), and the response written as the
+//!   Lambda response, byte for byte and measured against Lambda's 6 MB limit.
+//! - [`error`]: the one mapping from every boundary's error enum to documented JSON responses;
+//!   the only code that knows them all.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
-//! - [`error`]: the one mapping from typed errors to documented JSON responses.
-//! - [`upstream`]: the shared HTTP client and deadline-bounded outbound calls.
+//! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
+//! - [`config`]: the environment, parsed and validated once per cold start.
+//! - [`routes`]: which route a v1, v2 or Function URL event asks for, and which methods it takes.
+//! - [`idp`]: the IdP side. `idp::connections` (the connection table), `idp::path` (path
+//!   normalisation), the proxied call itself, and the IdP token path in three parts:
+//!   - `idp::tokens`: the per-(user, connection) token cache in memory, with its own
+//!     [`TokenError`](idp::tokens::TokenError). Below it, one seam,
+//!     [`TokenSource`](idp::tokens::source::TokenSource): where tokens come from and how one is
+//!     renewed. A new source (Auth0 Token Vault's exchange) is another `TokenSource`; a new level
+//!     between memory and Auth0 (a table shared by the fleet) is a `TokenSource` that wraps the
+//!     one below it. Neither touches the proxied call, the routes or the error mapping beyond
+//!     adding its own error's answer.
+//!   - `idp::fleet_source`: the fleet table as that level: tokens one environment read or
+//!     renewed serve every environment; renewals run under the table's lease.
+//!   - `idp::identity_source`: the source of connections on `identities`: the user's
+//!     `identities[]` from the Management API, and refresh grants with the IdP apps' clients.
+//!   - `idp::vault_source`: the source of connections on `token_vault`: Auth0 Token Vault's
+//!     access token exchange, with the caller's verified token as the subject token.
+//!   - `idp::renewal`: the refresh-token grant itself.
+//!   - `idp::response`: the IdP's answer shaped for the caller: headers passed, rewritten
+//!     (`Link`, `Cache-Control`) or dropped, the body byte for byte, never the IdP token.
+//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
+//! - [`management`]: the Management API token (cached, and shared through the fleet table) and
+//!   the user's profile, read within a per-user budget (`management::profiles`).
+//! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
+//! - [`aws`]: the AWS SDK configuration, from Lambda's environment, shared by the SDK clients
+//!   (Secrets Manager, DynamoDB).
+//! - [`fleet`]: the DynamoDB table shared by every execution environment (`TOKEN_TABLE`):
+//!   sealed values (`fleet::seal`), versions and leases (`fleet::table`); a failing table is
+//!   logged and skipped.
+//! - [`secret`]: redacted newtypes for IdP access and refresh tokens and the caller's token.
+//! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
+//! - [`freshness`]: when a token with a known lifetime stops being worth using.
+//! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
+//!   retry policy.
+//! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
+//! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
-//! - [`telemetry`]: JSON logs.
 
 pub mod app;
 pub mod auth;
 pub mod aws;
-pub mod cache;
 pub mod config;
 pub mod cors;
 pub mod credentials;
 pub mod deadline;
 pub mod error;
+pub mod event;
+pub mod fleet;
+pub mod freshness;
 pub mod identities;
 pub mod idp;
 pub mod management;
 pub mod routes;
+pub mod secret;
+pub mod service;
+pub mod single_flight;
 pub mod telemetry;
 pub mod upstream;
 

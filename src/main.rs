@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
-use lambda_http::{Request, service_fn};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{LambdaEvent, service_fn};
 
 /// How long the cold start waits for its prefetch before taking the first invocation; the
 /// prefetch goes on in the background past it, and the first invocation joins it.
@@ -37,7 +38,15 @@ async fn main() -> ExitCode {
         }
     };
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let app = Arc::new(App::new(config, http, secrets));
+    let dynamodb = config
+        .token_table
+        .is_some()
+        .then(|| aws_sdk_dynamodb::Client::new(&aws));
+    let app = App::new(config, http, secrets);
+    let app = Arc::new(match &dynamodb {
+        Some(client) => app.with_token_table(client),
+        None => app,
+    });
 
     // `COLD_START_PREFETCH=off` leaves all the work to the first invocation: a benchmark knob,
     // to measure what the prefetch buys.
@@ -51,13 +60,15 @@ async fn main() -> ExitCode {
         let _ = tokio::time::timeout(PREFETCH_BUDGET, prefetch).await;
     }
 
-    let handler = service_fn(move |request: Request| {
+    // lambda_runtime with the function's own event adapter (`event`), not lambda_http's: that
+    // one panics on some hostile events and alters non-UTF-8 bodies.
+    let handler = service_fn(move |event: LambdaEvent<LambdaRequest>| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.handle(request).await) }
+        async move { Ok::<_, Infallible>(app.invoke(event).await) }
     });
     // Sequential on classic Lambda; several invocations at once where AWS_LAMBDA_MAX_CONCURRENCY
     // says so (Lambda Managed Instances).
-    match lambda_http::run_concurrent(handler).await {
+    match lambda_runtime::run_concurrent(handler).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "runtime loop ended");

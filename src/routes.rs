@@ -9,7 +9,7 @@ use http::Method;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
-/// A route of DESIGN.md's HTTP interface.
+/// A route of the function's HTTP interface (README, "How a request flows").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
     /// `GET /identities`.
@@ -44,6 +44,30 @@ pub fn request_path(request: &Request) -> &str {
     }
 }
 
+/// The function's own URL for `connection`'s routes, as the caller reached it:
+/// `{scheme}://{host}{prefix}/idp/{connection}`, where `prefix` is whatever precedes the routed
+/// path in the caller's URL (a REST API stage, a named HTTP API stage, a custom domain's base
+/// path). `None` when the request says no host, or the prefix is not a plain path.
+pub fn own_url(request: &Request, connection: &str) -> Option<String> {
+    let uri = request.uri();
+    let authority = uri.authority()?;
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let routed = request_path(request);
+    let raw = request.raw_http_path();
+    let full = match request.request_context_ref() {
+        // A REST API's `path` has neither stage nor base path; the context's has both.
+        Some(RequestContext::ApiGatewayV1(context)) => context.path.as_deref().unwrap_or(raw),
+        _ if raw.is_empty() => uri.path(),
+        _ => raw,
+    };
+    let prefix = full.strip_suffix(routed)?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%$".contains(&b);
+    prefix
+        .bytes()
+        .all(plain)
+        .then(|| format!("{scheme}://{authority}{prefix}/idp/{connection}"))
+}
+
 /// `/prod/identities` → `/identities` for the stage `prod`; any other path as it is.
 fn strip_stage<'a>(path: &'a str, stage: &str) -> &'a str {
     path.strip_prefix('/')
@@ -75,13 +99,23 @@ pub fn is_connection_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The methods a route accepts, for `405` and CORS answers; `None` means the connection's rules
-/// decide.
+/// The methods a route accepts (a CORS preflight, `OPTIONS`, is accepted everywhere); `None`
+/// means the connection's rules decide. The router refuses other methods with a `405` whose
+/// `Allow` header is [`allow_header`] of the same list.
 pub fn allowed_methods(route: &Route<'_>) -> Option<&'static [Method]> {
     match route {
-        Route::Identities => Some(&[Method::GET, Method::HEAD]),
+        Route::Identities => Some(&[Method::GET, Method::HEAD, Method::OPTIONS]),
         Route::Idp { .. } => None,
     }
+}
+
+/// The `Allow` header's value for `methods`: `GET, HEAD, OPTIONS`.
+pub fn allow_header(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -116,6 +150,14 @@ mod tests {
         ] {
             assert_eq!(route(path), None, "{path}");
         }
+    }
+
+    #[test]
+    fn allow_lists_exactly_the_methods_the_router_accepts() {
+        let methods = allowed_methods(&Route::Identities).expect("fixed methods");
+        assert_eq!(allow_header(methods), "GET, HEAD, OPTIONS");
+        assert!(methods.contains(&Method::HEAD));
+        assert!(!methods.contains(&Method::POST));
     }
 
     #[test]

@@ -1,22 +1,48 @@
 //! Logging: JSON lines on stdout, the format Lambda's JSON log mode expects; and the [`Trace`] of
-//! one invocation, logged as its one summary line.
+//! one invocation, logged as its one summary line, which is also a CloudWatch Embedded Metric
+//! Format (EMF) document: CloudWatch extracts the function's metrics from it, with no extra call.
 //!
 //! The trace is a task-local recorder rather than a parameter: upstream calls record their time
-//! where they are made (`upstream::send`, the Secrets Manager read, retry waits) and caches their
-//! hits where they are looked up, without every function in between passing it along. Outside an
+//! where they are made (`upstream::send`, the Secrets Manager read, retry waits), caches their
+//! hits where they are looked up, and the error mapping, the refresh grant and the rate-limit
+//! check their one event each, without every function in between passing it along. Outside an
 //! invocation (the cold-start prefetch) recording does nothing.
+//!
+//! The summary line is written by hand ([`Trace::summary`]) rather than through a metrics crate:
+//! the EMF document must be the line itself, `_aws` a nested object that tracing's fields cannot
+//! carry, and its counts this invocation's alone even when several run at once in one
+//! environment. [`LogFormat`] writes it as it is and every other event as tracing's JSON.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::{Map, Value, json};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{Format, Json, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime as LogClock};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
-use crate::upstream::Service;
+use crate::service::Service;
+
+/// The tracing target of the summary line, which [`LogFormat`] writes as [`Trace::log`] built it.
+pub const SUMMARY_TARGET: &str = "auth0_idp_proxy::summary";
+
+/// The CloudWatch namespace of the metrics when `METRICS_NAMESPACE` is unset.
+pub const DEFAULT_NAMESPACE: &str = "auth0-idp-proxy";
+
+/// The namespace [`init`] read from `METRICS_NAMESPACE`; a process-wide setting of the log
+/// output, like the subscriber itself.
+static NAMESPACE: OnceLock<String> = OnceLock::new();
 
 /// Installs the JSON log subscriber. The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's
-/// advanced logging controls), else `RUST_LOG`, else `info`.
+/// advanced logging controls), else `RUST_LOG`, else `info`; the metrics' namespace from
+/// `METRICS_NAMESPACE`, else [`DEFAULT_NAMESPACE`].
 pub fn init() {
     let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .ok()
@@ -26,12 +52,87 @@ pub fn init() {
         .unwrap_or_else(|| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
+        .event_format(LogFormat::default())
         .with_env_filter(filter)
-        .with_ansi(false)
         .init();
+    if let Ok(namespace) = std::env::var("METRICS_NAMESPACE") {
+        if is_valid_namespace(&namespace) {
+            let _ = NAMESPACE.set(namespace);
+        } else {
+            // Metrics under the default namespace beat no answers at all: logged, not fatal.
+            tracing::error!(
+                default = DEFAULT_NAMESPACE,
+                "METRICS_NAMESPACE is not a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # : and space, not AWS/...); using the default"
+            );
+        }
+    }
+}
+
+/// The metrics' CloudWatch namespace.
+pub fn namespace() -> &'static str {
+    NAMESPACE.get().map_or(DEFAULT_NAMESPACE, String::as_str)
+}
+
+/// CloudWatch's rule for a namespace.
+fn is_valid_namespace(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && !name.starts_with("AWS/")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c))
+}
+
+/// The log line format: tracing-subscriber's flattened JSON for every event, and the summary
+/// line (target [`SUMMARY_TARGET`]) exactly as [`Trace::log`] rendered it.
+pub struct LogFormat {
+    json: Format<Json>,
+}
+
+impl Default for LogFormat {
+    fn default() -> Self {
+        Self {
+            json: tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for LogFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        if event.metadata().target() == SUMMARY_TARGET {
+            let mut rendered = Rendered(None);
+            event.record(&mut rendered);
+            if let Some(line) = rendered.0 {
+                return writeln!(writer, "{line}");
+            }
+        }
+        self.json.format_event(context, writer, event)
+    }
+}
+
+/// The `line` field of a summary event.
+struct Rendered(Option<String>);
+
+impl Visit for Rendered {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "line" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
 tokio::task_local! {
@@ -39,113 +140,238 @@ tokio::task_local! {
     static CURRENT: Cell<Trace>;
 }
 
-/// Declares the caches that the summary line reports, each with its log field (`true`: every
-/// lookup hit; `false`: this invocation loaded it; absent: not consulted). Adding a cache is one
-/// line in the invocation below.
-macro_rules! caches {
-    ($($(#[doc = $doc:literal])* $cache:ident => $field:ident,)+) => {
-        /// A cache whose hit or miss the summary line reports.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Cache {
-            $($(#[doc = $doc])* $cache,)+
-        }
-
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        struct CacheUse {
-            $($field: Option<bool>,)+
-        }
-
-        impl CacheUse {
-            fn slot(&mut self, cache: Cache) -> &mut Option<bool> {
-                match cache {
-                    $(Cache::$cache => &mut self.$field,)+
-                }
-            }
-        }
-
-        impl Trace {
-            /// Logs the invocation's one summary line: who, what, how it ended, and where the
-            /// time went. Structured fields only; nothing here can hold a token.
-            pub fn log(&self, invocation: &Invocation<'_>) {
-                let ms = |d: Option<Duration>| d.map(milliseconds);
-                let upstream = &self.upstream;
-                tracing::info!(
-                    request_id = invocation.request_id,
-                    route = invocation.route,
-                    connection = invocation.connection,
-                    status = invocation.status,
-                    duration_ms = milliseconds(invocation.duration),
-                    secrets_ms = ms(upstream.secrets),
-                    token_ms = ms(upstream.token),
-                    management_ms = ms(upstream.management),
-                    jwks_ms = ms(upstream.jwks),
-                    idp_ms = ms(upstream.idp),
-                    $($field = self.caches.$field,)+
-                    "invocation"
-                );
-            }
-        }
-    };
+/// A cache whose hit or miss the summary line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// The tenant's signing keys.
+    Jwks,
+    /// The Management API token.
+    ManagementToken,
+    /// The M2M credentials from Secrets Manager.
+    Credentials,
+    /// The caller's IdP access token at the connection asked for.
+    IdpToken,
 }
 
-caches! {
-    /// The tenant's signing keys.
-    Jwks => jwks_cache_hit,
-    /// The Management API token.
-    ManagementToken => management_token_cache_hit,
-    /// The M2M credentials from Secrets Manager.
-    Credentials => credentials_cache_hit,
-    /// The caller's IdP access token at the connection asked for.
-    IdpToken => idp_token_cache_hit,
+impl Cache {
+    const ALL: [Self; 4] = [
+        Self::Jwks,
+        Self::ManagementToken,
+        Self::Credentials,
+        Self::IdpToken,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Every upstream, in the order of [`upstream_index`].
+const UPSTREAMS: [Service; 6] = [
+    Service::SecretsManager,
+    Service::TokenEndpoint,
+    Service::ManagementApi,
+    Service::Jwks,
+    Service::Idp,
+    Service::TokenTable,
+];
+
+fn upstream_index(service: Service) -> usize {
+    match service {
+        Service::SecretsManager => 0,
+        Service::TokenEndpoint => 1,
+        Service::ManagementApi => 2,
+        Service::Jwks => 3,
+        Service::Idp => 4,
+        Service::TokenTable => 5,
+    }
+}
+
+/// The metric of the time spent on `service`.
+fn upstream_metric(service: Service) -> &'static str {
+    match service {
+        Service::SecretsManager => "SecretsManagerTime",
+        Service::TokenEndpoint => "TokenEndpointTime",
+        Service::ManagementApi => "ManagementApiTime",
+        Service::Jwks => "JwksTime",
+        Service::Idp => "IdpTime",
+        Service::TokenTable => "TokenTableTime",
+    }
+}
+
+/// What one invocation spent on each upstream, which caches spared it a call, and what happened
+/// on the way that an operator counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// Per [`upstream_index`]: calls and retry waits together; `None` when not called.
+    upstream: [Option<Duration>; UPSTREAMS.len()],
+    /// Per [`Cache::index`]: `true` when every lookup hit; `None` when not consulted.
+    caches: [Option<bool>; 4],
+    renewals: u32,
+    renewal_failures: u32,
+    auth0_rate_limited: u32,
+    token_table_degraded: u32,
+    /// The `error` code answered, when the answer is an error of the function's own.
+    error_code: Option<&'static str>,
+}
+
+impl Trace {
+    /// Time spent on `service` so far, if it was called.
+    pub fn upstream(&self, service: Service) -> Option<Duration> {
+        self.upstream[upstream_index(service)]
+    }
+
+    /// Whether `cache` hit (`Some(false)`: this invocation loaded it), if it was consulted.
+    pub fn cache(&self, cache: Cache) -> Option<bool> {
+        self.caches[cache.index()]
+    }
+
+    /// Logs the invocation's one summary line ([`Trace::summary`], now, in [`namespace`]).
+    pub fn log(&self, invocation: &Invocation<'_>) {
+        let line = self.summary(invocation, SystemTime::now(), namespace());
+        tracing::info!(target: SUMMARY_TARGET, line = line.to_string().as_str());
+    }
+
+    /// The summary line: who, what, how it ended, where the time went; and the EMF document that
+    /// makes metrics of it. Capitalised members are CloudWatch names (metrics and dimensions);
+    /// the others are log properties only. Nothing here can hold a token or a user id, and the
+    /// dimensions take only bounded values: the route's name, a configured connection, an error
+    /// code.
+    pub fn summary(&self, invocation: &Invocation<'_>, now: SystemTime, namespace: &str) -> Value {
+        let mut line = Emf::default();
+        let mut timestamp = String::new();
+        if LogClock
+            .format_time(&mut Writer::new(&mut timestamp))
+            .is_ok()
+        {
+            line.property("timestamp", timestamp);
+        }
+        line.property("level", "INFO");
+        line.property("message", "invocation");
+        line.property("target", SUMMARY_TARGET);
+        line.property("request_id", invocation.request_id);
+        line.property("status", invocation.status);
+
+        line.dimension("Route", invocation.route);
+        if let Some(connection) = invocation.connection {
+            line.dimension("Connection", connection);
+        }
+        if let Some(code) = self.error_code {
+            line.dimension("ErrorCode", code);
+        }
+
+        line.milliseconds("Duration", invocation.duration);
+        for service in UPSTREAMS {
+            if let Some(time) = self.upstream(service) {
+                line.milliseconds(upstream_metric(service), time);
+            }
+        }
+        for cache in Cache::ALL {
+            match (cache, self.cache(cache)) {
+                (_, None) => {}
+                (Cache::IdpToken, Some(hit)) => {
+                    line.count("IdpTokenCacheHits", u32::from(hit));
+                    line.count("IdpTokenCacheMisses", u32::from(!hit));
+                }
+                (Cache::Jwks, Some(hit)) => line.property("jwks_cache_hit", hit),
+                (Cache::ManagementToken, Some(hit)) => {
+                    line.property("management_token_cache_hit", hit)
+                }
+                (Cache::Credentials, Some(hit)) => line.property("credentials_cache_hit", hit),
+            }
+        }
+        // Rates: on every line, 0 or 1, so that their average is the share of invocations.
+        line.count("Errors", u32::from(self.error_code.is_some()));
+        line.count("ServerErrors", u32::from(invocation.status >= 500));
+        // Events: only when they happened.
+        let reconsents = u32::from(self.error_code == Some("reconsent_required"));
+        for (name, count) in [
+            ("Reconsents", reconsents),
+            ("Renewals", self.renewals),
+            ("RenewalFailures", self.renewal_failures),
+            ("Auth0RateLimited", self.auth0_rate_limited),
+            ("TokenTableDegraded", self.token_table_degraded),
+        ] {
+            if count > 0 {
+                line.count(name, count);
+            }
+        }
+        line.into_document(namespace, now)
+    }
+}
+
+/// An EMF document under construction: a metric or dimension is declared by writing its member,
+/// so that every name `_aws` declares is at the root with a value of the right type.
+#[derive(Default)]
+struct Emf {
+    root: Map<String, Value>,
+    metrics: Vec<Value>,
+    has_connection: bool,
+    has_error_code: bool,
+}
+
+impl Emf {
+    fn property(&mut self, name: &str, value: impl Into<Value>) {
+        self.root.insert(name.to_owned(), value.into());
+    }
+
+    fn dimension(&mut self, name: &str, value: &str) {
+        self.has_connection |= name == "Connection";
+        self.has_error_code |= name == "ErrorCode";
+        self.property(name, value);
+    }
+
+    fn metric(&mut self, name: &str, unit: &str, value: impl Into<Value>) {
+        self.property(name, value);
+        self.metrics.push(json!({ "Name": name, "Unit": unit }));
+    }
+
+    fn milliseconds(&mut self, name: &str, duration: Duration) {
+        self.metric(name, "Milliseconds", milliseconds(duration));
+    }
+
+    fn count(&mut self, name: &str, count: u32) {
+        self.metric(name, "Count", count);
+    }
+
+    /// Every metric for the whole function, per route and per connection; `Errors` also per
+    /// error code, alone and per connection.
+    fn into_document(mut self, namespace: &str, now: SystemTime) -> Value {
+        let mut sets = vec![json!([]), json!(["Route"])];
+        if self.has_connection {
+            sets.push(json!(["Connection"]));
+        }
+        let mut directives = vec![json!({
+            "Namespace": namespace,
+            "Dimensions": sets,
+            "Metrics": self.metrics,
+        })];
+        if self.has_error_code {
+            let mut sets = vec![json!(["ErrorCode"])];
+            if self.has_connection {
+                sets.push(json!(["Connection", "ErrorCode"]));
+            }
+            directives.push(json!({
+                "Namespace": namespace,
+                "Dimensions": sets,
+                "Metrics": [{ "Name": "Errors", "Unit": "Count" }],
+            }));
+        }
+        let epoch_millis = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+        self.root.insert(
+            "_aws".to_owned(),
+            json!({ "Timestamp": epoch_millis, "CloudWatchMetrics": directives }),
+        );
+        Value::Object(self.root)
+    }
 }
 
 /// Milliseconds to the microsecond, so that logs read `12.345`, not `12.345000000000001`.
 fn milliseconds(duration: Duration) -> f64 {
     // Precision lost only beyond 2^53 µs, some 285 years.
     duration.as_micros() as f64 / 1e3
-}
-
-/// Time spent on each upstream, calls and retry waits together; `None` when not called.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct UpstreamTime {
-    secrets: Option<Duration>,
-    token: Option<Duration>,
-    management: Option<Duration>,
-    jwks: Option<Duration>,
-    idp: Option<Duration>,
-}
-
-impl UpstreamTime {
-    fn slot(&mut self, service: Service) -> &mut Option<Duration> {
-        match service {
-            Service::SecretsManager => &mut self.secrets,
-            Service::TokenEndpoint => &mut self.token,
-            Service::ManagementApi => &mut self.management,
-            Service::Jwks => &mut self.jwks,
-            Service::Idp => &mut self.idp,
-        }
-    }
-}
-
-/// What one invocation spent on each upstream, and which caches spared it a call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Trace {
-    upstream: UpstreamTime,
-    caches: CacheUse,
-}
-
-impl Trace {
-    /// Time spent on `service` so far, if it was called.
-    pub fn upstream(&self, service: Service) -> Option<Duration> {
-        let mut upstream = self.upstream;
-        *upstream.slot(service)
-    }
-
-    /// Whether `cache` hit (`Some(false)`: this invocation loaded it), if it was consulted.
-    pub fn cache(&self, cache: Cache) -> Option<bool> {
-        let mut caches = self.caches;
-        *caches.slot(cache)
-    }
 }
 
 /// The facts of an invocation that its summary line carries beside the trace.
@@ -155,7 +381,8 @@ pub struct Invocation<'a> {
     pub request_id: &'a str,
     /// `identities`, `idp`, `preflight` or `none`.
     pub route: &'a str,
-    /// The connection asked for, on the IdP route.
+    /// The connection asked for on the IdP route, when it is a configured one: a dimension, so
+    /// never a name an anonymous caller made up.
     pub connection: Option<&'a str>,
     /// The HTTP status answered.
     pub status: u16,
@@ -189,7 +416,7 @@ fn update(change: impl FnOnce(&mut Trace)) {
 /// Charges `elapsed` to `service` in the current invocation's trace.
 pub fn upstream_time(service: Service, elapsed: Duration) {
     update(|trace| {
-        let slot = trace.upstream.slot(service);
+        let slot = &mut trace.upstream[upstream_index(service)];
         *slot = Some(slot.unwrap_or_default() + elapsed);
     });
 }
@@ -197,9 +424,42 @@ pub fn upstream_time(service: Service, elapsed: Duration) {
 /// Records a lookup of `cache` in the current invocation's trace; one miss makes it a miss.
 pub fn cache_lookup(cache: Cache, hit: bool) {
     update(|trace| {
-        let slot = trace.caches.slot(cache);
+        let slot = &mut trace.caches[cache.index()];
         *slot = Some(slot.unwrap_or(true) && hit);
     });
+}
+
+/// Records the `error` code the invocation answered (the last one, if several were mapped).
+pub fn error_code(code: &'static str) {
+    update(|trace| trace.error_code = Some(code));
+}
+
+/// Records a refresh grant: `renewed` when it gave a token, else refused or failed.
+pub fn renewal(renewed: bool) {
+    update(|trace| {
+        if renewed {
+            trace.renewals += 1;
+        } else {
+            trace.renewal_failures += 1;
+        }
+    });
+}
+
+/// Records a 429 from `service`; those from Auth0 (token endpoint, Management API, JWKS) are
+/// the `Auth0RateLimited` metric, whether or not the wait fitted in the deadline.
+pub fn rate_limited(service: Service) {
+    if matches!(
+        service,
+        Service::TokenEndpoint | Service::ManagementApi | Service::Jwks
+    ) {
+        update(|trace| trace.auth0_rate_limited += 1);
+    }
+}
+
+/// Records that the fleet token table failed or throttled and the invocation carried on
+/// without it (README, "Fleet state"): the `TokenTableDegraded` metric.
+pub fn token_table_degraded() {
+    update(|trace| trace.token_table_degraded += 1);
 }
 
 #[cfg(test)]
@@ -231,13 +491,120 @@ mod tests {
     #[tokio::test]
     async fn invocations_keep_their_own_traces_and_the_prefetch_records_nothing() {
         upstream_time(Service::Jwks, Duration::from_secs(1));
+        renewal(true);
         let (first, second) = tokio::join!(
-            traced(async { cache_lookup(Cache::Jwks, false) }),
+            traced(async {
+                cache_lookup(Cache::Jwks, false);
+                rate_limited(Service::ManagementApi);
+            }),
             traced(async { upstream_time(Service::Idp, Duration::from_millis(1)) })
         );
         assert_eq!(first.1.cache(Cache::Jwks), Some(false));
         assert_eq!(first.1.upstream(Service::Idp), None);
+        assert_eq!(first.1.auth0_rate_limited, 1);
         assert_eq!(second.1.cache(Cache::Jwks), None);
         assert_eq!(second.1.upstream(Service::Jwks), None);
+        assert_eq!((second.1.auth0_rate_limited, second.1.renewals), (0, 0));
+    }
+
+    fn invocation(connection: Option<&str>, status: u16) -> Invocation<'_> {
+        Invocation {
+            request_id: "req-1",
+            route: "idp",
+            connection,
+            status,
+            duration: Duration::from_micros(12_345),
+        }
+    }
+
+    fn metric_names(line: &Value, directive: usize) -> Vec<&str> {
+        line["_aws"]["CloudWatchMetrics"][directive]["Metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .map(|m| m["Name"].as_str().expect("name"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_summary_declares_what_happened_and_only_that() {
+        let ((), trace) = traced(async {
+            upstream_time(Service::Idp, Duration::from_millis(7));
+            cache_lookup(Cache::IdpToken, false);
+            cache_lookup(Cache::Jwks, true);
+            renewal(true);
+            renewal(false);
+            rate_limited(Service::TokenEndpoint);
+            rate_limited(Service::Idp);
+            token_table_degraded();
+            error_code("reconsent_required");
+        })
+        .await;
+        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let line = trace.summary(&invocation(Some("github"), 403), now, "ns");
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_123_u64);
+        assert_eq!(
+            metric_names(&line, 0),
+            [
+                "Duration",
+                "IdpTime",
+                "IdpTokenCacheHits",
+                "IdpTokenCacheMisses",
+                "Errors",
+                "ServerErrors",
+                "Reconsents",
+                "Renewals",
+                "RenewalFailures",
+                "Auth0RateLimited",
+                "TokenTableDegraded"
+            ]
+        );
+        assert_eq!(line["Duration"], 12.345);
+        assert_eq!(line["IdpTime"], 7.0);
+        assert_eq!(
+            (&line["IdpTokenCacheHits"], &line["IdpTokenCacheMisses"]),
+            (&json!(0), &json!(1))
+        );
+        assert_eq!(
+            (&line["Renewals"], &line["RenewalFailures"]),
+            (&json!(1), &json!(1))
+        );
+        assert_eq!(line["Auth0RateLimited"], 1, "the IdP's 429 is not Auth0's");
+        assert_eq!(line["jwks_cache_hit"], true);
+        let cloudwatch = &line["_aws"]["CloudWatchMetrics"];
+        assert_eq!(
+            cloudwatch[0]["Dimensions"],
+            json!([[], ["Route"], ["Connection"]])
+        );
+        assert_eq!(
+            cloudwatch[1]["Dimensions"],
+            json!([["ErrorCode"], ["Connection", "ErrorCode"]])
+        );
+        assert_eq!(metric_names(&line, 1), ["Errors"]);
+        assert_eq!(cloudwatch[1]["Namespace"], "ns");
+    }
+
+    #[test]
+    fn a_quiet_success_has_rates_but_no_event_counts_and_no_error_directive() {
+        let line = Trace::default().summary(&invocation(None, 200), SystemTime::now(), "ns");
+        assert_eq!(
+            metric_names(&line, 0),
+            ["Duration", "Errors", "ServerErrors"]
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[], ["Route"]])
+        );
+        assert!(line["_aws"]["CloudWatchMetrics"].get(1).is_none());
+        assert!(line.get("Connection").is_none() && line.get("ErrorCode").is_none());
+    }
+
+    #[test]
+    fn namespaces_follow_cloudwatch_rules() {
+        assert!(is_valid_namespace("auth0-idp-proxy/prod-stack"));
+        assert!(is_valid_namespace("Team #1: proxy_v2.x"));
+        for bad in ["", "AWS/Lambda", "emoji🙂", &"x".repeat(256)] {
+            assert!(!is_valid_namespace(bad), "{bad}");
+        }
     }
 }

@@ -1,6 +1,14 @@
 //! Checks on `template.yaml` that cfn-lint does not make: a wrong `Runtime`, `Architectures`,
-//! `Handler` or event `Method` passes cfn-lint but fails at deploy or invocation time.
+//! `Handler` or route passes cfn-lint but fails at deploy or invocation time; alarms and a
+//! dashboard on metric names the function does not emit pass too. (.ci/run lints every
+//! combination of the parameters that change resources.)
 
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use auth0_idp_proxy::service::Service;
+use auth0_idp_proxy::telemetry::{self, Cache, Invocation};
+use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn template() -> Yaml {
@@ -52,6 +60,7 @@ fn every_configuration_variable_is_a_parameter() {
         ("REQUIRED_SCOPE", "RequiredScope"),
         ("IDP_CONNECTIONS", "IdpConnections"),
         ("ALLOWED_ORIGINS", "AllowedOrigins"),
+        ("IDP_TOKEN_SOURCE", "IdpTokenSource"),
         ("IDP_TOKEN_CACHE_SIZE", "IdpTokenCacheSize"),
         ("IDP_TOKEN_MAX_AGE", "IdpTokenMaxAge"),
     ] {
@@ -63,34 +72,667 @@ fn every_configuration_variable_is_a_parameter() {
     }
 }
 
-#[test]
-fn the_only_permission_is_reading_the_one_secret() {
-    let template = template();
-    let policies = function(&template)["Properties"]["Policies"]
+/// The statements of the function's one policy, with `conditions` on.
+fn statements(conditions: &[&str]) -> Vec<Yaml> {
+    let resources = resources_with(&template(), conditions);
+    let policies = resources["ProxyFunction"]["Properties"]["Policies"]
         .as_vec()
-        .expect("policies");
+        .expect("policies")
+        .clone();
     assert_eq!(policies.len(), 1);
-    let statements = policies[0]["Statement"].as_vec().expect("statements");
-    assert_eq!(statements.len(), 1);
-    let statement = &statements[0];
+    policies[0]["Statement"]
+        .as_vec()
+        .expect("statements")
+        .clone()
+}
+
+#[test]
+fn the_permissions_are_the_one_secret_and_with_the_table_its_four_item_actions() {
+    let secret_only = statements(&[]);
+    assert_eq!(secret_only.len(), 1);
+    let statement = &secret_only[0];
     assert_eq!(statement["Effect"].as_str(), Some("Allow"));
     assert_eq!(
         statement["Action"].as_str(),
         Some("secretsmanager:GetSecretValue")
     );
     assert_eq!(statement["Resource"].as_str(), Some("CredentialsSecretArn"));
+
+    let with_table = statements(&["UseTokenTable"]);
+    assert_eq!(with_table.len(), 2);
+    let table = &with_table[1];
+    assert_eq!(table["Effect"].as_str(), Some("Allow"));
+    let actions: Vec<&str> = table["Action"]
+        .as_vec()
+        .expect("actions")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem"
+        ]
+    );
+    // `!GetAtt TokenTableResource.Arn`: the one table, no wildcard.
+    assert_eq!(table["Resource"].as_str(), Some("TokenTableResource.Arn"));
+}
+
+#[test]
+fn the_token_table_is_on_demand_with_ttl_and_the_function_is_told_its_name() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["TokenTable"]["Default"].as_str(),
+        Some("Enabled")
+    );
+    let resources = resources_with(&template, &["UseTokenTable"]);
+    let table = &resources["TokenTableResource"]["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    let key = &table["KeySchema"][0];
+    assert_eq!(
+        (key["AttributeName"].as_str(), key["KeyType"].as_str()),
+        (Some("pk"), Some("HASH"))
+    );
+    assert_eq!(
+        table["KeySchema"].as_vec().map(Vec::len),
+        Some(1),
+        "no sort key"
+    );
+    assert_eq!(
+        table["AttributeDefinitions"][0]["AttributeType"].as_str(),
+        Some("S")
+    );
+    let ttl = &table["TimeToLiveSpecification"];
+    assert_eq!(ttl["AttributeName"].as_str(), Some("expires_at"));
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
+    let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables["TOKEN_TABLE"].as_str(),
+        Some("TokenTableResource")
+    );
+
+    let without = resources_with(&template, &[]);
+    assert!(!without.contains_key("TokenTableResource"));
+    let variables = &without["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables["TOKEN_TABLE"].as_str(),
+        Some(""),
+        "unset: memory only"
+    );
+}
+
+/// `value` with each `!If [condition, then, else]` resolved by `conditions`, and `AWS::NoValue`
+/// dropped. The loader drops the tags, so an `!If` is recognised as a three-element list whose
+/// first element names a template condition (no other list in the template starts so).
+fn resolve(value: &Yaml, conditions: &HashMap<&str, bool>) -> Option<Yaml> {
+    match value {
+        Yaml::Array(items) => {
+            if let [Yaml::String(name), then, otherwise] = items.as_slice()
+                && let Some(&holds) = conditions.get(name.as_str())
+            {
+                return resolve(if holds { then } else { otherwise }, conditions);
+            }
+            Some(Yaml::Array(
+                items
+                    .iter()
+                    .filter_map(|v| resolve(v, conditions))
+                    .collect(),
+            ))
+        }
+        Yaml::Hash(map) => Some(Yaml::Hash(
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), resolve(v, conditions)?)))
+                .collect(),
+        )),
+        Yaml::String(s) if s == "AWS::NoValue" => None,
+        other => Some(other.clone()),
+    }
+}
+
+/// The resources deployed when each template condition is as `on` says (others off).
+fn resources_with(template: &Yaml, on: &[&str]) -> HashMap<String, Yaml> {
+    let conditions: HashMap<&str, bool> = template["Conditions"]
+        .as_hash()
+        .expect("conditions")
+        .keys()
+        .map(|k| {
+            let name = k.as_str().expect("name");
+            (name, on.contains(&name))
+        })
+        .collect();
+    template["Resources"]
+        .as_hash()
+        .expect("resources")
+        .iter()
+        .filter(|(_, r)| {
+            r["Condition"]
+                .as_str()
+                .is_none_or(|c| conditions.get(c).copied().unwrap_or(false))
+        })
+        .map(|(k, r)| {
+            let name = k.as_str().expect("name").to_owned();
+            (name, resolve(r, &conditions).expect("a resource"))
+        })
+        .collect()
+}
+
+fn resources_of_type<'a>(
+    resources: &'a HashMap<String, Yaml>,
+    kind: &str,
+) -> Vec<(&'a str, &'a Yaml)> {
+    let mut found: Vec<_> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(name, r)| (name.as_str(), r))
+        .collect();
+    found.sort_by_key(|(name, _)| *name);
+    found
 }
 
 #[test]
 fn http_api_routes_every_method_and_path_to_the_function() {
     let template = template();
-    let event = &function(&template)["Properties"]["Events"]["Proxy"];
-    assert_eq!(event["Type"].as_str(), Some("HttpApi"));
-    assert_eq!(event["Properties"]["Path"].as_str(), Some("/{proxy+}"));
-    assert_eq!(event["Properties"]["Method"].as_str(), Some("ANY"));
+    let resources = resources_with(&template, &[]);
+    let api = &resources["HttpApi"];
+    assert_eq!(api["Type"].as_str(), Some("AWS::ApiGatewayV2::Api"));
+    assert_eq!(api["Properties"]["ProtocolType"].as_str(), Some("HTTP"));
+    assert!(
+        resources_of_type(&resources, "AWS::Serverless::HttpApi").is_empty(),
+        "SAM's API would delete these routes when it re-imports its body"
+    );
+    let stage = &resources["HttpApiStage"]["Properties"];
+    assert_eq!(stage["StageName"].as_str(), Some("$default"));
+    assert_eq!(stage["AutoDeploy"].as_bool(), Some(true));
+    let routes = resources_of_type(&resources, "AWS::ApiGatewayV2::Route");
+    let keys: Vec<&str> = routes
+        .iter()
+        .map(|(_, r)| r["Properties"]["RouteKey"].as_str().expect("route key"))
+        .collect();
+    assert_eq!(keys, ["OPTIONS /{proxy+}", "ANY /{proxy+}"]);
+    for (_, route) in &routes {
+        assert_eq!(route["Properties"]["ApiId"].as_str(), Some("HttpApi"));
+        assert_eq!(
+            route["Properties"]["Target"].as_str(),
+            Some("integrations/${ProxyIntegration}")
+        );
+    }
+    let integration = &resources["ProxyIntegration"]["Properties"];
+    assert_eq!(integration["IntegrationType"].as_str(), Some("AWS_PROXY"));
+    assert_eq!(integration["PayloadFormatVersion"].as_str(), Some("2.0"));
     assert_eq!(
-        template["Resources"]["HttpApi"]["Type"].as_str(),
-        Some("AWS::Serverless::HttpApi")
+        integration["IntegrationUri"].as_str(),
+        Some("ProxyFunction.Arn")
+    );
+    let permission = &resources["ApiInvokesProxy"]["Properties"];
+    assert_eq!(permission["FunctionName"].as_str(), Some("ProxyFunction"));
+    assert_eq!(
+        permission["Principal"].as_str(),
+        Some("apigateway.amazonaws.com")
+    );
+    assert!(
+        permission["SourceArn"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(":${HttpApi}/*")),
+        "only this API may invoke the function"
     );
     assert!(!template["Outputs"]["ApiUrl"]["Value"].is_badvalue());
+}
+
+#[test]
+fn the_default_route_is_throttled_with_safe_defaults() {
+    let template = template();
+    let settings = &template["Resources"]["HttpApiStage"]["Properties"]["DefaultRouteSettings"];
+    for (property, parameter, default) in [
+        ("ThrottlingRateLimit", "ThrottlingRateLimit", 25),
+        ("ThrottlingBurstLimit", "ThrottlingBurstLimit", 50),
+    ] {
+        assert_eq!(settings[property].as_str(), Some(parameter));
+        let parameter = &template["Parameters"][parameter];
+        assert_eq!(parameter["Type"].as_str(), Some("Number"));
+        assert_eq!(parameter["Default"].as_i64(), Some(default));
+        assert_eq!(
+            parameter["MinValue"].as_i64(),
+            Some(1),
+            "0 would refuse every request"
+        );
+    }
+}
+
+#[test]
+fn without_the_authorizer_every_route_reaches_the_function_unauthenticated() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["JwtAuthorizer"]["Default"].as_str(),
+        Some("Disabled")
+    );
+    let resources = resources_with(&template, &["RequireScopeAtTheEdge"]);
+    assert!(resources_of_type(&resources, "AWS::ApiGatewayV2::Authorizer").is_empty());
+    for (name, route) in resources_of_type(&resources, "AWS::ApiGatewayV2::Route") {
+        let properties = &route["Properties"];
+        assert_eq!(
+            properties["AuthorizationType"].as_str(),
+            Some("NONE"),
+            "{name}"
+        );
+        assert!(properties["AuthorizerId"].is_badvalue(), "{name}");
+    }
+}
+
+#[test]
+fn with_the_authorizer_api_gateway_checks_the_token_but_not_the_preflight() {
+    let template = template();
+    for (on, scopes) in [
+        (vec!["UseJwtAuthorizer"], None),
+        (
+            vec!["UseJwtAuthorizer", "RequireScopeAtTheEdge"],
+            Some("RequiredScope"),
+        ),
+    ] {
+        let resources = resources_with(&template, &on);
+        let authorizers = resources_of_type(&resources, "AWS::ApiGatewayV2::Authorizer");
+        let [(authorizer_name, authorizer)] = authorizers.as_slice() else {
+            panic!("one authorizer: {authorizers:?}")
+        };
+        let properties = &authorizer["Properties"];
+        assert_eq!(properties["AuthorizerType"].as_str(), Some("JWT"));
+        assert_eq!(properties["ApiId"].as_str(), Some("HttpApi"));
+        assert_eq!(
+            properties["IdentitySource"][0].as_str(),
+            Some("$request.header.Authorization")
+        );
+        let jwt = &properties["JwtConfiguration"];
+        assert_eq!(jwt["Audience"][0].as_str(), Some("Auth0Audience"));
+        // The same issuer the function expects: the tenant's origin and "/" (`Host` is
+        // Auth0Domain with any "https://" cut out, as !Join ["", !Split ...] does) ...
+        let issuer = &jwt["Issuer"];
+        assert_eq!(issuer[0].as_str(), Some("https://${Host}/"));
+        assert_eq!(
+            issuer[1]["Host"],
+            Yaml::Array(vec![
+                Yaml::String(String::new()),
+                Yaml::Array(vec![
+                    Yaml::String("https://".into()),
+                    Yaml::String("Auth0Domain".into())
+                ])
+            ])
+        );
+        // ... or AUTH0_ISSUER when set.
+        let mut custom = on.clone();
+        custom.push("HasAuth0Issuer");
+        let resources_custom = resources_with(&template, &custom);
+        assert_eq!(
+            resources_custom["Auth0Authorizer"]["Properties"]["JwtConfiguration"]["Issuer"]
+                .as_str(),
+            Some("Auth0Issuer")
+        );
+
+        let route = &resources["ProxyRoute"]["Properties"];
+        assert_eq!(route["AuthorizationType"].as_str(), Some("JWT"));
+        assert_eq!(route["AuthorizerId"].as_str(), Some(*authorizer_name));
+        assert_eq!(route["AuthorizationScopes"][0].as_str(), scopes);
+        let preflight = &resources["PreflightRoute"]["Properties"];
+        assert_eq!(preflight["RouteKey"].as_str(), Some("OPTIONS /{proxy+}"));
+        assert_eq!(preflight["AuthorizationType"].as_str(), Some("NONE"));
+        assert!(preflight["AuthorizerId"].is_badvalue());
+    }
+}
+
+#[test]
+fn reserved_concurrency_is_optional() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["ReservedConcurrency"]["Default"].as_str(),
+        Some("")
+    );
+    let property = |on: &[&str]| {
+        resources_with(&template, on)["ProxyFunction"]["Properties"]["ReservedConcurrentExecutions"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(property(&[]), None);
+    assert_eq!(
+        property(&["HasReservedConcurrency"]).as_deref(),
+        Some("ReservedConcurrency")
+    );
+}
+
+#[test]
+fn the_template_creates_the_log_group_with_a_retention_of_30_days_by_default() {
+    let template = template();
+    let parameter = &template["Parameters"]["LogRetentionDays"];
+    assert_eq!(parameter["Default"].as_i64(), Some(30));
+    assert!(
+        parameter["AllowedValues"]
+            .as_vec()
+            .expect("CloudWatch's retention values")
+            .contains(&Yaml::Integer(30))
+    );
+    let group = &template["Resources"]["ProxyLogGroup"];
+    assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
+    assert_eq!(
+        group["Properties"]["RetentionInDays"].as_str(),
+        Some("LogRetentionDays")
+    );
+    let logging = &function(&template)["Properties"]["LoggingConfig"];
+    assert_eq!(logging["LogGroup"].as_str(), Some("ProxyLogGroup"));
+    assert_eq!(logging["LogFormat"].as_str(), Some("JSON"));
+    // The metrics ride on the INFO summary line.
+    assert_eq!(logging["ApplicationLogLevel"].as_str(), Some("INFO"));
+}
+
+/// The function's metrics namespace, as the template sets it.
+fn namespace(template: &Yaml) -> &str {
+    function(template)["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"]
+        .as_str()
+        .expect("METRICS_NAMESPACE")
+}
+
+/// A summary line with every metric the function can emit, and so every dimension.
+async fn a_full_summary_line() -> Value {
+    let ((), trace) = telemetry::traced(async {
+        for service in [
+            Service::SecretsManager,
+            Service::TokenEndpoint,
+            Service::ManagementApi,
+            Service::Jwks,
+            Service::Idp,
+            Service::TokenTable,
+        ] {
+            telemetry::upstream_time(service, Duration::from_millis(1));
+        }
+        telemetry::cache_lookup(Cache::IdpToken, true);
+        telemetry::renewal(true);
+        telemetry::renewal(false);
+        telemetry::rate_limited(Service::ManagementApi);
+        telemetry::token_table_degraded();
+        telemetry::error_code("reconsent_required");
+    })
+    .await;
+    let invocation = Invocation {
+        request_id: "r",
+        route: "idp",
+        connection: Some("github"),
+        status: 503,
+        duration: Duration::from_millis(3),
+    };
+    trace.summary(&invocation, SystemTime::now(), "ns")
+}
+
+/// The metric and dimension names a summary line declares.
+fn emitted_names(line: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut metrics = BTreeSet::new();
+    let mut dimensions = BTreeSet::new();
+    for directive in line["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("directives")
+    {
+        for metric in directive["Metrics"].as_array().expect("metrics") {
+            metrics.insert(metric["Name"].as_str().expect("name").to_owned());
+        }
+        for set in directive["Dimensions"].as_array().expect("sets") {
+            for name in set.as_array().expect("set") {
+                dimensions.insert(name.as_str().expect("name").to_owned());
+            }
+        }
+    }
+    (metrics, dimensions)
+}
+
+#[tokio::test]
+async fn alarms_watch_what_the_runbook_names_on_metrics_that_exist() {
+    let template = template();
+    let (emitted, _) = emitted_names(&a_full_summary_line().await);
+    let namespace = namespace(&template);
+    assert_eq!(namespace, "auth0-idp-proxy/${AWS::StackName}");
+    let timeout_ms = template["Globals"]["Function"]["Timeout"]
+        .as_i64()
+        .expect("timeout")
+        * 1000;
+    let resources = resources_with(&template, &["UseTokenTable", "HasAlarmTopic"]);
+    let alarms = resources_of_type(&resources, "AWS::CloudWatch::Alarm");
+    let names: Vec<&str> = alarms.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        [
+            "Auth0RateLimitAlarm",
+            "DurationP99Alarm",
+            "FunctionErrorsAlarm",
+            "ReconsentBurstAlarm",
+            "ServerErrorRateAlarm",
+            "TokenTableDegradedAlarm",
+        ]
+    );
+    let watched = |name: &str| {
+        let properties = &resources[name]["Properties"];
+        (
+            properties["Namespace"].as_str().map(str::to_owned),
+            properties["MetricName"].as_str().map(str::to_owned),
+        )
+    };
+    for (alarm, metric) in [
+        ("ReconsentBurstAlarm", "Reconsents"),
+        ("Auth0RateLimitAlarm", "Auth0RateLimited"),
+        ("TokenTableDegradedAlarm", "TokenTableDegraded"),
+    ] {
+        assert_eq!(
+            watched(alarm),
+            (Some(namespace.to_owned()), Some(metric.to_owned()))
+        );
+        assert!(emitted.contains(metric), "the function emits {metric}");
+        // The fleet-wide metric: the summary line's empty dimension set.
+        assert!(resources[alarm]["Properties"]["Dimensions"].is_badvalue());
+    }
+    assert_eq!(
+        watched("FunctionErrorsAlarm"),
+        (Some("AWS/Lambda".into()), Some("Errors".into()))
+    );
+    let p99 = &resources["DurationP99Alarm"]["Properties"];
+    assert_eq!(
+        (
+            p99["MetricName"].as_str(),
+            p99["ExtendedStatistic"].as_str()
+        ),
+        (Some("Duration"), Some("p99"))
+    );
+    assert_eq!(
+        p99["Threshold"].as_i64(),
+        Some(timeout_ms * 8 / 10),
+        "80 % of the timeout"
+    );
+    let rate = &resources["ServerErrorRateAlarm"]["Properties"];
+    let metrics = rate["Metrics"].as_vec().expect("metric math");
+    let stat = |id: &str| {
+        let m = metrics
+            .iter()
+            .find(|m| m["Id"].as_str() == Some(id))
+            .expect(id);
+        m["MetricStat"]["Metric"]["MetricName"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(stat("errors").as_deref(), Some("5xx"));
+    assert_eq!(stat("requests").as_deref(), Some("Count"));
+    assert_eq!(
+        resources["ReconsentBurstAlarm"]["Properties"]["Threshold"].as_str(),
+        Some("ReconsentAlarmThreshold")
+    );
+    for (name, alarm) in &alarms {
+        let properties = &alarm["Properties"];
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                properties[actions][0].as_str(),
+                Some("AlarmTopicArn"),
+                "{name} {actions}"
+            );
+        }
+        assert_eq!(
+            properties["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{name}: no traffic is no trouble"
+        );
+    }
+    // Without the topic the alarms have no actions; without the table, no table alarm.
+    let plain = resources_with(&template, &[]);
+    assert!(!plain.contains_key("TokenTableDegradedAlarm"));
+    for (name, alarm) in resources_of_type(&plain, "AWS::CloudWatch::Alarm") {
+        assert!(alarm["Properties"]["AlarmActions"].is_badvalue(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_every_metric_per_connection() {
+    let template = template();
+    let dashboard = &template["Resources"]["Dashboard"];
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    // `!Sub` placeholders stand in for values CloudFormation fills in.
+    let text = dashboard["Properties"]["DashboardBody"]
+        .as_str()
+        .expect("DashboardBody")
+        .replace("${AWS::StackName}", "stack")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${ProxyFunction}", "fn")
+        .replace("${HttpApi}", "api");
+    assert!(!text.contains("${"), "every placeholder is known: {text}");
+    let body: Value = serde_json::from_str(&text).expect("the body is JSON");
+    let (emitted, dimensions) = emitted_names(&a_full_summary_line().await);
+    let namespace = namespace(&template).replace("${AWS::StackName}", "stack");
+
+    // Every metric of the function's namespace that a widget draws: (name, dimensions).
+    let mut drawn: Vec<(String, Vec<String>)> = Vec::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        let mut previous: Option<String> = None;
+        for row in widget["properties"]["metrics"].as_array().expect("metrics") {
+            if let Some(expression) = row[0]["expression"].as_str() {
+                let schema = expression
+                    .split_once('{')
+                    .and_then(|(_, rest)| rest.split_once('}'))
+                    .expect("a SEARCH schema")
+                    .0;
+                let mut keys = schema.split(',');
+                assert_eq!(keys.next(), Some(format!("\"{namespace}\"").as_str()));
+                let metric = expression
+                    .split_once("MetricName=\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .expect("a metric name")
+                    .0;
+                drawn.push((metric.to_owned(), keys.map(str::to_owned).collect()));
+            } else if let Some(first) = row[0].as_str() {
+                let space = if first == "." {
+                    previous.clone()
+                } else {
+                    Some(first.to_owned())
+                };
+                previous = space.clone();
+                if space.as_deref() == Some(namespace.as_str()) {
+                    drawn.push((row[1].as_str().expect("name").to_owned(), Vec::new()));
+                }
+            }
+        }
+    }
+    for (metric, keys) in &drawn {
+        assert!(emitted.contains(metric), "the function emits {metric}");
+        for key in keys {
+            assert!(
+                dimensions.contains(key),
+                "the function emits dimension {key}"
+            );
+        }
+    }
+    for metric in [
+        "Duration",
+        "IdpTime",
+        "IdpTokenCacheHits",
+        "IdpTokenCacheMisses",
+        "Renewals",
+        "RenewalFailures",
+        "Reconsents",
+        "Errors",
+        "ServerErrors",
+    ] {
+        assert!(
+            drawn
+                .iter()
+                .any(|(m, keys)| m == metric && keys.iter().any(|k| k == "Connection")),
+            "{metric} per connection"
+        );
+    }
+    for metric in [
+        "TokenEndpointTime",
+        "ManagementApiTime",
+        "JwksTime",
+        "SecretsManagerTime",
+        "Auth0RateLimited",
+        "TokenTableDegraded",
+    ] {
+        assert!(drawn.iter().any(|(m, _)| m == metric), "{metric} drawn");
+    }
+}
+
+#[test]
+fn the_template_is_publishable_to_the_serverless_application_repository() {
+    let template = template();
+    let application = &template["Metadata"]["AWS::ServerlessRepo::Application"];
+    for field in ["Name", "Description", "Author"] {
+        assert!(
+            application[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field}"
+        );
+    }
+    assert_eq!(application["Name"].as_str(), Some(env!("CARGO_PKG_NAME")));
+    assert_eq!(
+        application["SemanticVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        application["SpdxLicenseId"].as_str(),
+        Some(env!("CARGO_PKG_LICENSE"))
+    );
+    for (field, file) in [("LicenseUrl", "LICENSE"), ("ReadmeUrl", "README.md")] {
+        assert_eq!(application[field].as_str(), Some(file));
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&path).is_file(), "{file} exists");
+    }
+    let license =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/LICENSE")).expect("LICENSE");
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+    for field in ["SourceCodeUrl", "HomePageUrl"] {
+        assert!(
+            application[field]
+                .as_str()
+                .is_some_and(|url| url.starts_with("https://")),
+            "{field}"
+        );
+    }
+}
+
+/// An HTTP API with CORS configured answers preflights and sets the CORS headers itself: its
+/// lists must be the function's own, or a page loses `Link`, `ETag` or the IdP's challenge.
+#[test]
+fn the_http_apis_cors_lists_are_the_functions() {
+    let template = template();
+    // `!If [HasAllowedOrigins, {…}, !Ref AWS::NoValue]`: the loader keeps the list.
+    let cors = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"][1];
+    let list = |name: &str| -> Vec<String> {
+        cors[name]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{name}"))
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_owned())
+            .collect()
+    };
+    let split = |text: &str| -> Vec<String> { text.split(", ").map(str::to_owned).collect() };
+    assert_eq!(
+        list("AllowHeaders"),
+        split(auth0_idp_proxy::cors::ALLOW_HEADERS)
+    );
+    assert_eq!(
+        list("ExposeHeaders"),
+        split(auth0_idp_proxy::cors::EXPOSE_HEADERS)
+    );
 }

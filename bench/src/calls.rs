@@ -170,10 +170,11 @@ pub async fn prefetch_concurrency(report: &mut Report, moto: &Moto) -> Result<()
     let management = Management::new(
         world::http_client()?,
         config.auth0_origin.clone(),
-        CredentialStore::new(
+        std::sync::Arc::new(CredentialStore::new(
             world.secrets(None).await,
             config.credentials_secret_id.clone(),
-        ),
+        )),
+        None,
     );
     let started = Instant::now();
     management

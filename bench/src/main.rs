@@ -9,12 +9,13 @@
 //! - [`world`]: the stand-ins, the function's configuration for them, callers.
 //! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
 //! - [`lambda`]: a release binary run under a Runtime API, its init timed.
-//! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`size`]: one section
-//!   each.
+//! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`size`], [`fleet`]:
+//!   one section each.
 //! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
 
 mod calls;
 mod cold;
+mod fleet;
 mod init;
 mod lambda;
 mod latency;
@@ -34,12 +35,12 @@ use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
-sections: latency, calls, prefetch, verify, init, cold, memory, size (default: all)
+sections: latency, calls, prefetch, verify, init, cold, memory, size, fleet (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
 
-const SECTIONS: [&str; 8] = [
-    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "size",
+const SECTIONS: [&str; 9] = [
+    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "size", "fleet",
 ];
 
 /// What to run, from the command line.
@@ -169,6 +170,7 @@ async fn main() -> ExitCode {
             "init" => init::run(&mut report, &moto, options.runs).await,
             "cold" => cold::run(&mut report, &moto, &binaries, options.runs, &log).await,
             "memory" => memory::run(&mut report, &moto, &options.bootstrap, &log).await,
+            "fleet" => fleet::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
             _ => size::run(
                 &mut report,
                 &[

@@ -27,8 +27,19 @@ pub struct World {
     pub github: Idp,
     /// The relays in front of the tenant and GitHub, when the world was started with them.
     pub relays: Option<Relays>,
+    /// The fleet's token table, once [`World::add_token_table`] made it.
+    pub table: Option<Table>,
     moto_endpoint: String,
     secret_id: String,
+    client_secret: String,
+}
+
+/// A token table in moto's DynamoDB, reached through a relay that adds a delay to each request.
+pub struct Table {
+    name: String,
+    /// The function's DynamoDB client, through the relay.
+    pub client: aws_sdk_dynamodb::Client,
+    _relay: Relay,
 }
 
 /// Relays that count connections to each origin.
@@ -57,6 +68,14 @@ impl World {
     /// Fresh stand-ins and a fresh secret in `moto`; with `relays`, the function reaches the
     /// tenant and GitHub through relays that add that delay.
     pub async fn start(moto: &Moto, relays: Option<Delay>) -> Result<Self, String> {
+        match relays {
+            Some(delay) => Self::start_split(moto, Some((delay, delay))).await,
+            None => Self::start_split(moto, None).await,
+        }
+    }
+
+    /// As [`World::start`], with one delay for Auth0 and another for GitHub.
+    pub async fn start_split(moto: &Moto, relays: Option<(Delay, Delay)>) -> Result<Self, String> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let client_secret = format!("bench-m2m-secret-{}-{n}", std::process::id());
@@ -78,9 +97,9 @@ impl World {
             .await
             .map_err(|e| format!("creating the secret in moto: {e}"))?;
         let relays = match relays {
-            Some(delay) => Some(Relays {
-                auth0: Relay::start(&tenant.origin(), delay).await?,
-                github: Relay::start(&github.origin(), delay).await?,
+            Some((auth0, github_delay)) => Some(Relays {
+                auth0: Relay::start(&tenant.origin(), auth0).await?,
+                github: Relay::start(&github.origin(), github_delay).await?,
             }),
             None => None,
         };
@@ -88,9 +107,48 @@ impl World {
             tenant,
             github,
             relays,
+            table: None,
             moto_endpoint: moto.endpoint().to_owned(),
             secret_id,
+            client_secret,
         })
+    }
+
+    /// Makes the fleet's token table in `moto` (reached through a relay adding `delay` to each
+    /// request), puts a key for it in the secret, and configures `TOKEN_TABLE`.
+    pub async fn add_token_table(&mut self, moto: &Moto, delay: Delay) -> Result<(), String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "bench-tokens-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = standin::dynamodb_client(moto.endpoint()).await;
+        standin::create_token_table(&admin, &name).await?;
+        let relay = Relay::start(moto.endpoint(), delay).await?;
+        let client = standin::dynamodb_client(&relay.origin()).await;
+        self.secrets(None)
+            .await
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .secret_string(
+                json!({
+                    "client_id": M2M_CLIENT_ID,
+                    "client_secret": self.client_secret,
+                    // A fixed bench key: nothing here is secret.
+                    "token_store_keys": ["AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="],
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("secret with token_store_keys: {e}"))?;
+        self.table = Some(Table {
+            name,
+            client,
+            _relay: relay,
+        });
+        Ok(())
     }
 
     /// The Auth0 origin the function is configured with (the relay's, if any).
@@ -112,7 +170,13 @@ impl World {
     /// The function's own variables (those of README's Configuration).
     fn function_env(&self) -> Vec<(String, String)> {
         let github = self.github_origin();
+        let table = self
+            .table
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
         vec![
+            ("TOKEN_TABLE".into(), table),
             ("AUTH0_DOMAIN".into(), self.auth0_origin()),
             ("AUTH0_AUDIENCE".into(), AUDIENCE.into()),
             ("CREDENTIALS_SECRET_ID".into(), self.secret_id.clone()),
@@ -135,6 +199,7 @@ impl World {
                 ("AWS_SESSION_TOKEN", "bench"),
                 ("AWS_EC2_METADATA_DISABLED", "true"),
                 ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &self.moto_endpoint),
+                ("AWS_ENDPOINT_URL_DYNAMODB", &self.moto_endpoint),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
@@ -152,8 +217,12 @@ impl World {
     pub async fn in_process(&self) -> Result<InProcess, String> {
         let secret_reads = Arc::new(AtomicUsize::new(0));
         let secrets = self.secrets(Some(Arc::clone(&secret_reads))).await;
+        let app = App::new(self.config()?, http_client()?, secrets);
         Ok(InProcess {
-            app: App::new(self.config()?, http_client()?, secrets),
+            app: match &self.table {
+                Some(table) => app.with_token_table(&table.client),
+                None => app,
+            },
             secret_reads,
         })
     }

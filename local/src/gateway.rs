@@ -39,6 +39,20 @@ pub async fn to_event(request: AxumRequest) -> Result<Value, StatusCode> {
             }
         }
     }
+    // API Gateway adds these; the function builds its own URLs (rewritten `Link`s) from them.
+    let port = headers
+        .get("host")
+        .and_then(Value::as_str)
+        .and_then(|h| h.rsplit_once(':'))
+        .map_or("80", |(_, port)| port)
+        .to_owned();
+    for (name, value) in [
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-port", port.as_str()),
+        ("x-forwarded-for", "127.0.0.1"),
+    ] {
+        headers.insert(name.to_owned(), Value::String(value.to_owned()));
+    }
     let path = parts.uri.path();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,189 +1,55 @@
-//! `local`: the function's real handler behind a local HTTP API.
+//! `local`: the function's real handler behind a local HTTP API, run by `dev/run`.
 //!
-//! With no `AUTH0_DOMAIN` in the environment it runs the demo: a stand-in Auth0 tenant, a
-//! stand-in GitHub and moto's Secrets Manager, all on 127.0.0.1, and shows a signed demo token
-//! going through `GET /identities` and `GET /idp/github/user`. With the function's variables set
-//! (see README), it serves the same handler against your real tenant and secret.
+//! With no `AUTH0_DOMAIN` in the environment it runs the demo ([`demo`]): stand-ins for Auth0,
+//! GitHub and Secrets Manager on 127.0.0.1, the sample frontend on a second origin, and a first
+//! call shown going through. With the function's variables set (see README), it serves the same
+//! handler against your real tenant and secret. Options: [`options::USAGE`].
 //!
-//! Options: `--port N` (default 3000; 0 picks one), `--spa-port N` to serve `examples/spa` on a
-//! second origin (allowed by CORS), `--other-spa-port N` to serve it on a third origin that is
-//! not allowed, and `--once` to run the demo calls and exit.
+//! Layout: `options` (the command line), `gateway` (an HTTP request as API Gateway's v2 event),
+//! `demo` (the stand-ins and demo users), `page` (the sample frontend's origin).
 
+mod demo;
 mod gateway;
+mod options;
+mod page;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use auth0_idp_proxy::{App, Config, aws, upstream};
+use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use standin::{Idp, M2M_CLIENT_ID, Moto, Tenant};
 
-/// The demo's API identifier.
-const AUDIENCE: &str = "https://auth0-idp-proxy.local/api";
-/// The demo user whose GitHub token works, and one whose token GitHub has revoked.
-const DEMO_USER: &str = "github|1001";
-const REVOKED_USER: &str = "github|2002";
+use options::{Command, Options};
 
-struct Options {
-    port: u16,
-    spa_port: Option<u16>,
-    other_spa_port: Option<u16>,
-    once: bool,
-}
-
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        port: 3000,
-        spa_port: None,
-        other_spa_port: None,
-        once: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut port = |name: &str| -> Result<u16, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a port number"))
-        };
-        match arg.as_str() {
-            "--port" => options.port = port("--port")?,
-            "--spa-port" => options.spa_port = Some(port("--spa-port")?),
-            "--other-spa-port" => options.other_spa_port = Some(port("--other-spa-port")?),
-            "--once" => options.once = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(options)
-}
-
-async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, String)> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    Ok((listener, origin))
-}
-
-/// What the demo started, for the banner and the sample page's `/config.json`.
-struct Demo {
-    tenant: Tenant,
-    _github: Idp,
-    _moto: Moto,
-    github_token: String,
-}
-
-async fn start_demo(
-    allowed_origins: &str,
-) -> Result<(Config, aws_sdk_secretsmanager::Client, Demo), String> {
-    let moto = Moto::start()?;
-    let client_secret = format!("demo-secret-{}", std::process::id());
-    let tenant = Tenant::start(&client_secret)
+/// Binds 127.0.0.1:`port`; a busy port is named, with the option that changes it.
+async fn bind(port: u16, option: &str) -> Result<(tokio::net::TcpListener, String), String> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
-        .map_err(|e| e.to_string())?;
-    let github = Idp::start().await.map_err(|e| e.to_string())?;
-    let github_token = format!("gho_demo_{}", std::process::id());
-    tenant.add_user(standin::profile(
-        DEMO_USER,
-        &[("github", "1001", &github_token)],
-    ));
-    tenant.add_user(standin::profile(
-        REVOKED_USER,
-        &[("github", "2002", "gho_revoked_at_github")],
-    ));
-    github.grant(
-        &github_token,
-        json!({"login": "octocat", "id": 1001, "name": "The Octocat (stand-in)"}),
-    );
-
-    let secrets = standin::secrets_client(moto.endpoint(), None).await;
-    let secret_id = "auth0-idp-proxy/demo";
-    secrets
-        .create_secret()
-        .name(secret_id)
-        .secret_string(
-            json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret}).to_string(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "moto: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            )
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "port {port} is already in use (another dev/run?): choose another with {option} N, or {option} 0 for any free port"
+            ),
+            _ => format!("cannot listen on 127.0.0.1:{port} ({option}): {e}"),
         })?;
-
-    let env = [
-        ("AUTH0_DOMAIN", tenant.origin()),
-        ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
-        ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
-        (
-            "IDP_CONNECTIONS",
-            json!({"github": {"api_base": github.origin()}}).to_string(),
-        ),
-        ("ALLOWED_ORIGINS", allowed_origins.to_owned()),
-    ];
-    let config =
-        Config::from_lookup(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
-            .map_err(|e| e.to_string())?;
-    Ok((
-        config,
-        secrets,
-        Demo {
-            tenant,
-            _github: github,
-            _moto: moto,
-            github_token,
-        },
-    ))
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, format!("http://{addr}")))
 }
 
-#[derive(Clone)]
-struct Served {
-    app: Arc<App>,
-}
-
-async fn api(State(served): State<Served>, request: Request) -> Response {
+async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
     match gateway::to_event(request).await {
-        Ok(event) => gateway::invoke(&served.app, &event).await,
+        Ok(event) => gateway::invoke(&app, &event).await,
         Err(status) => status.into_response(),
     }
 }
 
-/// Serves the sample page's files, and `config.json` telling it where the API and tenant are.
-async fn serve_page(State(config): State<Arc<Value>>, request: Request) -> Response {
-    let name = match request.uri().path() {
-        "/" => "index.html",
-        "/config.json" => return axum::Json(config.as_ref().clone()).into_response(),
-        path => path.trim_start_matches('/'),
-    };
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/spa"));
-    // Only files that exist in the folder, by exact name: no path ever reaches the file system.
-    let known = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|entry| entry.file_name().to_str() == Some(name));
-    if !known {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let content_type = match name.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        _ => "application/octet-stream",
-    };
-    match std::fs::read(dir.join(name)) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn show(http: &reqwest::Client, url: &str, token: &str) -> Result<(), String> {
+/// Calls `path` with `token` and prints the answer, as the demo's first proof of life.
+async fn show(http: &reqwest::Client, api: &str, path: &str, token: &str) -> Result<(), String> {
+    let url = format!("{api}{path}");
     let response = http
-        .get(url)
+        .get(&url)
         .bearer_auth(token)
         .send()
         .await
@@ -191,7 +57,7 @@ async fn show(http: &reqwest::Client, url: &str, token: &str) -> Result<(), Stri
     let status = response.status();
     let body: Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
     println!(
-        "GET {url} -> {status}\n{}\n",
+        "GET {path} -> {status}\n{}\n",
         serde_json::to_string_pretty(&body).unwrap_or_default()
     );
     if status.is_success() {
@@ -203,96 +69,148 @@ async fn show(http: &reqwest::Client, url: &str, token: &str) -> Result<(), Stri
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let options = match options::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{}", options::USAGE);
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("dev/run: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(options).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("local: {error}");
+            eprintln!("dev/run: {error}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run() -> Result<(), String> {
-    let options = options()?;
+async fn run(options: Options) -> Result<(), String> {
+    // Request logs are on by default: the function's one summary line per invocation is `info`.
+    // The function's own line format: its summary line is pre-rendered JSON.
     let _ = tracing_subscriber::fmt()
         .json()
-        .flatten_event(true)
+        .event_format(telemetry::LogFormat::default())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .try_init();
 
-    let (api_listener, api_origin) = bind(options.port).await.map_err(|e| e.to_string())?;
-    let spa = match options.spa_port {
-        Some(port) => Some(bind(port).await.map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let other_spa = match options.other_spa_port {
-        Some(port) => Some(bind(port).await.map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let demo_mode = std::env::var_os("AUTH0_DOMAIN").is_none();
+    if options.spa_port.is_some() || options.other_spa_port.is_some() {
+        page::check_sdk()?;
+    }
+    let (api_listener, api_origin) = bind(options.port, "--port").await?;
+    let mut pages = Vec::new();
+    if let Some(port) = options.spa_port {
+        pages.push(bind(port, "--spa-port").await?);
+    }
+    if let Some(port) = options.other_spa_port {
+        pages.push(bind(port, "--other-spa-port").await?);
+    }
+    let page_origins: Vec<String> = pages.iter().map(|(_, origin)| origin.clone()).collect();
 
-    let demo_mode = std::env::var("AUTH0_DOMAIN").is_err();
-    let (config, secrets, demo) = if demo_mode {
-        let allowed = spa.as_ref().map(|(_, o)| o.clone()).unwrap_or_default();
-        let (config, secrets, demo) = start_demo(&allowed).await?;
-        (config, secrets, Some(demo))
+    // The function's own SDK configuration outside the demo, for Secrets Manager and, where
+    // `TOKEN_TABLE` names one, the token table.
+    let (config, secrets, demo, dynamodb) = if demo_mode {
+        let (config, secrets, demo) = demo::start(
+            &page_origins,
+            options.idp_tokens_file.as_ref(),
+            options.fleet,
+        )
+        .await?;
+        let dynamodb = demo.dynamodb.clone();
+        (config, secrets, Some(demo), dynamodb)
     } else {
         let config = Config::from_env().map_err(|e| e.to_string())?;
         let aws = aws::load().await.map_err(|e| e.to_string())?;
-        (config, aws_sdk_secretsmanager::Client::new(&aws), None)
+        let dynamodb = config
+            .token_table
+            .is_some()
+            .then(|| aws_sdk_dynamodb::Client::new(&aws));
+        (
+            config,
+            aws_sdk_secretsmanager::Client::new(&aws),
+            None,
+            dynamodb,
+        )
     };
     let http = upstream::build_client().map_err(|e| e.to_string())?;
-    let app = Arc::new(App::new(config, http, secrets));
-
-    let router = Router::new().fallback(api).with_state(Served { app });
+    let app = App::new(config, http, secrets);
+    let app = Arc::new(match &dynamodb {
+        Some(client) => app.with_token_table(client),
+        None => app,
+    });
+    let router = Router::new().fallback(api).with_state(app);
     tokio::spawn(async move { axum::serve(api_listener, router).await });
-    let page_config = Arc::new(json!({
-        "api": api_origin,
-        "tenant": demo.as_ref().map(|d| d.tenant.origin()),
-        "audience": AUDIENCE,
-        "demo_users": [DEMO_USER, REVOKED_USER],
-    }));
-    let mut spa_origins = Vec::new();
-    for (listener, origin) in spa.into_iter().chain(other_spa) {
+
+    let page_config = Arc::new(match &demo {
+        Some(demo) => demo::page_config(demo, &api_origin),
+        None if pages.is_empty() => Value::Null,
+        None => page::real_tenant_config(&api_origin)?,
+    });
+    for (listener, _) in pages {
         let router = Router::new()
-            .fallback(serve_page)
+            .fallback(page::serve)
             .with_state(Arc::clone(&page_config));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        spa_origins.push(origin);
     }
 
     println!("auth0-idp-proxy: the function's handler is serving {api_origin}");
     if let Some(demo) = &demo {
         println!(
-            "demo mode: stand-in Auth0 tenant {}, stand-in GitHub, moto Secrets Manager (all on 127.0.0.1)\n",
-            demo.tenant.origin()
+            "demo: stand-in Auth0 tenant {}, stand-in GitHub {}, moto's Secrets Manager (all on 127.0.0.1)\n",
+            demo.tenant.origin(),
+            demo.github.origin()
         );
-        let token = demo.tenant.token(AUDIENCE, DEMO_USER).sign();
-        println!("a signed demo access token for {DEMO_USER}:\n{token}\n");
-        let client = reqwest::Client::new();
-        show(&client, &format!("{api_origin}/identities"), &token).await?;
-        show(&client, &format!("{api_origin}/idp/github/user"), &token).await?;
-        println!("try it: curl -H 'authorization: Bearer {token}' {api_origin}/idp/github/user");
+        // An Auth0 access token, as the frontend's getTokenSilently() would return: the
+        // GitHub token itself stays in the function and is never printed.
+        let token = demo.tenant.token(demo::AUDIENCE, demo::DEMO_USER).sign();
+        let http = reqwest::Client::new();
+        show(&http, &api_origin, "/identities", &token).await?;
+        show(&http, &api_origin, "/idp/github/user", &token).await?;
+        // Served through Auth0 Token Vault's exchange, not the Management API.
+        show(
+            &http,
+            &api_origin,
+            "/idp/google-oauth2/oauth2/v3/userinfo",
+            &token,
+        )
+        .await?;
+        println!(
+            "Call it with curl. An Auth0 access token is what a frontend gets from Auth0's SPA SDK\n\
+             (getTokenSilently, audience {aud}); in the demo the stand-in tenant signed this one for\n\
+             {user}, valid for an hour (run dev/run again for a new one):\n\n  \
+             TOKEN={token}\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" {api_origin}/idp/github/user\n",
+            aud = demo::AUDIENCE,
+            user = demo::DEMO_USER,
+        );
     }
-    for origin in &spa_origins {
-        println!("sample frontend: {origin}/");
+    if let Some(origin) = page_origins.first() {
+        println!("Sample frontend: open {origin}/ and sign in as a demo user.");
     }
     println!(
         "READY {}",
         json!({
             "api": api_origin,
-            "spa": spa_origins.first(),
-            "other_spa": spa_origins.get(1),
+            "spa": page_origins.first(),
+            "other_spa": page_origins.get(1),
             "tenant": demo.as_ref().map(|d| d.tenant.origin()),
-            "idp_token": demo.as_ref().map(|d| d.github_token.clone()),
         })
     );
     if options.once {
         return Ok(());
     }
+    println!(
+        "Request logs follow (stderr, one JSON line per call; RUST_LOG=warn quiets them). Ctrl-C stops."
+    );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -22,10 +22,11 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use reqwest::Client;
 
-use crate::cache;
 use crate::deadline::Deadline;
+use crate::service::Service;
+use crate::single_flight;
 use crate::telemetry::{self, Cache};
-use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
+use crate::upstream::{self, RetryPolicy, UpstreamError};
 
 /// Cap on one JWKS request, within the invocation's deadline.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -183,7 +184,7 @@ impl KeyCache {
         if seen.is_usable(now, &self.policy) && !seen.may_refetch(now, &self.policy) {
             return Err(KeyError::UnknownKid);
         }
-        let _guard = cache::lock_within(&self.fetching, deadline)
+        let _guard = single_flight::lock_within(&self.fetching, deadline)
             .await
             .map_err(|_| KeyError::Unavailable(UpstreamError::Timeout(Service::Jwks)))?;
         let current = self.snapshot();

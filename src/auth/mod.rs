@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
+use crate::secret::CallerToken;
 use crate::upstream::UpstreamError;
 use jwks::{KeyCache, KeyError, KeyPolicy};
 
@@ -37,6 +38,10 @@ pub enum AuthError {
     /// Not three base64url segments, or a header or payload that does not decode.
     #[error("the bearer token is malformed")]
     Malformed,
+    /// The header's `crit` names extensions that must be understood (RFC 7515 §4.1.11): this
+    /// verifier understands none.
+    #[error("the token requires header extensions this API does not understand")]
+    CriticalExtension,
     /// Signed with something other than RS256 (`none`, HS256, …).
     #[error("the token's signing algorithm is not allowed")]
     Algorithm,
@@ -75,6 +80,9 @@ pub enum AuthError {
 pub struct Caller {
     /// The Auth0 user id, e.g. `github|42`.
     pub user_id: String,
+    /// The verified token itself: the subject token of a Token Vault exchange, and used for
+    /// nothing else.
+    pub token: CallerToken,
 }
 
 /// Verifies callers' access tokens.
@@ -122,6 +130,9 @@ impl Authenticator {
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Algorithm);
         }
+        if header.crit.is_some() {
+            return Err(AuthError::CriticalExtension);
+        }
         let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
         let key = self.keys.key(kid, deadline).await.map_err(|e| match e {
             KeyError::UnknownKid => AuthError::UnknownKey,
@@ -138,6 +149,7 @@ impl Authenticator {
         }
         Ok(Caller {
             user_id: claims.sub.to_owned(),
+            token: CallerToken::new(token),
         })
     }
 }
@@ -225,7 +237,9 @@ struct Claims<'a> {
 impl<'a> Claims<'a> {
     fn from_map(map: &'a Map<String, Value>) -> Result<Self, AuthError> {
         let sub = match map.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            // `.` and `..` would be dot segments in the Management API's user path, naming
+            // another endpoint; no Auth0 user id is one.
+            Some(Value::String(s)) if !s.is_empty() && s != "." && s != ".." => s.as_str(),
             _ => return Err(AuthError::Claim("sub")),
         };
         if !matches!(map.get("iss"), Some(Value::String(_))) {

@@ -1,8 +1,10 @@
 //! The connection table: for each Auth0 connection, the one API base the function will call, the
-//! methods and paths it may call there, and the token endpoint for refresh grants.
+//! methods and paths it may call there, where its IdP tokens come from, and the token endpoint for
+//! refresh grants.
 //!
 //! Built in for the common social providers; `IDP_CONNECTIONS` (JSON) overrides fields of a
-//! built-in connection or adds new ones.
+//! built-in connection or adds new ones. `IDP_TOKEN_SOURCE` sets the token source of every
+//! connection that does not name its own.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -121,6 +123,43 @@ pub struct Connection {
     pub token_auth: TokenAuth,
     /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
     pub refresh_scopes: Vec<String>,
+    /// Where the connection's IdP tokens come from.
+    pub token_source: TokenSourceKind,
+    /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
+    /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
+    pub path_characters: Vec<char>,
+}
+
+/// Where a connection's IdP tokens come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSourceKind {
+    /// The user's `identities[]` from the Management API, renewed by the function with refresh
+    /// grants.
+    #[default]
+    Identities,
+    /// Auth0 Token Vault: Auth0 keeps and renews the tokens and hands an access token out through
+    /// a token exchange.
+    TokenVault,
+}
+
+impl TokenSourceKind {
+    /// Parses a value of `IDP_TOKEN_SOURCE`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "identities" => Ok(Self::Identities),
+            "token_vault" => Ok(Self::TokenVault),
+            _ => Err("must be identities or token_vault".to_owned()),
+        }
+    }
+
+    /// The name used in the configuration and in `GET /identities`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identities => "identities",
+            Self::TokenVault => "token_vault",
+        }
+    }
 }
 
 /// How the IdP app's client credentials travel in a refresh grant.
@@ -136,8 +175,10 @@ pub enum TokenAuth {
 
 impl Connection {
     /// Whether `method` on `segments` is allowed.
+    /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
-        self.allow.iter().any(|rule| rule.matches(method, segments))
+        let allows = |method| self.allow.iter().any(|rule| rule.matches(method, segments));
+        allows(method) || (*method == Method::HEAD && allows(&Method::GET))
     }
 }
 
@@ -151,6 +192,8 @@ struct Override {
     headers: Option<BTreeMap<String, String>>,
     token_auth: Option<TokenAuth>,
     refresh_scopes: Option<Vec<String>>,
+    token_source: Option<TokenSourceKind>,
+    path_characters: Option<String>,
 }
 
 /// A built-in connection.
@@ -227,9 +270,19 @@ const DEFAULT_ALLOW: &str = "GET /**";
 pub struct Connections(HashMap<String, Connection>);
 
 impl Connections {
-    /// The built-in table with `IDP_CONNECTIONS` (already parsed as a JSON object) merged over it.
+    /// The built-in table with `IDP_CONNECTIONS` (already parsed as a JSON object) merged over it,
+    /// every connection on the Management API's identities unless it names its own source.
     pub fn new(
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Self, String> {
+        Self::with_default_source(overrides, TokenSourceKind::Identities)
+    }
+
+    /// As [`Connections::new`], with `default_source` (`IDP_TOKEN_SOURCE`) for every connection
+    /// whose entry does not set `token_source`.
+    pub fn with_default_source(
+        overrides: Option<&serde_json::Map<String, serde_json::Value>>,
+        default_source: TokenSourceKind,
     ) -> Result<Self, String> {
         let mut table = HashMap::new();
         for built_in in BUILT_IN {
@@ -244,6 +297,8 @@ impl Connections {
                 headers: parse_headers(built_in.headers.iter().map(|(k, v)| (*k, *v)))?,
                 token_auth: built_in.token_auth,
                 refresh_scopes: Vec::new(),
+                token_source: default_source,
+                path_characters: Vec::new(),
             };
             table.insert(built_in.name.to_owned(), connection);
         }
@@ -256,7 +311,7 @@ impl Connections {
             }
             let entry: Override = serde_json::from_value(value.clone())
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
-            let merged = merge(name, table.remove(name), entry)
+            let merged = merge(name, table.remove(name), entry, default_source)
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
             table.insert(name.clone(), merged);
         }
@@ -265,8 +320,16 @@ impl Connections {
 
     /// Parses `IDP_CONNECTIONS` text as [`Connections::new`] would see it.
     pub fn from_json(text: &str) -> Result<Self, String> {
+        Self::from_json_with_default_source(text, TokenSourceKind::Identities)
+    }
+
+    /// Parses `IDP_CONNECTIONS` text as [`Connections::with_default_source`] would see it.
+    pub fn from_json_with_default_source(
+        text: &str,
+        default_source: TokenSourceKind,
+    ) -> Result<Self, String> {
         match serde_json::from_str(text).map_err(|e| e.to_string())? {
-            serde_json::Value::Object(map) => Self::new(Some(&map)),
+            serde_json::Value::Object(map) => Self::with_default_source(Some(&map), default_source),
             _ => Err("must be a JSON object keyed by connection name".to_owned()),
         }
     }
@@ -275,9 +338,26 @@ impl Connections {
     pub fn get(&self, name: &str) -> Option<&Connection> {
         self.0.get(name)
     }
+
+    /// The names of the connections whose tokens come from `source`, sorted.
+    pub fn served_by(&self, source: TokenSourceKind) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .0
+            .values()
+            .filter(|c| c.token_source == source)
+            .map(|c| c.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
 }
 
-fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connection, String> {
+fn merge(
+    name: &str,
+    base: Option<Connection>,
+    entry: Override,
+    default_source: TokenSourceKind,
+) -> Result<Connection, String> {
     let api_base = match (entry.api_base, &base) {
         (Some(url), _) => api_url(&url, "api_base")?,
         (None, Some(base)) => base.api_base.clone(),
@@ -313,10 +393,32 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
             .map(|b| b.refresh_scopes.clone())
             .unwrap_or_default(),
     };
+    let token_source = entry
+        .token_source
+        .or(base.as_ref().map(|b| b.token_source))
+        .unwrap_or(default_source);
     let token_auth = entry
         .token_auth
         .or(base.as_ref().map(|b| b.token_auth))
         .unwrap_or(TokenAuth::Body);
+    let path_characters = match entry.path_characters {
+        Some(characters) => {
+            let characters: Vec<char> = characters.chars().collect();
+            if let Some(c) = characters
+                .iter()
+                .find(|c| !super::path::GUARDED.contains(c))
+            {
+                return Err(format!(
+                    "path_characters: {c:?} is not refused by default; list only ; and look-alike dots"
+                ));
+            }
+            characters
+        }
+        None => base
+            .as_ref()
+            .map(|b| b.path_characters.clone())
+            .unwrap_or_default(),
+    };
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
@@ -328,7 +430,9 @@ fn merge(name: &str, base: Option<Connection>, entry: Override) -> Result<Connec
         token_url,
         headers,
         token_auth,
+        path_characters,
         refresh_scopes,
+        token_source,
     })
 }
 
@@ -471,9 +575,35 @@ mod tests {
             r#"{"github": []}"#,
             r#"{"my.conn": {"api_base": "https://api.example.com"}}"#,
             r#"{"": {"api_base": "https://api.example.com"}}"#,
+            r#"{"github": {"token_source": "vault"}}"#,
             r#"[]"#,
         ] {
             assert!(Connections::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn token_sources_default_per_deployment_and_may_be_set_per_connection() {
+        let overrides = r#"{"github": {"token_source": "token_vault"},
+                            "my-oauth": {"api_base": "https://api.example.com"}}"#;
+        let table = Connections::from_json(overrides).expect("valid");
+        let source = |table: &Connections, name: &str| table.get(name).expect(name).token_source;
+        assert_eq!(source(&table, "github"), TokenSourceKind::TokenVault);
+        assert_eq!(source(&table, "google-oauth2"), TokenSourceKind::Identities);
+        assert_eq!(source(&table, "my-oauth"), TokenSourceKind::Identities);
+        assert_eq!(table.served_by(TokenSourceKind::TokenVault), ["github"]);
+
+        let vault = Connections::from_json_with_default_source(
+            r#"{"google-oauth2": {"token_source": "identities"}}"#,
+            TokenSourceKind::TokenVault,
+        )
+        .expect("valid");
+        assert_eq!(source(&vault, "github"), TokenSourceKind::TokenVault);
+        assert_eq!(source(&vault, "google-oauth2"), TokenSourceKind::Identities);
+        assert_eq!(
+            TokenSourceKind::parse(" token_vault ").map(TokenSourceKind::as_str),
+            Ok("token_vault")
+        );
+        assert!(TokenSourceKind::parse("vault").is_err());
     }
 }

@@ -3,30 +3,34 @@
 //! brings only safe headers back.
 
 pub mod connections;
+pub mod fleet_source;
+pub mod identity_source;
 pub mod path;
 pub mod renewal;
-pub mod source;
+pub mod response;
 pub mod tokens;
+pub mod vault_source;
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use reqwest::Client;
-use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::deadline::Deadline;
-use crate::upstream::{self, RetryPolicy, Service, UpstreamError};
+use crate::secret::IdpAccessToken;
+use crate::service::Service;
+use crate::upstream::{self, RetryPolicy, UpstreamError};
 use connections::Connection;
 use path::{IdpPath, PathError};
+pub use response::{IdpResponse, UnsafeAnswer};
 
 /// Cap on one IdP call, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// Largest IdP body returned: Lambda's response payload limit is 6 MB, and binary bodies grow by
-/// a third in base64.
-const MAX_IDP_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest IdP body read: no larger one fits in Lambda's 6 MB response, whatever its encoding.
+/// Whether a smaller one fits is decided on the whole Lambda response (`event::fit`).
+const MAX_IDP_BODY_BYTES: usize = crate::event::MAX_RESPONSE_BYTES;
 
 /// Request headers of the caller that reach the IdP; everything else (its `Authorization`,
 /// cookies, hop-by-hop and forwarding headers) stays behind.
@@ -37,20 +41,7 @@ const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     header::IF_MATCH,
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
-];
-
-/// Response headers of the IdP that reach the caller, besides the `x-ratelimit-*` family. Never
-/// `Set-Cookie`, `Location` (signed URLs carry credentials), `WWW-Authenticate` (it would read as
-/// this API's own challenge) or anything else.
-const RETURNED_RESPONSE_HEADERS: &[HeaderName] = &[
-    header::CONTENT_TYPE,
-    header::CONTENT_LANGUAGE,
-    header::CACHE_CONTROL,
-    header::ETAG,
-    header::EXPIRES,
-    header::LAST_MODIFIED,
-    header::LINK,
-    header::RETRY_AFTER,
+    header::IF_UNMODIFIED_SINCE,
 ];
 
 /// Why a proxied call failed.
@@ -59,14 +50,11 @@ pub enum IdpError {
     /// No connection of that name is configured.
     #[error("no connection {0:?} is configured")]
     UnknownConnection(String),
-    /// The user has no identity at that connection.
-    #[error("the user has no identity linked at connection {0:?}")]
-    NotLinked(String),
     /// The method or path is not allowed, or would leave the connection's API.
     #[error(transparent)]
     ForbiddenPath(#[from] PathError),
-    /// The IdP token is missing, expired or revoked and cannot be renewed: the user must log in
-    /// with the connection again.
+    /// The IdP refused even a replaced or renewed token: the user must log in with the
+    /// connection again.
     #[error("the user must log in with connection {connection:?} again")]
     ReconsentRequired {
         /// The connection to log in with.
@@ -75,9 +63,9 @@ pub enum IdpError {
     /// The IdP failed, timed out or answered garbage.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    /// The refresh grant failed for a reason a new login would not mend.
+    /// The IdP's answer cannot be passed on (it carries the IdP token, or hides what it carries).
     #[error(transparent)]
-    Renewal(#[from] renewal::RenewalError),
+    Unsafe(#[from] UnsafeAnswer),
 }
 
 /// What the caller asked the IdP for, validated.
@@ -107,6 +95,7 @@ impl<'a> IdpRequest<'a> {
         body: &'a [u8],
     ) -> Result<Self, IdpError> {
         let path = path::normalise(raw_path)?;
+        path::check_guarded(&path.segments, &connection.path_characters)?;
         if !connection.allows(&method, &path.segments) {
             return Err(PathError::NotAllowed.into());
         }
@@ -138,48 +127,13 @@ fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, 
     Ok(url)
 }
 
-/// The IdP's answer, before it becomes the caller's response.
-pub struct IdpResponse {
-    /// The IdP's status.
-    pub status: StatusCode,
-    /// The safe subset of its headers.
-    pub headers: HeaderMap,
-    /// Its body.
-    pub body: Vec<u8>,
-}
-
-impl IdpResponse {
-    /// The response for the caller: the IdP's status, body and safe headers.
-    pub fn into_response(self) -> Response<Body> {
-        let textual = self
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/") || ct.contains("json") || ct.contains("xml"));
-        let body = if self.body.is_empty() {
-            Body::Empty
-        } else if textual {
-            match String::from_utf8(self.body) {
-                Ok(text) => Body::Text(text),
-                Err(e) => Body::Binary(e.into_bytes()),
-            }
-        } else {
-            Body::Binary(self.body)
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response
-    }
-}
-
 /// Calls the IdP with `token`. Redirects are not followed (the shared client never does). A 5xx
 /// answer is an error, after retries for idempotent methods.
 #[tracing::instrument(name = "idp_call", skip_all, fields(connection = %request.connection.name, method = %request.method))]
 pub async fn call(
     http: &Client,
     request: &IdpRequest<'_>,
-    token: &SecretString,
+    token: &IdpAccessToken,
     deadline: &Deadline,
 ) -> Result<IdpResponse, IdpError> {
     let mut outbound = http.request(request.method.clone(), request.url.clone());
@@ -192,12 +146,20 @@ pub async fn call(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .map_err(|_| IdpError::ReconsentRequired {
-            connection: request.connection.name.clone(),
+    let mut authorization =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+            IdpError::ReconsentRequired {
+                connection: request.connection.name.clone(),
+            }
         })?;
     authorization.set_sensitive(true);
     headers.insert(header::AUTHORIZATION, authorization);
+    // Uncompressed answers, whose bytes can be checked for the token as they are; one that
+    // comes compressed all the same is inflated to be checked.
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     outbound = outbound.headers(headers);
     if !matches!(request.method, Method::GET | Method::HEAD) && !request.body.is_empty() {
         outbound = outbound.body(request.body.to_vec());
@@ -223,7 +185,7 @@ pub async fn call(
         })
         .await?;
     let status = response.status();
-    let headers = safe_headers(response.headers());
+    let headers = response.headers().clone();
     let body = upstream::read_body(response, Service::Idp, MAX_IDP_BODY_BYTES).await?;
     Ok(IdpResponse {
         status,
@@ -240,56 +202,10 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// The headers of an IdP response that may reach the caller.
-fn safe_headers(upstream: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (name, value) in upstream {
-        let returned =
-            RETURNED_RESPONSE_HEADERS.contains(name) || name.as_str().starts_with("x-ratelimit-");
-        if returned {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use connections::Connections;
-
-    #[test]
-    fn returns_only_safe_headers() {
-        let mut upstream = HeaderMap::new();
-        for (name, value) in [
-            ("content-type", "application/json"),
-            ("etag", "\"abc\""),
-            (
-                "link",
-                "<https://api.github.com/user/repos?page=2>; rel=\"next\"",
-            ),
-            ("x-ratelimit-remaining", "4999"),
-            ("set-cookie", "session=secret"),
-            (
-                "location",
-                "https://objects.example.com/?X-Amz-Signature=abc",
-            ),
-            ("www-authenticate", "Bearer"),
-            ("x-oauth-scopes", "repo"),
-            ("authorization", "Bearer leaked"),
-        ] {
-            upstream.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        let safe = safe_headers(&upstream);
-        let names: Vec<&str> = safe.keys().map(HeaderName::as_str).collect();
-        assert_eq!(
-            names,
-            ["content-type", "etag", "link", "x-ratelimit-remaining"]
-        );
-    }
 
     #[test]
     fn urls_stay_under_the_api_base() {

@@ -25,6 +25,14 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// Characters refused in a decoded segment unless the connection allows them
+/// (`path_characters`): `;` starts matrix parameters or path parameters that some servers and
+/// proxies cut off (`/admin;x` read as `/admin`), and look-alike dots become `.` under Unicode
+/// normalisation (`\u{2024}\u{2024}` → `..`) in servers that apply it.
+pub const GUARDED: &[char] = &[
+    ';', '\u{2024}', '\u{2025}', '\u{2026}', '\u{fe52}', '\u{ff0e}', '\u{3002}', '\u{ff61}',
+];
+
 /// Why a path is refused (403 `forbidden_path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -38,6 +46,9 @@ pub enum PathError {
     /// invalid UTF-8.
     #[error("the path has a forbidden character")]
     ForbiddenCharacter,
+    /// `;` or a look-alike dot ([`GUARDED`]) that the connection does not allow.
+    #[error("the path has a character the connection does not allow in paths")]
+    GuardedCharacter,
     /// The method and path match none of the connection's allow rules.
     #[error("the connection does not allow this method and path")]
     NotAllowed,
@@ -81,6 +92,15 @@ pub fn normalise(raw: &str) -> Result<IdpPath, PathError> {
         encoded.push('/');
     }
     Ok(IdpPath { segments, encoded })
+}
+
+/// Refuses segments holding a [`GUARDED`] character that is not in `allowed`.
+pub fn check_guarded(segments: &[String], allowed: &[char]) -> Result<(), PathError> {
+    let refused = |c: char| GUARDED.contains(&c) && !allowed.contains(&c);
+    if segments.iter().any(|s| s.chars().any(refused)) {
+        return Err(PathError::GuardedCharacter);
+    }
+    Ok(())
 }
 
 fn decode_segment(raw: &str) -> Result<String, PathError> {
@@ -128,6 +148,30 @@ mod tests {
         let path = normalise("/search/caf%C3%A9").expect("valid");
         assert_eq!(path.segments[1], "café");
         assert_eq!(path.encoded, "/search/caf%C3%A9");
+    }
+
+    #[test]
+    fn semicolons_and_look_alike_dots_need_the_connections_leave() {
+        for raw in [
+            "/a;b",
+            "/a%3Bb",
+            "/a%3bb",
+            "/%E2%80%A4%E2%80%A4",
+            "/\u{2024}",
+            "/x/%EF%BC%8E%EF%BC%8E",
+        ] {
+            let path = normalise(raw).expect("normalises");
+            assert_eq!(
+                check_guarded(&path.segments, &[]),
+                Err(PathError::GuardedCharacter),
+                "{raw}"
+            );
+        }
+        let path = normalise("/a%3Bb").expect("normalises");
+        assert_eq!(check_guarded(&path.segments, &[';']), Ok(()));
+        assert_eq!(path.encoded, "/a;b");
+        let plain = normalise("/user/repos").expect("normalises");
+        assert_eq!(check_guarded(&plain.segments, &[]), Ok(()));
     }
 
     #[test]

@@ -12,30 +12,22 @@ use oauth2::{
     Scope, TokenResponse, TokenUrl,
 };
 use reqwest::Client;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use super::connections::{Connection, TokenAuth};
+use super::tokens::source::Renewed;
 use crate::credentials::ClientCredentials;
 use crate::deadline::Deadline;
-use crate::upstream::{self, Service, UpstreamError};
+use crate::secret::{IdpAccessToken, IdpRefreshToken};
+use crate::service::Service;
+use crate::upstream::{self, UpstreamError, printable_code};
 
 /// Cap on one refresh grant, within the invocation's deadline.
 const GRANT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest token endpoint answer read.
 const MAX_GRANT_BODY_BYTES: usize = 64 * 1024;
-
-/// A renewed access token, and the refresh token to use next time where the provider rotated it.
-pub struct Renewed {
-    /// The new access token.
-    pub access_token: SecretString,
-    /// A new refresh token (single-use providers rotate it at every grant); `None` when the old
-    /// one stays valid.
-    pub refresh_token: Option<SecretString>,
-    /// The access token's lifetime, where the provider says.
-    pub expires_in: Option<Duration>,
-}
 
 /// Why a refresh grant gave no token.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +51,7 @@ pub async fn refresh(
     connection: &Connection,
     token_url: &Url,
     client: &ClientCredentials,
-    refresh_token: &SecretString,
+    refresh_token: &IdpRefreshToken,
     deadline: &Deadline,
 ) -> Result<Renewed, RenewalError> {
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
@@ -71,7 +63,7 @@ pub async fn refresh(
             TokenAuth::Body => AuthType::RequestBody,
             TokenAuth::Basic => AuthType::BasicAuth,
         });
-    let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+    let refresh_token = RefreshToken::new(refresh_token.expose().to_owned());
     // The future owns its client handle and deadline: `oauth2` wants it to outlive the borrow of
     // this closure.
     let deadline = *deadline;
@@ -81,12 +73,13 @@ pub async fn refresh(
         .add_scopes(connection.refresh_scopes.iter().cloned().map(Scope::new))
         .request_async(&send)
         .await;
+    crate::telemetry::renewal(answer.is_ok());
     match answer {
         Ok(token) => Ok(Renewed {
-            access_token: SecretString::from(token.access_token().secret().as_str()),
+            access_token: IdpAccessToken::new(token.access_token().secret().as_str()),
             refresh_token: token
                 .refresh_token()
-                .map(|t| SecretString::from(t.secret().as_str())),
+                .map(|t| IdpRefreshToken::new(t.secret().as_str())),
             expires_in: token.expires_in(),
         }),
         // The error variants that carry a body (`Parse`) are dropped here unread: the body of a
@@ -120,15 +113,6 @@ fn classify(code: &BasicErrorResponseType) -> RenewalError {
             format!("token endpoint error {}", printable_code(other.as_ref())),
         )),
     }
-}
-
-/// An OAuth error code as the provider chose it, fit for a log line: at most 40 characters of
-/// `[A-Za-z0-9_.-]`.
-fn printable_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .take(40)
-        .collect()
 }
 
 /// Sends the grant `oauth2` built, through the shared client and within the deadline.

@@ -3,8 +3,25 @@
 //! grants, a record of every request, and paths that misbehave.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
+//! - `GET /user/repos`, for a profile with `public_repos` (else the echo below): that many
+//!   repositories, paginated as GitHub does (`per_page`, default 30, at most 100; `page`) with a
+//!   `Link` header of `next`, `last`, `first` and `prev` URLs on this stand-in's origin;
+//! - `GET /avatars/u/{id}`: a generated SVG avatar, no token needed (as GitHub's avatar host);
 //! - `/redirect`: a 302 to another origin; `/fail`: 500; `/hang`: never answers; any path
 //!   answers 503 while [`Idp::fail_next`] says so;
+//! - `GET /user/repos?per_page=&page=`: a list of [`LIST_SIZE`] repositories in pages, with
+//!   GitHub's `Link` header (`next`, `prev`, `first`, `last`) into the stand-in's own origin;
+//! - `/conditional`: an `ETag` and `Last-Modified` resource that answers `If-None-Match` and
+//!   `If-Modified-Since` with `304` and no body, `Cache-Control: public`;
+//! - `/bytes/{kind}?size=N`: bodies that text handling would alter: `binary` (bytes 0 to 255
+//!   over and over, no `Content-Type`), `latin1` (`caf\xe9` labelled ISO-8859-1),
+//!   `invalid-utf8-json`, `gzip` (a gzip JSON body with its `Content-Encoding`), `controls`
+//!   (`size` × U+0001 as `text/plain`: six times larger JSON-escaped) and `quotes` (a JSON
+//!   string of `size` × `\"`);
+//! - `/echo/headers`: the request's headers in the body (the IdP token included);
+//!   `/echo/link`: a `Link` whose URL carries the token;
+//! - `/claims`: Microsoft Graph's claims challenge (401, `error="insufficient_claims"`);
+//!   `/refused`: a 401 whatever the token, as a resource that refuses for its own reasons;
 //! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, answered as
 //!   the [`Flavor`] does (GitHub: form-encoded unless asked for JSON, errors as 200; Google:
 //!   JSON, errors as 400);
@@ -21,15 +38,26 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Form, Request, State};
+use axum::extract::{Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::lock;
 use crate::tenant::new_token;
+
+/// How many repositories `/user/repos` lists.
+pub const LIST_SIZE: usize = 5;
+
+/// The `ETag` and `Last-Modified` of `/conditional`.
+pub const CONDITIONAL_ETAG: &str = "\"conditional-v1\"";
+/// See [`CONDITIONAL_ETAG`].
+pub const CONDITIONAL_LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+
+/// The `WWW-Authenticate` of `/claims`, as Microsoft Graph sends a claims challenge.
+pub const CLAIMS_CHALLENGE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwgInZhbHVlIjoiMTYwNDEwNjY1MSJ9fX0=\"";
 
 /// One request as the stand-in IdP received it.
 #[derive(Debug, Clone)]
@@ -79,6 +107,8 @@ struct IdpState {
     clients: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, Value>>,
     rotate: AtomicBool,
+    /// GitHub Apps: a renewal revokes the user's earlier access tokens too.
+    revoke_on_renewal: AtomicBool,
     token_lifetime: Mutex<Duration>,
     token_delay: Mutex<Duration>,
     grants: AtomicUsize,
@@ -111,6 +141,7 @@ impl Idp {
             clients: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
             rotate: AtomicBool::new(flavor == Flavor::GitHub),
+            revoke_on_renewal: AtomicBool::new(false),
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             token_delay: Mutex::new(Duration::ZERO),
             grants: AtomicUsize::new(0),
@@ -122,6 +153,7 @@ impl Idp {
         let router = Router::new()
             .route("/token", post(token))
             .route("/login/oauth/access_token", post(token))
+            .route("/avatars/u/{id}", get(avatar))
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
@@ -178,6 +210,12 @@ impl Idp {
     /// Whether each grant replaces the refresh token it used (single use).
     pub fn set_rotation(&self, rotate: bool) {
         self.state.rotate.store(rotate, Ordering::SeqCst);
+    }
+
+    /// Whether a renewal also revokes the access tokens issued before it to the same user, as
+    /// GitHub Apps do with expiring user tokens.
+    pub fn set_revoke_on_renewal(&self, revoke: bool) {
+        self.state.revoke_on_renewal.store(revoke, Ordering::SeqCst);
     }
 
     /// The lifetime (`expires_in`) of access tokens issued from now on.
@@ -338,6 +376,9 @@ async fn token(
     };
     let lifetime = *lock(&state.token_lifetime);
     let access_token = new_token("idp-access-");
+    if state.revoke_on_renewal.load(Ordering::SeqCst) {
+        lock(&state.tokens).retain(|_, grant| grant.profile != profile);
+    }
     lock(&state.tokens).insert(
         access_token.clone(),
         Grant {
@@ -416,8 +457,50 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         );
         return decorate(response);
     };
+    let host = recorded.header("host").unwrap_or_default().to_owned();
+    let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
+        .map(|Query(q)| q)
+        .unwrap_or_default();
     let response = match path.as_str() {
         "/user" | "/oauth2/v3/userinfo" | "/v1.0/me" => axum::Json(profile).into_response(),
+        // The sample frontend's demo users: their own repositories, paginated.
+        "/user/repos" if recorded.method == "GET" && profile.get("public_repos").is_some() => {
+            return repos(&profile, parts.uri.query().unwrap_or_default(), &host);
+        }
+        "/user/repos" if parts.method == axum::http::Method::GET => list(&host, &query),
+        "/conditional" => conditional(&parts.headers),
+        "/echo/headers" => axum::Json(Value::Object(
+            recorded
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), json!(v)))
+                .collect(),
+        ))
+        .into_response(),
+        "/echo/link" => (
+            [(
+                "link",
+                format!("<http://{host}/user/repos?access_token={bearer}>; rel=\"next\""),
+            )],
+            "see the link",
+        )
+            .into_response(),
+        "/claims" => (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", CLAIMS_CHALLENGE)],
+            axum::Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Continuous access evaluation resulted in claims challenge"}})),
+        )
+            .into_response(),
+        "/refused" => (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer realm=\"stand-in\"")],
+            axum::Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response(),
+        bytes if bytes.starts_with("/bytes/") => {
+            let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
+            body_of_kind(&bytes["/bytes/".len()..], size)
+        }
         "/redirect" => (
             StatusCode::FOUND,
             [("location", "http://127.0.0.1:9/elsewhere?token=leak")],
@@ -435,7 +518,103 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
     decorate(response)
 }
 
-/// Headers real providers send: some the proxy must return, some it must not.
+/// `/user/repos`: page `page` of [`LIST_SIZE`] repositories, `per_page` a page (GitHub's
+/// defaults: 30, at most 100), with GitHub's `Link` header into `http://{host}`.
+fn list(host: &str, query: &HashMap<String, String>) -> Response {
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 30).min(100);
+    let page = number("page", 1);
+    let last = LIST_SIZE.div_ceil(per_page).max(1);
+    let repos: Vec<Value> = (1..=LIST_SIZE)
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|i| json!({"id": i, "name": format!("repo-{i}"), "full_name": format!("octocat/repo-{i}")}))
+        .collect();
+    let url = |p: usize| format!("<http://{host}/user/repos?per_page={per_page}&page={p}>");
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", url(1)));
+        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
+    }
+    let mut response = axum::Json(Value::Array(repos)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
+        response.headers_mut().insert("link", value);
+    }
+    response
+}
+
+/// `/conditional`: `304` for a matching `If-None-Match` or an `If-Modified-Since` not before
+/// its `Last-Modified` (compared as text: the one date the stand-in serves).
+fn conditional(headers: &HeaderMap) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let etag_matches = header("if-none-match").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == CONDITIONAL_ETAG)
+    });
+    let unmodified = header("if-none-match").is_none()
+        && header("if-modified-since") == Some(CONDITIONAL_LAST_MODIFIED);
+    let validators = [
+        ("etag", CONDITIONAL_ETAG),
+        ("last-modified", CONDITIONAL_LAST_MODIFIED),
+        ("cache-control", "public, max-age=60"),
+    ];
+    if etag_matches || unmodified {
+        return (StatusCode::NOT_MODIFIED, validators).into_response();
+    }
+    (validators, axum::Json(json!({"version": 1}))).into_response()
+}
+
+/// `/bytes/{kind}`: a body of `size` units that text handling would alter.
+fn body_of_kind(kind: &str, size: usize) -> Response {
+    let (content_type, body): (Option<&str>, Vec<u8>) = match kind {
+        "binary" => (None, (0..size).map(|i| (i % 256) as u8).collect()),
+        "latin1" => (Some("text/plain; charset=iso-8859-1"), b"caf\xe9".to_vec()),
+        "invalid-utf8-json" => (
+            Some("application/json"),
+            b"{\"name\":\"\xff\xfe\"}".to_vec(),
+        ),
+        "controls" => (Some("text/plain"), vec![1; size]),
+        "quotes" => {
+            let mut body = b"\"".to_vec();
+            body.extend(std::iter::repeat_n(*b"\\\"", size).flatten());
+            body.push(b'"');
+            (Some("application/json"), body)
+        }
+        "gzip" => {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let _ = encoder.write_all(b"{\"compressed\":true}");
+            let body = encoder.finish().unwrap_or_default();
+            let mut response = Response::new(axum::body::Body::from(body));
+            let headers = response.headers_mut();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            headers.insert("content-encoding", HeaderValue::from_static("gzip"));
+            return response;
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut response = Response::new(axum::body::Body::from(body));
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static(content_type));
+    }
+    response
+}
+
+/// Headers real providers send: some the proxy must return, some it must not. An `ETag` or
+/// `Link` of the answer's own stays.
 fn decorate(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
@@ -449,7 +628,74 @@ fn decorate(mut response: Response) -> Response {
         ("set-cookie", "idp_session=stand-in-session; HttpOnly"),
         ("x-oauth-scopes", "repo, user"),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     response
+}
+
+/// One page of the token's user's repositories, with GitHub's `Link` header.
+fn repos(profile: &Value, query: &str, host: &str) -> Response {
+    let params: HashMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let number = |name: &str, default: usize| {
+        params
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 30).min(100);
+    let page = number("page", 1);
+    let total = profile["public_repos"].as_u64().unwrap_or(0) as usize;
+    let login = profile["login"].as_str().unwrap_or("user");
+    let last = total.div_ceil(per_page).max(1);
+    let first_index = (page - 1).saturating_mul(per_page);
+    let items: Vec<Value> = (first_index..total.min(first_index.saturating_add(per_page)))
+        .map(|i| {
+            let name = format!("project-{:02}", i + 1);
+            let language = ["Rust", "TypeScript", "Python"][i % 3];
+            json!({
+                "id": 100_000 + i,
+                "name": name,
+                "full_name": format!("{login}/{name}"),
+                "private": false,
+                "html_url": format!("https://github.com/{login}/{name}"),
+                "description": format!("Stand-in repository {} of {total}", i + 1),
+                "language": language,
+                "stargazers_count": (i * 7) % 50,
+            })
+        })
+        .collect();
+    let url = |n: usize| format!("http://{host}/user/repos?per_page={per_page}&page={n}");
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
+        links.push(format!("<{}>; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"first\"", url(1)));
+        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
+    }
+    let mut response = decorate(axum::Json(items).into_response());
+    let headers = response.headers_mut();
+    headers.remove("link");
+    if let Ok(value) = HeaderValue::from_str(&links.join(", "))
+        && !links.is_empty()
+    {
+        headers.insert("link", value);
+    }
+    response
+}
+
+/// A generated avatar: GitHub serves avatars from a host that needs no token.
+async fn avatar(axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    let hue = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120" viewBox="0 0 120 120"><rect width="120" height="120" rx="60" fill="hsl({hue},55%,55%)"/><circle cx="60" cy="48" r="22" fill="#fff"/><ellipse cx="60" cy="100" rx="36" ry="24" fill="#fff"/></svg>"##
+    );
+    ([("content-type", "image/svg+xml")], svg).into_response()
 }

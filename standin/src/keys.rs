@@ -113,6 +113,12 @@ impl TokenBuilder {
         self
     }
 
+    /// Sets the header's `crit` (RFC 7515 §4.1.11): extensions the verifier must understand.
+    pub fn crit(mut self, names: &[&str]) -> Self {
+        self.header.crit = Some(names.iter().map(|n| (*n).to_owned()).collect());
+        self
+    }
+
     /// Sets the header's `kid` (or removes it), whatever key signs.
     pub fn kid(mut self, kid: Option<&str>) -> Self {
         self.header.kid = kid.map(str::to_owned);

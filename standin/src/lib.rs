@@ -1,24 +1,30 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
-//! the local demo: an Auth0 tenant ([`Tenant`]), identity provider APIs ([`Idp`]) and signing
-//! keys to mint the tenant's tokens ([`TestKey`]).
+//! the local demo: an Auth0 tenant ([`Tenant`], with the sign-in side a single page application
+//! uses, [`SpaClient`], and Token Vault), identity provider APIs ([`Idp`]) and signing keys to
+//! mint the tenant's tokens ([`TestKey`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
 
 mod idp;
 mod keys;
+mod login;
 mod moto;
 mod runtime_api;
 mod secrets;
 mod tenant;
+mod vault;
 
-pub use idp::{Flavor, Idp, Recorded};
+pub use idp::{
+    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LIST_SIZE, Recorded,
+};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
-pub use moto::{Moto, MotoLink};
+pub use login::SpaClient;
+pub use moto::{LinkMode, Moto, MotoLink};
 pub use runtime_api::{Outcome, RuntimeApi};
-pub use secrets::secrets_client;
-pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, profile};
+pub use secrets::{create_token_table, dynamodb_client, secrets_client};
+pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, new_token, profile};
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,6 @@
-//! moto's Secrets Manager server, a real protocol peer, started from Python on 127.0.0.1; and
-//! [`MotoLink`], a switchable relay in front of it, to take Secrets Manager down and back.
+//! moto's server (Secrets Manager and DynamoDB, real protocol peers), started from Python on
+//! 127.0.0.1; and [`MotoLink`], a switchable relay in front of it, to take the service down and
+//! back, throttle it or make it hang.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -69,12 +70,73 @@ pub struct MotoLink {
     state: Arc<Mutex<LinkState>>,
 }
 
+/// How a [`MotoLink`] treats the requests it accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkMode {
+    /// Relayed to moto.
+    #[default]
+    Up,
+    /// Answered by the link itself with DynamoDB's throttling error
+    /// (`ProvisionedThroughputExceededException`, HTTP 400), as a table over its capacity does.
+    Throttled,
+    /// Accepted and read, never answered: a black hole.
+    Hanging,
+}
+
 #[derive(Default)]
 struct LinkState {
     /// The accept loop; `None` while cut.
     acceptor: Option<JoinHandle<()>>,
     /// The relayed connections, to break them when the link is cut.
     connections: Vec<AbortHandle>,
+    mode: LinkMode,
+}
+
+/// DynamoDB's answer to a request over the table's capacity.
+fn throttled_answer() -> String {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"throttled by the stand-in"}"#;
+    format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\n\
+         x-amzn-requestid: standin-throttled\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Answers every request on `inbound` with [`throttled_answer`] until the peer closes.
+async fn throttle(mut inbound: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // One request: headers, then as many body bytes as Content-Length says.
+        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match inbound.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        while buffer.len() < end + 4 + length {
+            match inbound.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buffer.drain(..end + 4 + length);
+        if inbound
+            .write_all(throttled_answer().as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 impl MotoLink {
@@ -108,6 +170,16 @@ impl MotoLink {
         }
     }
 
+    /// From now on, treats requests as `mode` says; connections already open are broken, so
+    /// that none keeps the old treatment.
+    pub fn set_mode(&self, mode: LinkMode) {
+        let mut state = lock(&self.state);
+        state.mode = mode;
+        for connection in std::mem::take(&mut state.connections) {
+            connection.abort();
+        }
+    }
+
     /// Brings Secrets Manager back on the same port.
     pub async fn restore(&self) -> std::io::Result<()> {
         if lock(&self.state).acceptor.is_some() {
@@ -122,9 +194,21 @@ impl MotoLink {
         let (target, state) = (self.target, Arc::clone(&self.state));
         let acceptor = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let mode = lock(&state).mode;
                 let relay = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    match mode {
+                        LinkMode::Up => {
+                            if let Ok(mut outbound) = TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
+                            }
+                        }
+                        LinkMode::Throttled => throttle(inbound).await,
+                        LinkMode::Hanging => {
+                            // Hold the connection, read nothing back, until the test ends.
+                            std::future::pending::<()>().await;
+                            drop(inbound);
+                        }
                     }
                 });
                 let mut state = lock(&state);

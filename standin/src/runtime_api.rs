@@ -1,6 +1,8 @@
 //! A Lambda Runtime API on 127.0.0.1, enough to run the real `bootstrap` binary as Lambda runs
 //! it: `GET /2018-06-01/runtime/invocation/next` hands out queued events, and the binary posts
-//! each answer to `/invocation/{id}/response` (or `/error`).
+//! each answer to `/invocation/{id}/response` (or `/error`). Like Lambda, it refuses a response
+//! over [`MAX_RESPONSE_BYTES`] with `413`, and the invocation ends as
+//! [`Outcome::TooLarge`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 
 use crate::lock;
 use axum::extract::{Path, State};
@@ -18,11 +21,18 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+/// Lambda's limit on a synchronous invocation's response, in bytes, as its error message gives
+/// it (`Response payload size exceeded maximum allowed payload size (6291556 bytes)`).
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
 /// How an invocation ended.
 #[derive(Debug)]
 pub enum Outcome {
     /// The function's response payload.
     Response(Value),
+    /// The function posted a response over [`MAX_RESPONSE_BYTES`] (this many bytes): Lambda
+    /// refuses it, and API Gateway answers its own 502.
+    TooLarge(usize),
     /// The function reported an invocation error.
     Error(Value),
 }
@@ -65,6 +75,8 @@ impl RuntimeApi {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Read whatever is posted, to measure it as Lambda does.
+            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
         Ok(Self {
@@ -152,8 +164,16 @@ async fn respond(
     State(state): State<Arc<RuntimeState>>,
     Path(id): Path<String>,
     body: String,
-) -> StatusCode {
-    settle(&state, &id, Outcome::Response(json(&body)))
+) -> Response {
+    if body.len() > MAX_RESPONSE_BYTES {
+        settle(&state, &id, Outcome::TooLarge(body.len()));
+        let message = serde_json::json!({
+            "errorMessage": format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+            "errorType": "RequestEntityTooLarge",
+        });
+        return (StatusCode::PAYLOAD_TOO_LARGE, message.to_string()).into_response();
+    }
+    settle(&state, &id, Outcome::Response(json(&body))).into_response()
 }
 
 async fn fail(

@@ -1,7 +1,10 @@
 //! A stand-in Auth0 tenant on 127.0.0.1: the JWKS, the token endpoint (client-credentials
-//! grant) and the Management API's `GET /api/v2/users/{id}`, with switches to rotate keys and the
+//! grant, and Token Vault's exchange in [`crate::vault`]) and the Management API's
+//! `GET /api/v2/users/{id}`, with switches to rotate keys and the
 //! client secret, to make endpoints fail ([`JwksMode`], [`Fault`]), and counters of the calls
-//! each served (failed ones included).
+//! each served (failed ones included); and the sign-in side a single page application uses
+//! (OpenID Connect discovery, `/authorize`, the authorization-code grant, `/v2/logout`: see
+//! [`crate::login`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,14 +15,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 
 use crate::lock;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::body::Bytes;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::keys::{TestKey, TokenBuilder};
+use crate::login::{self, Login, MintIdpToken, SpaClient};
+use crate::vault::VaultState;
 
 /// How the JWKS endpoint behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,32 +50,41 @@ pub enum Fault {
     },
     /// Never answers.
     Hang,
+    /// Refuses as an OAuth endpoint does: this status, with this `error` code.
+    Refuse {
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth `error` code.
+        error: &'static str,
+    },
 }
 
 /// A fault and how many more requests it applies to.
 #[derive(Debug, Clone, Copy)]
-struct Injected {
-    fault: Fault,
-    remaining: usize,
+pub(crate) struct Injected {
+    pub(crate) fault: Fault,
+    pub(crate) remaining: usize,
 }
 
 /// The M2M client the stand-in tenant accepts by default.
 pub const M2M_CLIENT_ID: &str = "m2m-client-id";
 
 #[derive(Debug)]
-struct TenantState {
+pub(crate) struct TenantState {
     jwks_calls: AtomicUsize,
-    published: Mutex<Vec<TestKey>>,
+    pub(crate) published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
-    token_calls: AtomicUsize,
-    token_fault: Mutex<Option<Injected>>,
-    client_secret: Mutex<String>,
+    pub(crate) token_calls: AtomicUsize,
+    pub(crate) token_fault: Mutex<Option<Injected>>,
+    pub(crate) client_secret: Mutex<String>,
     management_token_lifetime: Mutex<u64>,
     issued: Mutex<HashMap<String, Instant>>,
     user_calls: AtomicUsize,
     user_fault: Mutex<Option<Injected>>,
     user_requests: Mutex<Vec<String>>,
     users: Mutex<HashMap<String, Value>>,
+    login: Login,
+    pub(crate) vault: VaultState,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -78,7 +92,7 @@ struct TenantState {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     addr: SocketAddr,
-    state: Arc<TenantState>,
+    pub(crate) state: Arc<TenantState>,
 }
 
 impl Tenant {
@@ -98,12 +112,20 @@ impl Tenant {
             user_fault: Mutex::new(None),
             user_requests: Mutex::new(Vec::new()),
             users: Mutex::new(HashMap::new()),
+            login: Login::default(),
+            vault: VaultState::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
-            .route("/oauth/token", post(token))
+            .route("/.well-known/openid-configuration", get(discovery))
+            // Token Vault's exchange; other grants go on to `token`.
+            .route(
+                "/oauth/token",
+                post(crate::vault::token_endpoint).options(token_preflight),
+            )
             .route("/api/v2/users/{id}", get(user))
-            .route("/demo/token", get(demo_token))
+            .route("/authorize", get(authorize).post(pick))
+            .route("/v2/logout", get(logout))
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
         Ok(Self { addr, state })
@@ -168,6 +190,7 @@ impl Tenant {
         *lock(&self.state.jwks_mode) = JwksMode::Serve;
         *lock(&self.state.token_fault) = None;
         *lock(&self.state.user_fault) = None;
+        self.state.vault.heal();
     }
 
     /// Rotates the M2M client secret: the old one is refused from now on.
@@ -209,6 +232,33 @@ impl Tenant {
         self.state.user_calls.load(Ordering::SeqCst)
     }
 
+    /// The profile of `user_id`, as the Management API would return it.
+    pub fn user(&self, user_id: &str) -> Option<Value> {
+        lock(&self.state.users).get(user_id).cloned()
+    }
+
+    /// Registers a single page application that may sign users in (see [`crate::login`]).
+    pub fn register_spa(&self, client: SpaClient) {
+        self.state.login.register_client(client);
+    }
+
+    /// Registers an API: an `audience` that sign-ins may ask access tokens for.
+    pub fn register_api(&self, identifier: &str) {
+        self.state.login.register_api(identifier);
+    }
+
+    /// Makes a sign-in with `connection=NAME` a fresh login at that IdP: `mint` is given the
+    /// user's id at the IdP and returns the new IdP access token, which replaces the one stored
+    /// on that identity (re-consent).
+    pub fn on_connection_login(
+        &self,
+        connection: &str,
+        mint: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) {
+        let mint: MintIdpToken = Arc::new(mint);
+        self.state.login.on_connection_login(connection, mint);
+    }
+
     /// The raw path and query of every user request, as sent on the wire.
     pub fn user_requests(&self) -> Vec<String> {
         lock(&self.state.user_requests).clone()
@@ -240,7 +290,7 @@ pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
 }
 
 /// A fresh opaque token: unique in the process, unguessable enough for a stand-in.
-pub(crate) fn new_token(prefix: &str) -> String {
+pub fn new_token(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -251,39 +301,7 @@ pub(crate) fn new_token(prefix: &str) -> String {
     )
 }
 
-#[derive(Deserialize)]
-struct DemoLogin {
-    audience: String,
-    sub: String,
-}
-
-/// Stands in for Auth0's login: a signed access token for any `sub`, so that the sample frontend
-/// has something to send. Only a stand-in can do this; CORS-open for the sample page.
-async fn demo_token(
-    headers: HeaderMap,
-    axum::extract::Query(login): axum::extract::Query<DemoLogin>,
-) -> Response {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let token = TokenBuilder::new(&format!("http://{host}/"), &login.audience, &login.sub).sign();
-    (
-        [("access-control-allow-origin", "*")],
-        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})),
-    )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-struct TokenRequest {
-    grant_type: String,
-    client_id: String,
-    client_secret: String,
-    audience: String,
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         axum::Json(json!({"error": error, "error_description": description})),
@@ -292,7 +310,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// The fault to play for this request, if one is injected; counts it down.
-fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
+pub(crate) fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
     let mut injected = lock(injected);
     let current = injected.as_mut()?;
     let fault = current.fault;
@@ -304,7 +322,7 @@ fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
 }
 
 /// What Auth0 answers when it fails, throttles or hangs.
-async fn play(fault: Fault) -> Response {
+pub(crate) async fn play(fault: Fault) -> Response {
     match fault {
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -338,30 +356,72 @@ async fn play(fault: Fault) -> Response {
                 .into_response()
         }
         Fault::Hang => std::future::pending().await,
+        Fault::Refuse { status, error } => oauth_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            error,
+            "refused by the stand-in",
+        ),
     }
 }
 
-async fn token(
+/// The issuer a request to this tenant names: `http://{Host}/`.
+fn issuer_of(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    format!("http://{host}/")
+}
+
+/// A token request's fields: form-encoded, or JSON as the SPA SDK may send them.
+fn token_fields(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        let object: serde_json::Map<String, Value> =
+            serde_json::from_slice(body).unwrap_or_default();
+        return object
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+            .collect();
+    }
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+pub(crate) async fn token(
     State(state): State<Arc<TenantState>>,
     headers: HeaderMap,
-    Form(request): Form<TokenRequest>,
+    body: Bytes,
 ) -> Response {
     state.token_calls.fetch_add(1, Ordering::SeqCst);
     if let Some(fault) = take_fault(&state.token_fault) {
         return play(fault).await;
     }
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    if request.grant_type != "client_credentials" {
+    let fields = token_fields(&headers, &body);
+    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+    let issuer = issuer_of(&headers);
+    if field("grant_type") == "authorization_code" {
+        let cors = state.login.cors(&headers);
+        let users = lock(&state.users).clone();
+        let answer = login::exchange_code(&state.login, &users, &issuer, &fields);
+        let mut response = match answer {
+            Ok(tokens) => axum::Json(tokens).into_response(),
+            Err((status, error, description)) => oauth_error(status, error, &description),
+        };
+        response.headers_mut().extend(cors);
+        return response;
+    }
+    if field("grant_type") != "client_credentials" {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant");
     }
-    if request.client_id != M2M_CLIENT_ID || request.client_secret != *lock(&state.client_secret) {
+    if field("client_id") != M2M_CLIENT_ID || field("client_secret") != *lock(&state.client_secret)
+    {
         // What Auth0 answers for a wrong client secret.
         return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
     }
-    if request.audience != format!("http://{host}/api/v2/") {
+    if field("audience") != format!("{issuer}api/v2/") {
         return oauth_error(StatusCode::FORBIDDEN, "access_denied", "Service not found");
     }
     let lifetime = *lock(&state.management_token_lifetime);
@@ -377,6 +437,48 @@ async fn token(
         "scope": "read:users read:user_idp_tokens",
     }))
     .into_response()
+}
+
+/// The CORS preflight of a sign-in's token request, answered for allowed web origins only.
+async fn token_preflight(State(state): State<Arc<TenantState>>, headers: HeaderMap) -> Response {
+    let cors = state.login.cors(&headers);
+    let status = if cors.is_empty() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::NO_CONTENT
+    };
+    let mut response = status.into_response();
+    response.headers_mut().extend(cors);
+    response
+}
+
+async fn discovery(headers: HeaderMap) -> Response {
+    axum::Json(login::discovery(&issuer_of(&headers))).into_response()
+}
+
+async fn authorize(
+    State(state): State<Arc<TenantState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let users = lock(&state.users).clone();
+    login::authorize(&state.login, &users, &headers, &params)
+}
+
+async fn pick(
+    State(state): State<Arc<TenantState>>,
+    Form(params): Form<HashMap<String, String>>,
+) -> Response {
+    let mut users = lock(&state.users);
+    login::pick(&state.login, &mut users, &params)
+}
+
+async fn logout(
+    State(state): State<Arc<TenantState>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    login::logout(&state.login, &headers, &params)
 }
 
 async fn user(

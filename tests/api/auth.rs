@@ -31,7 +31,7 @@ async fn rejects_a_request_without_a_token() {
     let app = TestApp::spawn().await;
     app.call("http-api-missing-token.json", "")
         .await
-        .assert_invalid_token();
+        .assert_no_credentials();
     assert_eq!(app.tenant.jwks_calls(), 0);
 }
 
@@ -379,4 +379,36 @@ async fn no_token_value_reaches_logs_or_error_bodies() {
     assert_not_logged(&all);
     let signatures: Vec<&str> = tokens.iter().filter_map(|t| t.rsplit('.').next()).collect();
     assert_not_logged(&signatures);
+}
+
+#[tokio::test]
+async fn rejects_a_token_whose_crit_names_extensions() {
+    let app = TestApp::spawn().await;
+    // RFC 7515 §4.1.11: a `crit` extension the verifier does not understand fails the token;
+    // this verifier understands none (an empty list is invalid too).
+    for names in [&["exp"][..], &["b64"], &["urn:example:ext"], &[]] {
+        let token = app.token(USER).crit(names).sign();
+        app.call(EVENT, &token).await.assert_invalid_token();
+    }
+    assert_eq!(app.tenant.token_calls() + app.tenant.user_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_sub_of_dot_segments_never_reaches_the_management_api() {
+    let app = TestApp::spawn().await;
+    // `/api/v2/users/.` and `/api/v2/users/..` would be the list endpoint and `/api/v2/`.
+    for sub in [".", ".."] {
+        let token = app.tenant.token(AUDIENCE, sub).sign();
+        app.call(EVENT, &token).await.assert_invalid_token();
+        app.call("http-api-idp-github-user.json", &token)
+            .await
+            .assert_invalid_token();
+    }
+    assert_eq!(
+        app.tenant.token_calls(),
+        0,
+        "no Management API token was even needed"
+    );
+    assert_eq!(app.tenant.user_calls(), 0);
+    assert_eq!(app.github.calls(), 0);
 }

@@ -11,11 +11,16 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use crate::helpers::{PLACEHOLDER, TestApp, event_text, github_token, moto};
+use crate::metrics::assert_emf;
 
 const USER: &str = "github|1001";
 
 /// The real binary with the test app's configuration, pointed at `runtime`.
-fn start_bootstrap(app: &TestApp, runtime: &RuntimeApi, extra: &[(&str, &str)]) -> Child {
+pub(crate) fn start_bootstrap(
+    app: &TestApp,
+    runtime: &RuntimeApi,
+    extra: &[(&str, &str)],
+) -> Child {
     let mut command = bootstrap(app, runtime);
     command.envs(extra.iter().copied());
     command.spawn().expect("bootstrap starts")
@@ -72,7 +77,11 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     let runtime = RuntimeApi::start().await.expect("runtime API");
-    let child = start_bootstrap(&app, &runtime, &[]);
+    let child = start_bootstrap(
+        &app,
+        &runtime,
+        &[("METRICS_NAMESPACE", "auth0-idp-proxy/test-stack")],
+    );
 
     let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
         .expect("events/")
@@ -109,16 +118,19 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
             401 => {
                 assert_eq!(body["error"], "invalid_token", "{name}");
                 let headers = response["headers"].as_object().expect("headers");
-                assert_eq!(
-                    headers["www-authenticate"],
+                // RFC 6750 §3.1: no credentials at all get the bare challenge.
+                let challenge = if name.contains("missing-token") {
+                    "Bearer"
+                } else {
                     r#"Bearer error="invalid_token""#
-                );
+                };
+                assert_eq!(headers["www-authenticate"], challenge, "{name}");
             }
             _ if name.contains("identities") => {
                 assert_eq!(body["identities"][0]["connection"], "github", "{name}")
             }
             _ => assert!(
-                body.get("login").is_some() || body.get("path_and_query").is_some(),
+                body.get("login").is_some() || body[0].get("full_name").is_some(),
                 "{name}: {body}"
             ),
         }
@@ -133,10 +145,21 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
     assert_eq!(app.tenant.jwks_calls(), 1);
 
     let logs = output_of(child).await;
-    assert!(
-        logs.contains("\"message\":\"invocation\""),
-        "JSON summary lines: {logs}"
-    );
+    // On stdout, one EMF summary line per event, in the namespace the template sets.
+    let summaries: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "invocation")
+        .collect();
+    assert_eq!(summaries.len(), names.len(), "JSON summary lines: {logs}");
+    for line in &summaries {
+        assert_emf(line);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "auth0-idp-proxy/test-stack"
+        );
+        assert!(!line.to_string().contains(USER), "no user id: {line}");
+    }
     for secret in [
         jwt.as_str(),
         &github_token(USER),
@@ -165,4 +188,94 @@ async fn the_real_binary_refuses_to_start_with_bad_configuration() {
     assert!(!output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("AUTH0_DOMAIN"), "{text}");
+}
+
+/// The HTTP behaviours of `speaks_http.rs` once more, through the real binary: what reaches the Runtime
+/// API is the Lambda response itself, so a body altered by a text conversion, a response over
+/// Lambda's limit (the stand-in refuses it as Lambda does) or a panic would all show here.
+#[tokio::test]
+async fn the_real_binary_speaks_http_under_a_runtime_api() {
+    use crate::helpers::{LambdaAnswer, idp_event};
+    use crate::speaks_http::{expected_bytes, gunzip, hostile_events};
+    use serde_json::json;
+
+    let app = TestApp::spawn_with(
+        &[("ALLOWED_ORIGINS", "https://app.example.com")],
+        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
+    )
+    .await;
+    let jwt = app.token(USER).sign();
+    let runtime = RuntimeApi::start().await.expect("runtime API");
+    let child = start_bootstrap(&app, &runtime, &[]);
+    let mut logs_of = Some(child);
+    let invoke = async |event: serde_json::Value| -> LambdaAnswer {
+        let text = event.to_string();
+        match runtime
+            .invoke(&text, Duration::from_secs(10), Duration::from_secs(30))
+            .await
+        {
+            Some(Outcome::Response(value)) => {
+                let size = value.to_string().len();
+                LambdaAnswer::from_value(value, size)
+            }
+            other => panic!("no response: {other:?}"),
+        }
+    };
+    let get = |path: &str, query: &str| idp_event("GET", path, query, &jwt, &[]);
+
+    for kind in ["binary", "latin1", "invalid-utf8-json"] {
+        let answer = invoke(get(&format!("/idp/github/bytes/{kind}"), "size=256")).await;
+        assert_eq!(
+            (answer.status, answer.body.clone()),
+            (200, expected_bytes(kind)),
+            "{kind}"
+        );
+    }
+    let gzip = invoke(get("/idp/github/bytes/gzip", "")).await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&gzip.body), r#"{"compressed":true}"#);
+
+    // 18 MiB if escaped, 4 MiB as base64: it reaches the caller whole.
+    let controls = invoke(get("/idp/github/bytes/controls", "size=3145728")).await;
+    assert_eq!(controls.status, 200);
+    assert!(controls.body.len() == 3 << 20 && controls.body.iter().all(|b| *b == 1));
+    // Over the limit only once encoded: the documented JSON 502, not Lambda's refusal.
+    let big = invoke(get("/idp/github/bytes/binary", "size=4800000")).await;
+    big.assert_error(502, "upstream_error");
+    assert_eq!(
+        big.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+
+    let not_modified = invoke(idp_event(
+        "GET",
+        "/idp/github/conditional",
+        "",
+        &jwt,
+        &[("if-none-match", json!(standin::CONDITIONAL_ETAG))],
+    ))
+    .await;
+    assert_eq!(not_modified.status, 304);
+    assert!(!not_modified.has_body);
+    assert_eq!(not_modified.header("etag"), Some(standin::CONDITIONAL_ETAG));
+
+    let page = invoke(get("/idp/github/user/repos", "per_page=3")).await;
+    assert_eq!(
+        page.header("link"),
+        Some(
+            "<https://abc123defg.execute-api.us-east-1.amazonaws.com/idp/github/user/repos?per_page=3&page=2>; rel=\"next\", \
+             <https://abc123defg.execute-api.us-east-1.amazonaws.com/idp/github/user/repos?per_page=3&page=2>; rel=\"last\""
+        )
+    );
+
+    for (what, event) in hostile_events(&jwt) {
+        let answer = invoke(event).await;
+        assert_eq!(answer.status, 400, "{what}");
+        answer.assert_error(400, "invalid_request");
+    }
+    // Still the same environment: one JWKS fetch for everything.
+    assert_eq!(app.tenant.jwks_calls(), 1);
+    let logs = output_of(logs_of.take().expect("child")).await;
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(!logs.contains(&github_token(USER)));
 }

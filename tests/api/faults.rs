@@ -4,38 +4,27 @@
 //! succeeds. Also: 200 simultaneous invocations through one environment, and the summary line.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::deadline::SAFETY_MARGIN;
 use http::Method;
-use lambda_http::{Request, RequestExt};
-use serde_json::Value;
+use lambda_http::Request;
 use standin::{Fault, JwksMode};
 
 use crate::helpers::{
-    TestApp, TestResponse, assert_not_logged, event, event_at, github_token, logs, unique,
+    TestApp, TestResponse, assert_not_logged, event, event_at, github_token, within,
 };
+use crate::metrics::send_traced;
 
 const USER: &str = "github|1001";
 const IDENTITIES: &str = "http-api-identities.json";
 /// Until the stand-in is healed.
 const ALWAYS: usize = usize::MAX;
 
-/// `request` with a Lambda context whose deadline is `budget` from now, and a fresh request id.
-fn within(request: Request, budget: Duration) -> Request {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    let mut context = lambda_http::Context::default();
-    context.deadline = u64::try_from((now + budget).as_millis()).expect("fits");
-    context.request_id = unique("req-");
-    request.with_lambda_context(context)
-}
-
 /// Sends `request` with `budget` to answer, and asserts that the answer came before Lambda's
 /// deadline, with most of the safety margin to spare.
-async fn send_within(app: &TestApp, request: Request, budget: Duration) -> TestResponse {
+pub(crate) async fn send_within(app: &TestApp, request: Request, budget: Duration) -> TestResponse {
     let started = Instant::now();
     let response = app.send(within(request, budget)).await;
     let elapsed = started.elapsed();
@@ -132,20 +121,11 @@ async fn a_management_api_rate_limit_beyond_the_deadline_is_429_with_retry_after
         .fail_management_api(Fault::RateLimited { reset_in_secs: 30 }, 1);
     let started = Instant::now();
     let response = send_within(&app, event(IDENTITIES, &jwt), Duration::from_secs(3)).await;
-    response.assert_error(429, "rate_limited");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "answered at once, not after waiting"
     );
-    let retry_after: u64 = response.headers["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("whole seconds");
-    assert!(
-        (29..=30).contains(&retry_after),
-        "Retry-After: {retry_after}"
-    );
+    response.assert_rate_limited_for(30);
     assert_eq!(app.tenant.user_calls(), 1);
 
     assert_eq!(app.call(IDENTITIES, &jwt).await.status, 200);
@@ -343,48 +323,27 @@ async fn two_hundred_simultaneous_cold_invocations_cost_one_secret_read_and_one_
     assert_eq!(app.github.calls(), 200);
 }
 
-/// The summary line of the invocation `request_id`.
-fn summary(request_id: &str) -> Value {
-    let lines: Vec<Value> = logs()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| {
-            line["fields"]["message"] == "invocation" && line["fields"]["request_id"] == request_id
-        })
-        .map(|line| line["fields"].clone())
-        .collect();
-    assert_eq!(lines.len(), 1, "one summary line for {request_id}");
-    lines[0].clone()
-}
-
-fn request_id(request: &Request) -> String {
-    request
-        .lambda_context_ref()
-        .expect("a Lambda context")
-        .request_id
-        .clone()
-}
-
 #[tokio::test]
 async fn each_invocation_logs_one_summary_line_with_upstream_times_and_cache_hits() {
     let app = TestApp::spawn().await;
     let jwt = app.token(USER).sign();
     app.tenant.fail_token_endpoint(Fault::Status(500), 1);
     let budget = Duration::from_secs(5);
+    let token = github_token(USER);
+    let secrets = [jwt.as_str(), token.as_str()];
 
     let cold = within(event_at("/idp/github/user", &jwt), budget);
-    let cold_id = request_id(&cold);
-    assert_eq!(app.send(cold).await.status, 200);
-    let line = summary(&cold_id);
-    assert_eq!(line["route"], "idp");
-    assert_eq!(line["connection"], "github");
+    let (response, line) = send_traced(&app, cold, &secrets).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(line["Route"], "idp");
+    assert_eq!(line["Connection"], "github");
     assert_eq!(line["status"], 200);
     for upstream in [
-        "secrets_ms",
-        "token_ms",
-        "management_ms",
-        "jwks_ms",
-        "idp_ms",
+        "SecretsManagerTime",
+        "TokenEndpointTime",
+        "ManagementApiTime",
+        "JwksTime",
+        "IdpTime",
     ] {
         assert!(line[upstream].as_f64().is_some(), "{upstream} in {line}");
     }
@@ -392,23 +351,29 @@ async fn each_invocation_logs_one_summary_line_with_upstream_times_and_cache_hit
         "jwks_cache_hit",
         "management_token_cache_hit",
         "credentials_cache_hit",
-        "idp_token_cache_hit",
     ] {
         assert_eq!(line[cache], false, "{cache} in {line}");
     }
+    assert_eq!(line["IdpTokenCacheMisses"], 1, "{line}");
     assert!(
-        line["duration_ms"].as_f64().expect("duration")
-            >= line["token_ms"].as_f64().expect("token")
+        line["Duration"].as_f64().expect("duration")
+            >= line["TokenEndpointTime"].as_f64().expect("token")
     );
 
-    let warm = within(event(IDENTITIES, &jwt), budget);
-    let warm_id = request_id(&warm);
-    assert_eq!(app.send(warm).await.status, 200);
-    let line = summary(&warm_id);
-    assert_eq!(line["route"], "identities");
-    assert!(line.get("connection").is_none(), "{line}");
-    assert!(line["management_ms"].as_f64().is_some(), "{line}");
-    for absent in ["secrets_ms", "token_ms", "jwks_ms", "idp_ms"] {
+    // Another user: the first one's profile is fresh in the cache and would cost no read.
+    let other = app.token("github|1002").sign();
+    let warm = within(event(IDENTITIES, &other), budget);
+    let (response, line) = send_traced(&app, warm, &secrets).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(line["Route"], "identities");
+    assert!(line.get("Connection").is_none(), "{line}");
+    assert!(line["ManagementApiTime"].as_f64().is_some(), "{line}");
+    for absent in [
+        "SecretsManagerTime",
+        "TokenEndpointTime",
+        "JwksTime",
+        "IdpTime",
+    ] {
         assert!(line.get(absent).is_none(), "{absent} in {line}");
     }
     for cache in [
@@ -421,14 +386,18 @@ async fn each_invocation_logs_one_summary_line_with_upstream_times_and_cache_hit
 
     // A repeat IdP call: the IdP's time alone, every cache hit.
     let repeat = within(event_at("/idp/github/user", &jwt), budget);
-    let repeat_id = request_id(&repeat);
-    assert_eq!(app.send(repeat).await.status, 200);
-    let line = summary(&repeat_id);
-    assert!(line["idp_ms"].as_f64().is_some(), "{line}");
-    for absent in ["secrets_ms", "token_ms", "management_ms", "jwks_ms"] {
+    let (response, line) = send_traced(&app, repeat, &secrets).await;
+    assert_eq!(response.status, 200);
+    assert!(line["IdpTime"].as_f64().is_some(), "{line}");
+    for absent in [
+        "SecretsManagerTime",
+        "TokenEndpointTime",
+        "ManagementApiTime",
+        "JwksTime",
+    ] {
         assert!(line.get(absent).is_none(), "{absent} in {line}");
     }
-    assert_eq!(line["idp_token_cache_hit"], true, "{line}");
+    assert_eq!(line["IdpTokenCacheHits"], 1, "{line}");
     assert_eq!(line["jwks_cache_hit"], true, "{line}");
 
     let mut secrets = app.tenant.issued_tokens();

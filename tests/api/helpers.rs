@@ -4,11 +4,14 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
-use auth0_idp_proxy::{App, Config, upstream};
+use auth0_idp_proxy::{App, Config, telemetry, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use lambda_http::{Body, Request};
+use base64::Engine;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, Context, LambdaEvent, Request, RequestExt};
 use serde_json::{Value, json};
 use standin::{Idp, M2M_CLIENT_ID, Moto, MotoLink, Tenant, TokenBuilder, secrets_client};
 
@@ -39,8 +42,10 @@ fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = Arc::clone(&buffer);
+        // The function's own line format, so that the tests read the lines CloudWatch gets.
         tracing_subscriber::fmt()
             .json()
+            .event_format(telemetry::LogFormat::default())
             .with_max_level(tracing::Level::TRACE)
             .with_writer(move || Capture(Arc::clone(&writer)))
             .init();
@@ -129,6 +134,28 @@ impl TestResponse {
         assert_eq!(body["error"], code, "error code; body: {}", self.body);
         assert!(body["error_description"].is_string(), "error_description");
         assert_eq!(self.headers["content-type"], "application/json");
+    }
+
+    /// Asserts a 429 `rate_limited` whose `Retry-After` is about `seconds` (one less allowed, for
+    /// the clock's tick between the stand-in's answer and this check).
+    pub fn assert_rate_limited_for(&self, seconds: u64) {
+        self.assert_error(429, "rate_limited");
+        let retry_after: u64 = self.headers["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("whole seconds");
+        assert!(
+            (seconds - 1..=seconds).contains(&retry_after),
+            "Retry-After: {retry_after}"
+        );
+    }
+
+    /// Asserts a 401 for a request with no credentials: the bare RFC 6750 §3.1 challenge, no
+    /// error code in it.
+    pub fn assert_no_credentials(&self) {
+        self.assert_error(401, "invalid_token");
+        assert_eq!(self.headers["www-authenticate"], "Bearer");
     }
 
     /// Asserts a 401 `invalid_token` with the RFC 6750 challenge.
@@ -255,23 +282,186 @@ impl TestApp {
         self.send(event(name, token)).await
     }
 
+    /// Another execution environment of the same function (same configuration, its own
+    /// memory), sharing the fleet table through `dynamodb` when `TOKEN_TABLE` is configured.
+    pub async fn environment(
+        &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        policy: auth0_idp_proxy::fleet::TablePolicy,
+    ) -> App {
+        let config = Config::from_lookup(|name| {
+            self.env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("test configuration is valid");
+        let http = upstream::build_client().expect("HTTP client");
+        let secrets = secrets_client(moto().endpoint(), None).await;
+        App::new(config, http, secrets).with_token_table_policy(dynamodb, policy)
+    }
+
+    /// Runs `event` (an event's JSON text) through the function's Lambda entry point, as the
+    /// real binary does: the event checks, the handler, and the Lambda response as written.
+    pub async fn invoke(&self, event: &str) -> LambdaAnswer {
+        let payload: LambdaRequest =
+            serde_json::from_str(event).expect("an event lambda_runtime deserializes");
+        let mut context = Context::default();
+        context.request_id = unique("invoke-");
+        context.deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + 10_000;
+        let raw = self.app.invoke(LambdaEvent::new(payload, context)).await;
+        LambdaAnswer::parse(raw.get())
+    }
+
     /// Sends a request.
     pub async fn send(&self, request: Request) -> TestResponse {
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.into_body() {
-            Body::Empty => String::new(),
-            Body::Text(text) => text,
-            Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            _ => unreachable!("no other body kinds are built"),
+        send_to(&self.app, request).await
+    }
+}
+
+/// Sends a request to `app`.
+pub async fn send_to(app: &App, request: Request) -> TestResponse {
+    let response = app.handle(request).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = match response.into_body() {
+        Body::Empty => String::new(),
+        Body::Text(text) => text,
+        Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => unreachable!("no other body kinds are built"),
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A Lambda response (REST or HTTP API shape) as the Runtime API receives it, taken apart.
+#[derive(Debug)]
+pub struct LambdaAnswer {
+    /// Its JSON text's length: what Lambda's 6 MB limit applies to.
+    pub size: usize,
+    /// `statusCode`.
+    pub status: u16,
+    /// Every header value, by lowercase name (`headers` or `multiValueHeaders`).
+    pub headers: Vec<(String, String)>,
+    /// The body as the caller receives it (base64 decoded where flagged).
+    pub body: Vec<u8>,
+    /// `isBase64Encoded`.
+    pub base64: bool,
+    /// Whether the response has a `body` member at all.
+    pub has_body: bool,
+}
+
+impl LambdaAnswer {
+    /// Takes apart the Lambda response `text`.
+    pub fn parse(text: &str) -> Self {
+        let value: Value = serde_json::from_str(text).expect("a JSON Lambda response");
+        Self::from_value(value, text.len())
+    }
+
+    /// Takes apart a Lambda response already parsed, `size` bytes as posted.
+    pub fn from_value(value: Value, size: usize) -> Self {
+        let mut headers = Vec::new();
+        for (name, v) in value["headers"].as_object().into_iter().flatten() {
+            headers.push((
+                name.to_lowercase(),
+                v.as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        for (name, values) in value["multiValueHeaders"].as_object().into_iter().flatten() {
+            for v in values.as_array().into_iter().flatten() {
+                headers.push((
+                    name.to_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        let base64 = value["isBase64Encoded"] == true;
+        let text = value["body"].as_str().unwrap_or_default();
+        let body = if base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("a base64 body")
+        } else {
+            text.as_bytes().to_vec()
         };
-        TestResponse {
-            status,
+        Self {
+            size,
+            status: value["statusCode"].as_u64().unwrap_or_default() as u16,
             headers,
             body,
+            base64,
+            has_body: value.get("body").is_some_and(|b| !b.is_null()),
         }
     }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`, joined as one field would be.
+    pub fn header_joined(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// Asserts the documented error shape and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        let body = String::from_utf8_lossy(&self.body);
+        assert_eq!(self.status, status, "status; body: {body}");
+        assert_eq!(self.json()["error"], code, "error code; body: {body}");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// The v2 event of `http-api-idp-github-user.json` re-pointed at `GET {path}?{query}` with
+/// `token`, and each `(name, value)` of `headers` set (a `null` value removes the header).
+pub fn idp_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    token: &str,
+    headers: &[(&str, Value)],
+) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, token),
+    )
+    .expect("JSON event");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["rawQueryString"] = json!(query);
+    for (name, value) in headers {
+        match value {
+            Value::Null => {
+                event["headers"]
+                    .as_object_mut()
+                    .expect("headers")
+                    .remove(*name);
+            }
+            value => event["headers"][*name] = value.clone(),
+        }
+    }
+    event
 }
 
 /// The secret's JSON for the stand-in tenant's M2M client.
@@ -299,4 +489,15 @@ pub fn event_at(raw_path: &str, token: &str) -> Request {
 pub fn event(name: &str, token: &str) -> Request {
     let text = event_text(name).replace(PLACEHOLDER, token);
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `request` with a Lambda context whose deadline is `budget` from now, and a fresh request id.
+pub fn within(request: Request, budget: Duration) -> Request {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    let mut context = lambda_http::Context::default();
+    context.deadline = u64::try_from((now + budget).as_millis()).expect("fits");
+    context.request_id = unique("req-");
+    request.with_lambda_context(context)
 }

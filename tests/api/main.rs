@@ -1,12 +1,16 @@
 //! Integration tests: the handler driven with the sample events in `events/`, against loopback
-//! stand-ins only (a stand-in Auth0 tenant and IdPs, moto for Secrets Manager).
+//! stand-ins only (a stand-in Auth0 tenant and IdPs, moto for Secrets Manager and DynamoDB).
 
 mod auth;
 mod binary;
 mod faults;
+mod fleet;
 mod helpers;
 mod management;
+mod metrics;
 mod proxy;
 mod routing;
 mod sdk_config;
+mod speaks_http;
 mod tokens;
+mod vault;

@@ -85,12 +85,15 @@ async fn a_token_about_to_expire_is_renewed() {
     let app = TestApp::spawn().await;
     // A 2 s token is renewed 1 s before it expires.
     app.tenant.set_management_token_lifetime(2);
+    // A user each call: `GET /identities` answers a user's repeat from its short-lived cache.
     let jwt = app.token(USER).sign();
     assert_eq!(app.call(EVENT, &jwt).await.status, 200);
-    assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    let second = app.token("github|1002").sign();
+    assert_eq!(app.call(EVENT, &second).await.status, 200);
     assert_eq!(app.tenant.token_calls(), 1);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    let third = app.token("github|1003").sign();
+    assert_eq!(app.call(EVENT, &third).await.status, 200);
     assert_eq!(app.tenant.token_calls(), 2);
     assert_eq!(app.secret_reads(), 1);
 }
@@ -101,7 +104,9 @@ async fn a_refused_management_token_is_replaced_once() {
     let jwt = app.token(USER).sign();
     assert_eq!(app.call(EVENT, &jwt).await.status, 200);
     app.tenant.revoke_management_tokens();
-    assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    // Another user: a repeat of the first would be answered from the profile cache.
+    let other = app.token("github|1002").sign();
+    assert_eq!(app.call(EVENT, &other).await.status, 200);
     assert_eq!(app.tenant.token_calls(), 2);
     assert_eq!(app.secret_reads(), 1);
 }
@@ -114,7 +119,8 @@ async fn a_rotated_secret_is_picked_up_after_invalid_client() {
     let old = app.client_secret.lock().expect("lock").clone();
     let new = app.rotate_client_secret().await;
     app.tenant.revoke_management_tokens();
-    let response = app.call(EVENT, &jwt).await;
+    // Other users: a repeat of the first would be answered from the profile cache.
+    let response = app.call(EVENT, &app.token("github|1002").sign()).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(
         app.secret_reads(),
@@ -126,7 +132,8 @@ async fn a_rotated_secret_is_picked_up_after_invalid_client() {
         3,
         "first, rejected, after rotation"
     );
-    assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    let third = app.token("github|1003").sign();
+    assert_eq!(app.call(EVENT, &third).await.status, 200);
     assert_eq!((app.secret_reads(), app.tenant.token_calls()), (2, 3));
     assert_not_logged(&[&old, &new]);
 }
@@ -190,12 +197,54 @@ async fn no_token_or_secret_of_the_run_reaches_the_logs() {
         200
     );
     app.tenant.revoke_management_tokens();
-    assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    let other = app.token("github|1002").sign();
+    assert_eq!(app.call(EVENT, &other).await.status, 200);
     let mut secrets = app.tenant.issued_tokens();
     assert_eq!(secrets.len(), 2);
     secrets.push(app.client_secret.lock().expect("lock").clone());
     secrets.push(github_token(USER));
+    secrets.push(github_token("github|1002"));
     secrets.push(jwt);
+    secrets.push(other);
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_not_logged(&secrets);
+}
+
+#[tokio::test]
+async fn without_the_table_repeats_and_unlinked_connections_cost_one_read() {
+    let app = TestApp::spawn().await;
+    let jwt = app.token(USER).sign();
+    for _ in 0..20 {
+        assert_eq!(app.call(EVENT, &jwt).await.status, 200);
+    }
+    for _ in 0..20 {
+        app.send(crate::helpers::event_at(
+            "/idp/google-oauth2/oauth2/v3/userinfo",
+            &jwt,
+        ))
+        .await
+        .assert_error(404, "identity_not_linked");
+    }
+    assert_eq!(app.tenant.user_calls(), 1);
+}
+
+#[tokio::test]
+async fn one_user_gets_a_budget_of_management_reads_a_minute() {
+    let app = TestApp::spawn().await;
+    let jwt = app.token(USER).sign();
+    // Each IdP refusal makes the function read Auth0 again: an attacker's cheapest way to
+    // spend reads. The budget stops it at 10 a minute per user.
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        app.github.expire(&github_token(USER));
+        let response = app
+            .send(crate::helpers::event_at("/idp/github/user", &jwt))
+            .await;
+        statuses.push(response.status);
+    }
+    assert!(app.tenant.user_calls() <= 10, "{}", app.tenant.user_calls());
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Another user is not affected.
+    let other = app.token("github|1002").sign();
+    assert_eq!(app.call(EVENT, &other).await.status, 200);
 }

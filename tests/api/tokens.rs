@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use standin::{Flavor, Idp, M2M_CLIENT_ID};
 
 use crate::helpers::{TestApp, TestResponse, assert_not_logged, event_at};
+use crate::metrics::send_traced;
 
 const GOOGLE_USERINFO: &str = "/idp/google-oauth2/oauth2/v3/userinfo";
 const GITHUB_USER: &str = "/idp/github/user";
@@ -145,9 +146,21 @@ async fn an_expired_google_token_is_renewed_once_and_the_call_succeeds() {
     let identities = world.app.call("http-api-identities.json", &jwt).await;
     assert_eq!(identities.json()["identities"][0]["renewable"], true);
 
-    let first = world.get(GOOGLE_USERINFO, &jwt).await;
+    let (first, line) = send_traced(
+        &world.app,
+        event_at(GOOGLE_USERINFO, &jwt),
+        &[
+            "google-oauth2|4242",
+            "ya29.expired-at-login",
+            "1//google-refresh",
+        ],
+    )
+    .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.json()["email"], "jane@example.test");
+    assert_eq!(line["Connection"], "google-oauth2");
+    assert_eq!(line["Renewals"], 1, "{line}");
+    assert!(line.get("RenewalFailures").is_none(), "{line}");
     // One 401 with the stored token, then the call with the renewed one.
     assert_eq!(world.google.calls(), 2);
     assert_eq!(world.google.grants(), 1);
@@ -260,15 +273,22 @@ async fn a_refused_refresh_token_answers_reconsent_required_for_each_flavor() {
         profile["identities"][0]["refresh_token"] = json!("revoked-refresh-token");
         world.app.tenant.add_user(profile);
 
-        let response = world.get(path, &jwt).await;
+        let secrets = [sub, access, "revoked-refresh-token"];
+        let (response, line) = send_traced(&world.app, event_at(path, &jwt), &secrets).await;
         response.assert_error(403, "reconsent_required");
         assert_eq!(response.json()["connection"], connection);
         assert_eq!(world.idp(connection).grants(), 1, "{connection}");
+        assert_eq!(line["Connection"], connection);
+        assert_eq!(line["ErrorCode"], "reconsent_required");
+        assert_eq!(line["Reconsents"], 1, "{line}");
+        assert_eq!(line["RenewalFailures"], 1, "{line}");
 
         // The dead refresh token is not tried again.
-        let again = world.get(path, &jwt).await;
+        let (again, line) = send_traced(&world.app, event_at(path, &jwt), &secrets).await;
         again.assert_error(403, "reconsent_required");
         assert_eq!(world.idp(connection).grants(), 1, "{connection}");
+        assert_eq!(line["Reconsents"], 1, "{line}");
+        assert!(line.get("RenewalFailures").is_none(), "{line}");
         world.assert_no_token_leaked(&[access, "revoked-refresh-token"], &[&response, &again]);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::telemetry::{self, Cache};
@@ -14,14 +14,6 @@ use crate::telemetry::{self, Cache};
 /// The invocation's deadline passed while it waited for another invocation's load.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitExpired;
-
-/// Whether a token obtained at `obtained_at` and good for `lifetime` is still worth using at
-/// `now`: not within the renewal margin of its expiry. The margin (a tenth of the lifetime,
-/// between 1 s and 5 min) leaves room for clock skew and the call itself.
-pub fn is_fresh(obtained_at: Instant, lifetime: Duration, now: Instant) -> bool {
-    let margin = (lifetime / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-    now.saturating_duration_since(obtained_at) + margin < lifetime
-}
 
 /// Waits for `lock`, no longer than the deadline.
 pub async fn lock_within<'a>(

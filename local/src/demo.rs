@@ -1,0 +1,250 @@
+//! The demo's world: a stand-in Auth0 tenant (with the sample frontend registered as a single
+//! page application), a stand-in GitHub and moto's Secrets Manager, all on 127.0.0.1, and two
+//! demo users — one whose GitHub token works, one whose token GitHub has revoked.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use auth0_idp_proxy::Config;
+use serde_json::{Value, json};
+use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, SpaClient, Tenant};
+
+/// The demo's API identifier.
+pub const AUDIENCE: &str = "https://auth0-idp-proxy.local/api";
+/// The sample frontend's client id in the stand-in tenant.
+pub const SPA_CLIENT_ID: &str = "demo-spa-client";
+/// The demo user whose GitHub token works.
+pub const DEMO_USER: &str = "github|1001";
+/// The demo user whose GitHub token GitHub has revoked: the page shows the reconnect flow.
+pub const REVOKED_USER: &str = "github|2002";
+/// The demo API's Custom API Client, which performs Token Vault exchanges.
+const VAULT_CLIENT_ID: &str = "demo-api-client";
+
+/// What the demo started. The servers live as long as the process.
+pub struct Demo {
+    /// The stand-in Auth0 tenant.
+    pub tenant: Tenant,
+    /// The stand-in GitHub.
+    pub github: Idp,
+    /// The stand-in Google, served through the tenant's Token Vault.
+    _google: Idp,
+    /// With `--fleet`: the client for the token table in moto.
+    pub dynamodb: Option<aws_sdk_dynamodb::Client>,
+    _moto: Moto,
+}
+
+/// The GitHub profile of the demo user with GitHub id `id`.
+fn github_profile(github: &Idp, id: u64) -> Value {
+    let (login, name, repos) = match id {
+        1001 => ("octocat", "The Octocat", 42),
+        _ => ("hubot", "Hubot", 3),
+    };
+    json!({
+        "login": login,
+        "id": id,
+        "name": format!("{name} (stand-in)"),
+        "avatar_url": format!("{}/avatars/u/{id}", github.origin()),
+        "html_url": format!("https://github.com/{login}"),
+        "public_repos": repos,
+    })
+}
+
+/// Records the stand-in GitHub tokens issued, for the browser test (`--idp-tokens-file`).
+#[derive(Clone)]
+struct TokenLog(Option<Arc<Mutex<std::fs::File>>>);
+
+impl TokenLog {
+    fn open(path: Option<&PathBuf>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self(Some(Arc::new(Mutex::new(file)))))
+    }
+
+    fn record(&self, token: &str) {
+        if let Some(file) = &self.0 {
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            // A test reads this file; a failed write makes its check fail, not the demo.
+            let _ = writeln!(file, "{token}");
+        }
+    }
+}
+
+/// Starts the stand-ins and returns the function's configuration for them. `page_origins`:
+/// the sample frontend's origins, all registered in the tenant, the first one only allowed by
+/// the function's CORS.
+pub async fn start(
+    page_origins: &[String],
+    idp_tokens_file: Option<&PathBuf>,
+    fleet: bool,
+) -> Result<(Config, aws_sdk_secretsmanager::Client, Demo), String> {
+    let tokens = TokenLog::open(idp_tokens_file)?;
+    let moto = Moto::start()?;
+    let client_secret = format!("demo-secret-{}", std::process::id());
+    let tenant = Tenant::start(&client_secret)
+        .await
+        .map_err(|e| format!("stand-in tenant: {e}"))?;
+    let github = Idp::start()
+        .await
+        .map_err(|e| format!("stand-in GitHub: {e}"))?;
+
+    let github_token = format!("gho_demo_{}", std::process::id());
+    github.grant(&github_token, github_profile(&github, 1001));
+    tokens.record(&github_token);
+    let revoked_token = format!("gho_revoked_{}", std::process::id());
+    tokens.record(&revoked_token);
+    for (user, token, name, nickname) in [
+        (DEMO_USER, &github_token, "The Octocat", "octocat"),
+        (
+            REVOKED_USER,
+            &revoked_token,
+            "Hubot (GitHub token revoked)",
+            "hubot",
+        ),
+    ] {
+        let id = user.trim_start_matches("github|");
+        let mut profile = standin::profile(user, &[("github", id, token)]);
+        profile["name"] = json!(name);
+        profile["nickname"] = json!(nickname);
+        profile["picture"] = json!(format!("{}/avatars/u/{id}", github.origin()));
+        tenant.add_user(profile);
+    }
+    // Signing in with `connection=github` is a fresh GitHub login: GitHub issues a new token
+    // and Auth0 stores it on the identity (the page's "Reconnect GitHub").
+    let minting_github = github.clone();
+    tenant.on_connection_login("github", move |github_id| {
+        let token = standin::new_token("gho_fresh_");
+        let id = github_id.parse().unwrap_or(0);
+        minting_github.grant(&token, github_profile(&minting_github, id));
+        tokens.record(&token);
+        token
+    });
+    tenant.register_api(AUDIENCE);
+    tenant.register_spa(SpaClient {
+        client_id: SPA_CLIENT_ID.to_owned(),
+        callback_urls: page_origins.to_vec(),
+        logout_urls: page_origins.to_vec(),
+        web_origins: page_origins.to_vec(),
+    });
+
+    // Google through Token Vault: the demo user connected the account, and the tenant exchanges
+    // the caller's token for it with the API's own client.
+    let google = Idp::start_as(Flavor::Google)
+        .await
+        .map_err(|e| format!("stand-in Google: {e}"))?;
+    tenant.enable_token_vault(
+        "google-oauth2",
+        &google,
+        std::time::Duration::from_secs(3600),
+    );
+    tenant.add_token_vault_client(VAULT_CLIENT_ID, Some(&client_secret), AUDIENCE);
+    tenant.connect_account(
+        DEMO_USER,
+        "google-oauth2",
+        json!({"email": "octocat@example.test", "name": "The Octocat (stand-in Google)"}),
+    );
+
+    // With `--fleet`, the token table in moto's DynamoDB, and a key to seal its values with.
+    let table = match fleet {
+        true => Some(token_table(&moto).await?),
+        false => None,
+    };
+    let store_keys = match &table {
+        Some(_) => json!([demo_key()?]),
+        None => Value::Null,
+    };
+
+    let secrets = standin::secrets_client(moto.endpoint(), None).await;
+    let secret_id = "auth0-idp-proxy/demo";
+    secrets
+        .create_secret()
+        .name(secret_id)
+        .secret_string(
+            json!({
+                "client_id": M2M_CLIENT_ID,
+                "client_secret": client_secret,
+                "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+                "token_store_keys": store_keys,
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "moto: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+
+    let table_name = table
+        .as_ref()
+        .map(|(name, _)| name.clone())
+        .unwrap_or_default();
+    let env = [
+        ("TOKEN_TABLE", table_name),
+        ("AUTH0_DOMAIN", tenant.origin()),
+        ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
+        ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
+        (
+            "IDP_CONNECTIONS",
+            json!({
+                "github": {"api_base": github.origin()},
+                "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
+            })
+            .to_string(),
+        ),
+        (
+            "ALLOWED_ORIGINS",
+            page_origins.first().cloned().unwrap_or_default(),
+        ),
+    ];
+    let config =
+        Config::from_lookup(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .map_err(|e| e.to_string())?;
+    Ok((
+        config,
+        secrets,
+        Demo {
+            tenant,
+            github,
+            _google: google,
+            dynamodb: table.map(|(_, client)| client),
+            _moto: moto,
+        },
+    ))
+}
+
+/// The page's `config.json` in the demo.
+pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
+    json!({
+        "domain": demo.tenant.origin(),
+        "clientId": SPA_CLIENT_ID,
+        "audience": AUDIENCE,
+        "api": api_origin,
+        "connection": "github",
+    })
+}
+
+/// Creates the demo's token table in `moto`, as `template.yaml` declares it.
+async fn token_table(moto: &Moto) -> Result<(String, aws_sdk_dynamodb::Client), String> {
+    let name = "auth0-idp-proxy-demo-tokens".to_owned();
+    let client = standin::dynamodb_client(moto.endpoint()).await;
+    standin::create_token_table(&client, &name)
+        .await
+        .map_err(|e| format!("moto's DynamoDB: {e}"))?;
+    Ok((name, client))
+}
+
+/// A fresh 32-byte key for `token_store_keys`, base64, from the system's random source.
+fn demo_key() -> Result<String, String> {
+    use base64::Engine;
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut key))
+        .map_err(|e| format!("no random key for the token table: {e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(key))
+}

@@ -1,0 +1,122 @@
+//! The [`TokenSource`] of connections whose IdP tokens Auth0 keeps in the user's `identities[]`:
+//! the identity read from the Management API, and refresh grants at the provider's token
+//! endpoint with the IdP app's client credentials from the secret.
+
+use reqwest::Client;
+
+use super::connections::Connection;
+use super::renewal::{self, RenewalError};
+use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
+use crate::credentials::{CredentialStore, CredentialsError};
+use crate::deadline::Deadline;
+use crate::identities;
+use crate::management::{Management, ManagementError, profiles};
+use crate::secret::IdpRefreshToken;
+
+/// Why the identity's tokens could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The user has no identity at that connection.
+    #[error("the user has no identity linked at connection {0:?}")]
+    NotLinked(String),
+    /// The user's profile could not be read.
+    #[error(transparent)]
+    Management(#[from] ManagementError),
+    /// The IdP app's client credentials could not be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The refresh grant failed for a reason a new login would not mend.
+    #[error(transparent)]
+    Renewal(#[from] RenewalError),
+}
+
+impl SourceFailure for SourceError {
+    fn is_outage(&self) -> bool {
+        matches!(self, Self::Management(ManagementError::Upstream(_)))
+    }
+
+    fn is_not_linked(&self) -> bool {
+        matches!(self, Self::NotLinked(_))
+    }
+}
+
+/// The tokens of `user_id`'s identity at `connection`.
+pub struct IdentitySource<'a> {
+    /// The Management API client.
+    pub management: &'a Management,
+    /// The function's credentials, for the IdP apps' clients.
+    pub credentials: &'a CredentialStore,
+    /// The shared HTTP client, for refresh grants.
+    pub http: &'a Client,
+    /// The verified `sub`.
+    pub user_id: &'a str,
+    /// The connection asked for.
+    pub connection: &'a Connection,
+}
+
+impl IdentitySource<'_> {
+    fn not_linked_error(&self) -> SourceError {
+        SourceError::NotLinked(self.connection.name.clone())
+    }
+}
+
+impl TokenSource for IdentitySource<'_> {
+    type Error = SourceError;
+
+    async fn stored(&self, deadline: &Deadline) -> Result<Stored, SourceError> {
+        // A profile read moments ago that lacks the connection answers for it: calls for an
+        // unlinked connection do not each cost a Management API read.
+        if let Some(user) = self
+            .management
+            .recent_user(self.user_id, profiles::NOT_LINKED_MAX_AGE)
+            && identities::pick(&user, &self.connection.name).is_none()
+        {
+            return Err(self.not_linked_error());
+        }
+        let user = self.management.user(self.user_id, deadline).await?;
+        let identity = identities::pick(&user, &self.connection.name)
+            .ok_or_else(|| self.not_linked_error())?;
+        Ok(Stored {
+            access_token: identity.access_token.clone(),
+            refresh_token: identity.refresh_token.clone(),
+            // Auth0's `expires_in` is the lifetime at login, not what is left of it.
+            expires_in: None,
+        })
+    }
+
+    fn not_linked(&self) -> Option<SourceError> {
+        Some(self.not_linked_error())
+    }
+
+    async fn renew(
+        &self,
+        refresh_token: &IdpRefreshToken,
+        deadline: &Deadline,
+    ) -> Result<Renewed, RenewFailure<SourceError>> {
+        let Some(token_url) = &self.connection.token_url else {
+            return Err(RenewFailure::NotRenewable);
+        };
+        let credentials = self
+            .credentials
+            .get(deadline)
+            .await
+            .map_err(|e| RenewFailure::Failed(e.into()))?;
+        let client = credentials
+            .idp_clients
+            .get(&self.connection.name)
+            .ok_or(RenewFailure::NotRenewable)?;
+        renewal::refresh(
+            self.http,
+            self.connection,
+            token_url,
+            client,
+            refresh_token,
+            deadline,
+        )
+        .await
+        .map_err(|error| match error {
+            RenewalError::InvalidGrant => RenewFailure::Refused,
+            other => RenewFailure::Failed(other.into()),
+        })
+    }
+}

@@ -1,0 +1,513 @@
+//! The memory cache against a scripted source: reads, renewals, refusals, races, evictions.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::entry::{Current, Provenance};
+use super::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
+use super::*;
+use crate::secret::{IdpAccessToken, IdpRefreshToken};
+
+/// A scripted source failure: Auth0 down, or a refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("scripted source failure")]
+struct Down;
+
+impl SourceFailure for Down {
+    fn is_outage(&self) -> bool {
+        true
+    }
+}
+
+fn stored(access: Option<&str>, refresh: Option<&str>) -> Stored {
+    Stored {
+        access_token: access.map(IdpAccessToken::new),
+        refresh_token: refresh.map(IdpRefreshToken::new),
+        expires_in: None,
+    }
+}
+
+fn token_of(lease: &Lease) -> &str {
+    lease.token().expose()
+}
+
+/// A scripted Auth0 and token endpoint that count their calls.
+struct Script {
+    stored: Mutex<(Option<&'static str>, Option<&'static str>)>,
+    reads: AtomicUsize,
+    /// Whether Auth0 is down.
+    down: AtomicBool,
+    grants: AtomicUsize,
+    /// The refresh token the endpoint accepts; it rotates to `{it}+` at each grant.
+    live_refresh: Mutex<Option<String>>,
+}
+
+impl Script {
+    fn new(access: Option<&'static str>, refresh: Option<&'static str>) -> Self {
+        Self {
+            stored: Mutex::new((access, refresh)),
+            reads: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            grants: AtomicUsize::new(0),
+            live_refresh: Mutex::new(refresh.map(str::to_owned)),
+        }
+    }
+}
+
+impl TokenSource for Script {
+    type Error = Down;
+
+    async fn stored(&self, _: &Deadline) -> Result<Stored, Down> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Down);
+        }
+        let (access, refresh) = *self.stored.lock().expect("lock");
+        Ok(stored(access, refresh))
+    }
+
+    async fn renew(
+        &self,
+        refresh: &IdpRefreshToken,
+        _: &Deadline,
+    ) -> Result<Renewed, RenewFailure<Down>> {
+        let n = self.grants.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut live = self.live_refresh.lock().expect("lock");
+        if live.as_deref() != Some(refresh.expose()) {
+            return Err(RenewFailure::Refused);
+        }
+        let rotated = format!("{}+", refresh.expose());
+        *live = Some(rotated.clone());
+        Ok(Renewed {
+            access_token: IdpAccessToken::new(format!("renewed-{n}")),
+            refresh_token: Some(IdpRefreshToken::new(rotated)),
+            expires_in: Some(Duration::from_secs(3600)),
+        })
+    }
+}
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(5))
+}
+
+/// User `u`'s token at connection `c`.
+async fn lease_u(tokens: &IdpTokens, source: &impl TokenSource) -> Lease {
+    tokens
+        .lease("u", "c", source, &deadline())
+        .await
+        .expect("lease")
+}
+
+#[test]
+fn freshness_follows_known_expiry_else_max_age() {
+    let t0 = Instant::now();
+    let max_age = Duration::from_secs(300);
+    let known = Current {
+        token: IdpAccessToken::new("a"),
+        obtained_at: t0,
+        lifetime: Some(Duration::from_secs(3600)),
+        provenance: Provenance::Renewed,
+        generation: 1,
+    };
+    assert!(known.is_fresh(t0 + Duration::from_secs(3600 - 301), max_age));
+    assert!(!known.is_fresh(t0 + Duration::from_secs(3600 - 299), max_age));
+    let unknown = Current {
+        lifetime: None,
+        ..known
+    };
+    assert!(unknown.is_fresh(t0 + Duration::from_secs(299), max_age));
+    assert!(!unknown.is_fresh(t0 + Duration::from_secs(300), max_age));
+}
+
+#[tokio::test]
+async fn a_cached_token_costs_no_upstream_call() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), None);
+    let first = lease_u(&tokens, &script).await;
+    assert_eq!(
+        (token_of(&first), first.provenance),
+        ("a0", Provenance::Source)
+    );
+    for _ in 0..10 {
+        let lease = lease_u(&tokens, &script).await;
+        assert_eq!(
+            (token_of(&lease), lease.provenance),
+            ("a0", Provenance::Cache)
+        );
+    }
+    assert_eq!(script.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_replaced_by_a_relogin_before_any_renewal() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), Some("r0"));
+    let _ = lease_u(&tokens, &script).await;
+    let cached = lease_u(&tokens, &script).await;
+    *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
+    let replaced = tokens
+        .replace_refused("c", &cached, &script, &deadline())
+        .await
+        .expect("replacement");
+    assert_eq!(token_of(&replaced), "a1-relogin");
+    assert_eq!(script.grants.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_renewed_and_the_rotated_refresh_token_kept() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), Some("r0"));
+    let first = lease_u(&tokens, &script).await;
+    let renewed = tokens
+        .replace_refused("c", &first, &script, &deadline())
+        .await
+        .expect("renewed");
+    assert_eq!(
+        (token_of(&renewed), renewed.provenance),
+        ("renewed-0", Provenance::Renewed)
+    );
+    // The renewed token is refused too: it is not renewed again by the same invocation.
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &renewed, &script, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    // A later invocation: Auth0 still holds the original (superseded) values, so the
+    // rotated refresh token is the one used.
+    let again = lease_u(&tokens, &script).await;
+    assert_eq!(again.provenance, Provenance::Renewed);
+    assert_eq!(token_of(&again), "renewed-1");
+    assert_eq!(script.grants.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dead_refresh_token_means_reconsent_and_is_not_tried_again() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), Some("r0"));
+    *script.live_refresh.lock().expect("lock") = None;
+    let first = lease_u(&tokens, &script).await;
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &first, &script, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    assert!(tokens.lease("u", "c", &script, &deadline()).await.is_err());
+    assert_eq!(script.grants.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_refusals_share_one_renewal() {
+    let tokens = Arc::new(IdpTokens::new(TokenPolicy::default()));
+    let script = Arc::new(Script::new(Some("a0"), Some("r0")));
+    let leases: Vec<_> = (0..20)
+        .map(|_| {
+            let (tokens, script) = (Arc::clone(&tokens), Arc::clone(&script));
+            tokio::spawn(async move {
+                let lease = tokens.lease("u", "c", &*script, &deadline()).await.ok()?;
+                if token_of(&lease) != "a0" {
+                    // Arrived after the renewal: the IdP accepts this one.
+                    return Some(token_of(&lease).to_owned());
+                }
+                let replaced = tokens
+                    .replace_refused("c", &lease, &*script, &deadline())
+                    .await
+                    .ok()?;
+                Some(token_of(&replaced).to_owned())
+            })
+        })
+        .collect();
+    for lease in leases {
+        assert_eq!(lease.await.expect("task").as_deref(), Some("renewed-0"));
+    }
+    assert_eq!(script.grants.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_token_past_its_max_age_is_used_while_auth0_is_down() {
+    let policy = TokenPolicy {
+        max_age: Duration::from_millis(20),
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let script = Script::new(Some("a0"), None);
+    let _ = lease_u(&tokens, &script).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    script.down.store(true, Ordering::SeqCst);
+    let stale = tokens
+        .lease("u", "c", &script, &deadline())
+        .await
+        .expect("stale lease");
+    assert_eq!(
+        (token_of(&stale), stale.provenance),
+        ("a0", Provenance::Cache)
+    );
+    assert_eq!(
+        script.reads.load(Ordering::SeqCst),
+        2,
+        "Auth0 was asked first"
+    );
+    // With nothing cached, Auth0's failure is the answer.
+    assert!(matches!(
+        tokens.lease("v", "c", &script, &deadline()).await,
+        Err(TokenError::Source(Down))
+    ));
+}
+
+#[tokio::test]
+async fn a_refusal_is_settled_on_its_own_entry_even_after_an_eviction() {
+    let policy = TokenPolicy {
+        capacity: NonZeroUsize::MIN,
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let script = Script::new(Some("a0"), Some("r0"));
+    let leased = lease_u(&tokens, &script).await;
+    // Another user's call evicts u's entry while u's IdP call is in flight.
+    let _ = tokens
+        .lease("v", "c", &script, &deadline())
+        .await
+        .expect("lease");
+    let replaced = tokens
+        .replace_refused("c", &leased, &script, &deadline())
+        .await
+        .expect("renewed, not re-consent");
+    assert_eq!(token_of(&replaced), "renewed-0");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_not_handed_out_while_its_replacement_is_found() {
+    let tokens = Arc::new(IdpTokens::new(TokenPolicy::default()));
+    let script = Arc::new(Script::new(Some("a0"), Some("r0")));
+    let cached = lease_u(&tokens, &*script).await;
+    // Another invocation is busy with this entry (an Auth0 read, say).
+    let entry = tokens.entry("u", "c");
+    let busy = entry.work.lock().await;
+    let replacing = {
+        let (tokens, script) = (Arc::clone(&tokens), Arc::clone(&script));
+        tokio::spawn(async move {
+            tokens
+                .replace_refused("c", &cached, &*script, &deadline())
+                .await
+                .map(|l| token_of(&l).to_owned())
+                .ok()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        entry.state().current.is_none(),
+        "the refused token is gone before the wait ends"
+    );
+    drop(busy);
+    assert_eq!(replacing.await.expect("task").as_deref(), Some("renewed-0"));
+}
+
+#[tokio::test]
+async fn a_renewed_token_shorter_lived_than_the_margin_is_still_used_once() {
+    struct Brief;
+    impl TokenSource for Brief {
+        type Error = Down;
+
+        async fn stored(&self, _: &Deadline) -> Result<Stored, Down> {
+            Ok(stored(None, Some("r")))
+        }
+        async fn renew(
+            &self,
+            _: &IdpRefreshToken,
+            _: &Deadline,
+        ) -> Result<Renewed, RenewFailure<Down>> {
+            Ok(Renewed {
+                access_token: IdpAccessToken::new("brief"),
+                refresh_token: None,
+                expires_in: Some(Duration::from_secs(1)),
+            })
+        }
+    }
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let lease = lease_u(&tokens, &Brief).await;
+    assert_eq!(
+        (token_of(&lease), lease.provenance),
+        ("brief", Provenance::Renewed)
+    );
+}
+
+#[tokio::test]
+async fn no_grant_starts_too_close_to_the_deadline() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(None, Some("r0"));
+    let short = Deadline::after(MIN_GRANT_TIME / 2);
+    assert!(matches!(
+        tokens.lease("u", "c", &script, &short).await,
+        Err(TokenError::OutOfTime)
+    ));
+    assert_eq!(script.grants.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn entries_are_bounded_least_recently_used_first() {
+    let policy = TokenPolicy {
+        capacity: NonZeroUsize::new(2).expect("non-zero"),
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let script = Script::new(Some("a0"), None);
+    for user in ["a", "b", "a", "c"] {
+        let _ = tokens.lease(user, "c", &script, &deadline()).await;
+    }
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(script.reads.load(Ordering::SeqCst), 3);
+    let _ = tokens.lease("a", "c", &script, &deadline()).await;
+    assert_eq!(script.reads.load(Ordering::SeqCst), 3, "a was kept");
+    let _ = tokens.lease("b", "c", &script, &deadline()).await;
+    assert_eq!(script.reads.load(Ordering::SeqCst), 4, "b was evicted");
+}
+
+/// A scripted source that renews its tokens itself (Token Vault): each read answers the token it
+/// holds now and its remaining life; no refresh grant.
+struct SelfRenewing {
+    held: Mutex<Option<(&'static str, Duration)>>,
+    reads: AtomicUsize,
+}
+
+impl SelfRenewing {
+    fn new(token: &'static str, expires_in: Duration) -> Self {
+        Self {
+            held: Mutex::new(Some((token, expires_in))),
+            reads: AtomicUsize::new(0),
+        }
+    }
+
+    fn hold(&self, held: Option<(&'static str, Duration)>) {
+        *self.held.lock().expect("lock") = held;
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenSource for SelfRenewing {
+    type Error = Down;
+
+    fn renews_itself(&self) -> bool {
+        true
+    }
+
+    async fn stored(&self, _: &Deadline) -> Result<Stored, Down> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let held = *self.held.lock().expect("lock");
+        Ok(Stored {
+            access_token: held.map(|(t, _)| IdpAccessToken::new(t)),
+            refresh_token: None,
+            expires_in: held.map(|(_, e)| e),
+        })
+    }
+
+    async fn renew(
+        &self,
+        _: &IdpRefreshToken,
+        _: &Deadline,
+    ) -> Result<Renewed, RenewFailure<Down>> {
+        panic!("a source that renews itself is never asked for a grant")
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn a_self_renewing_source_is_read_once_until_its_token_nears_expiry() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    let first = lease_u(&tokens, &vault).await;
+    assert_eq!(
+        (token_of(&first), first.provenance),
+        ("v0", Provenance::Source)
+    );
+    for _ in 0..5 {
+        assert_eq!(lease_u(&tokens, &vault).await.provenance, Provenance::Cache);
+    }
+    assert_eq!(vault.reads(), 1, "known expiry, not the max age, decides");
+}
+
+#[tokio::test]
+async fn a_self_renewing_sources_refused_token_gets_one_fresh_read_even_just_after_a_read() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    let first = lease_u(&tokens, &vault).await;
+    // The source renewed its token meanwhile: the fresh read replaces the refused one.
+    vault.hold(Some(("v1", HOUR)));
+    let replaced = tokens
+        .replace_refused("c", &first, &vault, &deadline())
+        .await
+        .expect("replacement");
+    assert_eq!((token_of(&replaced), vault.reads()), ("v1", 2));
+    // The source hands the refused token out again: no retry with it, re-consent.
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &replaced, &vault, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    assert_eq!(vault.reads(), 3);
+}
+
+#[tokio::test]
+async fn a_self_renewing_sources_token_is_used_to_its_end_when_the_source_still_vouches_for_it() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    // Within the freshness margin from the start: the cache reads again each time, and the
+    // source's answer is used however short its remaining life.
+    let vault = SelfRenewing::new("v0", Duration::from_secs(1));
+    for expected_reads in 1..=3 {
+        let lease = lease_u(&tokens, &vault).await;
+        assert_eq!(
+            (token_of(&lease), lease.provenance, vault.reads()),
+            ("v0", Provenance::Source, expected_reads)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_self_renewing_source_holding_nothing_means_reconsent() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let vault = SelfRenewing::new("v0", HOUR);
+    vault.hold(None);
+    assert!(matches!(
+        tokens.lease("u", "c", &vault, &deadline()).await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    // Connected since: the next call is served.
+    vault.hold(Some(("v1", HOUR)));
+    assert_eq!(token_of(&lease_u(&tokens, &vault).await), "v1");
+}
+
+#[tokio::test]
+async fn a_refusal_is_checked_again_after_the_recheck_time_not_before() {
+    let policy = TokenPolicy {
+        refusal_recheck: Duration::from_millis(50),
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let source = Script::new(Some("a"), None);
+    let first = lease_u(&tokens, &source).await;
+    // The IdP refused it for one resource; no refresh token to renew it with.
+    let error = tokens
+        .replace_refused("c", &first, &source, &deadline())
+        .await
+        .err();
+    assert!(matches!(error, Some(TokenError::ReconsentRequired { .. })));
+    let again = tokens.lease("u", "c", &source, &deadline()).await.err();
+    assert!(
+        matches!(again, Some(TokenError::ReconsentRequired { .. })),
+        "within the recheck time, the refusal stands"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let rechecked = lease_u(&tokens, &source).await;
+    assert_eq!(token_of(&rechecked), "a");
+    assert_eq!(rechecked.provenance, Provenance::Source);
+    // Refused again: it stands again for the recheck time.
+    tokens.forget(&rechecked, &source, &deadline()).await;
+    assert!(tokens.lease("u", "c", &source, &deadline()).await.is_err());
+}

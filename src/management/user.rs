@@ -1,0 +1,69 @@
+//! A user's profile as the Management API gives it, reduced to the fields the function asks for.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::{IdpAccessToken, IdpRefreshToken};
+
+/// A user's profile, reduced to the fields the function asks for.
+#[derive(Debug, Deserialize)]
+pub struct User {
+    /// The Auth0 user id.
+    pub user_id: String,
+    /// The linked identities; the first is the primary one.
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+}
+
+/// One identity of a user at one connection. `Debug` never shows the tokens.
+#[derive(Debug, Deserialize)]
+pub struct Identity {
+    /// The Auth0 connection name, e.g. `github`, `google-oauth2`.
+    pub connection: String,
+    /// The provider, e.g. `github`, `google-oauth2`, `oauth2`.
+    pub provider: String,
+    /// The user's id at the provider (a number for some providers, a string for others).
+    #[serde(deserialize_with = "string_or_number")]
+    pub user_id: String,
+    /// Whether the connection is a social one.
+    #[serde(rename = "isSocial", default)]
+    pub is_social: bool,
+    /// The IdP access token Auth0 stored at the last login.
+    pub access_token: Option<IdpAccessToken>,
+    /// The IdP refresh token, where the provider issues one.
+    pub refresh_token: Option<IdpRefreshToken>,
+    /// The access token's lifetime at login, in seconds, where the provider says.
+    pub expires_in: Option<u64>,
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_parse_numeric_ids_and_hide_tokens() {
+        let user: User =
+            serde_json::from_str(include_str!("../../tests/fixtures/management-user.json"))
+                .expect("sample profile");
+        assert_eq!(user.identities.len(), 2);
+        let github = &user.identities[1];
+        assert_eq!(github.connection, "github");
+        assert_eq!(github.user_id, "1001");
+        assert!(github.is_social);
+        let debug = format!("{user:?}");
+        assert!(!debug.contains("ya29."), "{debug}");
+        assert!(!debug.contains("gho_"), "{debug}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Redacted newtypes for the tokens the function handles: one type per kind, so that handing a
+//! refresh token where an access token belongs (or the caller's Auth0 token where an IdP token
+//! belongs) does not compile, and none prints in `Debug`.
+//!
+//! Reading the value is an explicit [`expose`](IdpAccessToken::expose) call, made only where the
+//! token goes on the wire.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+macro_rules! token_type {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps `value`.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(SecretString::from(value.into()))
+            }
+
+            /// The token itself, for the request that carries it.
+            pub fn expose(&self) -> &str {
+                self.0.expose_secret()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        /// Equal when the values are: tells a re-login's new token from one already seen.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.expose() == other.expose()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                SecretString::deserialize(deserializer).map(Self)
+            }
+        }
+    };
+}
+
+token_type! {
+    /// An identity provider's access token: sent to the IdP's API, never to the caller.
+    IdpAccessToken
+}
+
+token_type! {
+    /// An identity provider's refresh token: sent to the IdP's token endpoint only.
+    IdpRefreshToken
+}
+
+token_type! {
+    /// The caller's own Auth0 access token, once verified: sent to Auth0's token endpoint only,
+    /// as the subject token of a Token Vault exchange.
+    CallerToken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let access = IdpAccessToken::new("gho_visible-if-leaked");
+        let refresh = IdpRefreshToken::new("ghr_visible-if-leaked");
+        let caller = CallerToken::new("eyJ.visible-if-leaked");
+        assert_eq!(format!("{access:?}"), "IdpAccessToken([redacted])");
+        assert_eq!(format!("{refresh:?}"), "IdpRefreshToken([redacted])");
+        assert_eq!(format!("{caller:?}"), "CallerToken([redacted])");
+    }
+
+    #[test]
+    fn deserializes_from_a_json_string() {
+        let token: IdpAccessToken = serde_json::from_str(r#""abc""#).expect("string");
+        assert_eq!(token.expose(), "abc");
+        assert_eq!(token, IdpAccessToken::new("abc"));
+        assert_ne!(token, IdpAccessToken::new("abd"));
+    }
+}

@@ -1,0 +1,483 @@
+//! Fleet state on DynamoDB (moto's server, a real protocol peer): several execution environments
+//! of the function share one table, so one client-credentials exchange and one Management read
+//! serve them all, a rotated single-use refresh token outlives the environment that obtained it,
+//! renewals are single-flight across the fleet, and nothing in the table is readable without the
+//! keys. When the table fails, throttles or hangs, the function carries on without it.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use auth0_idp_proxy::App;
+use auth0_idp_proxy::auth::jwks::KeyPolicy;
+use auth0_idp_proxy::fleet::TablePolicy;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use standin::{LinkMode, M2M_CLIENT_ID, Moto, MotoLink};
+
+use crate::helpers::{
+    AUDIENCE, TestApp, TestResponse, assert_not_logged, event_at, logs, send_to, unique,
+};
+
+const GITHUB_USER: &str = "/idp/github/user";
+
+/// moto's server for the tables: apart from the one the other tests' secrets live in, so that
+/// their load does not slow the table past its timeouts (which these tests would read as an
+/// outage).
+fn table_moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("{e}")))
+}
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const GITHUB_APP_SECRET: &str = "github-app-secret-value";
+
+/// A tenant, a GitHub-App-like stand-in GitHub (single-use refresh tokens; a renewal revokes the
+/// user's earlier access tokens), and the table the environments share.
+struct World {
+    app: TestApp,
+    table: String,
+    /// The admin's way to the table (scans, tampering).
+    admin: aws_sdk_dynamodb::Client,
+    /// The environments' way to the table: cut, throttle or hang it.
+    link: MotoLink,
+    /// The environments' client, through `link`.
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl World {
+    async fn spawn() -> Self {
+        Self::spawn_with_keys(Some(json!([KEY]))).await
+    }
+
+    async fn spawn_with_keys(keys: Option<serde_json::Value>) -> Self {
+        let table = unique("tokens-");
+        let connections = json!({
+            "github": {"api_base": "{github}", "token_url": "{github}/login/oauth/access_token"},
+        })
+        .to_string();
+        let app = TestApp::spawn_with(
+            &[
+                ("IDP_CONNECTIONS", connections.as_str()),
+                ("TOKEN_TABLE", table.as_str()),
+            ],
+            KeyPolicy::default(),
+        )
+        .await;
+        app.github.register_client("github-app", GITHUB_APP_SECRET);
+        app.github.set_revoke_on_renewal(true);
+        let client_secret = app.client_secret.lock().expect("lock").clone();
+        let mut secret = json!({
+            "client_id": M2M_CLIENT_ID,
+            "client_secret": client_secret,
+            "idp_clients": {"github": {"client_id": "github-app", "client_secret": GITHUB_APP_SECRET}},
+        });
+        if let Some(keys) = keys {
+            secret["token_store_keys"] = keys;
+        }
+        app.put_secret(&secret.to_string()).await;
+        let admin = standin::dynamodb_client(table_moto().endpoint()).await;
+        standin::create_token_table(&admin, &table)
+            .await
+            .expect("table created in moto");
+        let link = table_moto().link().await.expect("relay to moto");
+        let dynamodb = standin::dynamodb_client(&link.endpoint()).await;
+        Self {
+            app,
+            table,
+            admin,
+            link,
+            dynamodb,
+        }
+    }
+
+    /// Another environment. Table calls may take up to 5 s here, not 1 s: on a loaded test
+    /// machine moto can be slow, and a timeout would read as an outage (the hanging-table test
+    /// keeps the production timings).
+    async fn environment(&self) -> App {
+        let patient = TablePolicy {
+            call_timeout: Duration::from_secs(5),
+            ..TablePolicy::default()
+        };
+        self.app.environment(&self.dynamodb, patient).await
+    }
+
+    /// Another environment, with the production table timings.
+    async fn production_environment(&self) -> App {
+        self.app
+            .environment(&self.dynamodb, TablePolicy::default())
+            .await
+    }
+
+    /// A user whose GitHub identity holds `access` (expired at the IdP unless `live`) and the
+    /// single-use refresh token `refresh`; returns their Auth0 access token.
+    fn user(&self, sub: &str, access: &str, refresh: &str, live: bool) -> String {
+        let mut profile = standin::profile(sub, &[("github", "4242", access)]);
+        profile["identities"][0]["refresh_token"] = json!(refresh);
+        let person = json!({"login": "octocat", "for": sub});
+        self.app.github.issue_refresh_token(refresh, person.clone());
+        self.app.github.grant(access, person);
+        if !live {
+            self.app.github.expire(access);
+        }
+        self.app.tenant.add_user(profile);
+        self.app.tenant.token(AUDIENCE, sub).sign()
+    }
+
+    async fn get(&self, env: &App, path: &str, jwt: &str) -> TestResponse {
+        send_to(env, event_at(path, jwt)).await
+    }
+
+    /// Every item of the table, as DynamoDB returns it.
+    async fn scan(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        self.admin
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+    }
+}
+
+fn assert_ok(response: &TestResponse) {
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+#[tokio::test]
+async fn one_client_credentials_exchange_serves_the_whole_fleet() {
+    let world = World::spawn().await;
+    let envs = [
+        world.environment().await,
+        world.environment().await,
+        world.environment().await,
+    ];
+    // Three cold starts at once, each prefetching the Management token.
+    let budget = Duration::from_secs(5);
+    tokio::join!(
+        envs[0].prefetch(budget),
+        envs[1].prefetch(budget),
+        envs[2].prefetch(budget)
+    );
+    assert_eq!(world.app.tenant.token_calls(), 1);
+    // A fourth environment, started later, reads the table before it would exchange.
+    let late = world.environment().await;
+    late.prefetch(budget).await;
+    assert_eq!(world.app.tenant.token_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_new_environment_serves_a_known_user_without_auth0() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7001", "gho_live_7001", "ghr_7001", true);
+    let first = world.environment().await;
+    assert_ok(&world.get(&first, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.tenant.user_calls(), 1);
+    let exchanges = world.app.tenant.token_calls();
+
+    let second = world.environment().await;
+    for _ in 0..5 {
+        assert_ok(&world.get(&second, GITHUB_USER, &jwt).await);
+    }
+    assert_eq!(
+        world.app.tenant.user_calls(),
+        1,
+        "one Management read fleet-wide"
+    );
+    assert_eq!(world.app.tenant.token_calls(), exchanges, "no new exchange");
+    assert_eq!(world.app.github.calls(), 6);
+}
+
+#[tokio::test]
+async fn users_renewed_by_a_recycled_environment_keep_working() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7002", "gho_dead_7002", "ghr_7002", false);
+    {
+        let renewing = world.environment().await;
+        assert_ok(&world.get(&renewing, GITHUB_USER, &jwt).await);
+        // The environment is recycled: its memory is gone.
+    }
+    assert_eq!(world.app.github.grants(), 1);
+    let fresh = world.environment().await;
+    assert_ok(&world.get(&fresh, GITHUB_USER, &jwt).await);
+    assert_eq!(
+        world.app.github.grants(),
+        1,
+        "the renewed token came from the table"
+    );
+
+    // The renewed token dies: the next renewal presents the rotated refresh token, not the
+    // one Auth0 still holds (which the first grant killed).
+    let issued = world.app.github.issued_tokens();
+    for token in &issued {
+        world.app.github.expire(token);
+    }
+    let another = world.environment().await;
+    assert_ok(&world.get(&another, GITHUB_USER, &jwt).await);
+    let presented = world.app.github.presented_refresh_tokens();
+    assert_eq!(presented.len(), 2, "{presented:?}");
+    assert_eq!(presented[0], "ghr_7002");
+    assert!(issued.contains(&presented[1]), "the rotated refresh token");
+}
+
+#[tokio::test]
+async fn three_environments_racing_on_one_expired_token_make_one_grant() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7003", "gho_dead_7003", "ghr_7003", false);
+    world.app.github.set_token_delay(Duration::from_millis(300));
+    let envs = [
+        world.environment().await,
+        world.environment().await,
+        world.environment().await,
+    ];
+    let (a, b, c) = tokio::join!(
+        world.get(&envs[0], GITHUB_USER, &jwt),
+        world.get(&envs[1], GITHUB_USER, &jwt),
+        world.get(&envs[2], GITHUB_USER, &jwt)
+    );
+    for response in [&a, &b, &c] {
+        assert_ok(response);
+    }
+    assert_eq!(world.app.github.grants(), 1);
+    assert_eq!(world.app.github.presented_refresh_tokens(), ["ghr_7003"]);
+}
+
+#[tokio::test]
+async fn the_table_holds_no_token_or_secret_in_plaintext() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7004", "gho_dead_7004", "ghr_7004", false);
+    let env = world.environment().await;
+    assert_ok(&world.get(&env, GITHUB_USER, &jwt).await);
+    let items = world.scan().await;
+    assert!(
+        items.len() >= 2,
+        "the management token and the user's tokens: {items:?}"
+    );
+    let mut secrets: Vec<String> = world.app.github.issued_tokens();
+    secrets.extend(world.app.tenant.issued_tokens());
+    secrets.extend(["gho_dead_7004", "ghr_7004", GITHUB_APP_SECRET, KEY].map(str::to_owned));
+    secrets.push(world.app.client_secret.lock().expect("lock").clone());
+    let dump = format!("{items:?}");
+    for item in &items {
+        for value in item.values() {
+            let bytes: Vec<u8> = match value {
+                AttributeValue::B(blob) => blob.as_ref().to_vec(),
+                AttributeValue::S(text) => text.as_bytes().to_vec(),
+                _ => continue,
+            };
+            for secret in &secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "a secret value is stored in plaintext"
+                );
+            }
+        }
+    }
+    assert!(!dump.contains("gho_"), "no token-like text in the table");
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_not_logged(&refs);
+}
+
+#[tokio::test]
+async fn a_ciphertext_copied_to_another_users_item_does_not_open() {
+    let world = World::spawn().await;
+    let alice = world.user("github|7005", "gho_live_alice", "ghr_alice", true);
+    let bob = world.user("github|7006", "gho_live_bob", "ghr_bob", true);
+    let env = world.environment().await;
+    assert_ok(&world.get(&env, GITHUB_USER, &alice).await);
+    let items = world.scan().await;
+    let alice_item = items
+        .iter()
+        .find(|i| {
+            i["pk"]
+                .as_s()
+                .is_ok_and(|pk| pk == "idp#github#github|7005")
+        })
+        .expect("alice's item");
+    // An attacker with table access copies Alice's value into Bob's item.
+    let mut forged = alice_item.clone();
+    forged.insert(
+        "pk".into(),
+        AttributeValue::S("idp#github#github|7006".into()),
+    );
+    world
+        .admin
+        .put_item()
+        .table_name(&world.table)
+        .set_item(Some(forged))
+        .send()
+        .await
+        .expect("forged item written");
+    let reads = world.app.tenant.user_calls();
+    let fresh = world.environment().await;
+    let response = world.get(&fresh, GITHUB_USER, &bob).await;
+    assert_ok(&response);
+    assert!(
+        response.body.contains("github|7006"),
+        "Bob's own profile: {}",
+        response.body
+    );
+    assert_eq!(
+        world.app.tenant.user_calls(),
+        reads + 1,
+        "Bob's token came from Auth0"
+    );
+    let last = world.app.github.requests().pop().expect("a GitHub call");
+    assert_eq!(last.header("authorization"), Some("Bearer gho_live_bob"));
+    assert!(logs().contains("token table value ignored"));
+}
+
+#[tokio::test]
+async fn unlinked_connections_and_identities_cost_one_management_read() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7007", "gho_live_7007", "ghr_7007", true);
+    let env = world.environment().await;
+    for _ in 0..20 {
+        world
+            .get(&env, "/idp/google-oauth2/oauth2/v3/userinfo", &jwt)
+            .await
+            .assert_error(404, "identity_not_linked");
+    }
+    assert_eq!(world.app.tenant.user_calls(), 1);
+    // Another environment learns it from the table.
+    let other = world.environment().await;
+    world
+        .get(&other, "/idp/google-oauth2/oauth2/v3/userinfo", &jwt)
+        .await
+        .assert_error(404, "identity_not_linked");
+    assert_eq!(world.app.tenant.user_calls(), 1);
+    for _ in 0..20 {
+        assert_ok(&world.get(&env, "/identities", &jwt).await);
+    }
+    assert_eq!(world.app.tenant.user_calls(), 1);
+}
+
+#[tokio::test]
+async fn one_user_cannot_spend_more_than_their_budget_of_management_reads() {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7008", "gho_live_7008", "ghr_7008", true);
+    // Each environment's memory is empty, so only the shared budget bounds the reads. The
+    // budget counts per wall-clock minute: a minute may turn during the loop, refilling it once.
+    let mut refused = None;
+    for _ in 0..25 {
+        let env = world.environment().await;
+        let response = world.get(&env, "/identities", &jwt).await;
+        if response.status == 429 {
+            refused = Some(response);
+            break;
+        }
+        assert_ok(&response);
+    }
+    let refused = refused.expect("the budget ran out");
+    refused.assert_error(429, "rate_limited");
+    assert!(refused.headers.contains_key("retry-after"));
+    let reads = world.app.tenant.user_calls();
+    assert!((10..=20).contains(&reads), "{reads} reads");
+}
+
+#[tokio::test]
+async fn without_usable_keys_the_table_is_not_used() {
+    let world = World::spawn_with_keys(Some(json!(["bm90IDMyIGJ5dGVz"]))).await;
+    let jwt = world.user("github|7009", "gho_live_7009", "ghr_7009", true);
+    let env = world.environment().await;
+    assert_ok(&world.get(&env, GITHUB_USER, &jwt).await);
+    assert!(
+        world.scan().await.is_empty(),
+        "nothing written without keys"
+    );
+    let logs = logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("token_store_keys") && l.contains("ERROR")),
+        "an error log line names token_store_keys"
+    );
+}
+
+/// The function answers within `limit` and correctly while the table is in `mode`.
+async fn carries_on_while_the_table_is(mode: Option<LinkMode>, limit: Duration) {
+    let world = World::spawn().await;
+    let jwt = world.user("github|7010", "gho_dead_7010", "ghr_7010", false);
+    match mode {
+        Some(mode) => world.link.set_mode(mode),
+        None => world.link.cut().await,
+    }
+    let env = world.production_environment().await;
+    let started = Instant::now();
+    assert_ok(&world.get(&env, GITHUB_USER, &jwt).await);
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    // Memory still works as without the table: a repeat call is one IdP call.
+    let calls = world.app.github.calls();
+    assert_ok(&world.get(&env, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.github.calls(), calls + 1);
+    assert!(logs().contains("token table degraded"));
+}
+
+#[tokio::test]
+async fn dynamodb_down_degrades_to_memory_and_auth0() {
+    carries_on_while_the_table_is(None, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_degrades_to_memory_and_auth0() {
+    carries_on_while_the_table_is(Some(LinkMode::Throttled), Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_hanging_dynamodb_degrades_within_the_deadline() {
+    carries_on_while_the_table_is(Some(LinkMode::Hanging), Duration::from_secs(8)).await;
+}
+
+#[tokio::test]
+async fn three_real_bootstraps_share_one_exchange_and_one_grant_through_the_table() {
+    use crate::binary::{output_of, start_bootstrap};
+    use crate::helpers::{PLACEHOLDER, event_text};
+    use standin::{Outcome, RuntimeApi};
+
+    let world = World::spawn().await;
+    let jwt = world.user("github|7011", "gho_dead_7011", "ghr_7011", false);
+    world.app.github.set_token_delay(Duration::from_millis(300));
+    let endpoint = world.link.endpoint();
+    let mut runtimes = Vec::new();
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let runtime = RuntimeApi::start().await.expect("runtime API");
+        children.push(start_bootstrap(
+            &world.app,
+            &runtime,
+            // Info, not debug: nobody reads the pipes before the end, and the SDKs' debug lines
+            // would fill them and block the processes.
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+                ("AWS_LAMBDA_LOG_LEVEL", "info"),
+            ],
+        ));
+        runtimes.push(runtime);
+    }
+    let event = event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, &jwt);
+    let (budget, wait) = (Duration::from_secs(10), Duration::from_secs(60));
+    let (a, b, c) = tokio::join!(
+        runtimes[0].invoke(&event, budget, wait),
+        runtimes[1].invoke(&event, budget, wait),
+        runtimes[2].invoke(&event, budget, wait)
+    );
+    let mut logs = String::new();
+    for child in children {
+        logs.push_str(&output_of(child).await);
+    }
+    for outcome in [a, b, c] {
+        let Some(Outcome::Response(response)) = outcome else {
+            panic!("no response: {outcome:?}; logs: {logs}");
+        };
+        assert_eq!(response["statusCode"], 200, "{response}; logs: {logs}");
+    }
+    assert_eq!(
+        world.app.tenant.token_calls(),
+        1,
+        "one exchange for the fleet"
+    );
+    assert_eq!(world.app.github.grants(), 1, "one grant for the fleet");
+    assert_eq!(world.app.github.presented_refresh_tokens(), ["ghr_7011"]);
+    assert!(!logs.contains("token table degraded"), "{logs}");
+    for secret in world.app.github.issued_tokens() {
+        assert!(!logs.contains(&secret), "an IdP token reached the logs");
+    }
+}
