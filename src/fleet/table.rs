@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
@@ -172,6 +173,14 @@ impl TokenTable {
         }
     }
 
+    /// An update of the item `pk`, to complete.
+    fn update(&self, pk: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+    }
+
     /// Runs one call within the deadline, charging its time to the table.
     async fn bounded<T, E>(
         &self,
@@ -229,10 +238,7 @@ impl TokenTable {
         deadline: &Deadline,
     ) -> Result<bool, TableError> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update(pk)
             .update_expression(
                 "SET #data = :data, expires_at = :expires, v = if_not_exists(v, :zero) + :one \
                  REMOVE lease_owner, lease_until",
@@ -271,10 +277,7 @@ impl TokenTable {
     ) -> Result<bool, TableError> {
         let now = now_millis();
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update(pk)
             .update_expression(
                 "SET lease_owner = :owner, lease_until = :until, \
                  expires_at = if_not_exists(expires_at, :expires)",
@@ -301,10 +304,7 @@ impl TokenTable {
     /// Gives up `owner`'s lease without writing a value.
     pub async fn release(&self, pk: &str, owner: &str, deadline: &Deadline) {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update(pk)
             .update_expression("REMOVE lease_owner, lease_until")
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()));
@@ -322,10 +322,7 @@ impl TokenTable {
         deadline: &Deadline,
     ) -> Result<bool, TableError> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update(pk)
             .update_expression("ADD n :one SET expires_at = :expires")
             .condition_expression("attribute_not_exists(n) OR n < :limit")
             .expression_attribute_values(":one", number(1))

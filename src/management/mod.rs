@@ -18,9 +18,9 @@ use reqwest::{Client, StatusCode};
 use secrecy::ExposeSecret;
 
 use crate::config::TenantOrigin;
-use crate::credentials::{CredentialStore, CredentialsError};
+use crate::credentials::{CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
-use crate::fleet::{self, FleetTable, Turn};
+use crate::fleet::{self, Fleet, FleetTable, Turn};
 use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::Cache;
@@ -135,11 +135,7 @@ impl Management {
         deadline: &Deadline,
     ) -> Result<ManagementToken, ManagementError> {
         let credentials = self.credentials.get(deadline).await?;
-        let Some(fleet) = self
-            .fleet
-            .as_deref()
-            .and_then(|table| table.with_keys(&credentials.store_keys))
-        else {
+        let Some(fleet) = self.fleet(&credentials) else {
             return self.exchange(deadline).await;
         };
         let usable = |shared: &SharedToken| {
@@ -174,6 +170,13 @@ impl Management {
                 self.exchange(deadline).await
             }
         }
+    }
+
+    /// The fleet table with the secret's keys, where it is configured and they are usable.
+    fn fleet<'a>(&'a self, credentials: &'a Credentials) -> Option<Fleet<'a>> {
+        self.fleet
+            .as_deref()
+            .and_then(|table| table.with_keys(&credentials.store_keys))
     }
 
     /// Runs the client-credentials grant, retried while the failure is transient (repeating it
@@ -234,11 +237,7 @@ impl Management {
             .admit(user_id, now)
             .map_err(|retry_after| ManagementError::BudgetSpent { retry_after })?;
         let credentials = self.credentials.get(deadline).await?;
-        let Some(fleet) = self
-            .fleet
-            .as_deref()
-            .and_then(|table| table.with_keys(&credentials.store_keys))
-        else {
+        let Some(fleet) = self.fleet(&credentials) else {
             return Ok(());
         };
         let window = profiles::WINDOW.as_secs();
