@@ -121,9 +121,7 @@ async fn cold_init(
 ) -> Result<(f64, f64), String> {
     let plain = World::start(moto, None).await?;
     let mut with_table = World::start(moto, None).await?;
-    with_table
-        .add_token_table(moto, Delay::default())
-        .await?;
+    with_table.add_token_table(moto, Delay::default()).await?;
     let (mut without, mut with) = (Vec::new(), Vec::new());
     // One discarded round, then the two variants interleaved.
     for round in 0..=runs {

@@ -170,7 +170,11 @@ impl World {
     /// The function's own variables (those of README's Configuration).
     fn function_env(&self) -> Vec<(String, String)> {
         let github = self.github_origin();
-        let table = self.table.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let table = self
+            .table
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
         vec![
             ("TOKEN_TABLE".into(), table),
             ("AUTH0_DOMAIN".into(), self.auth0_origin()),
