@@ -46,7 +46,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::lock;
-use crate::tenant::new_token;
+use crate::opaque_token::new_token;
 
 /// How many repositories `/user/repos` lists.
 pub const LIST_SIZE: usize = 5;

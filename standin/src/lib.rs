@@ -6,25 +6,32 @@
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
 
+mod fault;
 mod idp;
 mod keys;
 mod login;
+mod m2m_client;
 mod moto;
+mod oauth_error;
+mod opaque_token;
 mod runtime_api;
 mod secrets;
 mod tenant;
 mod vault;
 
+pub use fault::Fault;
 pub use idp::{
     CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LIST_SIZE, Recorded,
 };
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};
 pub use login::SpaClient;
+pub use m2m_client::M2M_CLIENT_ID;
 pub use moto::{LinkMode, Moto, MotoLink};
+pub use opaque_token::new_token;
 pub use runtime_api::{Outcome, RuntimeApi};
 pub use secrets::{create_token_table, dynamodb_client, secrets_client};
-pub use tenant::{Fault, JwksMode, M2M_CLIENT_ID, Tenant, new_token, profile};
+pub use tenant::{JwksMode, Tenant, profile};
 
 use std::net::SocketAddr;
 

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::keys::TokenBuilder;
 use crate::lock;
-use crate::tenant::new_token;
+use crate::opaque_token::new_token;
 
 /// The session cookie of the stand-in's login (on the tenant's origin only).
 const SESSION_COOKIE: &str = "standin_session";

@@ -13,18 +13,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-
-use crate::lock;
 use axum::body::Bytes;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use crate::fault::{Fault, Injected, play, take_fault};
+use crate::idp::Idp;
 use crate::keys::{TestKey, TokenBuilder};
+use crate::lock;
 use crate::login::{self, Login, MintIdpToken, SpaClient};
-use crate::vault::VaultState;
+use crate::m2m_client::M2M_CLIENT_ID;
+use crate::oauth_error::oauth_error;
+use crate::opaque_token::new_token;
+use crate::vault::{self, TenantFacts, VaultState};
 
 /// How the JWKS endpoint behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,46 +41,14 @@ pub enum JwksMode {
     Hang,
 }
 
-/// How the token endpoint or the Management API misbehaves, for fault-injection tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Answers this HTTP status (500, 503, 408…) with an Auth0-style JSON error.
-    Status(u16),
-    /// Answers 429 with Auth0's rate-limit headers, `X-RateLimit-Reset` (a Unix time in whole
-    /// seconds) this many seconds from now.
-    RateLimited {
-        /// Seconds from now to the reset, as the header says it.
-        reset_in_secs: u64,
-    },
-    /// Never answers.
-    Hang,
-    /// Refuses as an OAuth endpoint does: this status, with this `error` code.
-    Refuse {
-        /// The HTTP status.
-        status: u16,
-        /// The OAuth `error` code.
-        error: &'static str,
-    },
-}
-
-/// A fault and how many more requests it applies to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Injected {
-    pub(crate) fault: Fault,
-    pub(crate) remaining: usize,
-}
-
-/// The M2M client the stand-in tenant accepts by default.
-pub const M2M_CLIENT_ID: &str = "m2m-client-id";
-
 #[derive(Debug)]
-pub(crate) struct TenantState {
+struct TenantState {
     jwks_calls: AtomicUsize,
-    pub(crate) published: Mutex<Vec<TestKey>>,
+    published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
-    pub(crate) token_calls: AtomicUsize,
-    pub(crate) token_fault: Mutex<Option<Injected>>,
-    pub(crate) client_secret: Mutex<String>,
+    token_calls: AtomicUsize,
+    token_fault: Mutex<Option<Injected>>,
+    client_secret: Mutex<String>,
     management_token_lifetime: Mutex<u64>,
     issued: Mutex<HashMap<String, Instant>>,
     user_calls: AtomicUsize,
@@ -84,7 +56,7 @@ pub(crate) struct TenantState {
     user_requests: Mutex<Vec<String>>,
     users: Mutex<HashMap<String, Value>>,
     login: Login,
-    pub(crate) vault: VaultState,
+    vault: VaultState,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -92,7 +64,7 @@ pub(crate) struct TenantState {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     addr: SocketAddr,
-    pub(crate) state: Arc<TenantState>,
+    state: Arc<TenantState>,
 }
 
 impl Tenant {
@@ -118,11 +90,7 @@ impl Tenant {
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
             .route("/.well-known/openid-configuration", get(discovery))
-            // Token Vault's exchange; other grants go on to `token`.
-            .route(
-                "/oauth/token",
-                post(crate::vault::token_endpoint).options(token_preflight),
-            )
+            .route("/oauth/token", post(token).options(token_preflight))
             .route("/api/v2/users/{id}", get(user))
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
@@ -169,19 +137,13 @@ impl Tenant {
     /// Makes the next `times` token requests misbehave as `fault` (`usize::MAX`: until
     /// [`Tenant::heal`]).
     pub fn fail_token_endpoint(&self, fault: Fault, times: usize) {
-        *lock(&self.state.token_fault) = (times > 0).then_some(Injected {
-            fault,
-            remaining: times,
-        });
+        *lock(&self.state.token_fault) = Injected::new(fault, times);
     }
 
     /// Makes the next `times` Management API user reads misbehave as `fault` (`usize::MAX`:
     /// until [`Tenant::heal`]).
     pub fn fail_management_api(&self, fault: Fault, times: usize) {
-        *lock(&self.state.user_fault) = (times > 0).then_some(Injected {
-            fault,
-            remaining: times,
-        });
+        *lock(&self.state.user_fault) = Injected::new(fault, times);
     }
 
     /// Ends every injected fault: the JWKS serves, the token endpoint and the Management API
@@ -263,6 +225,58 @@ impl Tenant {
     pub fn user_requests(&self) -> Vec<String> {
         lock(&self.state.user_requests).clone()
     }
+
+    /// Enables Token Vault for `connection`, whose tokens the stand-in `idp` issues and accepts;
+    /// each lives `lifetime`.
+    pub fn enable_token_vault(&self, connection: &str, idp: &Idp, lifetime: Duration) {
+        self.state.vault.enable(connection, idp, lifetime);
+    }
+
+    /// Lets `client_id` perform the access token exchange for callers' tokens of `api`: a
+    /// Custom API Client linked to that API. `client_secret` `None` stands for the M2M client
+    /// [`M2M_CLIENT_ID`] with its current secret.
+    pub fn add_token_vault_client(&self, client_id: &str, client_secret: Option<&str>, api: &str) {
+        self.state.vault.add_client(client_id, client_secret, api);
+    }
+
+    /// The user connects their account at `connection` (Token Vault enabled): Auth0 now keeps a
+    /// tokenset, whose access token the IdP accepts for the user whose profile is `profile`.
+    /// Returns that access token.
+    pub fn connect_account(&self, user_id: &str, connection: &str, profile: Value) -> String {
+        self.state.vault.connect(user_id, connection, profile)
+    }
+
+    /// The user disconnects the account: Auth0 keeps no tokenset for it any more.
+    pub fn disconnect_account(&self, user_id: &str, connection: &str) {
+        self.state.vault.disconnect(user_id, connection);
+    }
+
+    /// Auth0 renews the user's token at `connection` now (with the IdP's refresh token); the
+    /// old one stays valid at the IdP until it expires. Returns the new token.
+    pub fn renew_vault_token(&self, user_id: &str, connection: &str) -> Option<String> {
+        self.state.vault.renew(user_id, connection)
+    }
+
+    /// How many Token Vault exchanges the token endpoint served (of any outcome).
+    pub fn vault_exchanges(&self) -> usize {
+        self.state.vault.exchanges()
+    }
+
+    /// The subject tokens presented to the exchange, in order.
+    pub fn vault_subject_tokens(&self) -> Vec<String> {
+        self.state.vault.subject_tokens()
+    }
+
+    /// Every IdP access token Token Vault handed out or renewed (to prove none is logged).
+    pub fn vault_tokens_issued(&self) -> Vec<String> {
+        self.state.vault.issued()
+    }
+
+    /// Makes the next `times` exchanges misbehave as `fault` (`usize::MAX`: until
+    /// [`Tenant::heal`]); [`Fault::Refuse`] plays Auth0 refusing them.
+    pub fn fail_token_vault(&self, fault: Fault, times: usize) {
+        self.state.vault.fail(fault, times);
+    }
 }
 
 /// A profile as the Management API returns it, with one identity per `(connection, user id at
@@ -289,81 +303,6 @@ pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
     })
 }
 
-/// A fresh opaque token: unique in the process, unguessable enough for a stand-in.
-pub fn new_token(prefix: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}{:04}{nanos:09}",
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
-}
-
-/// The fault to play for this request, if one is injected; counts it down.
-pub(crate) fn take_fault(injected: &Mutex<Option<Injected>>) -> Option<Fault> {
-    let mut injected = lock(injected);
-    let current = injected.as_mut()?;
-    let fault = current.fault;
-    current.remaining = current.remaining.saturating_sub(1);
-    if current.remaining == 0 {
-        *injected = None;
-    }
-    Some(fault)
-}
-
-/// What Auth0 answers when it fails, throttles or hangs.
-pub(crate) async fn play(fault: Fault) -> Response {
-    match fault {
-        Fault::Status(code) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (
-                status,
-                axum::Json(json!({
-                    "statusCode": code,
-                    "error": status.canonical_reason().unwrap_or("Error"),
-                    "message": "injected fault",
-                })),
-            )
-                .into_response()
-        }
-        Fault::RateLimited { reset_in_secs } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                [
-                    ("x-ratelimit-limit", "10".to_owned()),
-                    ("x-ratelimit-remaining", "0".to_owned()),
-                    ("x-ratelimit-reset", (now + reset_in_secs).to_string()),
-                ],
-                axum::Json(json!({
-                    "statusCode": 429,
-                    "error": "Too Many Requests",
-                    "message": "Global limit has been reached",
-                })),
-            )
-                .into_response()
-        }
-        Fault::Hang => std::future::pending().await,
-        Fault::Refuse { status, error } => oauth_error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            error,
-            "refused by the stand-in",
-        ),
-    }
-}
-
 /// The issuer a request to this tenant names: `http://{Host}/`.
 fn issuer_of(headers: &HeaderMap) -> String {
     let host = headers
@@ -373,35 +312,54 @@ fn issuer_of(headers: &HeaderMap) -> String {
     format!("http://{host}/")
 }
 
-/// A token request's fields: form-encoded, or JSON as the SPA SDK may send them.
-fn token_fields(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
+/// A token request's fields: a JSON object (as the SPA SDK may send them; values that are not
+/// strings in their JSON text), else a form; `None` if the body is neither.
+fn token_fields(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if json {
-        let object: serde_json::Map<String, Value> =
-            serde_json::from_slice(body).unwrap_or_default();
-        return object
-            .into_iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
-            .collect();
+        let map: Map<String, Value> = serde_json::from_slice(body).ok()?;
+        Some(
+            map.into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(text) => (k, text),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+        )
+    } else {
+        serde_urlencoded::from_bytes(body).ok()
     }
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
-pub(crate) async fn token(
-    State(state): State<Arc<TenantState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// `POST /oauth/token`: Token Vault's exchange (in [`crate::vault`]), a sign-in's
+/// authorization-code grant (in [`crate::login`]) or the client-credentials grant.
+async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(fields) = token_fields(&headers, &body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "unreadable body",
+        );
+    };
     state.token_calls.fetch_add(1, Ordering::SeqCst);
-    if let Some(fault) = take_fault(&state.token_fault) {
-        return play(fault).await;
-    }
-    let fields = token_fields(&headers, &body);
+    let fault = take_fault(&state.token_fault);
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
     let issuer = issuer_of(&headers);
+    if field("grant_type") == vault::GRANT_TYPE {
+        let tenant = TenantFacts {
+            fault,
+            m2m_secret: lock(&state.client_secret).clone(),
+            published: lock(&state.published).clone(),
+            issuer,
+        };
+        return vault::exchange(&state.vault, tenant, &fields).await;
+    }
+    if let Some(fault) = fault {
+        return play(fault).await;
+    }
     if field("grant_type") == "authorization_code" {
         let cors = state.login.cors(&headers);
         let users = lock(&state.users).clone();

@@ -8,28 +8,30 @@
 //! life, renewing it first at the stand-in IdP when it has expired, as Auth0 does with the IdP's
 //! refresh token. [`Fault`]s make it fail, throttle or refuse; counters tell what it served.
 //!
-//! Every other grant goes on to the tenant's own token endpoint.
+//! The tenant's token endpoint reads the request and hands the exchange here with the few facts
+//! of the tenant it needs ([`TenantFacts`]); the `Tenant` methods that configure Token Vault call
+//! [`VaultState`]'s.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
+use crate::fault::{Fault, Injected, play, take_fault};
 use crate::idp::Idp;
+use crate::keys::TestKey;
 use crate::lock;
-use crate::tenant::{
-    Fault, Injected, M2M_CLIENT_ID, Tenant, TenantState, new_token, oauth_error, play, take_fault,
-};
+use crate::m2m_client::M2M_CLIENT_ID;
+use crate::oauth_error::oauth_error;
+use crate::opaque_token::new_token;
 
 /// The grant of Token Vault's exchanges.
-const GRANT_TYPE: &str =
+pub(crate) const GRANT_TYPE: &str =
     "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token";
 /// The only subject token type of the access token exchange.
 const SUBJECT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -73,17 +75,10 @@ pub(crate) struct VaultState {
 }
 
 impl VaultState {
-    /// Ends the injected faults.
-    pub(crate) fn heal(&self) {
-        *lock(&self.fault) = None;
-    }
-}
-
-impl Tenant {
     /// Enables Token Vault for `connection`, whose tokens the stand-in `idp` issues and accepts;
     /// each lives `lifetime`.
-    pub fn enable_token_vault(&self, connection: &str, idp: &Idp, lifetime: Duration) {
-        lock(&self.state.vault.connections).insert(
+    pub(crate) fn enable(&self, connection: &str, idp: &Idp, lifetime: Duration) {
+        lock(&self.connections).insert(
             connection.to_owned(),
             VaultConnection {
                 idp: idp.clone(),
@@ -92,73 +87,80 @@ impl Tenant {
         );
     }
 
-    /// Lets `client_id` perform the access token exchange for callers' tokens of `api`: a
-    /// Custom API Client linked to that API. `client_secret` `None` stands for the M2M client
-    /// [`M2M_CLIENT_ID`] with its current secret.
-    pub fn add_token_vault_client(&self, client_id: &str, client_secret: Option<&str>, api: &str) {
-        lock(&self.state.vault.clients).insert(
+    /// Lets `client_id` exchange callers' tokens of `api`; `secret` `None`: the M2M client's.
+    pub(crate) fn add_client(&self, client_id: &str, secret: Option<&str>, api: &str) {
+        lock(&self.clients).insert(
             client_id.to_owned(),
             VaultClient {
-                secret: client_secret.map(str::to_owned),
+                secret: secret.map(str::to_owned),
                 api: api.to_owned(),
             },
         );
     }
 
-    /// The user connects their account at `connection` (Token Vault enabled): Auth0 now keeps a
-    /// tokenset, whose access token the IdP accepts for the user whose profile is `profile`.
-    /// Returns that access token.
-    pub fn connect_account(&self, user_id: &str, connection: &str, profile: Value) -> String {
+    /// Keeps a new tokenset for (user, connection), its token accepted by the IdP for the user
+    /// whose profile is `profile`; returns that token.
+    pub(crate) fn connect(&self, user_id: &str, connection: &str, profile: Value) -> String {
         let key = (user_id.to_owned(), connection.to_owned());
-        let tokenset = self.issue_vault_token(connection, profile);
+        let tokenset = issue(self, connection, profile);
         let token = tokenset.access_token.clone();
-        lock(&self.state.vault.tokensets).insert(key, tokenset);
+        lock(&self.tokensets).insert(key, tokenset);
         token
     }
 
-    /// The user disconnects the account: Auth0 keeps no tokenset for it any more.
-    pub fn disconnect_account(&self, user_id: &str, connection: &str) {
-        lock(&self.state.vault.tokensets).remove(&(user_id.to_owned(), connection.to_owned()));
+    /// Forgets the tokenset of (user, connection).
+    pub(crate) fn disconnect(&self, user_id: &str, connection: &str) {
+        lock(&self.tokensets).remove(&(user_id.to_owned(), connection.to_owned()));
     }
 
-    /// Auth0 renews the user's token at `connection` now (with the IdP's refresh token); the
-    /// old one stays valid at the IdP until it expires. Returns the new token.
-    pub fn renew_vault_token(&self, user_id: &str, connection: &str) -> Option<String> {
-        let key = (user_id.to_owned(), connection.to_owned());
-        let profile = lock(&self.state.vault.tokensets).get(&key)?.profile.clone();
-        let tokenset = self.issue_vault_token(connection, profile);
-        let token = tokenset.access_token.clone();
-        lock(&self.state.vault.tokensets).insert(key, tokenset);
-        Some(token)
+    /// Replaces the tokenset of (user, connection) with a new one for the same profile; returns
+    /// its token, `None` if there was none.
+    pub(crate) fn renew(&self, user_id: &str, connection: &str) -> Option<String> {
+        let profile = lock(&self.tokensets)
+            .get(&(user_id.to_owned(), connection.to_owned()))?
+            .profile
+            .clone();
+        Some(self.connect(user_id, connection, profile))
     }
 
-    fn issue_vault_token(&self, connection: &str, profile: Value) -> Tokenset {
-        issue(&self.state.vault, connection, profile)
-    }
-
-    /// How many Token Vault exchanges the token endpoint served (of any outcome).
-    pub fn vault_exchanges(&self) -> usize {
-        self.state.vault.exchanges.load(Ordering::SeqCst)
+    /// How many exchanges were served (of any outcome).
+    pub(crate) fn exchanges(&self) -> usize {
+        self.exchanges.load(Ordering::SeqCst)
     }
 
     /// The subject tokens presented to the exchange, in order.
-    pub fn vault_subject_tokens(&self) -> Vec<String> {
-        lock(&self.state.vault.subject_tokens).clone()
+    pub(crate) fn subject_tokens(&self) -> Vec<String> {
+        lock(&self.subject_tokens).clone()
     }
 
-    /// Every IdP access token Token Vault handed out or renewed (to prove none is logged).
-    pub fn vault_tokens_issued(&self) -> Vec<String> {
-        lock(&self.state.vault.issued).clone()
+    /// Every IdP access token handed out or renewed.
+    pub(crate) fn issued(&self) -> Vec<String> {
+        lock(&self.issued).clone()
     }
 
-    /// Makes the next `times` exchanges misbehave as `fault` (`usize::MAX`: until
-    /// [`Tenant::heal`]); [`Fault::Refuse`] plays Auth0 refusing them.
-    pub fn fail_token_vault(&self, fault: Fault, times: usize) {
-        *lock(&self.state.vault.fault) = (times > 0).then_some(Injected {
-            fault,
-            remaining: times,
-        });
+    /// Makes the next `times` exchanges misbehave as `fault`.
+    pub(crate) fn fail(&self, fault: Fault, times: usize) {
+        *lock(&self.fault) = Injected::new(fault, times);
     }
+
+    /// Ends the injected faults.
+    pub(crate) fn heal(&self) {
+        *lock(&self.fault) = None;
+    }
+}
+
+/// What the exchange needs to know of the tenant it runs in.
+#[derive(Debug)]
+pub(crate) struct TenantFacts {
+    /// The fault the tenant's token endpoint plays for this request, if any: it comes before
+    /// Token Vault's own.
+    pub(crate) fault: Option<Fault>,
+    /// The M2M client's current secret.
+    pub(crate) m2m_secret: String,
+    /// The tenant's published signing keys: a subject token must be signed with one.
+    pub(crate) published: Vec<TestKey>,
+    /// The tenant's issuer (`http://{Host}/`): a subject token must name it.
+    pub(crate) issuer: String,
 }
 
 /// A new tokenset for `connection`, its token accepted by the connection's IdP. A connection
@@ -182,62 +184,22 @@ fn issue(vault: &VaultState, connection: &str, profile: Value) -> Tokenset {
     }
 }
 
-/// `POST /oauth/token`: the Token Vault exchange, or the tenant's other grants.
-pub(crate) async fn token_endpoint(
-    State(state): State<Arc<TenantState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(params) = params(&headers, &body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "unreadable body",
-        );
-    };
-    if params.get("grant_type").map(String::as_str) == Some(GRANT_TYPE) {
-        return exchange(&state, &headers, &params).await;
-    }
-    crate::tenant::token(State(state), headers, body).await
-}
-
-/// The body's parameters: a JSON object, else a form.
-fn params(headers: &HeaderMap, body: &[u8]) -> Option<HashMap<String, String>> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if json {
-        let map: Map<String, Value> = serde_json::from_slice(body).ok()?;
-        Some(
-            map.into_iter()
-                .map(|(k, v)| match v {
-                    Value::String(text) => (k, text),
-                    other => (k, other.to_string()),
-                })
-                .collect(),
-        )
-    } else {
-        serde_urlencoded::from_bytes(body).ok()
-    }
-}
-
-async fn exchange(
-    state: &TenantState,
-    headers: &HeaderMap,
+/// `POST /oauth/token` with [`GRANT_TYPE`]: the access token exchange, its request's `params`
+/// read by the tenant.
+pub(crate) async fn exchange(
+    vault: &VaultState,
+    tenant: TenantFacts,
     params: &HashMap<String, String>,
 ) -> Response {
-    let vault = &state.vault;
-    state.token_calls.fetch_add(1, Ordering::SeqCst);
     vault.exchanges.fetch_add(1, Ordering::SeqCst);
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     lock(&vault.subject_tokens).push(param("subject_token").to_owned());
-    if let Some(fault) = take_fault(&state.token_fault).or_else(|| take_fault(&vault.fault)) {
+    if let Some(fault) = tenant.fault.or_else(|| take_fault(&vault.fault)) {
         return play(fault).await;
     }
 
     // The client: its secret, then whether it may use Token Vault, and for which API.
-    let m2m_secret = lock(&state.client_secret).clone();
+    let m2m_secret = tenant.m2m_secret;
     let api = {
         let clients = lock(&vault.clients);
         let client = clients.get(param("client_id"));
@@ -274,11 +236,8 @@ async fn exchange(
             "unsupported requested_token_type",
         );
     }
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let Some(sub) = verify_subject(state, host, param("subject_token"), &api) else {
+    let subject = param("subject_token");
+    let Some(sub) = verify_subject(&tenant.published, &tenant.issuer, subject, &api) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -323,17 +282,17 @@ async fn exchange(
     .into_response()
 }
 
-/// The `sub` of `token` if it is an access token of this tenant (a published key's signature,
-/// its issuer, not expired) for `api`.
-fn verify_subject(state: &TenantState, host: &str, token: &str, api: &str) -> Option<String> {
+/// The `sub` of `token` if it is an access token of this tenant (a `published` key's signature,
+/// its `issuer`, not expired) for `api`.
+fn verify_subject(published: &[TestKey], issuer: &str, token: &str, api: &str) -> Option<String> {
     let header = jsonwebtoken::decode_header(token).ok()?;
-    let key = lock(&state.published)
+    let key = published
         .iter()
         .find(|k| Some(k.kid()) == header.kid.as_deref())
         .copied()?;
     let key = DecodingKey::from_rsa_pem(key.public_pem().as_bytes()).ok()?;
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_issuer(&[format!("http://{host}/")]);
+    validation.set_issuer(&[issuer]);
     validation.set_audience(&[api]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).ok()?;
