@@ -338,6 +338,15 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
                 connection.api_base
             );
         }
+        Err(IdpError::ForbiddenPath(PathError::GuardedCharacter)) => {
+            // `;` and look-alike dots are refused per connection, after normalisation.
+            let path = normalised.expect("guarded characters are checked on a normalised path");
+            assert_eq!(
+                path::check_guarded(&path.segments, &connection.path_characters),
+                Err(PathError::GuardedCharacter),
+                "{raw:?}"
+            );
+        }
         Err(IdpError::ForbiddenPath(error)) => assert_eq!(normalised, Err(error)),
         Err(other) => panic!("IdpRequest::new refused {raw:?} with {other:?}"),
     }
