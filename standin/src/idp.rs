@@ -536,16 +536,7 @@ fn list(host: &str, query: &HashMap<String, String>) -> Response {
         .take(per_page)
         .map(|i| json!({"id": i, "name": format!("repo-{i}"), "full_name": format!("octocat/repo-{i}")}))
         .collect();
-    let url = |p: usize| format!("<http://{host}/user/repos?per_page={per_page}&page={p}>");
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!("{}; rel=\"next\"", url(page + 1)));
-        links.push(format!("{}; rel=\"last\"", url(last)));
-    }
-    if page > 1 {
-        links.push(format!("{}; rel=\"first\"", url(1)));
-        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
-    }
+    let links = page_links(host, per_page, page, last);
     let mut response = axum::Json(Value::Array(repos)).into_response();
     if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
         response.headers_mut().insert("link", value);
@@ -667,16 +658,7 @@ fn repos(profile: &Value, query: &str, host: &str) -> Response {
             })
         })
         .collect();
-    let url = |n: usize| format!("http://{host}/user/repos?per_page={per_page}&page={n}");
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
-        links.push(format!("<{}>; rel=\"last\"", url(last)));
-    }
-    if page > 1 {
-        links.push(format!("<{}>; rel=\"first\"", url(1)));
-        links.push(format!("<{}>; rel=\"prev\"", url(page - 1)));
-    }
+    let links = page_links(host, per_page, page, last);
     let mut response = decorate(axum::Json(items).into_response());
     let headers = response.headers_mut();
     headers.remove("link");
@@ -698,4 +680,19 @@ async fn avatar(axum::extract::Path(id): axum::extract::Path<String>) -> Respons
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="120" height="120" viewBox="0 0 120 120"><rect width="120" height="120" rx="60" fill="hsl({hue},55%,55%)"/><circle cx="60" cy="48" r="22" fill="#fff"/><ellipse cx="60" cy="100" rx="36" ry="24" fill="#fff"/></svg>"##
     );
     ([("content-type", "image/svg+xml")], svg).into_response()
+}
+
+/// GitHub's pagination links for page `page` of `last` of `/user/repos` on `host`.
+fn page_links(host: &str, per_page: usize, page: usize, last: usize) -> Vec<String> {
+    let url = |n: usize| format!("<http://{host}/user/repos?per_page={per_page}&page={n}>");
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", url(1)));
+        links.push(format!("{}; rel=\"prev\"", url(page - 1)));
+    }
+    links
 }
