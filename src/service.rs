@@ -19,6 +19,16 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service, in the order the summary line reports their times.
+    pub const ALL: [Self; 6] = [
+        Self::SecretsManager,
+        Self::TokenEndpoint,
+        Self::ManagementApi,
+        Self::Jwks,
+        Self::Idp,
+        Self::TokenTable,
+    ];
+
     /// A short, stable name for logs.
     pub fn name(self) -> &'static str {
         match self {

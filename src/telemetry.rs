@@ -166,16 +166,7 @@ impl Cache {
     }
 }
 
-/// Every upstream, in the order of [`upstream_index`].
-const UPSTREAMS: [Service; 6] = [
-    Service::SecretsManager,
-    Service::TokenEndpoint,
-    Service::ManagementApi,
-    Service::Jwks,
-    Service::Idp,
-    Service::TokenTable,
-];
-
+/// Where `service` stands in [`Service::ALL`].
 fn upstream_index(service: Service) -> usize {
     match service {
         Service::SecretsManager => 0,
@@ -204,7 +195,7 @@ fn upstream_metric(service: Service) -> &'static str {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Trace {
     /// Per [`upstream_index`]: calls and retry waits together; `None` when not called.
-    upstream: [Option<Duration>; UPSTREAMS.len()],
+    upstream: [Option<Duration>; Service::ALL.len()],
     /// Per [`Cache::index`]: `true` when every lookup hit; `None` when not consulted.
     caches: [Option<bool>; 4],
     renewals: u32,
@@ -261,7 +252,7 @@ impl Trace {
         }
 
         line.milliseconds("Duration", invocation.duration);
-        for service in UPSTREAMS {
+        for service in Service::ALL {
             if let Some(time) = self.upstream(service) {
                 line.milliseconds(upstream_metric(service), time);
             }
@@ -465,6 +456,13 @@ pub fn token_table_degraded() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_upstream_has_its_own_slot() {
+        for (index, service) in Service::ALL.into_iter().enumerate() {
+            assert_eq!(upstream_index(service), index, "{service:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_trace_adds_up_upstream_time_and_keeps_a_cache_miss() {

@@ -433,14 +433,7 @@ fn namespace(template: &Yaml) -> &str {
 /// A summary line with every metric the function can emit, and so every dimension.
 async fn a_full_summary_line() -> Value {
     let ((), trace) = telemetry::traced(async {
-        for service in [
-            Service::SecretsManager,
-            Service::TokenEndpoint,
-            Service::ManagementApi,
-            Service::Jwks,
-            Service::Idp,
-            Service::TokenTable,
-        ] {
+        for service in Service::ALL {
             telemetry::upstream_time(service, Duration::from_millis(1));
         }
         telemetry::cache_lookup(Cache::IdpToken, true);

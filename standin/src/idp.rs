@@ -521,15 +521,7 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
 /// `/user/repos`: page `page` of [`LIST_SIZE`] repositories, `per_page` a page (GitHub's
 /// defaults: 30, at most 100), with GitHub's `Link` header into `http://{host}`.
 fn list(host: &str, query: &HashMap<String, String>) -> Response {
-    let number = |name: &str, default: usize| {
-        query
-            .get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(default)
-    };
-    let per_page = number("per_page", 30).min(100);
-    let page = number("page", 1);
+    let (per_page, page) = paging(query);
     let last = LIST_SIZE.div_ceil(per_page).max(1);
     let repos: Vec<Value> = (1..=LIST_SIZE)
         .skip((page - 1).saturating_mul(per_page))
@@ -629,15 +621,7 @@ fn decorate(mut response: Response) -> Response {
 /// One page of the token's user's repositories, with GitHub's `Link` header.
 fn repos(profile: &Value, query: &str, host: &str) -> Response {
     let params: HashMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let number = |name: &str, default: usize| {
-        params
-            .get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(default)
-    };
-    let per_page = number("per_page", 30).min(100);
-    let page = number("page", 1);
+    let (per_page, page) = paging(&params);
     let total = profile["public_repos"].as_u64().unwrap_or(0) as usize;
     let login = profile["login"].as_str().unwrap_or("user");
     let last = total.div_ceil(per_page).max(1);
@@ -695,4 +679,17 @@ fn page_links(host: &str, per_page: usize, page: usize, last: usize) -> Vec<Stri
         links.push(format!("{}; rel=\"prev\"", url(page - 1)));
     }
     links
+}
+
+/// `per_page` and `page` of a list request, as GitHub reads them: 30 a page by default, at most
+/// 100, from page 1; zero or garbage counts as absent.
+fn paging(query: &HashMap<String, String>) -> (usize, usize) {
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    (number("per_page", 30).min(100), number("page", 1))
 }
