@@ -2,8 +2,11 @@
 //! methods and paths it may call there, where its IdP tokens come from, and the token endpoint for
 //! refresh grants.
 //!
-//! Built in for the common social providers; `IDP_CONNECTIONS` (JSON) overrides fields of a
-//! built-in connection or adds new ones. `IDP_TOKEN_SOURCE` sets the token source of every
+//! Every entry of the provider catalogue ([`super::catalogue`]) is built in under its strategy
+//! name. A connection of another name is served by the entry of its strategy: `strategy` in its
+//! `IDP_CONNECTIONS` entry, else the identity's `provider` ([`Connections::for_strategy`]).
+//! `IDP_CONNECTIONS` (JSON) overrides any field, fills an entry's parameters (a Microsoft Entra
+//! tenant) or adds connections of its own. `IDP_TOKEN_SOURCE` sets the token source of every
 //! connection that does not name its own.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,111 +15,27 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use url::Url;
 
-/// One rule of a connection's allow-list: `"GET /user/**"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowRule {
-    /// The method, or `None` for `*` (any method).
-    method: Option<Method>,
-    /// The path pattern, one element per segment.
-    pattern: Vec<Pattern>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    /// Exactly this segment.
-    Literal(String),
-    /// `*`: any one segment.
-    One,
-    /// `**`: any number of segments, none included.
-    Any,
-}
-
-impl AllowRule {
-    /// Parses `"METHOD /path/glob"`: `*` stands for one segment, `**` for any number of them,
-    /// and a method of `*` for any method.
-    pub fn parse(rule: &str) -> Result<Self, String> {
-        let (method, path) = rule
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| format!("allow rule {rule:?} is not \"METHOD /path\""))?;
-        let method = match method {
-            "*" => None,
-            m if m.bytes().all(|b| b.is_ascii_uppercase()) && !m.is_empty() => Some(
-                Method::from_bytes(m.as_bytes()).map_err(|_| format!("bad method in {rule:?}"))?,
-            ),
-            _ => {
-                return Err(format!(
-                    "allow rule {rule:?}: method must be uppercase or *"
-                ));
-            }
-        };
-        let path = path.trim();
-        let rest = path
-            .strip_prefix('/')
-            .ok_or_else(|| format!("allow rule {rule:?}: path must start with /"))?;
-        let pattern = if rest.is_empty() {
-            Vec::new()
-        } else {
-            rest.split('/')
-                .map(|segment| match segment {
-                    "" => Err(format!("allow rule {rule:?} has an empty segment")),
-                    "*" => Ok(Pattern::One),
-                    "**" => Ok(Pattern::Any),
-                    "." | ".." => Err(format!("allow rule {rule:?} has a dot segment")),
-                    s if s.contains('*') => {
-                        Err(format!("allow rule {rule:?}: * must be a whole segment"))
-                    }
-                    s => Ok(Pattern::Literal(s.to_owned())),
-                })
-                .collect::<Result<_, _>>()?
-        };
-        Ok(Self { method, pattern })
-    }
-
-    /// Whether `method` on the decoded `segments` is allowed by this rule.
-    pub fn matches(&self, method: &Method, segments: &[String]) -> bool {
-        self.method.as_ref().is_none_or(|m| m == method) && glob(&self.pattern, segments)
-    }
-}
-
-/// Whether `pattern` matches all of `segments`, in pattern × segments steps. Backtracking instead
-/// would take time polynomial in the path's length with the number of `**` as the exponent: a rule
-/// like `GET /**/a/**/a/**/b` and a caller's path of a few hundred segments make a CPU sink.
-fn glob(pattern: &[Pattern], segments: &[String]) -> bool {
-    // matched[j]: the pattern's elements so far match exactly `segments[..j]`.
-    let mut matched = vec![false; segments.len() + 1];
-    matched[0] = true;
-    for element in pattern {
-        if *element == Pattern::Any {
-            for j in 1..matched.len() {
-                matched[j] |= matched[j - 1];
-            }
-            continue;
-        }
-        // Right to left, so that `matched[j - 1]` is still the previous element's.
-        for j in (1..matched.len()).rev() {
-            matched[j] = matched[j - 1]
-                && match element {
-                    Pattern::Literal(literal) => *literal == segments[j - 1],
-                    _ => true,
-                };
-        }
-        matched[0] = false;
-    }
-    matched[segments.len()]
-}
+pub use super::allow::AllowRule;
+use super::catalogue::{self, Entry};
+pub use super::catalogue::{Refresh, TokenAuth};
 
 /// One connection's entry.
 #[derive(Debug, Clone)]
 pub struct Connection {
     /// The Auth0 connection name.
     pub name: String,
+    /// The catalogue entry it is served by (an Auth0 strategy name); `None` for a connection of
+    /// `IDP_CONNECTIONS` alone.
+    pub strategy: Option<String>,
     /// Scheme, host, port and base path of the IdP's API, without a trailing slash.
     pub api_base: Url,
     /// What may be called there.
     pub allow: Vec<AllowRule>,
-    /// The provider's token endpoint, for refresh-token grants; `None` where it has none.
+    /// The provider's token endpoint, for refresh-token grants; `None` where it has none (or
+    /// where a parameter it needs is not configured).
     pub token_url: Option<Url>,
+    /// How the provider's refresh tokens behave.
+    pub refresh: Refresh,
     /// Headers the provider expects on every call (the caller's own may override them).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// How the IdP app authenticates at `token_url`.
@@ -162,17 +81,6 @@ impl TokenSourceKind {
     }
 }
 
-/// How the IdP app's client credentials travel in a refresh grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenAuth {
-    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1's alternative; what
-    /// GitHub, Google and Microsoft accept).
-    Body,
-    /// HTTP Basic authentication (Bitbucket).
-    Basic,
-}
-
 impl Connection {
     /// Whether `method` on `segments` is allowed.
     /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
@@ -180,94 +88,50 @@ impl Connection {
         let allows = |method| self.allow.iter().any(|rule| rule.matches(method, segments));
         allows(method) || (*method == Method::HEAD && allows(&Method::GET))
     }
+
+    /// Whether a refresh grant can be run at all: a token endpoint and a provider that renews.
+    pub fn renews(&self) -> bool {
+        self.token_url.is_some() && self.refresh != Refresh::None
+    }
 }
 
-/// The fields of one entry of `IDP_CONNECTIONS`; all optional for a built-in connection.
+/// The fields of one entry of `IDP_CONNECTIONS`; all optional for a connection with a
+/// catalogue entry. Unknown fields are refused, except the parameters its entry names.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Override {
+    strategy: Option<String>,
     api_base: Option<String>,
     allow: Option<Vec<String>>,
     token_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
     token_auth: Option<TokenAuth>,
+    refresh: Option<Refresh>,
     refresh_scopes: Option<Vec<String>>,
     token_source: Option<TokenSourceKind>,
     path_characters: Option<String>,
+    /// Every other field: the entry's `{param}` values, checked against its `params`.
+    #[serde(flatten)]
+    params: BTreeMap<String, serde_json::Value>,
 }
 
-/// A built-in connection.
-struct BuiltIn {
-    name: &'static str,
-    api_base: &'static str,
-    token_url: Option<&'static str>,
-    token_auth: TokenAuth,
-    headers: &'static [(&'static str, &'static str)],
+/// A connection before `IDP_CONNECTIONS` is merged over it: a catalogue entry whose API base may
+/// still be missing (a parameter or a per-user host it needs).
+struct Draft {
+    connection: Connection,
+    api_base: Option<Url>,
 }
-
-/// The built-in connections, all read-only (`GET`) by default.
-const BUILT_IN: &[BuiltIn] = &[
-    BuiltIn {
-        name: "github",
-        api_base: "https://api.github.com",
-        // GitHub App user tokens expire and are renewed here; it answers form-encoded unless
-        // asked for JSON (the grant asks).
-        token_url: Some("https://github.com/login/oauth/access_token"),
-        token_auth: TokenAuth::Body,
-        headers: &[
-            ("accept", "application/vnd.github+json"),
-            ("x-github-api-version", "2022-11-28"),
-        ],
-    },
-    BuiltIn {
-        name: "google-oauth2",
-        api_base: "https://www.googleapis.com",
-        token_url: Some("https://oauth2.googleapis.com/token"),
-        token_auth: TokenAuth::Body,
-        headers: &[],
-    },
-    BuiltIn {
-        name: "windowslive",
-        api_base: "https://graph.microsoft.com",
-        token_url: Some("https://login.microsoftonline.com/common/oauth2/v2.0/token"),
-        token_auth: TokenAuth::Body,
-        headers: &[],
-    },
-    BuiltIn {
-        name: "facebook",
-        api_base: "https://graph.facebook.com",
-        // Facebook has no refresh tokens: long-lived tokens are re-issued only at login.
-        token_url: None,
-        token_auth: TokenAuth::Body,
-        headers: &[],
-    },
-    BuiltIn {
-        name: "bitbucket",
-        api_base: "https://api.bitbucket.org",
-        token_url: Some("https://bitbucket.org/site/oauth2/access_token"),
-        token_auth: TokenAuth::Basic,
-        headers: &[],
-    },
-    BuiltIn {
-        name: "linkedin",
-        api_base: "https://api.linkedin.com",
-        token_url: Some("https://www.linkedin.com/oauth/v2/accessToken"),
-        token_auth: TokenAuth::Body,
-        headers: &[],
-    },
-];
-
-/// The names of the built-in connections, which every table has.
-pub fn built_in_names() -> impl Iterator<Item = &'static str> {
-    BUILT_IN.iter().map(|b| b.name)
-}
-
-/// The default allow-list: read-only calls anywhere under the API base.
-const DEFAULT_ALLOW: &str = "GET /**";
 
 /// The connection table.
 #[derive(Debug, Clone)]
-pub struct Connections(HashMap<String, Connection>);
+pub struct Connections {
+    /// Every connection by name: the catalogue's entries that need no configuration, under their
+    /// strategy name, and `IDP_CONNECTIONS`' entries.
+    named: HashMap<String, Connection>,
+    /// The catalogue, for connections served by the entry of their strategy.
+    catalogue: BTreeMap<String, Entry>,
+    /// `IDP_TOKEN_SOURCE`.
+    default_source: TokenSourceKind,
+}
 
 impl Connections {
     /// The built-in table with `IDP_CONNECTIONS` (already parsed as a JSON object) merged over it,
@@ -284,24 +148,20 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
         default_source: TokenSourceKind,
     ) -> Result<Self, String> {
-        let mut table = HashMap::new();
-        for built_in in BUILT_IN {
-            let connection = Connection {
-                name: built_in.name.to_owned(),
-                api_base: api_url(built_in.api_base, "api_base")?,
-                allow: vec![AllowRule::parse(DEFAULT_ALLOW)?],
-                token_url: built_in
-                    .token_url
-                    .map(|u| api_url(u, "token_url"))
-                    .transpose()?,
-                headers: parse_headers(built_in.headers.iter().map(|(k, v)| (*k, *v)))?,
-                token_auth: built_in.token_auth,
-                refresh_scopes: Vec::new(),
-                token_source: default_source,
-                path_characters: Vec::new(),
-            };
-            table.insert(built_in.name.to_owned(), connection);
+        let catalogue = catalogue::entries()?;
+        let mut named = HashMap::with_capacity(catalogue.len());
+        for (strategy, entry) in &catalogue {
+            let draft = draft(strategy, strategy, entry, &BTreeMap::new(), default_source)
+                .map_err(|e| format!("catalogue entry {strategy:?}: {e}"))?;
+            if let Some(connection) = draft.complete() {
+                named.insert(strategy.clone(), connection);
+            }
         }
+        let mut table = Self {
+            named,
+            catalogue,
+            default_source,
+        };
         for (name, value) in overrides.into_iter().flatten() {
             // A name no route can reach would be configured for nothing: say so at start-up.
             if !crate::routes::is_connection_name(name) {
@@ -309,13 +169,12 @@ impl Connections {
                     "connection {name:?}: a name is 1 to 128 letters, digits, - or _"
                 ));
             }
-            let entry: Override = serde_json::from_value(value.clone())
+            let connection = table
+                .configured(name, value)
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
-            let merged = merge(name, table.remove(name), entry, default_source)
-                .map_err(|e| format!("connection {name:?}: {e}"))?;
-            table.insert(name.clone(), merged);
+            table.named.insert(name.clone(), connection);
         }
-        Ok(Self(table))
+        Ok(table)
     }
 
     /// Parses `IDP_CONNECTIONS` text as [`Connections::new`] would see it.
@@ -334,15 +193,39 @@ impl Connections {
         }
     }
 
-    /// The connection called `name`.
+    /// The connection called `name`, built in or configured.
     pub fn get(&self, name: &str) -> Option<&Connection> {
-        self.0.get(name)
+        self.named.get(name)
+    }
+
+    /// The connection `name` (not itself in the table) served by the catalogue entry of
+    /// `strategy`, the identity's `provider` as the Management API says it. `Err` says why that
+    /// entry cannot serve it without configuration (no such entry, or a parameter it needs).
+    pub fn for_strategy(&self, name: &str, strategy: &str) -> Result<Connection, String> {
+        let entry = self
+            .catalogue
+            .get(strategy)
+            .ok_or_else(|| format!("no catalogue entry for strategy {strategy:?}"))?;
+        draft(
+            name,
+            strategy,
+            entry,
+            &BTreeMap::new(),
+            self.default_source,
+        )?
+        .complete()
+        .ok_or_else(|| {
+            format!(
+                "strategy {strategy:?} needs an IDP_CONNECTIONS entry for {name:?} ({})",
+                needs(entry)
+            )
+        })
     }
 
     /// The names of the connections whose tokens come from `source`, sorted.
     pub fn served_by(&self, source: TokenSourceKind) -> Vec<&str> {
         let mut names: Vec<&str> = self
-            .0
+            .named
             .values()
             .filter(|c| c.token_source == source)
             .map(|c| c.name.as_str())
@@ -350,24 +233,144 @@ impl Connections {
         names.sort_unstable();
         names
     }
+
+    /// The connection of `IDP_CONNECTIONS` entry `value` for `name`: merged over the catalogue
+    /// entry of its `strategy` (else of its name), or a connection of its own.
+    fn configured(&self, name: &str, value: &serde_json::Value) -> Result<Connection, String> {
+        let entry: Override = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let strategy = match &entry.strategy {
+            Some(strategy) if !self.catalogue.contains_key(strategy) => {
+                return Err(format!("no catalogue entry for strategy {strategy:?}"));
+            }
+            Some(strategy) => Some(strategy.as_str()),
+            None => self.catalogue.contains_key(name).then_some(name),
+        };
+        let params = params(strategy.and_then(|s| self.catalogue.get(s)), &entry.params)?;
+        let base = match strategy {
+            Some(strategy) => Some(draft(
+                name,
+                strategy,
+                &self.catalogue[strategy],
+                &params,
+                self.default_source,
+            )?),
+            None => None,
+        };
+        merge(name, base, entry, self.default_source)
+    }
+}
+
+/// The values of `entry`'s parameters in an `IDP_CONNECTIONS` entry's other fields: every one
+/// given, each a checked string, and no field that is not one of them.
+fn params(
+    entry: Option<&Entry>,
+    fields: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, String> {
+    let wanted = entry.map_or(&[][..], |e| e.params.as_slice());
+    if let Some(unknown) = fields.keys().find(|k| !wanted.contains(k)) {
+        return Err(format!("unknown field `{unknown}`"));
+    }
+    let mut values = BTreeMap::new();
+    for name in wanted {
+        let value = match fields.get(name) {
+            Some(serde_json::Value::String(value)) => value.trim(),
+            Some(_) => return Err(format!("{name} must be a string")),
+            None => return Err(format!("{name} is required for this strategy")),
+        };
+        catalogue::param_value(name, value)?;
+        values.insert(name.clone(), value.to_owned());
+    }
+    Ok(values)
+}
+
+/// What an entry needs before it can serve a connection, for error messages.
+fn needs(entry: &Entry) -> String {
+    match (entry.params.is_empty(), &entry.api_base) {
+        (false, _) => format!("parameters {}", entry.params.join(", ")),
+        (true, None) => "an api_base".to_owned(),
+        (true, Some(_)) => "nothing".to_owned(),
+    }
+}
+
+/// The connection `name` as catalogue `entry` (of `strategy`) describes it, with `params`
+/// filled in. A token endpoint whose parameter is missing is left out (not renewable); an API
+/// base that cannot be had is left for `IDP_CONNECTIONS` to give.
+fn draft(
+    name: &str,
+    strategy: &str,
+    entry: &Entry,
+    params: &BTreeMap<String, String>,
+    default_source: TokenSourceKind,
+) -> Result<Draft, String> {
+    let filled = |text: &Option<String>, field: &str| -> Result<Option<Url>, String> {
+        text.as_deref()
+            .and_then(|t| catalogue::fill(t, params))
+            .map(|t| api_url(&t, field))
+            .transpose()
+    };
+    let api_base = filled(&entry.api_base, "api_base")?;
+    let token_url = filled(&entry.token_url, "token_url")?;
+    let connection = Connection {
+        name: name.to_owned(),
+        strategy: Some(strategy.to_owned()),
+        // Replaced by `complete` or `merge`; never served while `Draft::api_base` is `None`.
+        api_base: api_base
+            .clone()
+            .unwrap_or_else(|| Url::parse("https://invalid./").expect("a valid URL")),
+        allow: allow_rules(&entry.allow)?,
+        token_url,
+        refresh: entry.refresh,
+        headers: parse_headers(entry.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
+        token_auth: entry.token_auth,
+        refresh_scopes: scopes(entry.refresh_scopes.clone())?,
+        token_source: default_source,
+        path_characters: Vec::new(),
+    };
+    Ok(Draft {
+        connection,
+        api_base,
+    })
+}
+
+impl Draft {
+    /// The connection, if its API base is known.
+    fn complete(self) -> Option<Connection> {
+        let api_base = self.api_base?;
+        Some(Connection {
+            api_base,
+            ..self.connection
+        })
+    }
+}
+
+fn allow_rules(rules: &[String]) -> Result<Vec<AllowRule>, String> {
+    rules.iter().map(|r| AllowRule::parse(r)).collect()
+}
+
+fn scopes(scopes: Vec<String>) -> Result<Vec<String>, String> {
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        return Err("refresh_scopes must be single, non-empty scopes".to_owned());
+    }
+    Ok(scopes)
 }
 
 fn merge(
     name: &str,
-    base: Option<Connection>,
+    base: Option<Draft>,
     entry: Override,
     default_source: TokenSourceKind,
 ) -> Result<Connection, String> {
-    let api_base = match (entry.api_base, &base) {
+    let api_base = match (entry.api_base, base.as_ref().and_then(|b| b.api_base.clone())) {
         (Some(url), _) => api_url(&url, "api_base")?,
-        (None, Some(base)) => base.api_base.clone(),
-        (None, None) => return Err("api_base is required for a new connection".to_owned()),
+        (None, Some(url)) => url,
+        (None, None) => return Err("api_base is required for this connection".to_owned()),
     };
+    let base = base.map(|b| b.connection);
     let allow = match entry.allow {
-        Some(rules) => rules
-            .iter()
-            .map(|r| AllowRule::parse(r))
-            .collect::<Result<_, _>>()?,
+        Some(rules) => allow_rules(&rules)?,
         None => match &base {
             Some(base) => base.allow.clone(),
             None => vec![AllowRule::parse(DEFAULT_ALLOW)?],
@@ -378,29 +381,26 @@ fn merge(
         Some(url) => Some(api_url(&url, "token_url")?),
         None => base.as_ref().and_then(|b| b.token_url.clone()),
     };
+    // A connection of its own with a token endpoint renews with a plain refresh token unless
+    // it says otherwise.
+    let refresh = match (entry.refresh, &base, &token_url) {
+        (Some(refresh), _, _) => refresh,
+        (None, _, None) => Refresh::None,
+        (None, Some(base), Some(_)) if base.refresh != Refresh::None => base.refresh,
+        (None, _, Some(_)) => Refresh::RefreshToken,
+    };
     let refresh_scopes = match entry.refresh_scopes {
-        Some(scopes) => {
-            if scopes
-                .iter()
-                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                return Err("refresh_scopes must be single, non-empty scopes".to_owned());
-            }
-            scopes
-        }
+        Some(scopes) => self::scopes(scopes)?,
         None => base
             .as_ref()
             .map(|b| b.refresh_scopes.clone())
             .unwrap_or_default(),
     };
-    let token_source = entry
-        .token_source
-        .or(base.as_ref().map(|b| b.token_source))
-        .unwrap_or(default_source);
+    let token_source = entry.token_source.unwrap_or(default_source);
     let token_auth = entry
         .token_auth
         .or(base.as_ref().map(|b| b.token_auth))
-        .unwrap_or(TokenAuth::Body);
+        .unwrap_or_default();
     let path_characters = match entry.path_characters {
         Some(characters) => {
             let characters: Vec<char> = characters.chars().collect();
@@ -414,20 +414,20 @@ fn merge(
             }
             characters
         }
-        None => base
-            .as_ref()
-            .map(|b| b.path_characters.clone())
-            .unwrap_or_default(),
+        None => Vec::new(),
     };
+    let strategy = base.as_ref().and_then(|b| b.strategy.clone());
     let headers = match entry.headers {
         Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         None => base.map(|b| b.headers).unwrap_or_default(),
     };
     Ok(Connection {
         name: name.to_owned(),
+        strategy,
         api_base,
         allow,
         token_url,
+        refresh,
         headers,
         token_auth,
         path_characters,
@@ -435,6 +435,10 @@ fn merge(
         token_source,
     })
 }
+
+/// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
+/// API base.
+const DEFAULT_ALLOW: &str = "GET /**";
 
 /// An https URL (plain http only for a loopback stand-in), without credentials, query or
 /// fragment, stored without a trailing slash.
@@ -491,58 +495,68 @@ mod tests {
     }
 
     #[test]
-    fn globs_match_segments() {
-        let rule = AllowRule::parse("GET /repos/*/*/issues/**").expect("rule");
-        assert!(rule.matches(&Method::GET, &segments("/repos/o/r/issues")));
-        assert!(rule.matches(&Method::GET, &segments("/repos/o/r/issues/1/comments")));
-        assert!(!rule.matches(&Method::GET, &segments("/repos/o/issues")));
-        assert!(!rule.matches(&Method::POST, &segments("/repos/o/r/issues")));
-        let any = AllowRule::parse("* /user").expect("rule");
-        assert!(any.matches(&Method::PATCH, &segments("/user")));
-        assert!(!any.matches(&Method::PATCH, &segments("/user/x")));
-        let root = AllowRule::parse("GET /").expect("rule");
-        assert!(root.matches(&Method::GET, &[]));
-    }
-
-    #[test]
-    fn bad_rules_are_refused() {
-        for bad in [
-            "GET",
-            "get /x",
-            "GET x",
-            "GET /a//b",
-            "GET /a*",
-            "GET /../x",
-            "GE-T /x",
-        ] {
-            assert!(AllowRule::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn built_ins_are_read_only() {
+    fn every_catalogue_entry_without_parameters_is_built_in_read_only() {
         let table = Connections::new(None).expect("built-ins");
-        let names: Vec<&str> = built_in_names().collect();
-        assert_eq!(
-            names,
-            [
-                "github",
-                "google-oauth2",
-                "windowslive",
-                "facebook",
-                "bitbucket",
-                "linkedin"
-            ]
-        );
-        for name in names {
-            let connection = table.get(name).expect(name);
-            assert_eq!(connection.api_base.scheme(), "https");
-            assert!(connection.allows(&Method::GET, &segments("/anything/here")));
-            assert!(!connection.allows(&Method::POST, &segments("/anything")));
-            assert!(!connection.allows(&Method::DELETE, &segments("/anything")));
+        let entries = catalogue::entries().expect("catalogue");
+        for (strategy, entry) in &entries {
+            let Some(connection) = table.get(strategy) else {
+                assert!(
+                    !entry.params.is_empty() || entry.api_base.is_none(),
+                    "{strategy} needs no configuration but is not built in"
+                );
+                continue;
+            };
+            assert_eq!(connection.strategy.as_deref(), Some(strategy.as_str()));
+            assert_eq!(connection.api_base.scheme(), "https", "{strategy}");
+            for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+                assert!(
+                    !connection.allows(&method, &segments("/anything")),
+                    "{strategy} allows {method} by default"
+                );
+            }
         }
-        assert!(table.get("facebook").expect("fb").token_url.is_none());
-        assert!(table.get("google-oauth2").expect("g").token_url.is_some());
+        assert!(!table.get("facebook").expect("fb").renews());
+        assert!(table.get("google-oauth2").expect("g").renews());
+        assert!(table.get("waad").is_some(), "Graph needs no tenant");
+        assert!(!table.get("waad").expect("waad").renews(), "no tenant, no token endpoint");
+    }
+
+    #[test]
+    fn a_connection_of_another_name_is_served_by_its_strategy() {
+        let table = Connections::from_json(
+            r#"{"acme-entra": {"strategy": "waad", "tenant": "contoso.onmicrosoft.com"}}"#,
+        )
+        .expect("valid");
+        let entra = table.get("acme-entra").expect("configured");
+        assert_eq!(entra.strategy.as_deref(), Some("waad"));
+        assert_eq!(entra.api_base.as_str(), "https://graph.microsoft.com/");
+        assert_eq!(
+            entra.token_url.as_ref().map(Url::as_str),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token")
+        );
+        assert_eq!(entra.refresh, Refresh::Rotating);
+        assert!(entra.allows(&Method::GET, &segments("/v1.0/me")));
+
+        let github = table.for_strategy("corp-github", "github").expect("github");
+        assert_eq!(github.name, "corp-github");
+        assert_eq!(github.strategy.as_deref(), Some("github"));
+        assert_eq!(github.headers.len(), 2);
+        assert!(table.for_strategy("x", "auth0").is_err());
+        assert!(table.for_strategy("x", "oauth2").is_err());
+    }
+
+    #[test]
+    fn parameters_are_required_checked_and_nothing_else_is_accepted() {
+        for bad in [
+            r#"{"acme-entra": {"strategy": "waad"}}"#,
+            r#"{"acme-entra": {"strategy": "waad", "tenant": 42}}"#,
+            r#"{"acme-entra": {"strategy": "waad", "tenant": "evil.com/x?"}}"#,
+            r#"{"acme-entra": {"strategy": "waad", "tenant": "a", "shop": "b"}}"#,
+            r#"{"acme-entra": {"strategy": "nope", "api_base": "https://x.example"}}"#,
+            r#"{"mine": {"api_base": "https://x.example", "tenant": "a"}}"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! lifecycle (cache, renewal), and the proxied call itself, which carries the IdP token in and
 //! brings only safe headers back.
 
+pub mod allow;
+pub mod catalogue;
 pub mod connections;
 pub mod fleet_source;
 pub mod identity_source;

@@ -1,0 +1,204 @@
+//! The provider catalogue: every built-in provider, keyed by Auth0 strategy name (the identity's
+//! `provider`), kept as data in `catalogue.json` and compiled into the binary.
+//!
+//! An entry says where the provider's API is, what may be called there by default, how its
+//! tokens are renewed, and what a team must set up in Auth0 and at the provider. The connection
+//! table ([`super::connections`]) turns entries into connections; the unit tests below and
+//! `tests/catalogue.rs` prove every entry valid, so a malformed entry fails the tests, never a cold
+//! start.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The catalogue as compiled in.
+pub const CATALOGUE_JSON: &str = include_str!("catalogue.json");
+
+/// One provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The provider's name as people know it.
+    pub display_name: String,
+    /// Which kind of Auth0 connection serves it.
+    pub kind: Kind,
+    /// Scheme, host and base path of the provider's API; `{param}` placeholders are filled from
+    /// the connection's `IDP_CONNECTIONS` entry. `None` where the host is per user.
+    pub api_base: Option<String>,
+    /// Default allow rules (`"METHOD /path/glob"`), read-only unless there is a reason.
+    pub allow: Vec<String>,
+    /// Headers the API needs on every call (API versions, media types).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The token endpoint for refresh grants, with `{param}` placeholders; `None` where the
+    /// provider has no refresh grant.
+    pub token_url: Option<String>,
+    /// How the IdP app authenticates at `token_url`.
+    #[serde(default)]
+    pub token_auth: TokenAuth,
+    /// How the provider's refresh tokens behave.
+    pub refresh: Refresh,
+    /// Scopes a refresh grant must send.
+    #[serde(default)]
+    pub refresh_scopes: Vec<String>,
+    /// Names of the `{param}` placeholders, each a field of the connection's `IDP_CONNECTIONS`
+    /// entry (`{"acme-entra": {"strategy": "waad", "tenant": "contoso.onmicrosoft.com"}}`).
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// What the Auth0 connection needs so that a usable (and renewable) token is stored.
+    pub auth0_setup: String,
+    /// What the provider's app needs.
+    pub provider_setup: String,
+    /// The provider's API documentation.
+    pub docs: String,
+    /// The provider documents consulted for this entry.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// What could not be confirmed from the provider's own documentation.
+    #[serde(default)]
+    pub unconfirmed: Option<String>,
+}
+
+/// Which kind of Auth0 connection serves a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One of Auth0's social connections.
+    Social,
+    /// An enterprise connection, named by the tenant (`acme-entra`).
+    Enterprise,
+    /// A custom social connection (Auth0's Token Vault integrations).
+    Custom,
+}
+
+/// How the IdP app's client credentials travel in a refresh grant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1's alternative; what
+    /// GitHub, Google and Microsoft accept).
+    #[default]
+    Body,
+    /// HTTP Basic authentication (Bitbucket).
+    Basic,
+}
+
+/// How a provider's refresh tokens behave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refresh {
+    /// No refresh grant: a token is renewed only by a new login.
+    None,
+    /// A refresh token that may be used again.
+    #[default]
+    RefreshToken,
+    /// Each refresh answers a new refresh token, which replaces the old one (the old may still
+    /// work for a while).
+    Rotating,
+    /// A refresh token dies when it is used: it must be presented at most once, fleet-wide.
+    SingleUse,
+}
+
+impl Refresh {
+    /// The name used in the catalogue, README and `GET /identities`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::RefreshToken => "refresh_token",
+            Self::Rotating => "rotating",
+            Self::SingleUse => "single_use",
+        }
+    }
+}
+
+/// Every entry by strategy name, sorted.
+pub fn entries() -> Result<BTreeMap<String, Entry>, String> {
+    serde_json::from_str(CATALOGUE_JSON).map_err(|e| format!("catalogue.json: {e}"))
+}
+
+/// `text` with each `{name}` of `params` replaced by its value; `None` if a placeholder has no
+/// value. Values are checked by [`param_value`] before they get here.
+pub fn fill(text: &str, params: &BTreeMap<String, String>) -> Option<String> {
+    let mut filled = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}')? + open;
+        filled.push_str(&rest[..open]);
+        filled.push_str(params.get(&rest[open + 1..close])?);
+        rest = &rest[close + 1..];
+    }
+    filled.push_str(rest);
+    Some(filled)
+}
+
+/// Checks a placeholder's value: a DNS name, a tenant id or an account id (letters, digits, `-`
+/// and inner dots), so that it cannot move a URL's host or path elsewhere.
+pub fn param_value(name: &str, value: &str) -> Result<(), String> {
+    let labels_ok = value.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    });
+    if value.is_empty() || value.len() > 253 || !labels_ok {
+        return Err(format!(
+            "{name} must be a DNS name or an id (letters, digits, - and inner dots)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_parses() {
+        let entries = entries().expect("catalogue.json");
+        assert!(entries.contains_key("github"));
+        for (strategy, entry) in &entries {
+            for param in &entry.params {
+                assert!(
+                    entry.api_base.iter().chain(&entry.token_url).any(|t| t
+                        .contains(&format!("{{{param}}}"))),
+                    "{strategy}: param {param} is used nowhere"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fill_replaces_placeholders_and_wants_every_one() {
+        let params = BTreeMap::from([("tenant".to_owned(), "contoso.example".to_owned())]);
+        assert_eq!(
+            fill("https://login.example/{tenant}/token", &params).as_deref(),
+            Some("https://login.example/contoso.example/token")
+        );
+        assert_eq!(fill("https://x/{shop}", &params), None);
+        assert_eq!(fill("https://x/{tenant", &params), None);
+        assert_eq!(fill("https://x/", &params).as_deref(), Some("https://x/"));
+    }
+
+    #[test]
+    fn param_values_cannot_move_a_url() {
+        for good in ["contoso.onmicrosoft.com", "9188040d-6c67-4c5b-b112-36a304b66dad", "42"] {
+            assert!(param_value("tenant", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a/b",
+            "evil.com#",
+            "a..b",
+            "user@host",
+            "host:443",
+            "-a",
+            "a?b",
+            ".",
+            "a b",
+            "%2e",
+        ] {
+            assert!(param_value("tenant", bad).is_err(), "{bad:?}");
+        }
+    }
+}
