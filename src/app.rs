@@ -21,7 +21,7 @@ use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
 use crate::fleet::{FleetTable, TablePolicy};
 use crate::identities;
-use crate::idp::connections::TokenSourceKind;
+use crate::idp::connections::{Connection, Learned, TokenSourceKind};
 use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
 use crate::idp::response::Links;
@@ -48,6 +48,8 @@ pub struct App {
     fleet: Option<Arc<FleetTable>>,
     management: Management,
     tokens: IdpTokens,
+    // Connections served by their strategy's catalogue entry, as learned from identities.
+    learned: Learned,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
             credentials,
             fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
+            learned: Learned::default(),
             http,
             config,
         }
@@ -178,7 +181,8 @@ impl App {
             (Some(Route::Identities), _) => ("identities", None),
             // A dimension of the metrics: never a name the caller made up.
             (Some(Route::Idp { connection, .. }), _) => {
-                let known = self.config.connections.get(connection).is_some();
+                let known = self.config.connections.get(connection).is_some()
+                    || self.learned.get(connection).is_some();
                 ("idp", known.then(|| connection.to_string()))
             }
             (None, _) => ("none", None),
@@ -278,11 +282,14 @@ impl App {
         path: &str,
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
-        let connection = self
-            .config
-            .connections
-            .get(name)
-            .ok_or_else(|| IdpError::UnknownConnection(name.to_owned()))?;
+        let resolved;
+        let connection = match self.config.connections.get(name) {
+            Some(connection) => connection,
+            None => {
+                resolved = self.by_strategy(&caller.user_id, name, deadline).await?;
+                &*resolved
+            }
+        };
         let body: &[u8] = request.body().as_ref();
         // Everything about the request is checked before any upstream call.
         let idp_request = IdpRequest::new(
@@ -333,6 +340,39 @@ impl App {
                     .await
             }
         }
+    }
+
+    /// The connection `name`, not in the table, served by the catalogue entry of its strategy:
+    /// the `provider` of the caller's identity there, as the Management API says it. Learned
+    /// once per name (a connection's strategy is the tenant's, not the user's): later calls
+    /// cost no read.
+    async fn by_strategy(
+        &self,
+        user_id: &str,
+        name: &str,
+        deadline: &Deadline,
+    ) -> Result<Arc<Connection>, ApiError> {
+        if let Some(connection) = self.learned.get(name) {
+            return Ok(connection);
+        }
+        let user = match self
+            .management
+            .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
+        {
+            Some(user) => user,
+            None => self.management.user(user_id, deadline).await?,
+        };
+        let unknown = || IdpError::UnknownConnection(name.to_owned());
+        let identity = identities::pick(&user, name).ok_or_else(unknown)?;
+        let connection = self
+            .config
+            .connections
+            .for_strategy(name, &identity.provider)
+            .map_err(|reason| {
+                tracing::debug!(connection = name, %reason, "no entry serves this connection");
+                unknown()
+            })?;
+        Ok(self.learned.insert(connection))
     }
 
     /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;

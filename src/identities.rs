@@ -1,10 +1,12 @@
 //! The caller's linked identities: which one a route's connection picks, and the token-free view
 //! that `GET /identities` answers.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::credentials::Credentials;
-use crate::idp::connections::{Connections, TokenSourceKind};
+use crate::idp::connections::{Connection, Connections, TokenSourceKind};
 use crate::management::{Identity, User};
 
 /// The identity of `user` at `connection`: matched by connection name, never simply the first
@@ -35,6 +37,10 @@ pub struct IdentityView<'a> {
     /// for a connection that is not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_source: Option<&'static str>,
+    /// The catalogue entry (an Auth0 strategy name) that serves the connection; absent for a
+    /// connection of `IDP_CONNECTIONS` alone or one that is not configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
 }
 
 /// The body of `GET /identities`.
@@ -59,7 +65,15 @@ pub fn view<'a>(
         .identities
         .iter()
         .map(|identity| {
-            let connection = connections.get(&identity.connection);
+            // A connection not in the table is served by its strategy's entry, if one can.
+            let resolved = match connections.get(&identity.connection) {
+                Some(connection) => Some(Cow::Borrowed(connection)),
+                None => connections
+                    .for_strategy(&identity.connection, &identity.provider)
+                    .ok()
+                    .map(Cow::Owned),
+            };
+            let connection = resolved.as_deref();
             let source = connection.map(|c| c.token_source);
             let (callable, renewable) = match source {
                 None => (false, false),
@@ -67,7 +81,7 @@ pub fn view<'a>(
                 Some(TokenSourceKind::Identities) => (
                     identity.access_token.is_some(),
                     identity.refresh_token.is_some()
-                        && connection.is_some_and(|c| c.token_url.is_some())
+                        && connection.is_some_and(Connection::renews)
                         && credentials.idp_clients.contains_key(&identity.connection),
                 ),
             };
@@ -79,6 +93,7 @@ pub fn view<'a>(
                 callable,
                 renewable,
                 token_source: source.map(TokenSourceKind::as_str),
+                strategy: connection.and_then(|c| c.strategy.clone()),
             }
         })
         .collect();

@@ -10,7 +10,8 @@ use std::str;
 use std::sync::LazyLock;
 
 use auth0_idp_proxy::auth::{self, AuthError, MAX_TOKEN_BYTES};
-use auth0_idp_proxy::idp::connections::{self, AllowRule, Connection, Connections};
+use auth0_idp_proxy::idp::catalogue;
+use auth0_idp_proxy::idp::connections::{AllowRule, Connection, Connections, Refresh};
 use auth0_idp_proxy::idp::path::{self, IdpPath, PathError};
 use auth0_idp_proxy::idp::{IdpError, IdpRequest};
 use auth0_idp_proxy::routes::{self, Route};
@@ -376,13 +377,36 @@ pub fn connections_config(data: &[u8]) {
     };
     let overrides: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).expect("an accepted table is a JSON object");
-    let mut names: Vec<&str> = connections::built_in_names().collect();
+    let entries = catalogue::entries().expect("the catalogue parses");
+    // The catalogue's entries that need no configuration are built in under their strategy.
+    let mut names: Vec<&str> = entries
+        .keys()
+        .map(String::as_str)
+        .filter(|strategy| table.get(strategy).is_some())
+        .collect();
     names.extend(overrides.keys().map(String::as_str));
-    for name in names {
-        let connection = table
-            .get(name)
-            .expect("every named connection is in the table");
-        assert_eq!(connection.name, name);
+    // A connection served by its strategy's entry is held to the same rules as a named one.
+    let by_strategy: Vec<_> = entries
+        .keys()
+        .filter_map(|strategy| table.for_strategy("fuzz-connection", strategy).ok())
+        .collect();
+    for connection in names
+        .iter()
+        .map(|name| {
+            table
+                .get(name)
+                .expect("every named connection is in the table")
+        })
+        .chain(&by_strategy)
+    {
+        let name = connection.name.as_str();
+        assert!(names.contains(&name) || name == "fuzz-connection");
+        if connection.refresh == Refresh::None {
+            assert!(
+                !connection.renews(),
+                "{name} renews without a refresh grant"
+            );
+        }
         check_api_url(&connection.api_base);
         if let Some(token_url) = &connection.token_url {
             check_api_url(token_url);

@@ -137,7 +137,9 @@ pub fn param_value(name: &str, value: &str) -> Result<(), String> {
     let labels_ok = value.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
@@ -160,8 +162,11 @@ mod tests {
         for (strategy, entry) in &entries {
             for param in &entry.params {
                 assert!(
-                    entry.api_base.iter().chain(&entry.token_url).any(|t| t
-                        .contains(&format!("{{{param}}}"))),
+                    entry
+                        .api_base
+                        .iter()
+                        .chain(&entry.token_url)
+                        .any(|t| t.contains(&format!("{{{param}}}"))),
                     "{strategy}: param {param} is used nowhere"
                 );
             }
@@ -182,7 +187,11 @@ mod tests {
 
     #[test]
     fn param_values_cannot_move_a_url() {
-        for good in ["contoso.onmicrosoft.com", "9188040d-6c67-4c5b-b112-36a304b66dad", "42"] {
+        for good in [
+            "contoso.onmicrosoft.com",
+            "9188040d-6c67-4c5b-b112-36a304b66dad",
+            "42",
+        ] {
             assert!(param_value("tenant", good).is_ok(), "{good}");
         }
         for bad in [

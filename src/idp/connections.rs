@@ -10,6 +10,7 @@
 //! connection that does not name its own.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
@@ -18,6 +19,34 @@ use url::Url;
 pub use super::allow::AllowRule;
 use super::catalogue::{self, Entry};
 pub use super::catalogue::{Refresh, TokenAuth};
+
+/// Connections served by their strategy's catalogue entry, learned from identities
+/// ([`Connections::for_strategy`]), shared by the invocations of one execution environment.
+/// Bounded: a name gets here only from an identity the Management API returned.
+#[derive(Debug, Default)]
+pub struct Learned(std::sync::Mutex<HashMap<String, Arc<Connection>>>);
+
+/// Most connections learned; past it, new ones are served but not kept (a tenant has few connections).
+const MAX_LEARNED: usize = 256;
+
+impl Learned {
+    /// The connection learned for `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Connection>> {
+        // A poisoned lock only means another invocation panicked mid-insert: the map is whole.
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// Keeps `connection` and hands it back shared.
+    pub fn insert(&self, connection: Connection) -> Arc<Connection> {
+        let connection = Arc::new(connection);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_LEARNED {
+            map.insert(connection.name.clone(), Arc::clone(&connection));
+        }
+        connection
+    }
+}
 
 /// One connection's entry.
 #[derive(Debug, Clone)]
@@ -201,25 +230,29 @@ impl Connections {
     /// The connection `name` (not itself in the table) served by the catalogue entry of
     /// `strategy`, the identity's `provider` as the Management API says it. `Err` says why that
     /// entry cannot serve it without configuration (no such entry, or a parameter it needs).
+    /// The table's connection named after the strategy, `IDP_CONNECTIONS`' changes included,
+    /// is the one followed, so that an override of `github` holds for every GitHub connection.
     pub fn for_strategy(&self, name: &str, strategy: &str) -> Result<Connection, String> {
+        if self.catalogue.contains_key(strategy)
+            && let Some(named) = self.named.get(strategy)
+        {
+            return Ok(Connection {
+                name: name.to_owned(),
+                ..named.clone()
+            });
+        }
         let entry = self
             .catalogue
             .get(strategy)
             .ok_or_else(|| format!("no catalogue entry for strategy {strategy:?}"))?;
-        draft(
-            name,
-            strategy,
-            entry,
-            &BTreeMap::new(),
-            self.default_source,
-        )?
-        .complete()
-        .ok_or_else(|| {
-            format!(
-                "strategy {strategy:?} needs an IDP_CONNECTIONS entry for {name:?} ({})",
-                needs(entry)
-            )
-        })
+        draft(name, strategy, entry, &BTreeMap::new(), self.default_source)?
+            .complete()
+            .ok_or_else(|| {
+                format!(
+                    "strategy {strategy:?} needs an IDP_CONNECTIONS entry for {name:?} ({})",
+                    needs(entry)
+                )
+            })
     }
 
     /// The names of the connections whose tokens come from `source`, sorted.
@@ -363,7 +396,10 @@ fn merge(
     entry: Override,
     default_source: TokenSourceKind,
 ) -> Result<Connection, String> {
-    let api_base = match (entry.api_base, base.as_ref().and_then(|b| b.api_base.clone())) {
+    let api_base = match (
+        entry.api_base,
+        base.as_ref().and_then(|b| b.api_base.clone()),
+    ) {
         (Some(url), _) => api_url(&url, "api_base")?,
         (None, Some(url)) => url,
         (None, None) => return Err("api_base is required for this connection".to_owned()),
@@ -518,7 +554,10 @@ mod tests {
         assert!(!table.get("facebook").expect("fb").renews());
         assert!(table.get("google-oauth2").expect("g").renews());
         assert!(table.get("waad").is_some(), "Graph needs no tenant");
-        assert!(!table.get("waad").expect("waad").renews(), "no tenant, no token endpoint");
+        assert!(
+            !table.get("waad").expect("waad").renews(),
+            "no tenant, no token endpoint"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod catalogue;
 mod faults;
 mod fleet;
 mod helpers;
