@@ -519,12 +519,15 @@ async fn a_refused_token_from_the_table_is_replaced_by_auth0s_newer_one() {
 
     // A token read from Auth0 within the invocation and refused is not read again.
     let dead = "github|7013";
-    world.app.github.grant("gho_dead_7013", json!({"for": dead}));
-    world.app.github.expire("gho_dead_7013");
     world
         .app
-        .tenant
-        .add_user(standin::profile(dead, &[("github", "4243", "gho_dead_7013")]));
+        .github
+        .grant("gho_dead_7013", json!({"for": dead}));
+    world.app.github.expire("gho_dead_7013");
+    world.app.tenant.add_user(standin::profile(
+        dead,
+        &[("github", "4243", "gho_dead_7013")],
+    ));
     let dead_jwt = world.app.tenant.token(AUDIENCE, dead).sign();
     let reads = world.app.tenant.user_calls();
     world

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod faults;
 mod fleet;
+mod head;
 mod helpers;
 mod management;
 mod metrics;
