@@ -563,17 +563,29 @@ async fn a_token_the_shared_level_vouches_for_again_is_labelled_as_its() {
     };
     let tokens = IdpTokens::new(policy);
     let source = Script::new(Some("a0"), None);
-    assert_eq!(lease_u(&tokens, &source).await.provenance, Provenance::Source);
+    assert_eq!(
+        lease_u(&tokens, &source).await.provenance,
+        Provenance::Source
+    );
     tokio::time::sleep(Duration::from_millis(30)).await;
     // Past its max age, the same token comes back from the table, not from Auth0.
     source.shared.store(true, Ordering::SeqCst);
     let again = lease_u(&tokens, &source).await;
-    assert_eq!((token_of(&again), again.provenance), ("a0", Provenance::Shared));
+    assert_eq!(
+        (token_of(&again), again.provenance),
+        ("a0", Provenance::Shared)
+    );
     // So its refusal is settled by the source: the same token there, nothing to renew with.
     source.shared.store(false, Ordering::SeqCst);
     assert!(matches!(
-        tokens.replace_refused("c", &again, &source, &deadline()).await,
+        tokens
+            .replace_refused("c", &again, &source, &deadline())
+            .await,
         Err(TokenError::ReconsentRequired { .. })
     ));
-    assert_eq!(source.reads.load(Ordering::SeqCst), 3, "the source was read");
+    assert_eq!(
+        source.reads.load(Ordering::SeqCst),
+        3,
+        "the source was read"
+    );
 }
