@@ -35,6 +35,10 @@ use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
 use crate::upstream::UpstreamError;
 
+/// Most replacements of a refused IdP token within one call: one, and one more when the first
+/// came from the fleet table.
+const MAX_REPLACEMENTS: usize = 2;
+
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
     config: Config,
@@ -146,10 +150,11 @@ impl App {
             Err(refused) => {
                 let started = Instant::now();
                 let (response, trace) = telemetry::traced(async {
-                    self.finish(
+                    let response = self.finish(
                         &refused.headers,
                         ApiError::from(refused.error).into_response(),
-                    )
+                    );
+                    answer_to(&refused.method, response)
                 })
                 .await;
                 trace.log(&Invocation {
@@ -200,7 +205,7 @@ impl App {
                 Ok(response) => response,
                 Err(too_large) => ApiError::from(too_large).into_response(),
             };
-            self.finish(request.headers(), response)
+            answer_to(request.method(), self.finish(request.headers(), response))
         })
         .await;
 
@@ -397,21 +402,26 @@ impl App {
         let mut token = lease;
         let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         // A claims challenge is about this request, not the token: it goes to the caller as the
-        // IdP sent it, and the token stays.
-        if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
-            // A 401 means the IdP did not act on the request, so even a POST may be sent again.
-            token = self
-                .tokens
-                .replace_refused(name, &token, source, deadline)
-                .await?;
-            response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
-            if response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
+        // IdP sent it, and the token stays. A 401 means the IdP did not act on the request, so
+        // even a POST may be sent again: with a replacement, and once more if that replacement
+        // was only another environment's word (the fleet table's), so that Auth0 is read before
+        // the user is sent to log in again.
+        let mut replacements = 0;
+        while response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
+            let final_word = replacements > 0 && token.provenance != Provenance::Shared;
+            if final_word || replacements == MAX_REPLACEMENTS {
                 self.tokens.forget(&token, source, deadline).await;
                 return Err(IdpError::ReconsentRequired {
                     connection: name.to_owned(),
                 }
                 .into());
             }
+            token = self
+                .tokens
+                .replace_refused(name, &token, source, deadline)
+                .await?;
+            replacements += 1;
+            response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         }
         let own = routes::own_url(request, name);
         let links = Links {
@@ -423,4 +433,26 @@ impl App {
             .shape(request.method(), &links, token.token())
             .map_err(IdpError::from)?)
     }
+}
+
+/// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
+/// (`Content-Length` of that body included) and no body (RFC 9110 §9.3.2), the function's own
+/// errors included.
+fn answer_to(method: &Method, mut response: Response<Body>) -> Response<Body> {
+    if method != Method::HEAD {
+        return response;
+    }
+    let length = match response.body() {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    };
+    // A proxied `HEAD` is bodiless already, with the IdP's own `Content-Length`.
+    if length > 0 {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = Body::Empty;
+    response
 }

@@ -19,7 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, header};
+use http::{HeaderMap, Method, header};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse,
@@ -82,6 +82,8 @@ pub enum EventError {
 pub struct Refused {
     /// The response shape.
     pub origin: Origin,
+    /// The method asked for (a `HEAD` is answered without a body).
+    pub method: Method,
     /// The event's headers (for CORS).
     pub headers: HeaderMap,
     /// Why.
@@ -99,8 +101,14 @@ pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
             HeaderMap::new(),
         ),
     };
+    let method = match &event {
+        LambdaRequest::ApiGatewayV1(e) => e.http_method.clone(),
+        LambdaRequest::ApiGatewayV2(e) => e.request_context.http.method.clone(),
+        _ => Method::GET,
+    };
     let refuse = |error| Refused {
         origin,
+        method: method.clone(),
         headers: headers.clone(),
         error,
     };

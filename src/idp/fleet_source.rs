@@ -1,15 +1,17 @@
 //! The fleet table as a level between the memory cache and a [`TokenSource`]: what one
 //! environment read from Auth0 or renewed, every environment finds in the table.
 //!
-//! - `stored` answers from the table while its token is fresh, else reads the wrapped source
-//!   and shares the result; values the source still holds but the fleet has superseded (a
-//!   rotated single-use refresh token) are not taken back.
+//! - `stored` answers from the table while its token is fresh (labelled [`Stored::shared`], so
+//!   that after the IdP refuses it the source is still read), else reads the wrapped source and
+//!   shares the result; values the source still holds but the fleet has superseded (a rotated
+//!   single-use refresh token) are not taken back.
 //! - `renew` runs under the table's lease: one grant for the whole fleet, with the newest refresh
 //!   token the fleet knows, presented once; the others wait and take its result.
 //! - `refused` drops a token the IdP refused, so no environment is handed it again.
 //!
 //! Without a usable table (unset, keys unusable, or failing) it is the wrapped source itself.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -66,11 +68,13 @@ impl Shared {
             }
     }
 
-    fn stored(&self, now_ms: u64) -> Stored {
+    /// What the table holds, as a source's answer; `shared` when no source was read for it.
+    fn stored(&self, now_ms: u64, shared: bool) -> Stored {
         Stored {
             access_token: self.access_token.as_deref().map(IdpAccessToken::new),
             refresh_token: self.refresh_token.as_deref().map(IdpRefreshToken::new),
             expires_in: self.life_left(now_ms),
+            shared,
         }
     }
 
@@ -95,11 +99,13 @@ impl Shared {
         next
     }
 
-    fn renewed(&self) -> Renewed {
+    /// The renewed token the table holds; `shared` when another environment's grant.
+    fn renewed(&self, shared: bool) -> Renewed {
         Renewed {
             access_token: IdpAccessToken::new(self.access_token.clone().unwrap_or_default()),
             refresh_token: self.refresh_token.as_deref().map(IdpRefreshToken::new),
             expires_in: self.life_left(now_millis()),
+            shared,
         }
     }
 }
@@ -122,6 +128,9 @@ pub struct FleetSource<'a, S> {
     pub key: String,
     /// How long a token of unknown expiry is handed out before the source is read again.
     pub max_age: Duration,
+    /// The tokens the IdP refused during this invocation: the table is not trusted with them
+    /// again, even if dropping them from it failed.
+    refused: Mutex<Vec<IdpAccessToken>>,
 }
 
 impl<'a, S: TokenSource> FleetSource<'a, S> {
@@ -139,7 +148,16 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
             // Connection names hold no `#`, so the user id (which may) is unambiguous after it.
             key: format!("idp#{connection}#{user_id}"),
             max_age,
+            refused: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether the table holds a token that the IdP refused during this invocation.
+    fn holds_refused(&self, shared: &Shared) -> bool {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused
+            .iter()
+            .any(|t| shared.access_token.as_deref() == Some(t.expose()))
     }
 
     async fn renew_in_turn(
@@ -195,7 +213,7 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
         {
             fleet::degraded("share a renewed IdP token", &error);
         }
-        result.map(|_| next.renewed())
+        result.map(|_| next.renewed(false))
     }
 }
 
@@ -225,8 +243,8 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
             {
                 return Err(error);
             }
-            if shared.is_fresh(now, self.max_age) {
-                return Ok(shared.stored(now));
+            if shared.is_fresh(now, self.max_age) && !self.holds_refused(shared) {
+                return Ok(shared.stored(now, true));
             }
         }
         let stored = match self.inner.stored(deadline).await {
@@ -255,7 +273,7 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
         {
             fleet::degraded("share an IdP token", &error);
         }
-        Ok(merged.stored(now))
+        Ok(merged.stored(now, false))
     }
 
     async fn renew(
@@ -267,13 +285,16 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
             return self.inner.renew(refresh_token, deadline).await;
         };
         // Renewed by another environment meanwhile: its token, no grant here.
-        let renewed_elsewhere =
-            |s: &Shared| s.access_expires_ms.is_some() && s.is_fresh(now_millis(), Duration::ZERO);
+        let renewed_elsewhere = |s: &Shared| {
+            s.access_expires_ms.is_some()
+                && s.is_fresh(now_millis(), Duration::ZERO)
+                && !self.holds_refused(s)
+        };
         match fleet
             .take_turn(&self.key, renewed_elsewhere, GRANT_LEASE, deadline)
             .await
         {
-            Ok(Turn::Theirs(shared)) => Ok(shared.renewed()),
+            Ok(Turn::Theirs(shared)) => Ok(shared.renewed(true)),
             Ok(Turn::Mine { seen }) => {
                 self.renew_in_turn(fleet, seen, refresh_token, deadline)
                     .await
@@ -291,6 +312,10 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
         let Some(fleet) = self.fleet else {
             return;
         };
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token.clone());
         let record = match fleet.read::<Shared>(&self.key, deadline).await {
             Ok(Some(record)) => record,
             Ok(None) => return,

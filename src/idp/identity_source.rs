@@ -81,6 +81,7 @@ impl TokenSource for IdentitySource<'_> {
             refresh_token: identity.refresh_token.clone(),
             // Auth0's `expires_in` is the lifetime at login, not what is left of it.
             expires_in: None,
+            shared: false,
         })
     }
 

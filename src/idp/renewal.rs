@@ -81,6 +81,7 @@ pub async fn refresh(
                 .refresh_token()
                 .map(|t| IdpRefreshToken::new(t.secret().as_str())),
             expires_in: token.expires_in(),
+            shared: false,
         }),
         // The error variants that carry a body (`Parse`) are dropped here unread: the body of a
         // token endpoint's answer may hold a token.

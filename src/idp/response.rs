@@ -2,7 +2,8 @@
 //! refuses"):
 //! - passed: status, body byte for byte, and a fixed set of headers (`Content-Type`,
 //!   `Content-Encoding`, `ETag`, `Last-Modified`, `x-ratelimit-*`, …); a `304` or a `HEAD`
-//!   answer has no body;
+//!   answer has no body (a `HEAD`'s `Content-Length` is passed too: it says what the `GET`'s
+//!   body would be);
 //! - rewritten: `Link` URLs into the connection's API base become the function's own URL for the
 //!   same route (others are dropped), `Cache-Control: public` becomes `private`, and the IdP's
 //!   `WWW-Authenticate` is renamed `X-IdP-WWW-Authenticate`, so that it never reads as this
@@ -94,7 +95,11 @@ impl IdpResponse {
         links: &Links<'_>,
         token: &IdpAccessToken,
     ) -> Result<Response<Body>, UnsafeAnswer> {
-        let headers = shape_headers(&self.headers, links);
+        let mut headers = shape_headers(&self.headers, links);
+        // The length of the body its `GET` would get: a `HEAD` answer's own header.
+        if let (&Method::HEAD, Some(length)) = (method, self.headers.get(header::CONTENT_LENGTH)) {
+            headers.insert(header::CONTENT_LENGTH, length.clone());
+        }
         let token = token.expose().as_bytes();
         if headers.values().any(|v| contains(v.as_bytes(), token)) {
             return Err(UnsafeAnswer::CarriesToken);

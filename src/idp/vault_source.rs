@@ -171,6 +171,7 @@ impl VaultSource<'_> {
             access_token: Some(answer.access_token),
             refresh_token: None,
             expires_in: Some(Duration::from_secs(answer.expires_in)),
+            shared: false,
         })
     }
 

@@ -481,3 +481,58 @@ async fn three_real_bootstraps_share_one_exchange_and_one_grant_through_the_tabl
         assert!(!logs.contains(&secret), "an IdP token reached the logs");
     }
 }
+
+/// Issue 26: a token from the table that the IdP refuses is read again from Auth0 (after the
+/// table) before the user is sent to log in again; one read from Auth0 just now is not.
+#[tokio::test]
+async fn a_refused_token_from_the_table_is_replaced_by_auth0s_newer_one() {
+    let world = World::spawn().await;
+    let sub = "github|7012";
+    // A GitHub OAuth App's identity: no refresh token to fall back on.
+    let person = json!({"login": "octocat", "for": sub});
+    world.app.github.grant("gho_t1_7012", person.clone());
+    world
+        .app
+        .tenant
+        .add_user(standin::profile(sub, &[("github", "4242", "gho_t1_7012")]));
+    let jwt = world.app.tenant.token(AUDIENCE, sub).sign();
+    let first = world.environment().await;
+    assert_ok(&world.get(&first, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.tenant.user_calls(), 1);
+
+    // The user logs in again: Auth0 holds t2, GitHub revoked t1 (still in the table).
+    world.app.github.grant("gho_t2_7012", person);
+    world.app.github.expire("gho_t1_7012");
+    world
+        .app
+        .tenant
+        .add_user(standin::profile(sub, &[("github", "4242", "gho_t2_7012")]));
+    let fresh = world.environment().await;
+    assert_ok(&world.get(&fresh, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.tenant.user_calls(), 2, "Auth0 read after the 401");
+    let last = world.app.github.requests().pop().expect("a GitHub call");
+    assert_eq!(last.header("authorization"), Some("Bearer gho_t2_7012"));
+    // The table now holds t2 for the fleet.
+    let another = world.environment().await;
+    assert_ok(&world.get(&another, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.tenant.user_calls(), 2);
+
+    // A token read from Auth0 within the invocation and refused is not read again.
+    let dead = "github|7013";
+    world
+        .app
+        .github
+        .grant("gho_dead_7013", json!({"for": dead}));
+    world.app.github.expire("gho_dead_7013");
+    world.app.tenant.add_user(standin::profile(
+        dead,
+        &[("github", "4243", "gho_dead_7013")],
+    ));
+    let dead_jwt = world.app.tenant.token(AUDIENCE, dead).sign();
+    let reads = world.app.tenant.user_calls();
+    world
+        .get(&another, GITHUB_USER, &dead_jwt)
+        .await
+        .assert_error(403, "reconsent_required");
+    assert_eq!(world.app.tenant.user_calls(), reads + 1);
+}

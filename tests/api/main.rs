@@ -6,6 +6,7 @@ mod binary;
 mod catalogue;
 mod faults;
 mod fleet;
+mod head;
 mod helpers;
 mod management;
 mod metrics;

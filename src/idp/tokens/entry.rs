@@ -19,6 +19,17 @@ pub enum Provenance {
     Source,
     /// A refresh grant made by this invocation or by one it waited for.
     Renewed,
+    /// A level in front of the source (the fleet table): what another environment read or
+    /// renewed, handed over without a source read. The IdP refusing it says nothing of what the
+    /// source holds now.
+    Shared,
+}
+
+impl Provenance {
+    /// Where a source's answer came from.
+    pub(super) fn of_read(shared: bool) -> Self {
+        if shared { Self::Shared } else { Self::Source }
+    }
 }
 
 /// Unique across entries, so that a lease's generation can never match a token of another
@@ -31,7 +42,8 @@ pub(super) struct Current {
     pub(super) obtained_at: Instant,
     /// Known for renewed tokens; Auth0 does not say when a stored token expires.
     pub(super) lifetime: Option<Duration>,
-    /// The source or a grant.
+    /// The source, a grant, or a level in front of them (as the last read that vouched for
+    /// it said).
     pub(super) provenance: Provenance,
     /// Tells a replaced token from the one a caller saw refused.
     pub(super) generation: u64,
@@ -112,13 +124,19 @@ impl State {
             self.refused_at = None;
         }
         let new_refresh = seen.is_none_or(|s| s.refresh_token != stored.refresh_token);
+        let provenance = Provenance::of_read(stored.shared);
         if new_access {
             match stored.access_token.clone() {
-                Some(token) => self.install(token, stored.expires_in, Provenance::Source),
+                Some(token) => self.install(token, stored.expires_in, provenance),
                 None => self.current = None,
             }
         } else if let Some(current) = self.current.as_mut() {
             let same = stored.access_token.as_ref() == Some(&current.token);
+            if same {
+                // Where it comes from now is what this read says: a token the table hands over
+                // again is still only another environment's word.
+                current.provenance = provenance;
+            }
             if let (true, Some(expires_in)) = (same, stored.expires_in) {
                 // The source vouches for the token in use again, with what is left of its life.
                 current.obtained_at = Instant::now();

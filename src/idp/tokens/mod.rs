@@ -217,9 +217,12 @@ impl IdpTokens {
         Err(TokenError::Source(error))
     }
 
-    /// The IdP refused `refused`: drops it and finds a replacement, to retry the call with once.
+    /// The IdP refused `refused`: drops it and finds a replacement, to retry the call with.
     /// The source is read again first (the user may have logged in again); if it holds nothing
-    /// new, the refresh token is used. A token obtained by a grant just now is not renewed again.
+    /// new, the refresh token is used. A token read from the source or obtained by a grant just
+    /// now is not read or renewed again; one that a level in front of the source handed over
+    /// ([`Provenance::Shared`]) is: a replacement that came from that level too is worth
+    /// replacing once more, from the source.
     pub async fn replace_refused<S: TokenSource>(
         &self,
         connection: &str,
@@ -243,7 +246,9 @@ impl IdpTokens {
             // Read just now: the source would answer the same, unless reading it is how its
             // tokens are renewed.
             Provenance::Source => source.renews_itself(),
-            Provenance::Cache => true,
+            // Another environment's token: the level in front answers first (it may hold a
+            // newer one), then the source itself.
+            Provenance::Cache | Provenance::Shared => true,
         };
         if read_again {
             let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
@@ -284,11 +289,12 @@ impl IdpTokens {
         match source.renew(&refresh_token, deadline).await {
             Ok(renewed) => {
                 let mut state = entry.state();
-                state.install(
-                    renewed.access_token,
-                    renewed.expires_in,
-                    Provenance::Renewed,
-                );
+                let provenance = if renewed.shared {
+                    Provenance::Shared
+                } else {
+                    Provenance::Renewed
+                };
+                state.install(renewed.access_token, renewed.expires_in, provenance);
                 if let Some(rotated) = renewed.refresh_token {
                     state.refresh_token = Some(rotated);
                 }

@@ -20,6 +20,10 @@ pub struct Stored {
     pub refresh_token: Option<IdpRefreshToken>,
     /// How long the access token is good for from now, where the source knows.
     pub expires_in: Option<Duration>,
+    /// Answered by a level in front of the source (the fleet table: what another environment
+    /// read or renewed) without reading the source: after the IdP refuses such a token, the
+    /// source itself is still worth reading.
+    pub shared: bool,
 }
 
 /// A renewed access token, and the refresh token to use next time where the provider rotated it.
@@ -32,6 +36,9 @@ pub struct Renewed {
     pub refresh_token: Option<IdpRefreshToken>,
     /// The access token's lifetime, where the provider says.
     pub expires_in: Option<Duration>,
+    /// Another environment's grant, handed over by a level in front of the source (as for
+    /// [`Stored::shared`]).
+    pub shared: bool,
 }
 
 /// A source's failure, as much as the cache needs to know of it.

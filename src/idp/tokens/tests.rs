@@ -25,6 +25,7 @@ fn stored(access: Option<&str>, refresh: Option<&str>) -> Stored {
         access_token: access.map(IdpAccessToken::new),
         refresh_token: refresh.map(IdpRefreshToken::new),
         expires_in: None,
+        shared: false,
     }
 }
 
@@ -38,6 +39,8 @@ struct Script {
     reads: AtomicUsize,
     /// Whether Auth0 is down.
     down: AtomicBool,
+    /// Whether its answers are a shared level's (the fleet table's), not Auth0's own.
+    shared: AtomicBool,
     grants: AtomicUsize,
     /// The refresh token the endpoint accepts; it rotates to `{it}+` at each grant.
     live_refresh: Mutex<Option<String>>,
@@ -49,6 +52,7 @@ impl Script {
             stored: Mutex::new((access, refresh)),
             reads: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            shared: AtomicBool::new(false),
             grants: AtomicUsize::new(0),
             live_refresh: Mutex::new(refresh.map(str::to_owned)),
         }
@@ -64,7 +68,10 @@ impl TokenSource for Script {
             return Err(Down);
         }
         let (access, refresh) = *self.stored.lock().expect("lock");
-        Ok(stored(access, refresh))
+        Ok(Stored {
+            shared: self.shared.load(Ordering::SeqCst),
+            ..stored(access, refresh)
+        })
     }
 
     async fn renew(
@@ -84,6 +91,7 @@ impl TokenSource for Script {
             access_token: IdpAccessToken::new(format!("renewed-{n}")),
             refresh_token: Some(IdpRefreshToken::new(rotated)),
             expires_in: Some(Duration::from_secs(3600)),
+            shared: false,
         })
     }
 }
@@ -323,6 +331,7 @@ async fn a_renewed_token_shorter_lived_than_the_margin_is_still_used_once() {
                 access_token: IdpAccessToken::new("brief"),
                 refresh_token: None,
                 expires_in: Some(Duration::from_secs(1)),
+                shared: false,
             })
         }
     }
@@ -403,6 +412,7 @@ impl TokenSource for SelfRenewing {
             access_token: held.map(|(t, _)| IdpAccessToken::new(t)),
             refresh_token: None,
             expires_in: held.map(|(_, e)| e),
+            shared: false,
         })
     }
 
@@ -510,4 +520,72 @@ async fn a_refusal_is_checked_again_after_the_recheck_time_not_before() {
     // Refused again: it stands again for the recheck time.
     tokens.forget(&rechecked, &source, &deadline()).await;
     assert!(tokens.lease("u", "c", &source, &deadline()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_refused_token_that_a_shared_level_handed_over_is_read_again_from_the_source() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    // The table hands over another environment's read; no refresh token to fall back on.
+    let source = Script::new(Some("a0"), None);
+    source.shared.store(true, Ordering::SeqCst);
+    let first = lease_u(&tokens, &source).await;
+    assert_eq!(
+        (token_of(&first), first.provenance),
+        ("a0", Provenance::Shared)
+    );
+    // The user logged in again; the table no longer holds the refused token.
+    *source.stored.lock().expect("lock") = (Some("a1-relogin"), None);
+    source.shared.store(false, Ordering::SeqCst);
+    let replaced = tokens
+        .replace_refused("c", &first, &source, &deadline())
+        .await
+        .expect("the source's newer token");
+    assert_eq!(
+        (token_of(&replaced), replaced.provenance),
+        ("a1-relogin", Provenance::Source)
+    );
+    assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+    // Read from the source just now and refused: not read again.
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &replaced, &source, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_token_the_shared_level_vouches_for_again_is_labelled_as_its() {
+    let policy = TokenPolicy {
+        max_age: Duration::from_millis(20),
+        ..TokenPolicy::default()
+    };
+    let tokens = IdpTokens::new(policy);
+    let source = Script::new(Some("a0"), None);
+    assert_eq!(
+        lease_u(&tokens, &source).await.provenance,
+        Provenance::Source
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Past its max age, the same token comes back from the table, not from Auth0.
+    source.shared.store(true, Ordering::SeqCst);
+    let again = lease_u(&tokens, &source).await;
+    assert_eq!(
+        (token_of(&again), again.provenance),
+        ("a0", Provenance::Shared)
+    );
+    // So its refusal is settled by the source: the same token there, nothing to renew with.
+    source.shared.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &again, &source, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+    assert_eq!(
+        source.reads.load(Ordering::SeqCst),
+        3,
+        "the source was read"
+    );
 }
