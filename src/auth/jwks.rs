@@ -375,6 +375,9 @@ mod tests {
         assert!(Arc::ptr_eq(&first["a"], &same["a"]) && Arc::ptr_eq(&first["b"], &same["b"]));
         let changed = usable_keys(&jwks("AQAB"), &first);
         assert!(Arc::ptr_eq(&first["a"], &changed["a"]));
-        assert!(!Arc::ptr_eq(&first["b"], &changed["b"]), "new material under kid b");
+        assert!(
+            !Arc::ptr_eq(&first["b"], &changed["b"]),
+            "new material under kid b"
+        );
     }
 }

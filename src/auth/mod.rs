@@ -491,8 +491,14 @@ mod tests {
         assert!(check(&good, 470).is_ok() && check(&good, 1_030).is_ok());
         assert!(matches!(check(&good, 1_031), Err(AuthError::Expired)));
         assert!(matches!(check(&good, 469), Err(AuthError::NotYetValid)));
-        assert!(matches!(check(&rules("j", "b"), 700), Err(AuthError::Issuer)));
-        assert!(matches!(check(&rules("i", "c"), 700), Err(AuthError::Audience)));
+        assert!(matches!(
+            check(&rules("j", "b"), 700),
+            Err(AuthError::Issuer)
+        ));
+        assert!(matches!(
+            check(&rules("i", "c"), 700),
+            Err(AuthError::Audience)
+        ));
         let scoped = Rules {
             required_scope: Some("call".into()),
             ..rules("i", "a")

@@ -123,7 +123,10 @@ mod tests {
     use super::*;
 
     fn key() -> Arc<DecodingKey> {
-        Arc::new(DecodingKey::from_rsa_raw_components(b"\x01\x02", b"\x01\x00\x01"))
+        Arc::new(DecodingKey::from_rsa_raw_components(
+            b"\x01\x02",
+            b"\x01\x00\x01",
+        ))
     }
 
     fn claims(sub: &str) -> Arc<Map<String, Value>> {
@@ -145,7 +148,10 @@ mod tests {
             let mut other = token.as_bytes().to_vec();
             other[i] ^= 1;
             let other = String::from_utf8(other).expect("ascii");
-            assert!(TokenDigest::of(token) != TokenDigest::of(&other), "byte {i}");
+            assert!(
+                TokenDigest::of(token) != TokenDigest::of(&other),
+                "byte {i}"
+            );
         }
     }
 
@@ -193,7 +199,10 @@ mod tests {
         assert!(tokens.get(&a, &verifier, 1_500).is_some());
         tokens.insert(c, Arc::clone(&verifier), claims("c"), WINDOW);
         assert_eq!(tokens.len(), 2);
-        assert!(tokens.get(&b, &verifier, 1_500).is_none(), "b was used least");
+        assert!(
+            tokens.get(&b, &verifier, 1_500).is_none(),
+            "b was used least"
+        );
         assert!(tokens.get(&a, &verifier, 1_500).is_some());
         assert!(tokens.get(&c, &verifier, 1_500).is_some());
     }

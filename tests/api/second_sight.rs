@@ -79,8 +79,17 @@ async fn another_alg_or_kid_on_a_token_seen_before_is_refused() {
         let altered = with_header(&token, |h| h["alg"] = alg.into());
         refused_twice(&app, &altered, "algorithm").await;
     }
-    refused_twice(&app, &app.token(USER).sign_hs256_with_public_key(), "algorithm").await;
-    for kid in [Value::from(TestKey::Secondary.kid()), "made-up".into(), Value::Null] {
+    refused_twice(
+        &app,
+        &app.token(USER).sign_hs256_with_public_key(),
+        "algorithm",
+    )
+    .await;
+    for kid in [
+        Value::from(TestKey::Secondary.kid()),
+        "made-up".into(),
+        Value::Null,
+    ] {
         let altered = with_header(&token, |h| h["kid"] = kid.clone());
         refused_twice(&app, &altered, "key").await;
     }
