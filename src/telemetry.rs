@@ -151,14 +151,17 @@ pub enum Cache {
     Credentials,
     /// The caller's IdP access token at the connection asked for.
     IdpToken,
+    /// The caller's Auth0 access token, its signature verified at an earlier sight.
+    CallerToken,
 }
 
 impl Cache {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Jwks,
         Self::ManagementToken,
         Self::Credentials,
         Self::IdpToken,
+        Self::CallerToken,
     ];
 
     fn index(self) -> usize {
@@ -197,7 +200,7 @@ pub struct Trace {
     /// Per [`upstream_index`]: calls and retry waits together; `None` when not called.
     upstream: [Option<Duration>; Service::ALL.len()],
     /// Per [`Cache::index`]: `true` when every lookup hit; `None` when not consulted.
-    caches: [Option<bool>; 4],
+    caches: [Option<bool>; Cache::ALL.len()],
     renewals: u32,
     renewal_failures: u32,
     auth0_rate_limited: u32,
@@ -269,6 +272,7 @@ impl Trace {
                     line.property("management_token_cache_hit", hit)
                 }
                 (Cache::Credentials, Some(hit)) => line.property("credentials_cache_hit", hit),
+                (Cache::CallerToken, Some(hit)) => line.property("caller_token_cache_hit", hit),
             }
         }
         // Rates: on every line, 0 or 1, so that their average is the share of invocations.

@@ -227,7 +227,7 @@ impl KeyCache {
         let generation = current.generation + 1;
         match result {
             Ok(set) => {
-                let keys = usable_keys(&set);
+                let keys = usable_keys(&set, &current.keys);
                 tracing::debug!(keys = keys.len(), "JWKS fetched");
                 *current = Arc::new(KeySet {
                     keys,
@@ -250,8 +250,14 @@ impl KeyCache {
     }
 }
 
-/// The RSA signing keys of a JWKS, by `kid`; keys for other uses or algorithms are left out.
-fn usable_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
+/// The RSA signing keys of a JWKS, by `kid`; keys for other uses or algorithms are left out. A
+/// key that `previous` already holds under the same `kid` with the same material stays the same
+/// object: tokens verified with it stay verified (`auth::verified`) across routine refreshes,
+/// and only a key that left or changed invalidates them.
+fn usable_keys(
+    set: &JwkSet,
+    previous: &HashMap<String, Arc<DecodingKey>>,
+) -> HashMap<String, Arc<DecodingKey>> {
     set.keys
         .iter()
         .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
@@ -265,9 +271,26 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, Arc<DecodingKey>> {
         .filter_map(|jwk| {
             let kid = jwk.common.key_id.clone()?;
             let key = DecodingKey::from_jwk(jwk).ok()?;
-            Some((kid, Arc::new(key)))
+            let key = match previous.get(&kid) {
+                Some(old) if same_material(old, &key) => Arc::clone(old),
+                _ => Arc::new(key),
+            };
+            Some((kid, key))
         })
         .collect()
+}
+
+/// Whether two keys verify the same signatures.
+fn same_material(a: &DecodingKey, b: &DecodingKey) -> bool {
+    use jsonwebtoken::DecodingKeyKind::{RsaModulusExponent, SecretOrDer};
+    a.family() == b.family()
+        && match (a.kind(), b.kind()) {
+            (RsaModulusExponent { n, e }, RsaModulusExponent { n: n2, e: e2 }) => {
+                n == n2 && e == e2
+            }
+            (SecretOrDer(a), SecretOrDer(b)) => a == b,
+            _ => false,
+        }
 }
 
 #[cfg(test)]
@@ -334,7 +357,27 @@ mod tests {
             {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
         ]}))
         .expect("valid JWKS");
-        let keys = usable_keys(&set);
+        let keys = usable_keys(&set, &HashMap::new());
         assert_eq!(keys.keys().collect::<Vec<_>>(), ["good"]);
+    }
+
+    #[test]
+    fn a_refetch_keeps_unchanged_keys_and_replaces_changed_ones() {
+        let jwks = |n: &str| -> JwkSet {
+            serde_json::from_value(serde_json::json!({"keys": [
+                {"kty": "RSA", "kid": "a", "n": "sXch", "e": "AQAB"},
+                {"kty": "RSA", "kid": "b", "n": n, "e": "AQAB"}
+            ]}))
+            .expect("valid JWKS")
+        };
+        let first = usable_keys(&jwks("sXch"), &HashMap::new());
+        let same = usable_keys(&jwks("sXch"), &first);
+        assert!(Arc::ptr_eq(&first["a"], &same["a"]) && Arc::ptr_eq(&first["b"], &same["b"]));
+        let changed = usable_keys(&jwks("AQAB"), &first);
+        assert!(Arc::ptr_eq(&first["a"], &changed["a"]));
+        assert!(
+            !Arc::ptr_eq(&first["b"], &changed["b"]),
+            "new material under kid b"
+        );
     }
 }

@@ -2,8 +2,11 @@
 //! JWKS and strict claim rules. The only identity the rest of the function sees is [`Caller`].
 
 pub mod jwks;
+pub mod verified;
 
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, Validation};
@@ -13,8 +16,10 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::secret::CallerToken;
+use crate::telemetry::{self, Cache};
 use crate::upstream::UpstreamError;
 use jwks::{KeyCache, KeyError, KeyPolicy};
+use verified::{TokenDigest, VerifiedTokens, Window};
 
 /// Tokens longer than this are refused before any decoding work: Auth0 access tokens are well
 /// under 2 KiB, and a huge header is a cheap way to make a verifier burn CPU.
@@ -22,6 +27,11 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY: Duration = Duration::from_secs(30);
+
+/// Verified tokens remembered. An entry is a few hundred bytes (the claims), so the cache stays
+/// under a megabyte; an environment serving more callers than this within their tokens' lifetimes
+/// pays a signature check more often, nothing else.
+const VERIFIED_TOKENS: NonZeroUsize = NonZeroUsize::new(1024).expect("not zero");
 
 /// Why a caller was refused.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +99,14 @@ pub struct Caller {
 pub struct Authenticator {
     keys: KeyCache,
     validation: Validation,
+    rules: Rules,
+    verified: VerifiedTokens,
+}
+
+/// What the claims of every token are checked against, on every sight of it.
+struct Rules {
+    issuer: String,
+    audience: String,
     required_scope: Option<String>,
 }
 
@@ -109,7 +127,12 @@ impl Authenticator {
                 policy,
             ),
             validation,
-            required_scope: config.required_scope.clone(),
+            rules: Rules {
+                issuer: config.issuer.clone(),
+                audience: config.audience.clone(),
+                required_scope: config.required_scope.clone(),
+            },
+            verified: VerifiedTokens::new(VERIFIED_TOKENS),
         }
     }
 
@@ -123,6 +146,18 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         deadline: &Deadline,
+    ) -> Result<Caller, AuthError> {
+        self.authenticate_at(headers, deadline, unix_now()).await
+    }
+
+    /// As [`Authenticator::authenticate`], with the claims' times checked against `now` (Unix
+    /// seconds), so that tests can move the clock for a token already seen. A token seen for
+    /// the first time is also checked by `jsonwebtoken` against the system clock.
+    pub async fn authenticate_at(
+        &self,
+        headers: &HeaderMap,
+        deadline: &Deadline,
+        now: u64,
     ) -> Result<Caller, AuthError> {
         let token = bearer_token(headers)?;
         precheck(token)?;
@@ -139,19 +174,39 @@ impl Authenticator {
             KeyError::Unavailable(source) => AuthError::KeysUnavailable(Some(source)),
             KeyError::RecentlyFailed => AuthError::KeysUnavailable(None),
         })?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
-            .map_err(map_jwt_error)?;
-        let claims = Claims::from_map(&data.claims)?;
-        if let Some(scope) = &self.required_scope
-            && !claims.grants(scope)
-        {
-            return Err(AuthError::InsufficientScope(scope.clone()));
+        // Only the signature check is skipped for a token seen before; everything above and
+        // below runs on every sight.
+        let digest = TokenDigest::of(token);
+        let cached = self.verified.get(&digest, &key, now);
+        telemetry::cache_lookup(Cache::CallerToken, cached.is_some());
+        let fresh = cached.is_none();
+        let map = match cached {
+            Some(map) => map,
+            None => Arc::new(
+                jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation)
+                    .map_err(map_jwt_error)?
+                    .claims,
+            ),
+        };
+        let claims = Claims::from_map(&map)?;
+        claims.check(&self.rules, now)?;
+        let user_id = claims.sub.to_owned();
+        let window = claims.window();
+        if fresh {
+            self.verified.insert(digest, key, Arc::clone(&map), window);
         }
         Ok(Caller {
-            user_id: claims.sub.to_owned(),
+            user_id,
             token: CallerToken::new(token),
         })
     }
+}
+
+/// Seconds since the Unix epoch, the unit of `exp` and `nbf`.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The token of the single `Authorization: Bearer` header, trimmed; refused before any decoding
@@ -230,6 +285,10 @@ fn claim_name(claim: &str) -> &'static str {
 /// The claims the function uses, type-checked: jsonwebtoken validates values, not every type.
 struct Claims<'a> {
     sub: &'a str,
+    iss: &'a str,
+    aud: Vec<&'a str>,
+    exp: u64,
+    nbf: Option<u64>,
     scope: Option<&'a str>,
     permissions: Vec<&'a str>,
 }
@@ -242,21 +301,25 @@ impl<'a> Claims<'a> {
             Some(Value::String(s)) if !s.is_empty() && s != "." && s != ".." => s.as_str(),
             _ => return Err(AuthError::Claim("sub")),
         };
-        if !matches!(map.get("iss"), Some(Value::String(_))) {
+        let Some(Value::String(iss)) = map.get("iss") else {
             return Err(AuthError::Claim("iss"));
-        }
-        match map.get("aud") {
-            Some(Value::String(_)) => {}
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        };
+        let aud = match map.get("aud") {
+            Some(Value::String(aud)) => vec![aud.as_str()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().ok_or(AuthError::Claim("aud")))
+                .collect::<Result<_, _>>()?,
             _ => return Err(AuthError::Claim("aud")),
-        }
-        for claim in ["exp", "nbf", "iat"] {
-            match map.get(claim) {
-                None if claim != "exp" => {}
-                Some(Value::Number(n)) if n.is_u64() => {}
-                _ => return Err(AuthError::Claim(claim)),
-            }
-        }
+        };
+        let seconds = |claim: &'static str| match map.get(claim) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(AuthError::Claim(claim)),
+            Some(_) => Err(AuthError::Claim(claim)),
+        };
+        let exp = seconds("exp")?.ok_or(AuthError::Claim("exp"))?;
+        let nbf = seconds("nbf")?;
+        seconds("iat")?;
         let scope = match map.get("scope") {
             None => None,
             Some(Value::String(s)) => Some(s.as_str()),
@@ -272,9 +335,47 @@ impl<'a> Claims<'a> {
         };
         Ok(Self {
             sub,
+            iss: iss.as_str(),
+            aud,
+            exp,
+            nbf,
             scope,
             permissions,
         })
+    }
+
+    /// The checks of the values, at `now`, in jsonwebtoken's order: run on every sight of a
+    /// token, after jsonwebtoken's own on the first, so that a token seen before is held to the
+    /// same rules at the time it is presented again.
+    fn check(&self, rules: &Rules, now: u64) -> Result<(), AuthError> {
+        let window = self.window();
+        if now > window.until {
+            return Err(AuthError::Expired);
+        }
+        if now < window.from {
+            return Err(AuthError::NotYetValid);
+        }
+        if self.iss != rules.issuer {
+            return Err(AuthError::Issuer);
+        }
+        if !self.aud.contains(&rules.audience.as_str()) {
+            return Err(AuthError::Audience);
+        }
+        if let Some(scope) = &rules.required_scope
+            && !self.grants(scope)
+        {
+            return Err(AuthError::InsufficientScope(scope.clone()));
+        }
+        Ok(())
+    }
+
+    /// When the token may be used: `nbf` to `exp`, each widened by [`LEEWAY`].
+    fn window(&self) -> Window {
+        let leeway = LEEWAY.as_secs();
+        Window {
+            from: self.nbf.map_or(0, |nbf| nbf.saturating_sub(leeway)),
+            until: self.exp.saturating_add(leeway),
+        }
     }
 
     /// Whether the token carries `scope` in its `scope` claim or its RBAC `permissions`.
@@ -374,6 +475,41 @@ mod tests {
     }
 
     #[test]
+    fn values_are_checked_at_the_time_given_with_the_leeway() {
+        let map = json!({"sub": "u", "iss": "i", "aud": ["a", "b"], "exp": 1_000, "nbf": 500});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        let claims = Claims::from_map(&map).expect("well typed");
+        let rules = |issuer: &str, audience: &str| Rules {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            required_scope: None,
+        };
+        let check = |rules: &Rules, now| claims.check(rules, now);
+        let good = rules("i", "b");
+        assert!(check(&good, 470).is_ok() && check(&good, 1_030).is_ok());
+        assert!(matches!(check(&good, 1_031), Err(AuthError::Expired)));
+        assert!(matches!(check(&good, 469), Err(AuthError::NotYetValid)));
+        assert!(matches!(
+            check(&rules("j", "b"), 700),
+            Err(AuthError::Issuer)
+        ));
+        assert!(matches!(
+            check(&rules("i", "c"), 700),
+            Err(AuthError::Audience)
+        ));
+        let scoped = Rules {
+            required_scope: Some("call".into()),
+            ..rules("i", "a")
+        };
+        assert!(matches!(
+            check(&scoped, 700),
+            Err(AuthError::InsufficientScope(_))
+        ));
+    }
+
+    #[test]
     fn scope_is_granted_by_scope_or_permissions() {
         let map = json!({"sub": "u", "scope": "read:a proxy:call", "permissions": ["other"]});
         let Value::Object(map) = map else {
@@ -381,6 +517,10 @@ mod tests {
         };
         let parsed = Claims {
             sub: "u",
+            iss: "i",
+            aud: vec!["a"],
+            exp: 1,
+            nbf: None,
             scope: map.get("scope").and_then(Value::as_str),
             permissions: vec!["other"],
         };

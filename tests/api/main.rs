@@ -13,6 +13,7 @@ mod metrics;
 mod proxy;
 mod routing;
 mod sdk_config;
+mod second_sight;
 mod speaks_http;
 mod tokens;
 mod vault;
