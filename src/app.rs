@@ -154,7 +154,12 @@ impl App {
                         &refused.headers,
                         ApiError::from(refused.error).into_response(),
                     );
-                    answer_to(&refused.method, response)
+                    let method = if refused.head {
+                        Method::HEAD
+                    } else {
+                        Method::GET
+                    };
+                    answer_to(&method, response)
                 })
                 .await;
                 trace.log(&Invocation {

@@ -82,8 +82,8 @@ pub enum EventError {
 pub struct Refused {
     /// The response shape.
     pub origin: Origin,
-    /// The method asked for (a `HEAD` is answered without a body).
-    pub method: Method,
+    /// Whether the method asked for is `HEAD` (answered without a body).
+    pub head: bool,
     /// The event's headers (for CORS).
     pub headers: HeaderMap,
     /// Why.
@@ -101,14 +101,14 @@ pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
             HeaderMap::new(),
         ),
     };
-    let method = match &event {
-        LambdaRequest::ApiGatewayV1(e) => e.http_method.clone(),
-        LambdaRequest::ApiGatewayV2(e) => e.request_context.http.method.clone(),
-        _ => Method::GET,
+    let head = match &event {
+        LambdaRequest::ApiGatewayV1(e) => e.http_method == Method::HEAD,
+        LambdaRequest::ApiGatewayV2(e) => e.request_context.http.method == Method::HEAD,
+        _ => false,
     };
     let refuse = |error| Refused {
         origin,
-        method: method.clone(),
+        head,
         headers: headers.clone(),
         error,
     };
