@@ -25,11 +25,20 @@ pub struct Entry {
     /// Scheme, host and base path of the provider's API; `{param}` placeholders are filled from
     /// the connection's `IDP_CONNECTIONS` entry. `None` where the host is per user.
     pub api_base: Option<String>,
+    /// Where a per-user API host comes from, and the pattern it must fit; `None` for a fixed
+    /// `api_base`. Data for the per-user host dialect, which this version does not speak yet:
+    /// such an entry serves no connection.
+    #[serde(default)]
+    pub api_host: Option<ApiHost>,
     /// Default allow rules (`"METHOD /path/glob"`), read-only unless there is a reason.
     pub allow: Vec<String>,
     /// Headers the API needs on every call (API versions, media types).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The header and format the token goes in; `None`: `Authorization: Bearer`. Another
+    /// header is a dialect this version does not speak yet: such an entry serves no connection.
+    #[serde(default)]
+    pub token_header: Option<TokenHeader>,
     /// The token endpoint for refresh grants, with `{param}` placeholders; `None` where the
     /// provider has no refresh grant.
     pub token_url: Option<String>,
@@ -38,6 +47,17 @@ pub struct Entry {
     pub token_auth: TokenAuth,
     /// How the provider's refresh tokens behave.
     pub refresh: Refresh,
+    /// What the token endpoint answers.
+    #[serde(default)]
+    pub token_response: TokenResponse,
+    /// Whether the token endpoint's answer carries `expires_in`: `"always"`, `"sometimes"`,
+    /// `"never"`, or the documented lifetime in seconds where it is left out.
+    #[serde(default)]
+    pub expires_in: Option<serde_json::Value>,
+    /// Whether Auth0 stores an OAuth 1.0a `access_token_secret` (X in its `oauth1` mode): calls
+    /// must then be signed (RFC 5849), which this version does not do yet.
+    #[serde(default)]
+    pub oauth1: bool,
     /// Scopes a refresh grant must send.
     #[serde(default)]
     pub refresh_scopes: Vec<String>,
@@ -57,6 +77,43 @@ pub struct Entry {
     /// What could not be confirmed from the provider's own documentation.
     #[serde(default)]
     pub unconfirmed: Option<String>,
+}
+
+/// A per-user API host: the pattern it must fit and where it is read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiHost {
+    /// The host pattern (`*.my.salesforce.com`).
+    pub pattern: String,
+    /// The base path under that host.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Where the host comes from, in words.
+    pub from: String,
+    /// The JSON field(s) Auth0 returns it in.
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// A header other than `Authorization: Bearer` for the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenHeader {
+    /// The header's name.
+    pub name: String,
+    /// Its value, with `{token}` for the token.
+    pub format: String,
+}
+
+/// What a token endpoint answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenResponse {
+    /// A JSON object (RFC 6749 §5.1).
+    #[default]
+    Json,
+    /// A form-encoded body unless JSON is asked for (GitHub).
+    Form,
 }
 
 /// Which kind of Auth0 connection serves a provider.
@@ -107,6 +164,21 @@ impl Refresh {
             Self::RefreshToken => "refresh_token",
             Self::Rotating => "rotating",
             Self::SingleUse => "single_use",
+        }
+    }
+}
+
+impl Entry {
+    /// The dialect this entry needs that this version does not speak, if any.
+    pub fn unsupported_dialect(&self) -> Option<&'static str> {
+        if self.oauth1 {
+            Some("OAuth 1.0a signatures")
+        } else if self.api_host.is_some() {
+            Some("a per-user API host")
+        } else if self.token_header.is_some() {
+            Some("a token header other than Authorization")
+        } else {
+            None
         }
     }
 }

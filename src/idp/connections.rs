@@ -278,6 +278,12 @@ impl Connections {
             Some(strategy) => Some(strategy.as_str()),
             None => self.catalogue.contains_key(name).then_some(name),
         };
+        if let Some(dialect) = strategy.and_then(|s| self.catalogue[s].unsupported_dialect()) {
+            return Err(format!(
+                "strategy {:?} needs {dialect}, which this version does not speak",
+                strategy.unwrap_or_default()
+            ));
+        }
         let params = params(strategy.and_then(|s| self.catalogue.get(s)), &entry.params)?;
         let base = match strategy {
             Some(strategy) => Some(draft(
@@ -318,6 +324,9 @@ fn params(
 
 /// What an entry needs before it can serve a connection, for error messages.
 fn needs(entry: &Entry) -> String {
+    if let Some(dialect) = entry.unsupported_dialect() {
+        return format!("{dialect}, which this version does not speak");
+    }
     match (entry.params.is_empty(), &entry.api_base) {
         (false, _) => format!("parameters {}", entry.params.join(", ")),
         (true, None) => "an api_base".to_owned(),
@@ -341,7 +350,11 @@ fn draft(
             .map(|t| api_url(&t, field))
             .transpose()
     };
-    let api_base = filled(&entry.api_base, "api_base")?;
+    // An entry whose dialect is not spoken yet serves nothing rather than something wrong.
+    let api_base = match entry.unsupported_dialect() {
+        Some(_) => None,
+        None => filled(&entry.api_base, "api_base")?,
+    };
     let token_url = filled(&entry.token_url, "token_url")?;
     let connection = Connection {
         name: name.to_owned(),
@@ -537,7 +550,9 @@ mod tests {
         for (strategy, entry) in &entries {
             let Some(connection) = table.get(strategy) else {
                 assert!(
-                    !entry.params.is_empty() || entry.api_base.is_none(),
+                    !entry.params.is_empty()
+                        || entry.api_base.is_none()
+                        || entry.unsupported_dialect().is_some(),
                     "{strategy} needs no configuration but is not built in"
                 );
                 continue;
@@ -587,6 +602,8 @@ mod tests {
     #[test]
     fn parameters_are_required_checked_and_nothing_else_is_accepted() {
         for bad in [
+            r#"{"corp-shop": {"strategy": "shopify", "api_base": "https://x.myshopify.com"}}"#,
+            r#"{"x-oauth1": {"strategy": "twitter"}}"#,
             r#"{"acme-entra": {"strategy": "waad"}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": 42}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": "evil.com/x?"}}"#,
