@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use reqwest::Client;
@@ -34,6 +34,7 @@ use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
 use crate::upstream::UpstreamError;
+use crate::vary;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -144,6 +145,7 @@ impl App {
                 let started = Instant::now();
                 let (response, trace) = telemetry::traced(async {
                     self.finish(
+                        refused.origin,
                         &refused.headers,
                         ApiError::from(refused.error).into_response(),
                     )
@@ -192,11 +194,7 @@ impl App {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
-            let response = match event::fit(Origin::of(&request), response) {
-                Ok(response) => response,
-                Err(too_large) => ApiError::from(too_large).into_response(),
-            };
-            self.finish(request.headers(), response)
+            self.finish(Origin::of(&request), request.headers(), response)
         })
         .await;
 
@@ -210,14 +208,23 @@ impl App {
         response
     }
 
-    /// What every answer but a preflight carries: `Vary: Authorization` (answers are per
-    /// caller) and the CORS grant.
-    fn finish(&self, request: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("authorization"));
-        self.cors.decorate(request, &mut response);
-        response
+    /// What every answer but a preflight carries: `Authorization` merged into its `Vary`
+    /// (answers are per caller) and the CORS grant; then made ready for Lambda
+    /// ([`event::fit`]), after those headers, so that the answer measured and logged is the one
+    /// the caller gets. One over Lambda's limit becomes the documented 502, decorated the same.
+    fn finish(
+        &self,
+        origin: Origin,
+        request: &HeaderMap,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let decorate = |mut response: Response<Body>| {
+            vary::add(response.headers_mut(), &["authorization"]);
+            self.cors.decorate(request, &mut response);
+            response
+        };
+        event::fit(origin, decorate(response))
+            .unwrap_or_else(|too_large| decorate(ApiError::from(too_large).into_response()))
     }
 
     async fn serve(
