@@ -34,6 +34,7 @@ use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
 use crate::upstream::UpstreamError;
+use crate::vary;
 
 /// Most replacements of a refused IdP token within one call: one, and one more when the first
 /// came from the fleet table.
@@ -151,6 +152,7 @@ impl App {
                 let started = Instant::now();
                 let (response, trace) = telemetry::traced(async {
                     let response = self.finish(
+                        refused.origin,
                         &refused.headers,
                         ApiError::from(refused.error).into_response(),
                     );
@@ -206,11 +208,10 @@ impl App {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
-            let response = match event::fit(Origin::of(&request), response) {
-                Ok(response) => response,
-                Err(too_large) => ApiError::from(too_large).into_response(),
-            };
-            answer_to(request.method(), self.finish(request.headers(), response))
+            answer_to(
+                request.method(),
+                self.finish(Origin::of(&request), request.headers(), response),
+            )
         })
         .await;
 
@@ -224,14 +225,23 @@ impl App {
         response
     }
 
-    /// What every answer but a preflight carries: `Vary: Authorization` (answers are per
-    /// caller) and the CORS grant.
-    fn finish(&self, request: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("authorization"));
-        self.cors.decorate(request, &mut response);
-        response
+    /// What every answer but a preflight carries: `Authorization` merged into its `Vary`
+    /// (answers are per caller) and the CORS grant; then made ready for Lambda
+    /// ([`event::fit`]), after those headers, so that the answer measured and logged is the one
+    /// the caller gets. One over Lambda's limit becomes the documented 502, decorated the same.
+    fn finish(
+        &self,
+        origin: Origin,
+        request: &HeaderMap,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let decorate = |mut response: Response<Body>| {
+            vary::add(response.headers_mut(), &["authorization"]);
+            self.cors.decorate(request, &mut response);
+            response
+        };
+        event::fit(origin, decorate(response))
+            .unwrap_or_else(|too_large| decorate(ApiError::from(too_large).into_response()))
     }
 
     async fn serve(

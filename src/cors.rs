@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 
 use crate::config::AllowedOrigins;
+use crate::vary;
 
 /// Request headers a browser may send cross-origin (template.yaml's HTTP API lists the same).
 pub const ALLOW_HEADERS: &str = "authorization, content-type, if-none-match, if-modified-since";
@@ -67,7 +68,7 @@ impl Cors {
     /// Adds the CORS grant for an allowed origin to an ordinary response.
     pub fn decorate(&self, request: &HeaderMap, response: &mut Response<Body>) {
         let headers = response.headers_mut();
-        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        vary::add(headers, &["origin"]);
         if let Some(origin) = self.allow_origin(request) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(

@@ -10,16 +10,23 @@
 //!   missing, whatever body kind the handler chose: `caf\xe9` labelled ISO-8859-1 comes back as
 //!   UTF-8, binary without a `Content-Type` gets `U+FFFD` for every byte over `0x7F`.
 //!
+//! - its payload v2 writer keeps one value per header name (a second `Vary`, `Link` or
+//!   challenge is lost), and a header value that is not UTF-8 fails the whole response, which
+//!   then reaches the caller as a bare 500.
+//!
 //! So the function runs on lambda_runtime with this module as its adapter: [`into_request`]
-//! checks the fields that lambda_http's conversion would choke on, [`fit`] chooses the body's
-//! encoding and measures the serialized response, and [`serialize`] writes it as Lambda expects.
+//! checks the fields that lambda_http's conversion would choke on, [`fit`] drops (and counts)
+//! the header values a Lambda response cannot carry, chooses the body's encoding and measures
+//! the serialized response, and [`serialize`] writes it as Lambda expects: every value of a
+//! repeated field in `multiValueHeaders` (payload v1), or joined with `, ` (payload v2, RFC 9110
+//! §5.3) with `Set-Cookie` apart in `cookies`.
 
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse,
@@ -28,6 +35,8 @@ use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::value::RawValue;
 use url::Url;
+
+use crate::telemetry;
 
 /// Lambda's limit on a synchronous invocation's response payload: 6 MB, as the Lambda
 /// response's JSON text (the body after JSON escaping or base64, with status and headers).
@@ -266,10 +275,22 @@ pub struct TooLarge {
     pub size: usize,
 }
 
-/// `response` ready for Lambda: its size as the Lambda response measured, and a text body that
-/// would only fit base64-encoded (JSON escaping can make text six times larger) switched to
-/// binary. Byte for byte the same for the caller either way.
+/// `response` ready for Lambda: the header values it cannot carry dropped, each logged by name
+/// and counted (the `HeaderValuesDropped` metric), never the answer; its size as the Lambda
+/// response measured; and a text body that would only fit base64-encoded (JSON escaping can make
+/// text six times larger) switched to binary. Byte for byte the same for the caller either way.
 pub fn fit(origin: Origin, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
+    let (mut parts, body) = response.into_parts();
+    let (headers, dropped) = writable(std::mem::take(&mut parts.headers));
+    parts.headers = headers;
+    for name in dropped {
+        tracing::warn!(
+            header = name.as_str(),
+            "a response header value is not UTF-8, which a Lambda response cannot carry: dropped"
+        );
+        telemetry::header_value_dropped();
+    }
+    let response = Response::from_parts(parts, body);
     let size = serialized_size(origin, &response);
     if size <= MAX_RESPONSE_BYTES {
         return Ok(response);
@@ -337,23 +358,24 @@ fn write(origin: Origin, response: Response<Body>, out: &mut impl Write) {
             let mut lambda = ApiGatewayProxyResponse::default();
             lambda.status_code = status_code;
             // Only `multiValueHeaders`: API Gateway merges both fields, which would repeat them.
-            lambda.multi_value_headers = parts.headers;
+            lambda.multi_value_headers = writable(parts.headers).0;
             lambda.body = body;
             lambda.is_base64_encoded = is_base64_encoded;
             serde_json::to_writer(out, &lambda)
         }
         Origin::HttpApi => {
-            let mut headers = parts.headers;
+            let mut headers = writable(parts.headers).0;
             let mut lambda = ApiGatewayV2httpResponse::default();
-            // An HTTP API takes cookies apart from the headers.
+            // An HTTP API takes cookies apart from the headers: one `Set-Cookie` each, as they
+            // cannot be joined (RFC 6265 §3).
             lambda.cookies = headers
                 .get_all(header::SET_COOKIE)
                 .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .collect();
             headers.remove(header::SET_COOKIE);
             lambda.status_code = status_code;
-            lambda.headers = headers;
+            lambda.headers = one_line_each(&headers);
             lambda.body = body;
             lambda.is_base64_encoded = is_base64_encoded;
             serde_json::to_writer(out, &lambda)
@@ -362,6 +384,46 @@ fn write(origin: Origin, response: Response<Body>, out: &mut impl Write) {
     if let Err(error) = written {
         tracing::error!(%error, "the Lambda response could not be written");
     }
+}
+
+/// `headers` without the values a Lambda response cannot carry, and the names of those dropped:
+/// its headers are JSON strings, so a value that is not UTF-8 (obs-text such as a Latin-1
+/// `ETag`, which HTTP allows) has no place in it.
+fn writable(headers: HeaderMap) -> (HeaderMap, Vec<HeaderName>) {
+    let is_utf8 = |value: &HeaderValue| std::str::from_utf8(value.as_bytes()).is_ok();
+    if headers.values().all(is_utf8) {
+        return (headers, Vec::new());
+    }
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    let mut dropped = Vec::new();
+    for (name, value) in &headers {
+        if is_utf8(value) {
+            kept.append(name.clone(), value.clone());
+        } else {
+            dropped.push(name.clone());
+        }
+    }
+    (kept, dropped)
+}
+
+/// Each field as one line, its values joined with `, ` in their order (RFC 9110 §5.3): payload
+/// v2's `headers` holds one string per name.
+fn one_line_each(headers: &HeaderMap) -> HeaderMap {
+    let mut lines = HeaderMap::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let mut line = Vec::new();
+        for (index, value) in headers.get_all(name).iter().enumerate() {
+            if index > 0 {
+                line.extend_from_slice(b", ");
+            }
+            line.extend_from_slice(value.as_bytes());
+        }
+        // Valid values joined by `, ` make a valid value.
+        if let Ok(value) = HeaderValue::from_bytes(&line) {
+            lines.insert(name.clone(), value);
+        }
+    }
+    lines
 }
 
 /// Counts the bytes written to it.

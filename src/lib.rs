@@ -8,10 +8,13 @@
 //!   credentials and hands them to whoever needs them.
 //! - [`event`]: the Lambda side of an invocation: the event checked before it becomes a request
 //!   (lambda_http's conversion panics on some hostile fields), and the response written as the
-//!   Lambda response, byte for byte and measured against Lambda's 6 MB limit.
+//!   Lambda response, byte for byte and measured against Lambda's 6 MB limit, every value of a
+//!   repeated header kept and a value it cannot carry dropped and counted.
 //! - [`error`]: the one mapping from every boundary's error enum to documented JSON responses;
 //!   the only code that knows them all.
 //! - [`cors`]: preflight answers and CORS grants for `ALLOWED_ORIGINS`.
+//! - [`vary`]: the response's `Vary`: the IdP's members and the function's own merged into one
+//!   field, each once.
 //! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
 //! - [`config`]: the environment, parsed and validated once per cold start.
 //! - [`routes`]: which route a v1, v2 or Function URL event asks for, and which methods it takes.
@@ -71,6 +74,7 @@ pub mod service;
 pub mod single_flight;
 pub mod telemetry;
 pub mod upstream;
+pub mod vary;
 
 pub use app::App;
 pub use config::Config;

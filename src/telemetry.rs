@@ -205,6 +205,7 @@ pub struct Trace {
     renewal_failures: u32,
     auth0_rate_limited: u32,
     token_table_degraded: u32,
+    header_values_dropped: u32,
     /// The `error` code answered, when the answer is an error of the function's own.
     error_code: Option<&'static str>,
 }
@@ -286,6 +287,7 @@ impl Trace {
             ("RenewalFailures", self.renewal_failures),
             ("Auth0RateLimited", self.auth0_rate_limited),
             ("TokenTableDegraded", self.token_table_degraded),
+            ("HeaderValuesDropped", self.header_values_dropped),
         ] {
             if count > 0 {
                 line.count(name, count);
@@ -457,6 +459,12 @@ pub fn token_table_degraded() {
     update(|trace| trace.token_table_degraded += 1);
 }
 
+/// Records a response header value left out of the Lambda response, which cannot carry it
+/// (`event::fit`): the `HeaderValuesDropped` metric.
+pub fn header_value_dropped() {
+    update(|trace| trace.header_values_dropped += 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +547,8 @@ mod tests {
             rate_limited(Service::TokenEndpoint);
             rate_limited(Service::Idp);
             token_table_degraded();
+            header_value_dropped();
+            header_value_dropped();
             error_code("reconsent_required");
         })
         .await;
@@ -558,9 +568,11 @@ mod tests {
                 "Renewals",
                 "RenewalFailures",
                 "Auth0RateLimited",
-                "TokenTableDegraded"
+                "TokenTableDegraded",
+                "HeaderValuesDropped"
             ]
         );
+        assert_eq!(line["HeaderValuesDropped"], 2);
         assert_eq!(line["Duration"], 12.345);
         assert_eq!(line["IdpTime"], 7.0);
         assert_eq!(

@@ -18,6 +18,11 @@
 //!   `invalid-utf8-json`, `gzip` (a gzip JSON body with its `Content-Encoding`), `controls`
 //!   (`size` × U+0001 as `text/plain`: six times larger JSON-escaped) and `quotes` (a JSON
 //!   string of `size` × `\"`);
+//! - `/headers/repeated?status=N`: repeated fields, as GitHub and proxies send them: two
+//!   `Vary` ([`REPEATED_VARY`]), three `Link` (one into the API, one half into it, one
+//!   elsewhere), two `WWW-Authenticate` challenges, two `x-ratelimit-limit`; status N (200);
+//! - `/headers/latin1-etag`: an `ETag` in ISO-8859-1 (`"caf\xe9"`, obs-text, which HTTP
+//!   allows and a Lambda response cannot carry) beside a JSON body and a `Vary`;
 //! - `/echo/headers`: the request's headers in the body (the IdP token included);
 //!   `/echo/link`: a `Link` whose URL carries the token;
 //! - `/claims`: Microsoft Graph's claims challenge (401, `error="insufficient_claims"`);
@@ -58,6 +63,19 @@ pub const CONDITIONAL_LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
 
 /// The `WWW-Authenticate` of `/claims`, as Microsoft Graph sends a claims challenge.
 pub const CLAIMS_CHALLENGE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwgInZhbHVlIjoiMTYwNDEwNjY1MSJ9fX0=\"";
+
+/// The two `Vary` fields of `/headers/repeated`, as GitHub sends them.
+pub const REPEATED_VARY: [&str; 2] = [
+    "Accept, Authorization, Cookie, X-GitHub-OTP",
+    "Accept-Encoding, Accept, X-Requested-With",
+];
+/// The two `WWW-Authenticate` challenges of `/headers/repeated`.
+pub const REPEATED_CHALLENGES: [&str; 2] =
+    ["Bearer realm=\"stand-in\"", "Basic realm=\"stand-in\""];
+/// The two `x-ratelimit-limit` values of `/headers/repeated`.
+pub const REPEATED_RATE_LIMITS: [&str; 2] = ["5000", "60"];
+/// The ISO-8859-1 `ETag` of `/headers/latin1-etag`, as bytes on the wire.
+pub const LATIN1_ETAG: &[u8] = b"\"caf\xe9\"";
 
 /// One request as the stand-in IdP received it.
 #[derive(Debug, Clone)]
@@ -469,6 +487,16 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         }
         "/user/repos" if parts.method == axum::http::Method::GET => list(&host, &query),
         "/conditional" => conditional(&parts.headers),
+        "/headers/repeated" => repeated(&host, &query),
+        "/headers/latin1-etag" => {
+            let mut response = axum::Json(json!({"etag": "latin-1"})).into_response();
+            let headers = response.headers_mut();
+            headers.insert("vary", HeaderValue::from_static("Accept"));
+            if let Ok(etag) = HeaderValue::from_bytes(LATIN1_ETAG) {
+                headers.insert("etag", etag);
+            }
+            response
+        }
         "/echo/headers" => axum::Json(Value::Object(
             recorded
                 .headers
@@ -532,6 +560,44 @@ fn list(host: &str, query: &HashMap<String, String>) -> Response {
     let mut response = axum::Json(Value::Array(repos)).into_response();
     if let Ok(value) = HeaderValue::from_str(&links.join(", ")) {
         response.headers_mut().insert("link", value);
+    }
+    response
+}
+
+/// `/headers/repeated`: every field that a one-value-per-name writer would cut, each repeated.
+fn repeated(host: &str, query: &HashMap<String, String>) -> Response {
+    let status = query
+        .get("status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut response = (status, axum::Json(json!({"repeated": true}))).into_response();
+    let links = [
+        format!("<http://{host}/user/repos?page=2>; rel=\"next\""),
+        format!(
+            "<http://{host}/user/repos?page=5>; rel=\"last\", <https://docs.example.test/pagination>; rel=\"help\""
+        ),
+        "<https://docs.example.test/rate-limits>; rel=\"describedby\"".to_owned(),
+    ];
+    let fields = REPEATED_VARY
+        .iter()
+        .map(|v| ("vary", (*v).to_owned()))
+        .chain(links.into_iter().map(|l| ("link", l)))
+        .chain(
+            REPEATED_CHALLENGES
+                .iter()
+                .map(|c| ("www-authenticate", (*c).to_owned())),
+        )
+        .chain(
+            REPEATED_RATE_LIMITS
+                .iter()
+                .map(|l| ("x-ratelimit-limit", (*l).to_owned())),
+        );
+    let headers = response.headers_mut();
+    for (name, value) in fields {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(name, value);
+        }
     }
     response
 }

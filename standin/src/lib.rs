@@ -21,7 +21,8 @@ mod vault;
 
 pub use fault::Fault;
 pub use idp::{
-    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LIST_SIZE, Recorded,
+    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LATIN1_ETAG,
+    LIST_SIZE, REPEATED_CHALLENGES, REPEATED_RATE_LIMITS, REPEATED_VARY, Recorded,
 };
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};

@@ -305,16 +305,22 @@ impl TestApp {
     /// Runs `event` (an event's JSON text) through the function's Lambda entry point, as the
     /// real binary does: the event checks, the handler, and the Lambda response as written.
     pub async fn invoke(&self, event: &str) -> LambdaAnswer {
+        self.invoke_traced(event).await.0
+    }
+
+    /// As [`TestApp::invoke`], with the invocation's request id, to find its summary line.
+    pub async fn invoke_traced(&self, event: &str) -> (LambdaAnswer, String) {
         let payload: LambdaRequest =
             serde_json::from_str(event).expect("an event lambda_runtime deserializes");
         let mut context = Context::default();
         context.request_id = unique("invoke-");
+        let request_id = context.request_id.clone();
         context.deadline = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             + 10_000;
         let raw = self.app.invoke(LambdaEvent::new(payload, context)).await;
-        LambdaAnswer::parse(raw.get())
+        (LambdaAnswer::parse(raw.get()), request_id)
     }
 
     /// Sends a request.
@@ -409,14 +415,19 @@ impl LambdaAnswer {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of header `name`, joined as one field would be.
-    pub fn header_joined(&self, name: &str) -> String {
+    /// Every value of header `name`, as written: one per field line (payload v2 writes one line
+    /// per name, payload v1 one value per line).
+    pub fn values(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
+    }
+
+    /// Every value of header `name`, joined as one field would be.
+    pub fn header_joined(&self, name: &str) -> String {
+        self.values(name).join(", ")
     }
 
     /// The body as JSON.

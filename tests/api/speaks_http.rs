@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use serde_json::{Value, json};
-use standin::{CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED};
+use standin::{
+    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, LATIN1_ETAG,
+    REPEATED_CHALLENGES, REPEATED_RATE_LIMITS, REPEATED_VARY,
+};
 
 use crate::helpers::{
     LambdaAnswer, PLACEHOLDER, TestApp, assert_not_logged, event_text, github_token, idp_event,
 };
+use crate::metrics::{assert_emf, summary};
 
 const USER: &str = "github|1001";
 const HOST: &str = "abc123defg.execute-api.us-east-1.amazonaws.com";
@@ -473,4 +477,282 @@ fn hostile_events_make_lambda_https_own_conversion_panic() {
         .collect();
     std::panic::set_hook(hook);
     assert!(survived.is_empty(), "{survived:?}");
+}
+
+/// The REST API sample event re-pointed at `GET /prod/idp/github{path}?{query}` with `jwt`.
+pub fn rest_at(jwt: &str, path: &str, query: &[(&str, &str)]) -> Value {
+    let mut rest = rest_event(jwt);
+    rest["path"] = json!(format!("/idp/github{path}"));
+    rest["requestContext"]["path"] = json!(format!("/prod/idp/github{path}"));
+    rest["pathParameters"]["proxy"] = json!(format!("idp/github{path}"));
+    if !query.is_empty() {
+        let single: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let multi: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!([v])))
+            .collect();
+        rest["queryStringParameters"] = Value::Object(single);
+        rest["multiValueQueryStringParameters"] = Value::Object(multi);
+    }
+    rest
+}
+
+/// Which Lambda response shape an answer was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// An HTTP API or Function URL: one string per header name.
+    V2,
+    /// A REST API: every value in `multiValueHeaders`.
+    V1,
+}
+
+/// The events of `/headers/repeated` answered `status`, in both payloads, and the function's
+/// own URL for `github` that each one's `Link`s must point to.
+pub fn repeated_events(jwt: &str, status: u16) -> Vec<(Payload, Value, String)> {
+    let query = format!("status={status}");
+    vec![
+        (
+            Payload::V2,
+            idp_event("GET", "/idp/github/headers/repeated", &query, jwt, &[]),
+            format!("https://{HOST}/idp/github"),
+        ),
+        (
+            Payload::V1,
+            rest_at(jwt, "/headers/repeated", &[("status", &query[7..])]),
+            format!("https://{HOST}/prod/idp/github"),
+        ),
+    ]
+}
+
+/// Asserts that every repeated field of `/headers/repeated` reached the caller: in payload v2
+/// as one line joined with `, `, in payload v1 one value each; `Vary` merged with the
+/// function's own members, each once; `Link`s rewritten to `own` or dropped as README says.
+pub fn assert_repeated_fields(answer: &LambdaAnswer, payload: Payload, own: &str) {
+    let expect = |values: &[&str]| -> Vec<String> {
+        match payload {
+            Payload::V2 => vec![values.join(", ")],
+            Payload::V1 => values.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    };
+    // `Authorization` is the IdP's already: not named twice.
+    assert_eq!(
+        answer.values("vary"),
+        [format!(
+            "{}, Accept-Encoding, X-Requested-With, origin",
+            REPEATED_VARY[0]
+        )],
+        "{payload:?}: {:?}",
+        answer.headers
+    );
+    let next = format!("<{own}/user/repos?page=2>; rel=\"next\"");
+    let last = format!("<{own}/user/repos?page=5>; rel=\"last\"");
+    assert_eq!(
+        answer.values("link"),
+        expect(&[&next, &last]),
+        "{payload:?}"
+    );
+    assert_eq!(
+        answer.values("x-idp-www-authenticate"),
+        expect(&REPEATED_CHALLENGES),
+        "{payload:?}"
+    );
+    assert_eq!(answer.values("www-authenticate"), Vec::<&str>::new());
+    assert_eq!(
+        answer.values("x-ratelimit-limit"),
+        expect(&REPEATED_RATE_LIMITS),
+        "{payload:?}"
+    );
+    assert_eq!(answer.values("access-control-allow-origin"), [ORIGIN]);
+    assert_eq!(answer.json()["repeated"], true);
+}
+
+#[tokio::test]
+async fn repeated_header_fields_reach_the_caller_in_both_payloads() {
+    let app = spawn().await;
+    let jwt = app.token(USER).sign();
+    // A success and an IdP error, passed through alike.
+    for status in [200, 403] {
+        for (payload, event, own) in repeated_events(&jwt, status) {
+            let answer = app.invoke(&event.to_string()).await;
+            assert_eq!(answer.status, status, "{payload:?}");
+            assert_repeated_fields(&answer, payload, &own);
+        }
+    }
+    assert_eq!(app.github.calls(), 4);
+}
+
+/// The `/headers/latin1-etag` event in both payloads.
+pub fn latin1_events(jwt: &str) -> Vec<(Payload, Value)> {
+    vec![
+        (
+            Payload::V2,
+            idp_event("GET", "/idp/github/headers/latin1-etag", "", jwt, &[]),
+        ),
+        (Payload::V1, rest_at(jwt, "/headers/latin1-etag", &[])),
+    ]
+}
+
+/// Asserts that the answer to `/headers/latin1-etag` is the IdP's, whole but for its `ETag`.
+pub fn assert_latin1_etag_dropped(answer: &LambdaAnswer, payload: Payload) {
+    assert_eq!(answer.status, 200, "{payload:?}");
+    assert_eq!(answer.json(), json!({"etag": "latin-1"}), "{payload:?}");
+    assert_eq!(answer.values("etag"), Vec::<&str>::new(), "{payload:?}");
+    assert_eq!(answer.values("vary"), ["Accept, authorization, origin"]);
+    assert_eq!(answer.values("access-control-allow-origin"), [ORIGIN]);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_header_value_that_is_not_utf8_is_dropped_and_counted_never_the_answer() {
+    let app = spawn().await;
+    let jwt = app.token(USER).sign();
+    // The premise: the stand-in sends the ETag's byte 0xE9 as it is.
+    let direct = reqwest::Client::new()
+        .get(format!("{}/headers/latin1-etag", app.github.origin()))
+        .bearer_auth(github_token(USER))
+        .send()
+        .await
+        .expect("the stand-in answers");
+    assert_eq!(direct.headers()["etag"].as_bytes(), LATIN1_ETAG);
+
+    for (payload, event) in latin1_events(&jwt) {
+        let (answer, request_id) = app.invoke_traced(&event.to_string()).await;
+        assert_latin1_etag_dropped(&answer, payload);
+        let line = summary(&request_id);
+        assert_emf(&line);
+        assert_eq!(line["status"], 200, "the status the caller got");
+        assert_eq!(line["HeaderValuesDropped"], 1, "{line}");
+    }
+    // An answer with nothing to drop says nothing of it.
+    let (answer, request_id) = app
+        .invoke_traced(&idp_event("GET", "/idp/github/user", "", &jwt, &[]).to_string())
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(summary(&request_id).get("HeaderValuesDropped").is_none());
+    let logs = crate::helpers::logs();
+    assert!(logs.contains("\"header\":\"etag\""), "the name is logged");
+    assert!(!logs.contains("caf\u{e9}") && !logs.contains("caf\u{fffd}"));
+}
+
+/// An event for each way the function answers with an error of its own — refused before it is
+/// a request, refused by authentication, by routing, by the connection's rules, after the IdP's
+/// answer, over Lambda's limit — in both payloads, with the status and code each must get.
+/// The re-consent comes last: it leaves the token refused.
+pub fn own_error_events(jwt: &str) -> Vec<(Payload, u16, &'static str, Value)> {
+    let no_token = idp_event(
+        "GET",
+        "/idp/github/user",
+        "",
+        jwt,
+        &[("authorization", Value::Null)],
+    );
+    let mut rest_no_token = rest_event(jwt);
+    for field in ["headers", "multiValueHeaders"] {
+        rest_no_token[field]
+            .as_object_mut()
+            .expect("headers")
+            .remove("Authorization");
+    }
+    let mut rest_hostile = rest_event(jwt);
+    rest_hostile["body"] = json!("%%%");
+    rest_hostile["isBase64Encoded"] = json!(true);
+    let get = |path: &str, query: &str| idp_event("GET", path, query, jwt, &[]);
+    vec![
+        (
+            Payload::V2,
+            400,
+            "invalid_request",
+            hostile_events(jwt)[0].1.clone(),
+        ),
+        (Payload::V1, 400, "invalid_request", rest_hostile),
+        (Payload::V2, 401, "invalid_token", no_token),
+        (Payload::V1, 401, "invalid_token", rest_no_token),
+        (
+            Payload::V2,
+            401,
+            "invalid_token",
+            idp_event(
+                "GET",
+                "/idp/github/user",
+                "",
+                jwt,
+                &[("authorization", json!("Bearer not.a.jwt"))],
+            ),
+        ),
+        (Payload::V2, 404, "not_found", get("/nowhere", "")),
+        (
+            Payload::V2,
+            404,
+            "unknown_connection",
+            get("/idp/nope/user", ""),
+        ),
+        (
+            Payload::V2,
+            405,
+            "method_not_allowed",
+            idp_event("POST", "/identities", "", jwt, &[]),
+        ),
+        (
+            Payload::V2,
+            403,
+            "forbidden_path",
+            idp_event("DELETE", "/idp/github/user", "", jwt, &[]),
+        ),
+        (
+            Payload::V1,
+            403,
+            "forbidden_path",
+            rest_at(jwt, "/user;x", &[]),
+        ),
+        (
+            Payload::V2,
+            502,
+            "upstream_error",
+            get("/idp/github/echo/headers", ""),
+        ),
+        (
+            Payload::V2,
+            502,
+            "upstream_error",
+            get("/idp/github/bytes/binary", "size=4800000"),
+        ),
+        (
+            Payload::V1,
+            502,
+            "upstream_error",
+            rest_at(jwt, "/bytes/binary", &[("size", "4800000")]),
+        ),
+        (
+            Payload::V2,
+            403,
+            "reconsent_required",
+            get("/idp/github/refused", ""),
+        ),
+    ]
+}
+
+/// Asserts an error of the function's own with its one merged `Vary` and its CORS grant.
+pub fn assert_own_error(answer: &LambdaAnswer, payload: Payload, status: u16, code: &str) {
+    answer.assert_error(status, code);
+    assert_eq!(
+        answer.values("vary"),
+        ["authorization, origin"],
+        "{payload:?} {code}: {:?}",
+        answer.headers
+    );
+    assert_eq!(answer.values("access-control-allow-origin"), [ORIGIN]);
+}
+
+#[tokio::test]
+async fn every_error_answer_of_the_functions_own_varies_on_authorization_and_origin_once() {
+    let app = spawn().await;
+    let jwt = app.token(USER).sign();
+    for (payload, status, code, event) in own_error_events(&jwt) {
+        let (answer, request_id) = app.invoke_traced(&event.to_string()).await;
+        assert_own_error(&answer, payload, status, code);
+        assert_eq!(summary(&request_id)["status"], status, "{code}");
+    }
 }
