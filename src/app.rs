@@ -29,7 +29,7 @@ use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
-use crate::management::{Management, profiles};
+use crate::management::{Management, User, profiles};
 use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Cache, Invocation};
@@ -303,11 +303,12 @@ impl App {
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
         let resolved;
-        let connection = match self.config.connections.get(name) {
-            Some(connection) => connection,
+        let (connection, read_now) = match self.config.connections.get(name) {
+            Some(connection) => (connection, None),
             None => {
-                resolved = self.by_strategy(&caller.user_id, name, deadline).await?;
-                &*resolved
+                let read_now;
+                (resolved, read_now) = self.by_strategy(&caller.user_id, name, deadline).await?;
+                (&*resolved, read_now)
             }
         };
         let body: &[u8] = request.body().as_ref();
@@ -342,6 +343,7 @@ impl App {
                     http: &self.http,
                     user_id,
                     connection,
+                    read_now: std::sync::Mutex::new(read_now),
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
                 self.call_idp(caller, request, &idp_request, &source, deadline)
@@ -365,22 +367,26 @@ impl App {
     /// The connection `name`, not in the table, served by the catalogue entry of its strategy:
     /// the `provider` of the caller's identity there, as the Management API says it. Learned
     /// once per name (a connection's strategy is the tenant's, not the user's): later calls
-    /// cost no read.
+    /// cost no read. A profile read for it is handed back, so that the token source need not
+    /// read it a second time in the same invocation.
     async fn by_strategy(
         &self,
         user_id: &str,
         name: &str,
         deadline: &Deadline,
-    ) -> Result<Arc<Connection>, ApiError> {
+    ) -> Result<(Arc<Connection>, Option<Arc<User>>), ApiError> {
         if let Some(connection) = self.learned.get(name) {
-            return Ok(connection);
+            return Ok((connection, None));
         }
-        let user = match self
+        let (user, read_now) = match self
             .management
             .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
         {
-            Some(user) => user,
-            None => self.management.user(user_id, deadline).await?,
+            Some(user) => (user, None),
+            None => {
+                let user = self.management.user(user_id, deadline).await?;
+                (Arc::clone(&user), Some(user))
+            }
         };
         let unknown = || IdpError::UnknownConnection(name.to_owned());
         let identity = identities::pick(&user, name).ok_or_else(unknown)?;
@@ -392,7 +398,7 @@ impl App {
                 tracing::debug!(connection = name, %reason, "no entry serves this connection");
                 unknown()
             })?;
-        Ok(self.learned.insert(connection))
+        Ok((self.learned.insert(connection), read_now))
     }
 
     /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;

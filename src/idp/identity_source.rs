@@ -2,6 +2,8 @@
 //! the identity read from the Management API, and refresh grants at the provider's token
 //! endpoint with the IdP app's client credentials from the secret.
 
+use std::sync::{Arc, Mutex};
+
 use reqwest::Client;
 
 use super::connections::Connection;
@@ -10,7 +12,7 @@ use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenS
 use crate::credentials::{CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::identities;
-use crate::management::{Management, ManagementError, profiles};
+use crate::management::{Management, ManagementError, User, profiles};
 use crate::secret::IdpRefreshToken;
 
 /// Why the identity's tokens could not be had.
@@ -52,6 +54,9 @@ pub struct IdentitySource<'a> {
     pub user_id: &'a str,
     /// The connection asked for.
     pub connection: &'a Connection,
+    /// The user's profile if this invocation has just read it (to learn the connection's
+    /// strategy): the first read takes it instead of reading again; later ones read.
+    pub read_now: Mutex<Option<Arc<User>>>,
 }
 
 impl IdentitySource<'_> {
@@ -73,7 +78,16 @@ impl TokenSource for IdentitySource<'_> {
         {
             return Err(self.not_linked_error());
         }
-        let user = self.management.user(self.user_id, deadline).await?;
+        // A poisoned lock only means a panic mid-take: the option is whole.
+        let read_now = self
+            .read_now
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let user = match read_now {
+            Some(user) => user,
+            None => self.management.user(self.user_id, deadline).await?,
+        };
         let identity = identities::pick(&user, &self.connection.name)
             .ok_or_else(|| self.not_linked_error())?;
         Ok(Stored {

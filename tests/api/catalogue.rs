@@ -36,8 +36,11 @@ async fn a_connection_of_another_name_is_served_by_its_identitys_strategy() {
     let idp_token = add_user(&app, USER, "corp-github");
     let jwt = app.token(USER).sign();
 
+    let before = app.tenant.user_calls();
     let first = app.send(event_at("/idp/corp-github/user", &jwt)).await;
     assert_eq!(first.status, 200, "{}", first.body);
+    // The profile read to learn the strategy also gives the token: one read, not two.
+    assert_eq!(app.tenant.user_calls(), before + 1);
     assert_eq!(first.json()["login"], "corp-octocat");
     let sent = &app.github.requests()[0];
     // The GitHub entry's headers and the overridden base (the stand-in) came with the strategy.
