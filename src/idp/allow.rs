@@ -97,16 +97,18 @@ fn glob(pattern: &[Pattern], segments: &[String]) -> bool {
     matched[segments.len()]
 }
 
+/// `path`'s segments as the allow rules see them, for tests here and in `connections`.
+#[cfg(test)]
+pub(crate) fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn segments(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
 
     #[test]
     fn globs_match_segments() {

@@ -534,14 +534,8 @@ fn parse_headers<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::allow::segments;
     use super::*;
-
-    fn segments(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
 
     #[test]
     fn every_catalogue_entry_without_parameters_is_built_in_read_only() {
