@@ -49,11 +49,22 @@ impl World {
     }
 
     async fn spawn_with_keys(keys: Option<serde_json::Value>) -> Self {
+        Self::spawn_with_connections(json!({}), keys).await
+    }
+
+    /// The world with `more` connections in `IDP_CONNECTIONS` beside the stand-in GitHub.
+    async fn spawn_with_connections(
+        more: serde_json::Value,
+        keys: Option<serde_json::Value>,
+    ) -> Self {
         let table = unique("tokens-");
-        let connections = json!({
+        let mut connections = json!({
             "github": {"api_base": "{github}", "token_url": "{github}/login/oauth/access_token"},
-        })
-        .to_string();
+        });
+        if let (Some(all), Some(more)) = (connections.as_object_mut(), more.as_object()) {
+            all.extend(more.clone());
+        }
+        let connections = connections.to_string();
         let app = TestApp::spawn_with(
             &[
                 ("IDP_CONNECTIONS", connections.as_str()),
@@ -120,6 +131,37 @@ impl World {
         }
         self.app.tenant.add_user(profile);
         self.app.tenant.token(AUDIENCE, sub).sign()
+    }
+
+    /// A real `bootstrap` process under its own Runtime API, on this world's table.
+    fn real_environment(&self, runtime: &standin::RuntimeApi) -> tokio::process::Child {
+        let endpoint = self.link.endpoint();
+        crate::binary::start_bootstrap(
+            &self.app,
+            runtime,
+            // Info, not debug: nobody reads the pipes before the end, and the SDKs' debug lines
+            // would fill them and block the processes.
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+                ("AWS_LAMBDA_LOG_LEVEL", "info"),
+            ],
+        )
+    }
+
+    /// One call of `path` through a fresh real `bootstrap`: its status and its logs.
+    async fn get_real(&self, path: &str, jwt: &str) -> (u16, String) {
+        let runtime = standin::RuntimeApi::start().await.expect("runtime API");
+        let child = self.real_environment(&runtime);
+        let event = crate::helpers::idp_event("GET", path, "", jwt, &[]).to_string();
+        let outcome = runtime
+            .invoke(&event, Duration::from_secs(10), Duration::from_secs(60))
+            .await;
+        let logs = crate::binary::output_of(child).await;
+        let Some(standin::Outcome::Response(response)) = outcome else {
+            panic!("no response: {outcome:?}; logs: {logs}");
+        };
+        let status = response["statusCode"].as_u64().unwrap_or_default();
+        (u16::try_from(status).unwrap_or_default(), logs)
     }
 
     async fn get(&self, env: &App, path: &str, jwt: &str) -> TestResponse {
@@ -428,28 +470,18 @@ async fn a_hanging_dynamodb_degrades_within_the_deadline() {
 
 #[tokio::test]
 async fn three_real_bootstraps_share_one_exchange_and_one_grant_through_the_table() {
-    use crate::binary::{output_of, start_bootstrap};
+    use crate::binary::output_of;
     use crate::helpers::{PLACEHOLDER, event_text};
     use standin::{Outcome, RuntimeApi};
 
     let world = World::spawn().await;
     let jwt = world.user("github|7011", "gho_dead_7011", "ghr_7011", false);
     world.app.github.set_token_delay(Duration::from_millis(300));
-    let endpoint = world.link.endpoint();
     let mut runtimes = Vec::new();
     let mut children = Vec::new();
     for _ in 0..3 {
         let runtime = RuntimeApi::start().await.expect("runtime API");
-        children.push(start_bootstrap(
-            &world.app,
-            &runtime,
-            // Info, not debug: nobody reads the pipes before the end, and the SDKs' debug lines
-            // would fill them and block the processes.
-            &[
-                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-                ("AWS_LAMBDA_LOG_LEVEL", "info"),
-            ],
-        ));
+        children.push(world.real_environment(&runtime));
         runtimes.push(runtime);
     }
     let event = event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, &jwt);
@@ -535,4 +567,106 @@ async fn a_refused_token_from_the_table_is_replaced_by_auth0s_newer_one() {
         .await
         .assert_error(403, "reconsent_required");
     assert_eq!(world.app.tenant.user_calls(), reads + 1);
+}
+
+/// Issue 26 for Token Vault: a token from the table that the IdP refuses is exchanged afresh
+/// (Token Vault's "read from Auth0") before the user is sent to connect the account again.
+#[tokio::test]
+async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
+    let google = standin::Idp::start_as(standin::Flavor::Google)
+        .await
+        .expect("stand-in Google starts");
+    let more = json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
+    let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
+    let tenant = &world.app.tenant;
+    tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
+    tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
+    let sub = "google-oauth2|7020";
+    tenant.connect_account(sub, "google-oauth2", json!({"for": sub}));
+    let jwt = tenant.token(AUDIENCE, sub).sign();
+    const USERINFO: &str = "/idp/google-oauth2/oauth2/v3/userinfo";
+    let bearer = || {
+        let last = google.requests().pop().expect("a Google call");
+        last.header("authorization").expect("bearer").to_owned()
+    };
+
+    let first = world.environment().await;
+    assert_ok(&world.get(&first, USERINFO, &jwt).await);
+    assert_eq!(tenant.vault_exchanges(), 1);
+    let t1 = bearer();
+
+    // Auth0 renewed the token; Google revoked the one the table holds.
+    let t2 = tenant.renew_vault_token(sub, "google-oauth2").expect("connected");
+    google.expire(t1.trim_start_matches("Bearer "));
+    let fresh = world.environment().await;
+    assert_ok(&world.get(&fresh, USERINFO, &jwt).await);
+    assert_eq!(tenant.vault_exchanges(), 2, "a fresh exchange after the 401");
+    assert_eq!(bearer(), format!("Bearer {t2}"));
+    // The table now holds t2 for the fleet: no exchange for another environment.
+    let another = world.environment().await;
+    assert_ok(&world.get(&another, USERINFO, &jwt).await);
+    assert_eq!(tenant.vault_exchanges(), 2);
+
+    // A token exchanged within the invocation and refused is not exchanged again.
+    google.expire(&t2);
+    let last = world.environment().await;
+    world
+        .get(&last, USERINFO, &jwt)
+        .await
+        .assert_error(403, "reconsent_required");
+    assert_eq!(tenant.vault_exchanges(), 3, "the table's t2, then one exchange");
+}
+
+/// Issue 26 through real `bootstrap` processes sharing one table in moto: a token of the table
+/// that GitHub refuses is replaced by Auth0's newer one, and a refused Token Vault token by a
+/// fresh exchange, each in a fresh process.
+#[tokio::test]
+async fn real_bootstraps_replace_a_refused_token_from_the_table_with_auth0s_newer_one() {
+    let google = standin::Idp::start_as(standin::Flavor::Google)
+        .await
+        .expect("stand-in Google starts");
+    let more = json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
+    let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
+    let tenant = &world.app.tenant;
+
+    // Identities: t1 into the table, a new login (t2 in Auth0, t1 revoked), a fresh process.
+    let sub = "github|7030";
+    let person = json!({"login": "octocat", "for": sub});
+    world.app.github.grant("gho_t1_7030", person.clone());
+    tenant.add_user(standin::profile(sub, &[("github", "4242", "gho_t1_7030")]));
+    let jwt = tenant.token(AUDIENCE, sub).sign();
+    let (status, logs) = world.get_real(GITHUB_USER, &jwt).await;
+    assert_eq!(status, 200, "{logs}");
+    world.app.github.grant("gho_t2_7030", person);
+    world.app.github.expire("gho_t1_7030");
+    tenant.add_user(standin::profile(sub, &[("github", "4242", "gho_t2_7030")]));
+    let (status, logs) = world.get_real(GITHUB_USER, &jwt).await;
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(tenant.user_calls(), 2, "Auth0 read after the 401");
+    let last = world.app.github.requests().pop().expect("a GitHub call");
+    assert_eq!(last.header("authorization"), Some("Bearer gho_t2_7030"));
+    assert!(!logs.contains("gho_t"), "no token in the logs");
+
+    // Token Vault: t1 exchanged into the table, renewed by Auth0 and revoked by Google.
+    tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
+    tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
+    let vault_sub = "google-oauth2|7031";
+    let t1 = tenant.connect_account(vault_sub, "google-oauth2", json!({"for": vault_sub}));
+    let vault_jwt = tenant.token(AUDIENCE, vault_sub).sign();
+    const USERINFO: &str = "/idp/google-oauth2/oauth2/v3/userinfo";
+    let (status, logs) = world.get_real(USERINFO, &vault_jwt).await;
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(tenant.vault_exchanges(), 1);
+    let t2 = tenant
+        .renew_vault_token(vault_sub, "google-oauth2")
+        .expect("connected");
+    google.expire(&t1);
+    let (status, logs) = world.get_real(USERINFO, &vault_jwt).await;
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(tenant.vault_exchanges(), 2, "a fresh exchange after the 401");
+    let last = google.requests().pop().expect("a Google call");
+    assert_eq!(last.header("authorization"), Some(format!("Bearer {t2}").as_str()));
+    for token in [&t1, &t2] {
+        assert!(!logs.contains(token.as_str()), "no token in the logs");
+    }
 }

@@ -69,6 +69,10 @@ async fn head_answers_have_the_get_headers_and_no_body_in_both_payload_versions(
     for rest in [false, true] {
         for (path, jwt, status) in [
             ("/identities", Some(jwt.as_str()), 200),
+            // Proxied: the IdP's own HEAD answer, its GET's headers and no body.
+            ("/idp/github/user", Some(jwt.as_str()), 200),
+            // The IdP's failure, answered with the function's own 502.
+            ("/idp/github/fail", Some(jwt.as_str()), 502),
             ("/identities", None, 401),
             ("/nowhere", Some(jwt.as_str()), 404),
             ("/idp/github/user", Some(tokenless.as_str()), 403),
