@@ -1,5 +1,6 @@
 //! A local stand-in for API Gateway's HTTP API: each HTTP request becomes a payload v2 event,
-//! parsed by lambda_http exactly as in Lambda, and the handler's response becomes the HTTP answer.
+//! run through the function as Lambda runs it, and its payload v2 response becomes the HTTP
+//! answer as API Gateway writes it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,7 +9,8 @@ use axum::extract::Request as AxumRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use base64::Engine;
-use lambda_http::{Body, Context, RequestExt};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Context, LambdaEvent};
 use serde_json::{Map, Value, json};
 
 /// The largest request body API Gateway accepts (10 MB); larger is refused here too.
@@ -100,9 +102,12 @@ pub async fn to_event(request: AxumRequest) -> Result<Value, StatusCode> {
     }))
 }
 
-/// Runs `event` through the handler with a Lambda-like context (a 10 s deadline).
+/// Runs `event` through the function exactly as Lambda does (its own event adapter, handler
+/// and response serialisation, with a 10 s deadline), then answers as API Gateway would from
+/// the payload v2 response: each header one field as written, each `cookies` entry its own
+/// `Set-Cookie`.
 pub async fn invoke(app: &auth0_idp_proxy::App, event: &Value) -> AxumResponse {
-    let Ok(request) = lambda_http::request::from_str(&event.to_string()) else {
+    let Ok(payload) = serde_json::from_value::<LambdaRequest>(event.clone()) else {
         return (StatusCode::BAD_REQUEST, "not an API Gateway request").into_response();
     };
     let mut context = Context::default();
@@ -114,13 +119,81 @@ pub async fn invoke(app: &auth0_idp_proxy::App, event: &Value) -> AxumResponse {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
         + 10_000;
-    let response = app.handle(request.with_lambda_context(context)).await;
-    let (parts, body) = response.into_parts();
-    let body = match body {
-        Body::Empty => AxumBody::empty(),
-        Body::Text(text) => AxumBody::from(text),
-        Body::Binary(bytes) => AxumBody::from(bytes),
-        _ => AxumBody::empty(),
+    let written = app.invoke(LambdaEvent::new(payload, context)).await;
+    match serde_json::from_str::<Value>(written.get()) {
+        Ok(response) => from_lambda_response(&response),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+/// The HTTP answer API Gateway makes of a payload v2 Lambda response; a response it could not
+/// use is its `502`.
+fn from_lambda_response(response: &Value) -> AxumResponse {
+    let status = response["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    let Some(status) = status else {
+        return StatusCode::BAD_GATEWAY.into_response();
     };
-    AxumResponse::from_parts(parts, body)
+    let mut answer = AxumResponse::builder().status(status);
+    for (name, value) in response["headers"].as_object().into_iter().flatten() {
+        if let Some(value) = value.as_str() {
+            answer = answer.header(name.as_str(), value);
+        }
+    }
+    for cookie in response["cookies"].as_array().into_iter().flatten() {
+        if let Some(cookie) = cookie.as_str() {
+            answer = answer.header(axum::http::header::SET_COOKIE, cookie);
+        }
+    }
+    let text = response["body"].as_str().unwrap_or_default();
+    let body = if response["isBase64Encoded"].as_bool() == Some(true) {
+        match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(bytes) => AxumBody::from(bytes),
+            Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+        }
+    } else {
+        AxumBody::from(text.to_owned())
+    };
+    answer
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v2_response_is_answered_as_api_gateway_writes_it() {
+        let answer = from_lambda_response(&json!({
+            "statusCode": 200,
+            "headers": {"vary": "Accept, authorization, origin", "link": "<a>; rel=\"next\", <b>; rel=\"last\""},
+            "cookies": ["a=1; Secure", "b=2; Secure"],
+            "body": "aGk=",
+            "isBase64Encoded": true,
+        }));
+        assert_eq!(answer.status(), StatusCode::OK);
+        let headers = answer.headers();
+        assert_eq!(headers["vary"], "Accept, authorization, origin");
+        assert_eq!(headers.get_all("link").iter().count(), 1);
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; Secure", "b=2; Secure"]);
+    }
+
+    #[test]
+    fn a_response_api_gateway_cannot_use_is_its_502() {
+        for bad in [
+            json!({"statusCode": 99}),
+            json!({}),
+            json!({"statusCode": 200, "body": "!!", "isBase64Encoded": true}),
+        ] {
+            assert_eq!(
+                from_lambda_response(&bad).status(),
+                StatusCode::BAD_GATEWAY,
+                "{bad}"
+            );
+        }
+    }
 }

@@ -63,6 +63,42 @@ pub async fn output_of(mut child: Child) -> String {
     text
 }
 
+/// A real `bootstrap` under its own Runtime API: events in, Lambda responses out.
+pub struct RealBinary {
+    runtime: RuntimeApi,
+    child: Child,
+}
+
+impl RealBinary {
+    /// The real binary with `app`'s configuration and `extra` variables.
+    pub async fn start(app: &TestApp, extra: &[(&str, &str)]) -> Self {
+        let runtime = RuntimeApi::start().await.expect("runtime API");
+        let child = start_bootstrap(app, &runtime, extra);
+        Self { runtime, child }
+    }
+
+    /// The Lambda response to `event`, as the caller gets it.
+    pub async fn invoke(&self, event: &Value) -> crate::helpers::LambdaAnswer {
+        let text = event.to_string();
+        match self
+            .runtime
+            .invoke(&text, Duration::from_secs(10), Duration::from_secs(30))
+            .await
+        {
+            Some(Outcome::Response(value)) => {
+                let size = value.to_string().len();
+                crate::helpers::LambdaAnswer::from_value(value, size)
+            }
+            other => panic!("no response: {other:?}"),
+        }
+    }
+
+    /// Stops the binary and returns what it wrote.
+    pub async fn logs(self) -> String {
+        output_of(self.child).await
+    }
+}
+
 /// The status each sample event must get with a valid token in place of the placeholder.
 fn expected_status(name: &str) -> u16 {
     if name.contains("missing-token") || name.contains("malformed-token") {
@@ -195,7 +231,7 @@ async fn the_real_binary_refuses_to_start_with_bad_configuration() {
 /// Lambda's limit (the stand-in refuses it as Lambda does) or a panic would all show here.
 #[tokio::test]
 async fn the_real_binary_speaks_http_under_a_runtime_api() {
-    use crate::helpers::{LambdaAnswer, idp_event};
+    use crate::helpers::idp_event;
     use crate::speaks_http::{expected_bytes, gunzip, hostile_events};
     use serde_json::json;
 
@@ -205,22 +241,8 @@ async fn the_real_binary_speaks_http_under_a_runtime_api() {
     )
     .await;
     let jwt = app.token(USER).sign();
-    let runtime = RuntimeApi::start().await.expect("runtime API");
-    let child = start_bootstrap(&app, &runtime, &[]);
-    let mut logs_of = Some(child);
-    let invoke = async |event: serde_json::Value| -> LambdaAnswer {
-        let text = event.to_string();
-        match runtime
-            .invoke(&text, Duration::from_secs(10), Duration::from_secs(30))
-            .await
-        {
-            Some(Outcome::Response(value)) => {
-                let size = value.to_string().len();
-                LambdaAnswer::from_value(value, size)
-            }
-            other => panic!("no response: {other:?}"),
-        }
-    };
+    let real = RealBinary::start(&app, &[]).await;
+    let invoke = async |event: serde_json::Value| real.invoke(&event).await;
     let get = |path: &str, query: &str| idp_event("GET", path, query, &jwt, &[]);
 
     for kind in ["binary", "latin1", "invalid-utf8-json"] {
@@ -275,7 +297,65 @@ async fn the_real_binary_speaks_http_under_a_runtime_api() {
     }
     // Still the same environment: one JWKS fetch for everything.
     assert_eq!(app.tenant.jwks_calls(), 1);
-    let logs = output_of(logs_of.take().expect("child")).await;
+    let logs = real.logs().await;
     assert!(!logs.contains("panicked"), "{logs}");
     assert!(!logs.contains(&github_token(USER)));
+}
+
+/// Issue 22 through the real binary, in both payloads: repeated fields (two `Vary`, `Link`s,
+/// challenges, rate limits) reach the caller, a Latin-1 `ETag` is dropped and counted and never
+/// the answer, and every error of the function's own varies on `Authorization` and `Origin`
+/// once; each summary line's status is the status the caller got.
+#[tokio::test]
+async fn the_real_binary_keeps_repeated_fields_and_drops_only_unwritable_values() {
+    use crate::speaks_http::{
+        assert_latin1_etag_dropped, assert_own_error, assert_repeated_fields, latin1_events,
+        own_error_events, repeated_events,
+    };
+
+    let app = TestApp::spawn_with(
+        &[("ALLOWED_ORIGINS", "https://app.example.com")],
+        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
+    )
+    .await;
+    let jwt = app.token(USER).sign();
+    let real = RealBinary::start(&app, &[]).await;
+    let mut statuses = Vec::new();
+    for status in [200, 403] {
+        for (payload, event, own) in repeated_events(&jwt, status) {
+            let answer = real.invoke(&event).await;
+            assert_eq!(answer.status, status, "{payload:?}");
+            assert_repeated_fields(&answer, payload, &own);
+            statuses.push((status, false));
+        }
+    }
+    for (payload, event) in latin1_events(&jwt) {
+        let answer = real.invoke(&event).await;
+        assert_latin1_etag_dropped(&answer, payload);
+        statuses.push((200, true));
+    }
+    for (payload, status, code, event) in own_error_events(&jwt) {
+        let answer = real.invoke(&event).await;
+        assert_own_error(&answer, payload, status, code);
+        statuses.push((status, false));
+    }
+    let logs = real.logs().await;
+    let summaries: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "invocation")
+        .collect();
+    assert_eq!(summaries.len(), statuses.len(), "{logs}");
+    for (line, (status, dropped)) in summaries.iter().zip(&statuses) {
+        assert_emf(line);
+        assert_eq!(line["status"], *status, "the status the caller got: {line}");
+        assert_eq!(
+            line.get("HeaderValuesDropped").is_some(),
+            *dropped,
+            "{line}"
+        );
+    }
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(!logs.contains(&github_token(USER)));
+    assert!(!logs.contains(&jwt));
 }

@@ -20,6 +20,16 @@ use crate::helpers::{
 
 const GITHUB_USER: &str = "/idp/github/user";
 
+/// The captured log lines of the table's troubles and the renewals' outcomes, to tell a
+/// failure's cause (all tests share the capture, so lines of other tests may be among them).
+fn table_warnings() -> String {
+    logs()
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("renew"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// moto's server for the tables: apart from the one the other tests' secrets live in, so that
 /// their load does not slow the table past its timeouts (which these tests would read as an
 /// outage).
@@ -200,7 +210,7 @@ async fn one_client_credentials_exchange_serves_the_whole_fleet() {
         envs[1].prefetch(budget),
         envs[2].prefetch(budget)
     );
-    assert_eq!(world.app.tenant.token_calls(), 1);
+    assert_eq!(world.app.tenant.token_calls(), 1, "{}", table_warnings());
     // A fourth environment, started later, reads the table before it would exchange.
     let late = world.environment().await;
     late.prefetch(budget).await;
@@ -277,9 +287,14 @@ async fn three_environments_racing_on_one_expired_token_make_one_grant() {
         world.get(&envs[2], GITHUB_USER, &jwt)
     );
     for response in [&a, &b, &c] {
-        assert_ok(response);
+        assert!(
+            response.status == 200,
+            "{}; {}",
+            response.body,
+            table_warnings()
+        );
     }
-    assert_eq!(world.app.github.grants(), 1);
+    assert_eq!(world.app.github.grants(), 1, "{}", table_warnings());
     assert_eq!(world.app.github.presented_refresh_tokens(), ["ghr_7003"]);
 }
 
@@ -576,7 +591,8 @@ async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
     let google = standin::Idp::start_as(standin::Flavor::Google)
         .await
         .expect("stand-in Google starts");
-    let more = json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
+    let more =
+        json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
     let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
     let tenant = &world.app.tenant;
     tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
@@ -596,11 +612,17 @@ async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
     let t1 = bearer();
 
     // Auth0 renewed the token; Google revoked the one the table holds.
-    let t2 = tenant.renew_vault_token(sub, "google-oauth2").expect("connected");
+    let t2 = tenant
+        .renew_vault_token(sub, "google-oauth2")
+        .expect("connected");
     google.expire(t1.trim_start_matches("Bearer "));
     let fresh = world.environment().await;
     assert_ok(&world.get(&fresh, USERINFO, &jwt).await);
-    assert_eq!(tenant.vault_exchanges(), 2, "a fresh exchange after the 401");
+    assert_eq!(
+        tenant.vault_exchanges(),
+        2,
+        "a fresh exchange after the 401"
+    );
     assert_eq!(bearer(), format!("Bearer {t2}"));
     // The table now holds t2 for the fleet: no exchange for another environment.
     let another = world.environment().await;
@@ -614,7 +636,11 @@ async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
         .get(&last, USERINFO, &jwt)
         .await
         .assert_error(403, "reconsent_required");
-    assert_eq!(tenant.vault_exchanges(), 3, "the table's t2, then one exchange");
+    assert_eq!(
+        tenant.vault_exchanges(),
+        3,
+        "the table's t2, then one exchange"
+    );
 }
 
 /// Issue 26 through real `bootstrap` processes sharing one table in moto: a token of the table
@@ -625,7 +651,8 @@ async fn real_bootstraps_replace_a_refused_token_from_the_table_with_auth0s_newe
     let google = standin::Idp::start_as(standin::Flavor::Google)
         .await
         .expect("stand-in Google starts");
-    let more = json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
+    let more =
+        json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
     let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
     let tenant = &world.app.tenant;
 
@@ -663,9 +690,16 @@ async fn real_bootstraps_replace_a_refused_token_from_the_table_with_auth0s_newe
     google.expire(&t1);
     let (status, logs) = world.get_real(USERINFO, &vault_jwt).await;
     assert_eq!(status, 200, "{logs}");
-    assert_eq!(tenant.vault_exchanges(), 2, "a fresh exchange after the 401");
+    assert_eq!(
+        tenant.vault_exchanges(),
+        2,
+        "a fresh exchange after the 401"
+    );
     let last = google.requests().pop().expect("a Google call");
-    assert_eq!(last.header("authorization"), Some(format!("Bearer {t2}").as_str()));
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {t2}").as_str())
+    );
     for token in [&t1, &t2] {
         assert!(!logs.contains(token.as_str()), "no token in the logs");
     }

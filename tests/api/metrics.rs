@@ -17,7 +17,8 @@ const USER: &str = "github|1001";
 /// The dimensions a summary line may carry, and the values each may take (`None`: checked by
 /// the caller against the configuration).
 const ROUTES: [&str; 4] = ["identities", "idp", "preflight", "none"];
-const ERROR_CODES: [&str; 12] = [
+const ERROR_CODES: [&str; 13] = [
+    "invalid_request",
     "invalid_token",
     "insufficient_scope",
     "forbidden_path",
