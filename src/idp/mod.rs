@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod connections;
 pub mod fleet_source;
 pub mod identity_source;
+pub mod learned;
 pub mod path;
 pub mod renewal;
 pub mod response;

@@ -9,8 +9,9 @@
 //! tenant) or adds connections of its own. `IDP_TOKEN_SOURCE` sets the token source of every
 //! connection that does not name its own.
 
+mod configured;
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
@@ -19,34 +20,7 @@ use url::Url;
 pub use super::allow::AllowRule;
 use super::catalogue::{self, Entry};
 pub use super::catalogue::{Refresh, TokenAuth};
-
-/// Connections served by their strategy's catalogue entry, learned from identities
-/// ([`Connections::for_strategy`]), shared by the invocations of one execution environment.
-/// Bounded: a name gets here only from an identity the Management API returned.
-#[derive(Debug, Default)]
-pub struct Learned(std::sync::Mutex<HashMap<String, Arc<Connection>>>);
-
-/// Most connections learned; past it, new ones are served but not kept (a tenant has few connections).
-const MAX_LEARNED: usize = 256;
-
-impl Learned {
-    /// The connection learned for `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<Connection>> {
-        // A poisoned lock only means another invocation panicked mid-insert: the map is whole.
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(name).cloned()
-    }
-
-    /// Keeps `connection` and hands it back shared.
-    pub fn insert(&self, connection: Connection) -> Arc<Connection> {
-        let connection = Arc::new(connection);
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() < MAX_LEARNED {
-            map.insert(connection.name.clone(), Arc::clone(&connection));
-        }
-        connection
-    }
-}
+use configured::{Override, draft, merge, needs, params};
 
 /// One connection's entry.
 #[derive(Debug, Clone)]
@@ -122,32 +96,6 @@ impl Connection {
     pub fn renews(&self) -> bool {
         self.token_url.is_some() && self.refresh != Refresh::None
     }
-}
-
-/// The fields of one entry of `IDP_CONNECTIONS`; all optional for a connection with a
-/// catalogue entry. Unknown fields are refused, except the parameters its entry names.
-#[derive(Debug, Deserialize)]
-struct Override {
-    strategy: Option<String>,
-    api_base: Option<String>,
-    allow: Option<Vec<String>>,
-    token_url: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
-    token_auth: Option<TokenAuth>,
-    refresh: Option<Refresh>,
-    refresh_scopes: Option<Vec<String>>,
-    token_source: Option<TokenSourceKind>,
-    path_characters: Option<String>,
-    /// Every other field: the entry's `{param}` values, checked against its `params`.
-    #[serde(flatten)]
-    params: BTreeMap<String, serde_json::Value>,
-}
-
-/// A connection before `IDP_CONNECTIONS` is merged over it: a catalogue entry whose API base may
-/// still be missing (a parameter or a per-user host it needs).
-struct Draft {
-    connection: Connection,
-    api_base: Option<Url>,
 }
 
 /// The connection table.
@@ -297,239 +245,6 @@ impl Connections {
         };
         merge(name, base, entry, self.default_source)
     }
-}
-
-/// The values of `entry`'s parameters in an `IDP_CONNECTIONS` entry's other fields: every one
-/// given, each a checked string, and no field that is not one of them.
-fn params(
-    entry: Option<&Entry>,
-    fields: &BTreeMap<String, serde_json::Value>,
-) -> Result<BTreeMap<String, String>, String> {
-    let wanted = entry.map_or(&[][..], |e| e.params.as_slice());
-    if let Some(unknown) = fields.keys().find(|k| !wanted.contains(k)) {
-        return Err(format!("unknown field `{unknown}`"));
-    }
-    let mut values = BTreeMap::new();
-    for name in wanted {
-        let value = match fields.get(name) {
-            Some(serde_json::Value::String(value)) => value.trim(),
-            Some(_) => return Err(format!("{name} must be a string")),
-            None => return Err(format!("{name} is required for this strategy")),
-        };
-        catalogue::param_value(name, value)?;
-        values.insert(name.clone(), value.to_owned());
-    }
-    Ok(values)
-}
-
-/// What an entry needs before it can serve a connection, for error messages.
-fn needs(entry: &Entry) -> String {
-    if let Some(dialect) = entry.unsupported_dialect() {
-        return format!("{dialect}, which this version does not speak");
-    }
-    match (entry.params.is_empty(), &entry.api_base) {
-        (false, _) => format!("parameters {}", entry.params.join(", ")),
-        (true, None) => "an api_base".to_owned(),
-        (true, Some(_)) => "nothing".to_owned(),
-    }
-}
-
-/// The connection `name` as catalogue `entry` (of `strategy`) describes it, with `params`
-/// filled in. A token endpoint whose parameter is missing is left out (not renewable); an API
-/// base that cannot be had is left for `IDP_CONNECTIONS` to give.
-fn draft(
-    name: &str,
-    strategy: &str,
-    entry: &Entry,
-    params: &BTreeMap<String, String>,
-    default_source: TokenSourceKind,
-) -> Result<Draft, String> {
-    let filled = |text: &Option<String>, field: &str| -> Result<Option<Url>, String> {
-        text.as_deref()
-            .and_then(|t| catalogue::fill(t, params))
-            .map(|t| api_url(&t, field))
-            .transpose()
-    };
-    // An entry whose dialect is not spoken yet serves nothing rather than something wrong.
-    let api_base = match entry.unsupported_dialect() {
-        Some(_) => None,
-        None => filled(&entry.api_base, "api_base")?,
-    };
-    let token_url = filled(&entry.token_url, "token_url")?;
-    let connection = Connection {
-        name: name.to_owned(),
-        strategy: Some(strategy.to_owned()),
-        // Replaced by `complete` or `merge`; never served while `Draft::api_base` is `None`.
-        api_base: api_base
-            .clone()
-            .unwrap_or_else(|| Url::parse("https://invalid./").expect("a valid URL")),
-        allow: allow_rules(&entry.allow)?,
-        token_url,
-        refresh: entry.refresh,
-        headers: parse_headers(entry.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
-        token_auth: entry.token_auth,
-        refresh_scopes: scopes(entry.refresh_scopes.clone())?,
-        token_source: default_source,
-        path_characters: Vec::new(),
-    };
-    Ok(Draft {
-        connection,
-        api_base,
-    })
-}
-
-impl Draft {
-    /// The connection, if its API base is known.
-    fn complete(self) -> Option<Connection> {
-        let api_base = self.api_base?;
-        Some(Connection {
-            api_base,
-            ..self.connection
-        })
-    }
-}
-
-fn allow_rules(rules: &[String]) -> Result<Vec<AllowRule>, String> {
-    rules.iter().map(|r| AllowRule::parse(r)).collect()
-}
-
-fn scopes(scopes: Vec<String>) -> Result<Vec<String>, String> {
-    if scopes
-        .iter()
-        .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-    {
-        return Err("refresh_scopes must be single, non-empty scopes".to_owned());
-    }
-    Ok(scopes)
-}
-
-fn merge(
-    name: &str,
-    base: Option<Draft>,
-    entry: Override,
-    default_source: TokenSourceKind,
-) -> Result<Connection, String> {
-    let api_base = match (
-        entry.api_base,
-        base.as_ref().and_then(|b| b.api_base.clone()),
-    ) {
-        (Some(url), _) => api_url(&url, "api_base")?,
-        (None, Some(url)) => url,
-        (None, None) => return Err("api_base is required for this connection".to_owned()),
-    };
-    let base = base.map(|b| b.connection);
-    let allow = match entry.allow {
-        Some(rules) => allow_rules(&rules)?,
-        None => match &base {
-            Some(base) => base.allow.clone(),
-            None => vec![AllowRule::parse(DEFAULT_ALLOW)?],
-        },
-    };
-    let token_url = match entry.token_url {
-        Some(url) if url.is_empty() => None,
-        Some(url) => Some(api_url(&url, "token_url")?),
-        None => base.as_ref().and_then(|b| b.token_url.clone()),
-    };
-    // A connection of its own with a token endpoint renews with a plain refresh token unless
-    // it says otherwise.
-    let refresh = match (entry.refresh, &base, &token_url) {
-        (Some(refresh), _, _) => refresh,
-        (None, _, None) => Refresh::None,
-        (None, Some(base), Some(_)) if base.refresh != Refresh::None => base.refresh,
-        (None, _, Some(_)) => Refresh::RefreshToken,
-    };
-    let refresh_scopes = match entry.refresh_scopes {
-        Some(scopes) => self::scopes(scopes)?,
-        None => base
-            .as_ref()
-            .map(|b| b.refresh_scopes.clone())
-            .unwrap_or_default(),
-    };
-    let token_source = entry.token_source.unwrap_or(default_source);
-    let token_auth = entry
-        .token_auth
-        .or(base.as_ref().map(|b| b.token_auth))
-        .unwrap_or_default();
-    let path_characters = match entry.path_characters {
-        Some(characters) => {
-            let characters: Vec<char> = characters.chars().collect();
-            if let Some(c) = characters
-                .iter()
-                .find(|c| !super::path::GUARDED.contains(c))
-            {
-                return Err(format!(
-                    "path_characters: {c:?} is not refused by default; list only ; and look-alike dots"
-                ));
-            }
-            characters
-        }
-        None => Vec::new(),
-    };
-    let strategy = base.as_ref().and_then(|b| b.strategy.clone());
-    let headers = match entry.headers {
-        Some(headers) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
-        None => base.map(|b| b.headers).unwrap_or_default(),
-    };
-    Ok(Connection {
-        name: name.to_owned(),
-        strategy,
-        api_base,
-        allow,
-        token_url,
-        refresh,
-        headers,
-        token_auth,
-        path_characters,
-        refresh_scopes,
-        token_source,
-    })
-}
-
-/// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
-/// API base.
-const DEFAULT_ALLOW: &str = "GET /**";
-
-/// An https URL (plain http only for a loopback stand-in), without credentials, query or
-/// fragment, stored without a trailing slash.
-fn api_url(text: &str, field: &str) -> Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| format!("{field}: {e}"))?;
-    // Trimmed after parsing: the parser can still leave a trailing slash (`/v1/..`, `/v1/%2e%2e`,
-    // `/v1/ `), and the root stays `/`.
-    let path = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&path);
-    let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || url.host_str() == Some("localhost");
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(format!("{field} must be an https URL")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{field} must not contain credentials"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{field} must not have a query or fragment"));
-    }
-    Ok(url)
-}
-
-/// Extra headers, minus those the function sets itself.
-fn parse_headers<'a>(
-    headers: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    headers
-        .map(|(name, value)| {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("bad header name {name:?}"))?;
-            if matches!(name.as_str(), "authorization" | "cookie" | "host") {
-                return Err(format!("header {name} cannot be configured"));
-            }
-            let value =
-                HeaderValue::from_str(value).map_err(|_| format!("bad value for {name}"))?;
-            Ok((name, value))
-        })
-        .collect()
 }
 
 #[cfg(test)]
