@@ -18,6 +18,16 @@ pub const STEPS_FLAG: &str = "--init-steps";
 /// See [`STEPS_FLAG`].
 const ALTERNATIVE: &str = "alternative";
 
+/// The command-line flag that makes this executable build the connection table from the
+/// provider catalogue once, as `Config::from_env` does at cold init, and print how long it took.
+pub const CATALOGUE_FLAG: &str = "--catalogue-once";
+
+/// What the child prints before the catalogue's time, on stderr.
+const CATALOGUE_PREFIX: &str = "catalogue:";
+
+/// The most the catalogue may add to cold init (issue 20), in µs.
+const CATALOGUE_TARGET_US: f64 = 200.0;
+
 /// What the child prints before its timings, on stderr.
 const PREFIX: &str = "init-steps:";
 
@@ -91,6 +101,46 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Parses and validates the compiled-in catalogue into the connection table once, the first
+/// time in this process (cold, as at init), and prints the time (µs) on stderr.
+pub fn time_catalogue() -> Result<(), String> {
+    let started = Instant::now();
+    let table = auth0_idp_proxy::idp::connections::Connections::new(None)?;
+    let elapsed = started.elapsed().as_secs_f64() * 1e6;
+    std::hint::black_box(table);
+    eprintln!("{CATALOGUE_PREFIX}{elapsed:.1}");
+    Ok(())
+}
+
+/// The catalogue's cost at cold init: [`time_catalogue`] in `runs` fresh processes, median.
+async fn catalogue(report: &mut Report, exe: &std::path::Path, runs: usize) -> Result<(), String> {
+    let mut times = Vec::new();
+    for _ in 0..runs.max(5) {
+        let output = tokio::process::Command::new(exe)
+            .arg(CATALOGUE_FLAG)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let text = String::from_utf8_lossy(&output.stderr);
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(CATALOGUE_PREFIX))
+            .ok_or_else(|| format!("no timing from {CATALOGUE_FLAG}: {text}"))?;
+        times.push(value.parse::<f64>().map_err(|e| format!("{value}: {e}"))?);
+    }
+    let value = median(&times);
+    report.check(
+        "provider catalogue: parse and validate, first in a process (part of Config::from_env)",
+        crate::report::micros(value),
+        "≤ 0.2 ms",
+        value <= CATALOGUE_TARGET_US,
+    );
+    Ok(())
+}
+
 /// Re-runs this executable `runs` times per variant to time the steps, and reports medians.
 pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), String> {
     report.section(
@@ -154,7 +204,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
         "main before the runtime loop: as built | old way",
         format!("{} | {}", millis(init(&built)), millis(init(&alternative))),
     );
-    Ok(())
+    catalogue(report, &exe, runs).await
 }
 
 /// Whether the command line asks for the alternatives.

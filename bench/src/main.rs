@@ -127,6 +127,15 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if args.first().map(String::as_str) == Some(init::CATALOGUE_FLAG) {
+        return match init::time_catalogue() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;

@@ -385,4 +385,22 @@ mod tests {
         );
         assert!(TokenSourceKind::parse("vault").is_err());
     }
+
+    #[test]
+    fn a_token_vault_connection_of_its_own_name_takes_its_strategys_entry() {
+        // Token Vault reads no identity: only `strategy` can say which entry serves it.
+        let table = Connections::from_json(
+            r#"{"corp-github": {"strategy": "github", "token_source": "token_vault"}}"#,
+        )
+        .expect("valid");
+        let vault = table.get("corp-github").expect("configured");
+        assert_eq!(vault.token_source, TokenSourceKind::TokenVault);
+        assert_eq!(vault.strategy.as_deref(), Some("github"));
+        assert_eq!(vault.api_base.as_str(), "https://api.github.com/");
+        assert_eq!(vault.headers.len(), 2, "the GitHub entry's headers");
+        assert!(!vault.allows(&Method::POST, &segments("/user/repos")));
+        // Without it, a name the catalogue does not hold needs everything said.
+        let alone = Connections::from_json(r#"{"corp-github": {"token_source": "token_vault"}}"#);
+        assert!(alone.is_err_and(|e| e.contains("api_base is required")));
+    }
 }
