@@ -28,7 +28,9 @@ pub struct Demo {
     /// The stand-in GitHub.
     pub github: Idp,
     /// The stand-in Google, served through the tenant's Token Vault.
-    _google: Idp,
+    pub google: Idp,
+    /// With `--fleet`: the token table's name in moto's DynamoDB.
+    pub token_table: Option<String>,
     /// With `--fleet`: the client for the token table in moto.
     pub dynamodb: Option<aws_sdk_dynamodb::Client>,
     _moto: Moto,
@@ -226,7 +228,8 @@ pub async fn start(
         Demo {
             tenant,
             github,
-            _google: google,
+            google,
+            token_table: table.as_ref().map(|(name, _)| name.clone()),
             dynamodb: table.map(|(_, client)| client),
             _moto: moto,
         },
