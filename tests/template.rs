@@ -779,5 +779,8 @@ fn every_skipped_scanner_check_says_why_in_one_line() {
             skipped += 1;
         }
     }
-    assert!(skipped > 0, "no Metadata skip found: the test reads the wrong place");
+    assert!(
+        skipped > 0,
+        "no Metadata skip found: the test reads the wrong place"
+    );
 }
