@@ -729,3 +729,58 @@ fn the_http_apis_cors_lists_are_the_functions() {
         split(auth0_idp_proxy::cors::EXPOSE_HEADERS)
     );
 }
+
+#[test]
+fn the_http_api_stage_writes_json_access_logs_kept_as_long_as_the_functions() {
+    let template = template();
+    let settings = &template["Resources"]["HttpApiStage"]["Properties"]["AccessLogSettings"];
+    // `!GetAtt ApiAccessLogGroup.Arn`: the loader keeps the argument.
+    assert_eq!(
+        settings["DestinationArn"].as_str(),
+        Some("ApiAccessLogGroup.Arn")
+    );
+    let format = settings["Format"].as_str().expect("an access log format");
+    let line: Value = serde_json::from_str(format).expect("the access log format is JSON");
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("status", "$context.status"),
+        ("path", "$context.path"),
+        ("integrationError", "$context.integrationErrorMessage"),
+    ] {
+        assert_eq!(line[field].as_str(), Some(variable), "{field}");
+    }
+    // No header is logged: an Authorization value would be a token in the log.
+    assert!(!format.contains("header"), "{format}");
+    let group = &template["Resources"]["ApiAccessLogGroup"];
+    assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
+    assert_eq!(
+        group["Properties"]["RetentionInDays"].as_str(),
+        Some("LogRetentionDays")
+    );
+}
+
+#[test]
+fn every_skipped_scanner_check_says_why_in_one_line() {
+    let template = template();
+    let resources = template["Resources"].as_hash().expect("resources");
+    let mut skipped = 0;
+    for (name, resource) in resources {
+        let Some(skips) = resource["Metadata"]["checkov"]["skip"].as_vec() else {
+            continue;
+        };
+        for skip in skips {
+            let id = skip["id"].as_str().unwrap_or_default();
+            let comment = skip["comment"].as_str().unwrap_or_default();
+            assert!(id.starts_with("CKV_AWS_"), "{name:?}: {id:?}");
+            assert!(
+                comment.len() > 20 && !comment.contains('\n'),
+                "{name:?} skips {id} without a one-line reason"
+            );
+            skipped += 1;
+        }
+    }
+    assert!(
+        skipped > 0,
+        "no Metadata skip found: the test reads the wrong place"
+    );
+}

@@ -28,7 +28,9 @@ pub struct Demo {
     /// The stand-in GitHub.
     pub github: Idp,
     /// The stand-in Google, served through the tenant's Token Vault.
-    _google: Idp,
+    pub google: Idp,
+    /// With `--fleet`: the token table's name in moto's DynamoDB.
+    pub token_table: Option<String>,
     /// With `--fleet`: the client for the token table in moto.
     pub dynamodb: Option<aws_sdk_dynamodb::Client>,
     _moto: Moto,
@@ -95,30 +97,41 @@ pub async fn start(
     tokens.record(&github_token);
     let revoked_token = format!("gho_revoked_{}", std::process::id());
     tokens.record(&revoked_token);
-    for (user, token, name, nickname) in [
-        (DEMO_USER, &github_token, "The Octocat", "octocat"),
+    // The note is for the tenant's sign-in page only: the name stays true after a reconnect.
+    for (user, token, name, nickname, note) in [
+        (
+            DEMO_USER,
+            &github_token,
+            "The Octocat",
+            "octocat",
+            "GitHub and Google work",
+        ),
         (
             REVOKED_USER,
             &revoked_token,
-            "Hubot (GitHub token revoked)",
+            "Hubot",
             "hubot",
+            "starts with a GitHub token GitHub has revoked",
         ),
     ] {
         let id = user.trim_start_matches("github|");
         let mut profile = standin::profile(user, &[("github", id, token)]);
         profile["name"] = json!(name);
         profile["nickname"] = json!(nickname);
+        profile["email"] = json!(format!("{nickname}@example.test"));
+        profile["app_metadata"] = json!({"demo_note": note});
         profile["picture"] = json!(format!("{}/avatars/u/{id}", github.origin()));
         tenant.add_user(profile);
     }
     // Signing in with `connection=github` is a fresh GitHub login: GitHub issues a new token
     // and Auth0 stores it on the identity (the page's "Reconnect GitHub").
     let minting_github = github.clone();
+    let minted = tokens.clone();
     tenant.on_connection_login("github", move |github_id| {
         let token = standin::new_token("gho_fresh_");
         let id = github_id.parse().unwrap_or(0);
         minting_github.grant(&token, github_profile(&minting_github, id));
-        tokens.record(&token);
+        minted.record(&token);
         token
     });
     tenant.register_api(AUDIENCE);
@@ -129,8 +142,6 @@ pub async fn start(
         web_origins: page_origins.to_vec(),
     });
 
-    // Google through Token Vault: the demo user connected the account, and the tenant exchanges
-    // the caller's token for it with the API's own client.
     let google = Idp::start_as(Flavor::Google)
         .await
         .map_err(|e| format!("stand-in Google: {e}"))?;
@@ -140,11 +151,18 @@ pub async fn start(
         std::time::Duration::from_secs(3600),
     );
     tenant.add_token_vault_client(VAULT_CLIENT_ID, Some(&client_secret), AUDIENCE);
-    tenant.connect_account(
-        DEMO_USER,
-        "google-oauth2",
-        json!({"email": "octocat@example.test", "name": "The Octocat (stand-in Google)"}),
-    );
+    // Google through Token Vault: both demo users connected their account, and the tenant
+    // exchanges the caller's token for it with the API's own client.
+    for (user, nickname, name) in [
+        (DEMO_USER, "octocat", "The Octocat"),
+        (REVOKED_USER, "hubot", "Hubot"),
+    ] {
+        let profile = json!({
+            "email": format!("{nickname}@example.test"),
+            "name": format!("{name} (stand-in Google)"),
+        });
+        tokens.record(&tenant.connect_account(user, "google-oauth2", profile));
+    }
 
     // With `--fleet`, the token table in moto's DynamoDB, and a key to seal its values with.
     let table = match fleet {
@@ -210,7 +228,8 @@ pub async fn start(
         Demo {
             tenant,
             github,
-            _google: google,
+            google,
+            token_table: table.as_ref().map(|(name, _)| name.clone()),
             dynamodb: table.map(|(_, client)| client),
             _moto: moto,
         },
@@ -224,7 +243,6 @@ pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
         "clientId": SPA_CLIENT_ID,
         "audience": AUDIENCE,
         "api": api_origin,
-        "connection": "github",
     })
 }
 

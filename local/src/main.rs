@@ -67,6 +67,17 @@ async fn show(http: &reqwest::Client, api: &str, path: &str, token: &str) -> Res
     }
 }
 
+/// The ready output's mode line: where fleet state lives, as a deployment would keep it.
+fn mode_line(demo_table: Option<&str>, token_table: bool) -> String {
+    match (demo_table, token_table) {
+        (Some(table), _) => format!(
+            "mode: token table {table} in moto's DynamoDB (--fleet): the Management API token, IdP tokens and rate budgets are kept there, sealed, as a deployment's instances share them with TOKEN_TABLE"
+        ),
+        (None, true) => "mode: token table (TOKEN_TABLE): the Management API token, IdP tokens and rate budgets are kept there".to_owned(),
+        (None, false) => "mode: memory: tokens and rate budgets live in this process only (--fleet keeps them in a token table in moto's DynamoDB)".to_owned(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let options = match options::parse(std::env::args().skip(1)) {
@@ -163,11 +174,18 @@ async fn run(options: Options) -> Result<(), String> {
     }
 
     println!("auth0-idp-proxy: the function's handler is serving {api_origin}");
+    let demo_table = demo.as_ref().and_then(|d| d.token_table.as_deref());
+    println!("{}", mode_line(demo_table, dynamodb.is_some()));
     if let Some(demo) = &demo {
         println!(
-            "demo: stand-in Auth0 tenant {}, stand-in GitHub {}, moto's Secrets Manager (all on 127.0.0.1)\n",
+            "demo: stand-in Auth0 tenant {}, stand-in GitHub {}, stand-in Google {} (through the tenant's Token Vault), {} (all on 127.0.0.1)\n",
             demo.tenant.origin(),
-            demo.github.origin()
+            demo.github.origin(),
+            demo.google.origin(),
+            match demo.token_table {
+                Some(_) => "moto's Secrets Manager and DynamoDB",
+                None => "moto's Secrets Manager",
+            }
         );
         // An Auth0 access token, as the frontend's getTokenSilently() would return: the
         // GitHub token itself stays in the function and is never printed.
@@ -183,15 +201,18 @@ async fn run(options: Options) -> Result<(), String> {
             &token,
         )
         .await?;
-        println!(
-            "Call it with curl. An Auth0 access token is what a frontend gets from Auth0's SPA SDK\n\
-             (getTokenSilently, audience {aud}); in the demo the stand-in tenant signed this one for\n\
-             {user}, valid for an hour (run dev/run again for a new one):\n\n  \
-             TOKEN={token}\n  \
-             curl -H \"Authorization: Bearer $TOKEN\" {api_origin}/idp/github/user\n",
-            aud = demo::AUDIENCE,
-            user = demo::DEMO_USER,
-        );
+        // With --once the server is gone when this is read: no command it cannot serve.
+        if !options.once {
+            println!(
+                "Call it with curl. An Auth0 access token is what a frontend gets from Auth0's SPA SDK\n\
+                 (getTokenSilently, audience {aud}); in the demo the stand-in tenant signed this one for\n\
+                 {user}, valid for an hour (run dev/run again for a new one):\n\n  \
+                 TOKEN={token}\n  \
+                 curl -H \"Authorization: Bearer $TOKEN\" {api_origin}/idp/github/user\n",
+                aud = demo::AUDIENCE,
+                user = demo::DEMO_USER,
+            );
+        }
     }
     if let Some(origin) = page_origins.first() {
         println!("Sample frontend: open {origin}/ and sign in as a demo user.");
@@ -203,9 +224,15 @@ async fn run(options: Options) -> Result<(), String> {
             "spa": page_origins.first(),
             "other_spa": page_origins.get(1),
             "tenant": demo.as_ref().map(|d| d.tenant.origin()),
+            "github": demo.as_ref().map(|d| d.github.origin()),
+            "google": demo.as_ref().map(|d| d.google.origin()),
+            "token_table": demo.as_ref().and_then(|d| d.token_table.clone()),
         })
     );
     if options.once {
+        println!(
+            "--once: the demo calls went through; the server stops now (dev/run without --once keeps it serving)."
+        );
         return Ok(());
     }
     println!(
@@ -213,4 +240,23 @@ async fn run(options: Options) -> Result<(), String> {
     );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mode_line_names_where_state_lives() {
+        let fleet = super::mode_line(Some("t"), true);
+        assert!(
+            fleet.starts_with("mode: token table t in moto's DynamoDB"),
+            "{fleet}"
+        );
+        let real = super::mode_line(None, true);
+        assert!(
+            real.starts_with("mode: token table (TOKEN_TABLE)"),
+            "{real}"
+        );
+        let memory = super::mode_line(None, false);
+        assert!(memory.starts_with("mode: memory"), "{memory}");
+    }
 }

@@ -151,6 +151,8 @@ struct AuthorizeRequest {
     audience: Option<String>,
     scope: String,
     connection: Option<String>,
+    /// `login_hint`: the email (or user id) of the account to continue with.
+    login_hint: Option<String>,
     prompt_none: bool,
     /// Every parameter as received, to carry through the picking page's form.
     raw: Vec<(String, String)>,
@@ -199,6 +201,7 @@ fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeReq
         audience: get("audience"),
         scope: get("scope").unwrap_or_else(|| "openid".to_owned()),
         connection: get("connection"),
+        login_hint: get("login_hint"),
         prompt_none: get("prompt").as_deref() == Some("none"),
         raw,
     };
@@ -414,7 +417,8 @@ fn escape(text: &str) -> String {
 }
 
 /// The page Universal Login stands in for: one button per demo user (only those with an
-/// identity at the requested connection, if one is).
+/// identity at the requested connection, if one is, and only the one `login_hint` names by
+/// email or user id, if it names one). A user's `app_metadata.demo_note` is shown beside them.
 fn pick_page(request: &AuthorizeRequest, users: &HashMap<String, Value>) -> String {
     let hidden: String = request
         .raw
@@ -438,10 +442,19 @@ fn pick_page(request: &AuthorizeRequest, users: &HashMap<String, Value>) -> Stri
                     .is_some_and(|ids| ids.iter().any(|i| i["connection"] == c.as_str()))
             })
         })
+        .filter(|id| {
+            request.login_hint.as_ref().is_none_or(|hint| {
+                id.as_str() == hint.as_str() || users[*id]["email"] == hint.as_str()
+            })
+        })
         .map(|id| {
             let name = users[id]["name"].as_str().unwrap_or(id);
+            let note = users[id]["app_metadata"]["demo_note"]
+                .as_str()
+                .map(|note| format!(" · {}", escape(note)))
+                .unwrap_or_default();
             format!(
-                "<button name=\"demo_user\" value=\"{}\">{} <small>{}</small></button>",
+                "<button name=\"demo_user\" value=\"{}\">{} <small>{}{note}</small></button>",
                 escape(id),
                 escape(name),
                 escape(id)

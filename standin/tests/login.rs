@@ -267,6 +267,49 @@ async fn signing_in_with_a_connection_stores_a_fresh_idp_token() {
 }
 
 #[tokio::test]
+async fn the_login_page_offers_only_the_account_login_hint_names() {
+    let tenant = tenant().await;
+    let mut other = standin::profile("github|8", &[("github", "8", "gho_other")]);
+    other["email"] = "other@example.test".into();
+    other["app_metadata"] = serde_json::json!({"demo_note": "a <note>"});
+    tenant.add_user(other);
+    let page = |extra: &'static [(&'static str, &'static str)]| {
+        let url = format!("{}/authorize", tenant.origin());
+        async move {
+            let response = http()
+                .get(url)
+                .query(&authorize_params(extra))
+                .send()
+                .await
+                .expect("authorize");
+            response.text().await.expect("page")
+        }
+    };
+    let users = |html: &str| {
+        ["github|7", "github|8"]
+            .into_iter()
+            .filter(|id| html.contains(&format!("value=\"{id}\"")))
+            .collect::<Vec<_>>()
+    };
+    let all = page(&[]).await;
+    assert_eq!(users(&all), ["github|7", "github|8"]);
+    assert!(
+        all.contains("a &lt;note&gt;"),
+        "the demo note, escaped: {all}"
+    );
+    let hinted = page(&[
+        ("connection", "github"),
+        ("login_hint", "other@example.test"),
+    ])
+    .await;
+    assert_eq!(users(&hinted), ["github|8"]);
+    assert_eq!(
+        users(&page(&[("login_hint", "github|7")]).await),
+        ["github|7"]
+    );
+}
+
+#[tokio::test]
 async fn the_token_endpoint_answers_cors_for_allowed_web_origins_only() {
     let tenant = tenant().await;
     let preflight = |origin: &'static str| {

@@ -49,6 +49,62 @@ async function step(name, run) {
 
 const state = (page, value) => page.waitForSelector(`body[data-state=${value}]`, { timeout: 15_000 });
 const text = async (page, selector) => (await page.textContent(selector)).trim();
+/** Every (state, status sentence) pair the page went through since it loaded. */
+const states = (page) => page.evaluate(() => window.testStates);
+const rows = (page) => page.$$eval("#identities tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+
+/** Elements that overlap without one holding the other, and whether the page scrolls sideways. */
+function layoutFaults() {
+  const shown = [...document.body.querySelectorAll("*")].filter((element) => {
+    const style = getComputedStyle(element);
+    return style.display !== "none" && style.visibility !== "hidden" && element.getClientRects().length > 0;
+  });
+  // What a box shows is cut by every ancestor that clips (an ellipsis, a scroller).
+  const clip = (element, rect) => {
+    let { left, top, right, bottom } = rect;
+    for (let up = element.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (getComputedStyle(up).overflowX === "visible") continue;
+      const box = up.getBoundingClientRect();
+      left = Math.max(left, box.left); right = Math.min(right, box.right);
+      top = Math.max(top, box.top); bottom = Math.min(bottom, box.bottom);
+    }
+    return { left, top, right, bottom };
+  };
+  const boxes = shown.map((element) => ({
+    element,
+    rects: [...element.getClientRects()].map((rect) => clip(element, rect))
+      .filter((r) => r.right - r.left > 0.5 && r.bottom - r.top > 0.5),
+  }));
+  const name = (element) => element.id ? `#${element.id}` :
+    `${element.tagName.toLowerCase()}${element.className ? `.${element.className}` : ""} "${element.textContent.trim().slice(0, 30)}"`;
+  const faults = [];
+  for (let i = 0; i < boxes.length; i += 1) {
+    for (let j = i + 1; j < boxes.length; j += 1) {
+      const [a, b] = [boxes[i], boxes[j]];
+      if (a.element.contains(b.element) || b.element.contains(a.element)) continue;
+      // 1 px of tolerance: table cells share their collapsed borders.
+      const hit = a.rects.some((p) => b.rects.some((q) =>
+        Math.min(p.right, q.right) - Math.max(p.left, q.left) > 1 &&
+        Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top) > 1));
+      if (hit) faults.push(`${name(a.element)} overlaps ${name(b.element)}`);
+    }
+  }
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > width) {
+    faults.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in ${width} px`);
+  }
+  const title = document.querySelector("h1");
+  const lines = title.getBoundingClientRect().height / parseFloat(getComputedStyle(title).lineHeight || "0");
+  if (lines > 2.1) faults.push(`the title takes ${lines.toFixed(1)} lines`);
+  return faults;
+}
+
+/** The page at `width` px: a screenshot, then no overlap and nothing sideways. */
+async function checkLayout(page, width, shot) {
+  await page.setViewportSize({ width, height: 844 });
+  if (shot) await page.screenshot({ path: `${shots}/${shot}`, fullPage: true });
+  assert.deepEqual(await page.evaluate(layoutFaults), [], `layout at ${width} px`);
+}
 
 /** Signs in through the stand-in tenant's /authorize page as `user`. */
 async function signIn(page, ready, user, trigger = "#sign-in") {
@@ -73,6 +129,19 @@ try {
     received.push(entry);
     entry.body = await response.text().catch(() => "");
   });
+  // Each state the page shows, with its status sentence, recorded as it happens.
+  await context.addInitScript(() => {
+    window.testStates = [];
+    const record = () => {
+      const entry = { state: document.body.dataset.state, text: document.getElementById("status").textContent };
+      const last = window.testStates.at(-1);
+      if (!last || last.state !== entry.state || last.text !== entry.text) window.testStates.push(entry);
+    };
+    document.addEventListener("DOMContentLoaded", () => {
+      record();
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    });
+  });
   const page = await context.newPage();
   const authorizeRequests = [];
   page.on("request", (request) => {
@@ -83,7 +152,12 @@ try {
   await step("the page opens signed out", async () => {
     await page.goto(`${ready.spa}/`);
     await state(page, "signed-out");
+    assert.equal(await text(page, "#status"), "Signed out.");
+    assert.equal(await page.isHidden("#account"), true);
+    assert.equal(await page.isHidden("#signed-in"), true);
     await page.screenshot({ path: `${shots}/1-signed-out.png` });
+    await checkLayout(page, 390, "1-signed-out-390px.png");
+    await page.setViewportSize({ width: 1100, height: 900 });
   });
 
   await step("sign in through /authorize: code flow with PKCE, state and nonce, the API's audience", async () => {
@@ -97,16 +171,26 @@ try {
     assert.equal(authorize.get("audience"), "https://auth0-idp-proxy.local/api");
     assert.equal(authorize.get("redirect_uri"), ready.spa);
     await page.click('button[value="github|1001"]');
-    await state(page, "signed-in");
+    await state(page, "ready");
     assert.equal(page.url(), `${ready.spa}/`, "code and state left in the address bar");
+    assert.deepEqual((await states(page)).map((s) => `${s.state}: ${s.text}`), [
+      "loading: Loading the page…",
+      "loading: Loading your linked accounts through the API…",
+      "ready: Signed in: GitHub and Google answered through the API.",
+    ]);
     assert.equal(await text(page, "#user-sub"), "github|1001");
     assert.equal(await text(page, "#user-name"), "The Octocat");
   });
 
-  await step("identities and the GitHub profile are shown", async () => {
+  await step("every linked connection is shown: GitHub's profile, Google's through Token Vault", async () => {
     await page.waitForSelector("#repos li");
-    const row = await page.$$eval("#identities tbody tr", (rows) => rows.map((r) => r.innerText));
-    assert.deepEqual(row, ["github\t1001\tpossible\tno"]);
+    assert.deepEqual(await rows(page), [
+      ["github", "1001", "Management API", "answers"],
+      ["google-oauth2", "octocat@example.test", "Token Vault", "answers"],
+    ]);
+    assert.equal(await text(page, "#google-name"), "The Octocat (stand-in Google)");
+    assert.equal(await text(page, "#google-email"), "octocat@example.test");
+    assert.equal(await page.getAttribute("#idp-google-oauth2", "data-state"), "ready");
     assert.equal(await text(page, "#profile-name"), "The Octocat (stand-in)");
     assert.equal(await text(page, "#profile-login"), "@octocat");
     await page.waitForFunction(() => document.getElementById("avatar").naturalWidth > 0);
@@ -135,10 +219,21 @@ try {
     assert.equal(await page.isHidden("#next-page"), true);
   });
 
+  await step("the page holds from a phone (390 px, 360 px) to a wide screen (1200 px, a long name)", async () => {
+    await checkLayout(page, 390, "3-signed-in-390px.png");
+    await checkLayout(page, 360);
+    await page.$eval("#user-name", (name) => { name.textContent = "Octavia Catherine Montgomery-Fitzwilliam of the Stand-in Tenant"; });
+    await checkLayout(page, 1200, "3-signed-in-1200px-long-name.png");
+    const [title, account] = await Promise.all(["h1", "#account"].map((s) => page.$eval(s, (e) => e.getBoundingClientRect().toJSON())));
+    assert.ok(account.top < title.bottom, "the account wrapped below the title at 1200 px");
+    await checkLayout(page, 390);
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+
   await step("a reload signs in silently (getTokenSilently through the tenant's session)", async () => {
     const before = authorizeRequests.length;
     await page.reload();
-    await state(page, "signed-in");
+    await state(page, "ready");
     const silent = authorizeRequests.slice(before).map((url) => url.searchParams);
     assert.ok(silent.length >= 1 && silent.every((p) => p.get("prompt") === "none" && p.get("response_mode") === "web_message"));
     assert.equal(await text(page, "#user-sub"), "github|1001");
@@ -151,19 +246,45 @@ try {
     await state(page, "signed-out");
   });
 
-  await step("a revoked GitHub token: a plain sentence, then Reconnect GitHub through /authorize", async () => {
+  await step("a revoked GitHub token: GitHub's card says so, Google still answers, the table agrees", async () => {
     await signIn(page, ready, "github|2002");
-    await state(page, "signed-in");
-    await page.waitForSelector("#error[data-error=reconsent_required]");
-    assert.match(await text(page, "#error-text"), /GitHub no longer accepts .* Reconnect GitHub/);
-    assert.equal(await text(page, "#error-action"), "Reconnect GitHub");
-    await page.screenshot({ path: `${shots}/4-reconsent.png` });
-    await signIn(page, ready, "github|2002", "#error-action");
-    assert.equal(authorizeRequests.at(-1).searchParams.get("connection"), "github");
-    await state(page, "signed-in");
-    await page.waitForSelector("#repos li");
+    await state(page, "refused");
+    assert.equal(await text(page, "#status"), "GitHub refused this app's access to your account: reconnect it below.");
+    assert.equal(await text(page, "#user-name"), "Hubot");
+    assert.equal(await page.getAttribute("#idp-github", "data-error"), "reconsent_required");
+    assert.match(await text(page, "#idp-github .idp-problem-text"), /GitHub no longer accepts .* Reconnect GitHub/);
+    assert.equal(await text(page, "#idp-github .idp-action"), "Reconnect GitHub");
+    // No empty profile or repository list while GitHub refuses.
+    assert.equal(await page.isHidden("#idp-github .idp-content"), true);
+    assert.equal(await page.getAttribute("#idp-google-oauth2", "data-state"), "ready");
+    assert.equal(await text(page, "#google-name"), "Hubot (stand-in Google)");
     assert.equal(await page.isHidden("#error"), true);
+    assert.deepEqual(await rows(page), [
+      ["github", "2002", "Management API", "refused: reconnect"],
+      ["google-oauth2", "hubot@example.test", "Token Vault", "answers"],
+    ]);
+    await page.screenshot({ path: `${shots}/4-refused.png`, fullPage: true });
+    await checkLayout(page, 390, "4-refused-390px.png");
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+
+  await step("Reconnect GitHub offers that account only, then the page says reconnected", async () => {
+    await page.click("#idp-github .idp-action");
+    await page.waitForURL((url) => url.href.startsWith(`${ready.tenant}/authorize`));
+    const authorize = authorizeRequests.at(-1).searchParams;
+    assert.equal(authorize.get("connection"), "github");
+    assert.equal(authorize.get("login_hint"), "hubot@example.test");
+    assert.deepEqual(await page.$$eval("button[name=demo_user]", (buttons) => buttons.map((b) => b.value)), ["github|2002"]);
+    await page.screenshot({ path: `${shots}/5-reconnect-authorize.png` });
+    await page.click('button[value="github|2002"]');
+    await state(page, "reconnected");
+    assert.equal(await text(page, "#status"), "GitHub reconnected: it answers through the API again.");
+    await page.waitForSelector("#repos li");
     assert.equal(await text(page, "#profile-login"), "@hubot");
+    assert.equal(await text(page, "#user-name"), "Hubot");
+    assert.equal(await page.isHidden("#idp-github .idp-problem"), true);
+    assert.deepEqual((await rows(page)).map((row) => row[3]), ["answers", "answers"]);
+    await page.screenshot({ path: `${shots}/5-reconnected.png`, fullPage: true });
     await page.click("#sign-out");
     await state(page, "signed-out");
   });
@@ -173,7 +294,7 @@ try {
     await other.goto(`${ready.other_spa}/`);
     await state(other, "signed-out");
     await signIn(other, ready, "github|1001");
-    await state(other, "signed-in");
+    await state(other, "failed");
     await other.waitForSelector("#error[data-error=unreachable]");
     assert.match(await text(other, "#error-text"), /ALLOWED_ORIGINS includes/);
     assert.ok(!(await other.content()).includes("octocat"));
@@ -185,7 +306,7 @@ try {
 
   await step("no IdP token in the DOM, in storage, in cookies or in any response the pages received", async () => {
     const tokens = readFileSync(tokensFile, "utf8").split("\n").filter(Boolean);
-    assert.ok(tokens.length >= 3, `expected the demo's, the revoked and the reconnect's tokens: ${tokens.length}`);
+    assert.ok(tokens.length >= 5, `expected the demo's, the revoked, both Google and the reconnect's tokens: ${tokens.length}`);
     const storage = JSON.stringify(await context.storageState());
     const session = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }));
     const dom = (await Promise.all(page.frames().map((frame) => frame.content()))).join("\n");

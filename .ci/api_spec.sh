@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# openapi.yaml against the function itself: validated as OpenAPI 3.1, then schemathesis (every
+# check) against dev/run's local API in demo mode, with the demo user's Auth0 access token that
+# dev/run prints. Needs .venv-scan (.ci/scan-requirements.txt); .ci/run installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scan="$PWD/.venv-scan/bin"
+"$scan/openapi-spec-validator" openapi.yaml
+
+out=$(mktemp)
+RUST_LOG=warn dev/run --port 0 --no-spa >"$out" 2>"$out.err" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$out" "$out.err"' EXIT
+for _ in $(seq 600); do
+  grep -q '^READY ' "$out" && break
+  if ! kill -0 "$pid" 2>/dev/null; then cat "$out" "$out.err" >&2; echo "dev/run exited before it was ready" >&2; exit 1; fi
+  sleep 1
+done
+grep -q '^READY ' "$out" || { cat "$out.err" >&2; echo "dev/run was not ready in 10 minutes" >&2; exit 1; }
+api=$(sed -n 's/^READY //p' "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["api"])')
+token=$(sed -n 's/^ *TOKEN=//p' "$out")
+[ -n "$token" ] || { echo "dev/run printed no demo token" >&2; exit 1; }
+echo "schemathesis against $api (dev/run's demo), as the demo user"
+# A fixed seed: a failure reproduces; --max-examples bounds the run (about a minute).
+"$scan/st" run openapi.yaml --url "$api" -H "Authorization: Bearer $token" \
+  --checks all --max-examples 100 --seed 25 --generation-database none --no-color
