@@ -101,6 +101,14 @@ fn every_entry_is_valid() {
         "yahoo",
         "waad",
         "google-apps",
+        // Token Vault integrations Auth0 sets up as custom social connections.
+        "sign-in-with-slack",
+        "discord",
+        "spotify",
+        "twitch",
+        "figma",
+        "gitlab",
+        "stripe",
     ] {
         assert!(entries.contains_key(required), "{required} is missing");
     }

@@ -12,13 +12,14 @@
 mod configured;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use url::Url;
 
 pub use super::allow::AllowRule;
-use super::catalogue::{self, Entry};
+use super::catalogue::Catalogue;
 pub use super::catalogue::{Refresh, TokenAuth};
 use configured::{Override, draft, merge, needs, params};
 
@@ -101,11 +102,14 @@ impl Connection {
 /// The connection table.
 #[derive(Debug, Clone)]
 pub struct Connections {
-    /// Every connection by name: the catalogue's entries that need no configuration, under their
-    /// strategy name, and `IDP_CONNECTIONS`' entries.
+    /// `IDP_CONNECTIONS`' connections by name (a catalogue entry's name included, overridden).
     named: HashMap<String, Connection>,
+    /// The catalogue's entries that need no configuration, under their strategy name: each
+    /// built on first use, so that cold init builds only what it serves (every entry is proven
+    /// to build by the unit tests).
+    built_in: BTreeMap<&'static str, OnceLock<Option<Connection>>>,
     /// The catalogue, for connections served by the entry of their strategy.
-    catalogue: BTreeMap<String, Entry>,
+    catalogue: Catalogue,
     /// `IDP_TOKEN_SOURCE`.
     default_source: TokenSourceKind,
 }
@@ -125,17 +129,14 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
         default_source: TokenSourceKind,
     ) -> Result<Self, String> {
-        let catalogue = catalogue::entries()?;
-        let mut named = HashMap::with_capacity(catalogue.len());
-        for (strategy, entry) in &catalogue {
-            let draft = draft(strategy, strategy, entry, &BTreeMap::new(), default_source)
-                .map_err(|e| format!("catalogue entry {strategy:?}: {e}"))?;
-            if let Some(connection) = draft.complete() {
-                named.insert(strategy.clone(), connection);
-            }
-        }
+        let catalogue = Catalogue::compiled()?;
+        let built_in = catalogue
+            .strategies()
+            .map(|strategy| (strategy, OnceLock::new()))
+            .collect();
         let mut table = Self {
-            named,
+            named: HashMap::new(),
+            built_in,
             catalogue,
             default_source,
         };
@@ -172,7 +173,27 @@ impl Connections {
 
     /// The connection called `name`, built in or configured.
     pub fn get(&self, name: &str) -> Option<&Connection> {
-        self.named.get(name)
+        if let Some(connection) = self.named.get(name) {
+            return Some(connection);
+        }
+        let (strategy, cell) = self.built_in.get_key_value(name)?;
+        cell.get_or_init(|| self.built_in_connection(strategy))
+            .as_ref()
+    }
+
+    /// The catalogue entry `strategy` as the connection of that name, if it needs no
+    /// configuration.
+    fn built_in_connection(&self, strategy: &str) -> Option<Connection> {
+        let entry = self.catalogue.get(strategy)?;
+        draft(
+            strategy,
+            strategy,
+            entry,
+            &BTreeMap::new(),
+            self.default_source,
+        )
+        .ok()?
+        .complete()
     }
 
     /// The connection `name` (not itself in the table) served by the catalogue entry of
@@ -181,8 +202,8 @@ impl Connections {
     /// The table's connection named after the strategy, `IDP_CONNECTIONS`' changes included,
     /// is the one followed, so that an override of `github` holds for every GitHub connection.
     pub fn for_strategy(&self, name: &str, strategy: &str) -> Result<Connection, String> {
-        if self.catalogue.contains_key(strategy)
-            && let Some(named) = self.named.get(strategy)
+        if self.catalogue.contains(strategy)
+            && let Some(named) = self.get(strategy)
         {
             return Ok(Connection {
                 name: name.to_owned(),
@@ -207,7 +228,15 @@ impl Connections {
     pub fn served_by(&self, source: TokenSourceKind) -> Vec<&str> {
         let mut names: Vec<&str> = self
             .named
-            .values()
+            .keys()
+            .map(String::as_str)
+            .chain(
+                self.built_in
+                    .keys()
+                    .copied()
+                    .filter(|k| !self.named.contains_key(*k)),
+            )
+            .filter_map(|name| self.get(name))
             .filter(|c| c.token_source == source)
             .map(|c| c.name.as_str())
             .collect();
@@ -220,24 +249,31 @@ impl Connections {
     fn configured(&self, name: &str, value: &serde_json::Value) -> Result<Connection, String> {
         let entry: Override = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         let strategy = match &entry.strategy {
-            Some(strategy) if !self.catalogue.contains_key(strategy) => {
-                return Err(format!("no catalogue entry for strategy {strategy:?}"));
-            }
             Some(strategy) => Some(strategy.as_str()),
-            None => self.catalogue.contains_key(name).then_some(name),
+            None => self.catalogue.contains(name).then_some(name),
         };
-        if let Some(dialect) = strategy.and_then(|s| self.catalogue[s].unsupported_dialect()) {
+        let base_entry = match strategy {
+            Some(strategy) => Some((
+                strategy,
+                self.catalogue
+                    .get(strategy)
+                    .ok_or_else(|| format!("no catalogue entry for strategy {strategy:?}"))?,
+            )),
+            None => None,
+        };
+        if let Some((strategy, dialect)) =
+            base_entry.and_then(|(s, e)| Some((s, e.unsupported_dialect()?)))
+        {
             return Err(format!(
-                "strategy {:?} needs {dialect}, which this version does not speak",
-                strategy.unwrap_or_default()
+                "strategy {strategy:?} needs {dialect}, which this version does not speak"
             ));
         }
-        let params = params(strategy.and_then(|s| self.catalogue.get(s)), &entry.params)?;
-        let base = match strategy {
-            Some(strategy) => Some(draft(
+        let params = params(base_entry.map(|(_, e)| e), &entry.params)?;
+        let base = match base_entry {
+            Some((strategy, catalogue_entry)) => Some(draft(
                 name,
                 strategy,
-                &self.catalogue[strategy],
+                catalogue_entry,
                 &params,
                 self.default_source,
             )?),
@@ -255,7 +291,7 @@ mod tests {
     #[test]
     fn every_catalogue_entry_without_parameters_is_built_in_read_only() {
         let table = Connections::new(None).expect("built-ins");
-        let entries = catalogue::entries().expect("catalogue");
+        let entries = crate::idp::catalogue::entries().expect("catalogue");
         for (strategy, entry) in &entries {
             let Some(connection) = table.get(strategy) else {
                 assert!(
