@@ -7,7 +7,6 @@
 //! `tests/catalogue.rs` prove every entry valid, so a malformed entry fails the tests, never a cold
 //! start.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -18,15 +17,11 @@ use serde_json::value::RawValue;
 pub const CATALOGUE_JSON: &str = include_str!("catalogue.json");
 
 /// One provider.
-///
-/// The words for people (names, setup, sources) are borrowed from the compiled-in text, not
-/// copied: the function never reads them, and copying them was most of the parse's cost.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     /// The provider's name as people know it.
-    #[serde(borrow)]
-    pub display_name: Cow<'static, str>,
+    pub display_name: String,
     /// Which kind of Auth0 connection serves it.
     pub kind: Kind,
     /// Scheme, host and base path of the provider's API; `{param}` placeholders are filled from
@@ -73,22 +68,17 @@ pub struct Entry {
     #[serde(default)]
     pub params: Vec<String>,
     /// What the Auth0 connection needs so that a usable (and renewable) token is stored.
-    #[serde(borrow)]
-    pub auth0_setup: Cow<'static, str>,
+    pub auth0_setup: String,
     /// What the provider's app needs.
-    #[serde(borrow)]
-    pub provider_setup: Cow<'static, str>,
+    pub provider_setup: String,
     /// The provider's API documentation.
-    #[serde(borrow)]
-    pub docs: Cow<'static, str>,
+    pub docs: String,
     /// The provider documents consulted for this entry.
     #[serde(default)]
-    #[serde(borrow)]
-    pub sources: Vec<Cow<'static, str>>,
+    pub sources: Vec<String>,
     /// What could not be confirmed from the provider's own documentation.
     #[serde(default)]
-    #[serde(borrow)]
-    pub unconfirmed: Option<Cow<'static, str>>,
+    pub unconfirmed: Option<String>,
 }
 
 /// A per-user API host: the pattern it must fit and where it is read.
