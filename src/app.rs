@@ -11,6 +11,7 @@ use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use reqwest::Client;
 use serde_json::value::RawValue;
 
+use crate::audit;
 use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
@@ -200,28 +201,39 @@ impl App {
             (None, _) => ("none", None),
         };
 
-        let (response, trace) = telemetry::traced(async {
-            if request.method() == Method::OPTIONS {
-                return self.cors.preflight(request.headers());
-            }
-            let response = match self.serve(&request, route, &deadline).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            };
-            answer_to(
-                request.method(),
-                self.finish(Origin::of(&request), request.headers(), response),
-            )
-        })
+        let record = audit::Record::of(&request);
+        let ((response, trace), record) = audit::recorded(
+            record,
+            telemetry::traced(async {
+                if request.method() == Method::OPTIONS {
+                    return self.cors.preflight(request.headers());
+                }
+                if let Some(Route::Idp { connection, .. }) = &route {
+                    audit::connection_asked(connection);
+                }
+                let response = match self.serve(&request, route, &deadline).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
+                answer_to(
+                    request.method(),
+                    self.finish(Origin::of(&request), request.headers(), response),
+                )
+            }),
+        )
         .await;
 
-        trace.log(&Invocation {
+        let invocation = Invocation {
             request_id: &request_id,
             route: route_name,
             connection: connection.as_deref(),
             status: response.status().as_u16(),
             duration: started.elapsed(),
-        });
+        };
+        trace.log(&invocation);
+        if route_name != "preflight" {
+            audit::log(&record.line(&invocation, &trace, response.body()));
+        }
         response
     }
 
@@ -253,6 +265,7 @@ impl App {
         // Authentication comes first, so that nothing about routes or connections is revealed
         // to an anonymous caller.
         let caller = self.auth.authenticate(request.headers(), deadline).await?;
+        audit::caller(&caller.user_id);
         let route = route.ok_or(ApiError::NotFound)?;
         if let Some(methods) = routes::allowed_methods(&route)
             && !methods.contains(request.method())
@@ -311,6 +324,10 @@ impl App {
                 (&*resolved, read_now)
             }
         };
+        audit::connection(
+            connection.strategy.as_deref(),
+            connection.token_source.as_str(),
+        );
         let body: &[u8] = request.body().as_ref();
         // Everything about the request is checked before any upstream call.
         let idp_request = IdpRequest::new(
@@ -420,6 +437,7 @@ impl App {
             .lease(&caller.user_id, name, source, deadline)
             .await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
+        note_token(lease.provenance);
         let mut token = lease;
         let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         // A claims challenge is about this request, not the token: it goes to the caller as the
@@ -441,6 +459,7 @@ impl App {
                 .tokens
                 .replace_refused(name, &token, source, deadline)
                 .await?;
+            note_token(token.provenance);
             replacements += 1;
             response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         }
@@ -456,6 +475,11 @@ impl App {
     }
 }
 
+/// Notes in the audit record where the token about to be sent came from.
+fn note_token(provenance: Provenance) {
+    audit::token_from(provenance.as_str(), provenance == Provenance::Renewed);
+}
+
 /// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
 /// (`Content-Length` of that body included) and no body (RFC 9110 §9.3.2), the function's own
 /// errors included.
@@ -463,11 +487,7 @@ fn answer_to(method: &Method, mut response: Response<Body>) -> Response<Body> {
     if method != Method::HEAD {
         return response;
     }
-    let length = match response.body() {
-        Body::Text(text) => text.len(),
-        Body::Binary(bytes) => bytes.len(),
-        _ => 0,
-    };
+    let length = audit::body_len(response.body());
     // A proxied `HEAD` is bodiless already, with the IdP's own `Content-Length`.
     if length > 0 {
         response

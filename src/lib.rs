@@ -50,11 +50,14 @@
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
 //! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
 //!   retry policy.
+//! - [`audit`]: the audit line of each request: who called what at which provider, how it
+//!   ended; never a query, a token or a header value that could carry one.
 //! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
 //! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;

@@ -97,6 +97,7 @@ impl<'a> IdpRequest<'a> {
         body: &'a [u8],
     ) -> Result<Self, IdpError> {
         let path = path::normalise(raw_path)?;
+        crate::audit::path(&path.encoded);
         path::check_guarded(&path.segments, &connection.path_characters)?;
         if !connection.allows(&method, &path.segments) {
             return Err(PathError::NotAllowed.into());
@@ -180,6 +181,7 @@ pub async fn call(
                 UpstreamError::garbage(Service::Idp, "request body cannot be resent")
             })?;
             let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
+            crate::audit::idp_answer(response.status(), response.headers());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response));
             }

@@ -1,6 +1,7 @@
 //! Integration tests: the handler driven with the sample events in `events/`, against loopback
 //! stand-ins only (a stand-in Auth0 tenant and IdPs, moto for Secrets Manager and DynamoDB).
 
+mod audit;
 mod auth;
 mod binary;
 mod catalogue;
