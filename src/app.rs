@@ -337,6 +337,7 @@ impl App {
             request.uri().query(),
             request.headers(),
             body,
+            &|scope| caller.holds(scope),
         )?;
         let user_id = caller.user_id.as_str();
         // The table's keys are in the secret; without them the table is not used.

@@ -172,6 +172,14 @@ impl Answer {
         }
     }
 
+    /// RFC 6750 §3.1: the challenge names the scopes the request needs (space-separated).
+    fn insufficient_scope(scope: &str) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "insufficient_scope").with_header(
+            header::WWW_AUTHENTICATE,
+            format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+        )
+    }
+
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.header = Some((name, value));
         self
@@ -181,11 +189,9 @@ impl Answer {
 impl ApiError {
     fn answer(&self) -> Answer {
         match self {
-            Self::Auth(AuthError::InsufficientScope(scope)) => {
-                Answer::client(StatusCode::FORBIDDEN, "insufficient_scope").with_header(
-                    header::WWW_AUTHENTICATE,
-                    format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
-                )
+            Self::Auth(AuthError::InsufficientScope(scope)) => Answer::insufficient_scope(scope),
+            Self::Idp(IdpError::InsufficientScope(missing)) => {
+                Answer::insufficient_scope(&missing.join(" "))
             }
             Self::Auth(AuthError::KeysUnavailable(Some(source))) => Answer::upstream(source),
             Self::Auth(AuthError::KeysUnavailable(None)) => {
@@ -313,6 +319,20 @@ mod tests {
             (401, Some("invalid_token"))
         );
         assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+
+    #[test]
+    fn a_rules_missing_permissions_are_named_in_the_challenge() {
+        let missing = vec!["github:write".to_owned(), "github:admin".to_owned()];
+        let (status, body, headers) = parts(IdpError::InsufficientScope(missing).into());
+        assert_eq!(
+            (status, &body["error"]),
+            (403, &json!("insufficient_scope"))
+        );
+        assert_eq!(
+            headers["www-authenticate"],
+            r#"Bearer error="insufficient_scope", scope="github:write github:admin""#
+        );
     }
 
     #[test]

@@ -300,3 +300,48 @@ async fn the_real_binary_speaks_http_under_a_runtime_api() {
     assert!(!logs.contains("panicked"), "{logs}");
     assert!(!logs.contains(&github_token(USER)));
 }
+
+/// A rule that needs a permission, through the real binary: the RFC 6750 challenge in the
+/// Lambda response, no IdP call, and the refusal on the audit line.
+#[tokio::test]
+async fn the_real_binary_refuses_a_call_its_rule_needs_a_permission_for() {
+    use crate::helpers::idp_event;
+
+    let connections = serde_json::json!({"github": {"api_base": "{github}", "allow": [
+        "GET /user", "POST /user/repos needs github:write"]}})
+    .to_string();
+    let app = TestApp::spawn_with(
+        &[("IDP_CONNECTIONS", &connections)],
+        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
+    )
+    .await;
+    let jwt = app.token(USER).sign();
+    let runtime = RuntimeApi::start().await.expect("runtime API");
+    let child = start_bootstrap(&app, &runtime, &[]);
+    let event = idp_event("POST", "/idp/github/user/repos", "", &jwt, &[]);
+    let Some(Outcome::Response(response)) = runtime
+        .invoke(
+            &event.to_string(),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .await
+    else {
+        panic!("no response; logs: {}", output_of(child).await);
+    };
+    assert_eq!(response["statusCode"], 403, "{response}");
+    assert_eq!(
+        response["headers"]["www-authenticate"],
+        r#"Bearer error="insufficient_scope", scope="github:write""#
+    );
+    assert_eq!(app.github.calls(), 0);
+    let logs = output_of(child).await;
+    let audit = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "audit")
+        .expect("an audit line");
+    assert_eq!(audit["error"], "insufficient_scope", "{audit}");
+    assert_eq!(audit["sub"], USER, "{audit}");
+    assert!(!logs.contains(&jwt));
+}

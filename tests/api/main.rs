@@ -11,6 +11,7 @@ mod head;
 mod helpers;
 mod management;
 mod metrics;
+mod permissions;
 mod proxy;
 mod routing;
 mod sdk_config;
