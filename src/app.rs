@@ -30,6 +30,7 @@ use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
+use crate::kill_switch::KillSwitch;
 use crate::management::{Management, User, profiles};
 use crate::routes::{self, Route};
 use crate::service::Service;
@@ -56,6 +57,8 @@ pub struct App {
     tokens: IdpTokens,
     // Connections served by their strategy's catalogue entry, as learned from identities.
     learned: Learned,
+    // The operator's kill switch, when `KILL_SWITCH_SECRET_ID` is set.
+    kill_switch: Option<KillSwitch>,
 }
 
 impl App {
@@ -72,6 +75,10 @@ impl App {
         secrets: SecretsClient,
         policy: KeyPolicy,
     ) -> Self {
+        let kill_switch = config
+            .kill_switch_secret_id
+            .clone()
+            .map(|id| KillSwitch::new(&secrets, id));
         let credentials = Arc::new(CredentialStore::new(
             secrets,
             config.credentials_secret_id.clone(),
@@ -89,9 +96,17 @@ impl App {
             fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
             learned: Learned::default(),
+            kill_switch,
             http,
             config,
         }
+    }
+
+    /// The same state with each kill switch list used for `max_age` (tests shorten it, to see
+    /// an operator's edit at the next call).
+    pub fn with_kill_switch_max_age(mut self, max_age: Duration) -> Self {
+        self.kill_switch = self.kill_switch.map(|s| s.with_max_age(max_age));
+        self
     }
 
     /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
@@ -266,6 +281,13 @@ impl App {
         // to an anonymous caller.
         let caller = self.auth.authenticate(request.headers(), deadline).await?;
         audit::caller(&caller.user_id);
+        if let Some(switch) = &self.kill_switch {
+            let connection = match &route {
+                Some(Route::Idp { connection, .. }) => Some(*connection),
+                _ => None,
+            };
+            switch.check(&caller.user_id, connection, deadline).await?;
+        }
         let route = route.ok_or(ApiError::NotFound)?;
         if let Some(methods) = routes::allowed_methods(&route)
             && !methods.contains(request.method())

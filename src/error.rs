@@ -20,6 +20,7 @@ use crate::idp::renewal::RenewalError;
 use crate::idp::tokens::TokenError;
 use crate::idp::tokens::source::SourceFailure;
 use crate::idp::vault_source::VaultError;
+use crate::kill_switch::KillSwitchError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -44,6 +45,9 @@ pub enum ApiError {
     /// No IdP token could be had for the caller at a connection served through Token Vault.
     #[error(transparent)]
     VaultTokens(#[from] TokenError<VaultError>),
+    /// An operator stopped the call, or the kill switch cannot be read.
+    #[error(transparent)]
+    KillSwitch(#[from] KillSwitchError),
     /// The event has a field no request can have.
     #[error(transparent)]
     Event(#[from] EventError),
@@ -225,6 +229,16 @@ impl ApiError {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
             Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            Self::KillSwitch(KillSwitchError::UserBlocked) => {
+                Answer::client(StatusCode::FORBIDDEN, "user_blocked")
+            }
+            Self::KillSwitch(KillSwitchError::ConnectionBlocked(connection)) => Answer {
+                extra: Some(("connection", connection.clone())),
+                ..Answer::client(StatusCode::FORBIDDEN, "connection_blocked")
+            },
+            Self::KillSwitch(KillSwitchError::Unavailable(_)) => {
+                Answer::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "kill_switch_unavailable")
+            }
             Self::Tokens(error) => Answer::tokens(error, Answer::source),
             Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
         }

@@ -39,6 +39,8 @@
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the Management API token (cached, and shared through the fleet table) and
 //!   the user's profile, read within a per-user budget (`management::profiles`).
+//! - [`kill_switch`]: the users and connections an operator has stopped, from a secret read
+//!   with a 30 s cache.
 //! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
 //! - [`aws`]: the AWS SDK configuration, from Lambda's environment, shared by the SDK clients
 //!   (Secrets Manager, DynamoDB).
@@ -70,6 +72,7 @@ pub mod fleet;
 pub mod freshness;
 pub mod identities;
 pub mod idp;
+pub mod kill_switch;
 pub mod management;
 pub mod routes;
 pub mod secret;

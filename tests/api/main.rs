@@ -9,6 +9,7 @@ mod faults;
 mod fleet;
 mod head;
 mod helpers;
+mod kill_switch;
 mod management;
 mod metrics;
 mod permissions;
