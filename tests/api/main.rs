@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod binary;
+mod binary_gates;
 mod catalogue;
 mod faults;
 mod fleet;
