@@ -11,6 +11,7 @@ use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use reqwest::Client;
 use serde_json::value::RawValue;
 
+use crate::audit;
 use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
@@ -30,6 +31,7 @@ use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
+use crate::kill_switch::KillSwitch;
 use crate::management::{Management, User, profiles};
 use crate::routes::{self, Route};
 use crate::service::Service;
@@ -56,6 +58,8 @@ pub struct App {
     tokens: IdpTokens,
     // Connections served by their strategy's catalogue entry, as learned from identities.
     learned: Learned,
+    // The operator's kill switch, when `KILL_SWITCH_SECRET_ID` is set.
+    kill_switch: Option<KillSwitch>,
 }
 
 impl App {
@@ -72,6 +76,10 @@ impl App {
         secrets: SecretsClient,
         policy: KeyPolicy,
     ) -> Self {
+        let kill_switch = config
+            .kill_switch_secret_id
+            .clone()
+            .map(|id| KillSwitch::new(&secrets, id));
         let credentials = Arc::new(CredentialStore::new(
             secrets,
             config.credentials_secret_id.clone(),
@@ -89,9 +97,17 @@ impl App {
             fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
             learned: Learned::default(),
+            kill_switch,
             http,
             config,
         }
+    }
+
+    /// The same state with each kill switch list used for `max_age` (tests shorten it, to see
+    /// an operator's edit at the next call).
+    pub fn with_kill_switch_max_age(mut self, max_age: Duration) -> Self {
+        self.kill_switch = self.kill_switch.map(|s| s.with_max_age(max_age));
+        self
     }
 
     /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
@@ -201,28 +217,39 @@ impl App {
             (None, _) => ("none", None),
         };
 
-        let (response, trace) = telemetry::traced(async {
-            if request.method() == Method::OPTIONS {
-                return self.cors.preflight(request.headers());
-            }
-            let response = match self.serve(&request, route, &deadline).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            };
-            answer_to(
-                request.method(),
-                self.finish(Origin::of(&request), request.headers(), response),
-            )
-        })
+        let record = audit::Record::of(&request);
+        let ((response, trace), record) = audit::recorded(
+            record,
+            telemetry::traced(async {
+                if request.method() == Method::OPTIONS {
+                    return self.cors.preflight(request.headers());
+                }
+                if let Some(Route::Idp { connection, .. }) = &route {
+                    audit::connection_asked(connection);
+                }
+                let response = match self.serve(&request, route, &deadline).await {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
+                answer_to(
+                    request.method(),
+                    self.finish(Origin::of(&request), request.headers(), response),
+                )
+            }),
+        )
         .await;
 
-        trace.log(&Invocation {
+        let invocation = Invocation {
             request_id: &request_id,
             route: route_name,
             connection: connection.as_deref(),
             status: response.status().as_u16(),
             duration: started.elapsed(),
-        });
+        };
+        trace.log(&invocation);
+        if route_name != "preflight" {
+            audit::log(&record.line(&invocation, &trace, response.body()));
+        }
         response
     }
 
@@ -254,6 +281,14 @@ impl App {
         // Authentication comes first, so that nothing about routes or connections is revealed
         // to an anonymous caller.
         let caller = self.auth.authenticate(request.headers(), deadline).await?;
+        audit::caller(&caller.user_id);
+        if let Some(switch) = &self.kill_switch {
+            let connection = match &route {
+                Some(Route::Idp { connection, .. }) => Some(*connection),
+                _ => None,
+            };
+            switch.check(&caller.user_id, connection, deadline).await?;
+        }
         let route = route.ok_or(ApiError::NotFound)?;
         if let Some(methods) = routes::allowed_methods(&route)
             && !methods.contains(request.method())
@@ -312,6 +347,10 @@ impl App {
                 (&*resolved, read_now)
             }
         };
+        audit::connection(
+            connection.strategy.as_deref(),
+            connection.token_source.as_str(),
+        );
         let body: &[u8] = request.body().as_ref();
         // Everything about the request is checked before any upstream call.
         let idp_request = IdpRequest::new(
@@ -321,6 +360,7 @@ impl App {
             request.uri().query(),
             request.headers(),
             body,
+            &|scope| caller.holds(scope),
         )?;
         let user_id = caller.user_id.as_str();
         // The table's keys are in the secret; without them the table is not used.
@@ -421,6 +461,7 @@ impl App {
             .lease(&caller.user_id, name, source, deadline)
             .await?;
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
+        note_token(lease.provenance);
         let mut token = lease;
         let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         // A claims challenge is about this request, not the token: it goes to the caller as the
@@ -442,6 +483,7 @@ impl App {
                 .tokens
                 .replace_refused(name, &token, source, deadline)
                 .await?;
+            note_token(token.provenance);
             replacements += 1;
             response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
         }
@@ -457,6 +499,11 @@ impl App {
     }
 }
 
+/// Notes in the audit record where the token about to be sent came from.
+fn note_token(provenance: Provenance) {
+    audit::token_from(provenance.as_str(), provenance == Provenance::Renewed);
+}
+
 /// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
 /// (`Content-Length` of that body included) and no body (RFC 9110 §9.3.2), the function's own
 /// errors included.
@@ -464,11 +511,7 @@ fn answer_to(method: &Method, mut response: Response<Body>) -> Response<Body> {
     if method != Method::HEAD {
         return response;
     }
-    let length = match response.body() {
-        Body::Text(text) => text.len(),
-        Body::Binary(bytes) => bytes.len(),
-        _ => 0,
-    };
+    let length = audit::body_len(response.body());
     // A proxied `HEAD` is bodiless already, with the IdP's own `Content-Length`.
     if length > 0 {
         response

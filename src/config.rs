@@ -165,6 +165,9 @@ pub struct Config {
     pub default_budget: Duration,
     /// The DynamoDB table shared by the fleet (`TOKEN_TABLE`); `None`: memory only.
     pub token_table: Option<String>,
+    /// The Secrets Manager secret of the operator's kill switch (`KILL_SWITCH_SECRET_ID`);
+    /// `None`: no switch.
+    pub kill_switch_secret_id: Option<String>,
 }
 
 impl Config {
@@ -260,6 +263,7 @@ impl Config {
             token_table: get("TOKEN_TABLE")
                 .map(|name| name.trim().to_owned())
                 .filter(|name| !name.is_empty()),
+            kill_switch_secret_id: get("KILL_SWITCH_SECRET_ID").map(|id| id.trim().to_owned()),
         })
     }
 }

@@ -177,24 +177,8 @@ impl CredentialStore {
     /// [`RetryPolicy::STANDARD`] (the SDK's default starts at a 1 s backoff, a third of the read's
     /// budget), and every read is bounded by the invocation's deadline besides.
     pub fn new(client: SecretsClient, secret_id: String) -> Self {
-        let policy = RetryPolicy::STANDARD;
-        let config = client
-            .config()
-            .to_builder()
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(policy.attempts)
-                    .with_initial_backoff(policy.base)
-                    .with_max_backoff(policy.max_backoff),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .build();
         Self {
-            client: SecretsClient::from_conf(config),
+            client: bounded_client(&client),
             secret_id,
             current: SingleFlight::reported_as(Cache::Credentials),
         }
@@ -249,34 +233,97 @@ impl CredentialStore {
 
     #[tracing::instrument(name = "secret_read", skip_all)]
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
-        let timeout = deadline
-            .timeout(READ_TIMEOUT)
-            .ok_or(CredentialsError::Timeout)?;
-        let call = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send();
-        let started = Instant::now();
-        let output = tokio::time::timeout(timeout, call).await;
-        telemetry::upstream_time(Service::SecretsManager, started.elapsed());
-        let output = output
-            .map_err(|_| CredentialsError::Timeout)?
-            .map_err(|e| {
-                CredentialsError::Unreadable(
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                        .to_string()
-                        .into(),
-                )
-            })?;
-        let text = output.secret_string().ok_or(CredentialsError::NotText)?;
-        let credentials = Credentials::parse(text)?;
+        let text = read_secret(&self.client, &self.secret_id, deadline).await?;
+        let credentials = Credentials::parse(&text)?;
         tracing::info!(
             idp_clients = credentials.idp_clients.len(),
             "credentials loaded"
         );
         Ok(credentials)
     }
+}
+
+/// Why a secret's text could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretReadError {
+    /// Secrets Manager refused or failed the read.
+    #[error("the secret cannot be read")]
+    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Secrets Manager did not answer within the deadline.
+    #[error("the secret could not be read within the deadline")]
+    Timeout,
+    /// The secret holds binary data, not a JSON string.
+    #[error("the secret is not a JSON string")]
+    NotText,
+    /// The secret is not the documented JSON (only a position: a message could quote it).
+    #[error("the secret is malformed (JSON error at line {line}, column {column})")]
+    Malformed {
+        /// Line of the JSON error.
+        line: usize,
+        /// Column of the JSON error.
+        column: usize,
+    },
+}
+
+impl From<SecretReadError> for CredentialsError {
+    fn from(error: SecretReadError) -> Self {
+        match error {
+            SecretReadError::Unreadable(source) => Self::Unreadable(source),
+            SecretReadError::Timeout => Self::Timeout,
+            SecretReadError::NotText => Self::NotText,
+            SecretReadError::Malformed { line, column } => Self::Malformed { line, column },
+        }
+    }
+}
+
+/// `client` with the SDK's retries given the numbers of the function's own
+/// [`RetryPolicy::STANDARD`] (the SDK's default starts at a 1 s backoff, a third of a read's
+/// budget) and a short connect timeout.
+pub fn bounded_client(client: &SecretsClient) -> SecretsClient {
+    let policy = RetryPolicy::STANDARD;
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(policy.attempts)
+                .with_initial_backoff(policy.base)
+                .with_max_backoff(policy.max_backoff),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
+        .build();
+    SecretsClient::from_conf(config)
+}
+
+/// The text of the secret `secret_id`, read within the deadline (and [`READ_TIMEOUT`]), its
+/// time charged to Secrets Manager on the summary line.
+pub async fn read_secret(
+    client: &SecretsClient,
+    secret_id: &str,
+    deadline: &Deadline,
+) -> Result<String, SecretReadError> {
+    let timeout = deadline
+        .timeout(READ_TIMEOUT)
+        .ok_or(SecretReadError::Timeout)?;
+    let call = client.get_secret_value().secret_id(secret_id).send();
+    let started = Instant::now();
+    let output = tokio::time::timeout(timeout, call).await;
+    telemetry::upstream_time(Service::SecretsManager, started.elapsed());
+    let output = output.map_err(|_| SecretReadError::Timeout)?.map_err(|e| {
+        SecretReadError::Unreadable(
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                .to_string()
+                .into(),
+        )
+    })?;
+    output
+        .secret_string()
+        .map(str::to_owned)
+        .ok_or(SecretReadError::NotText)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::idp::renewal::RenewalError;
 use crate::idp::tokens::TokenError;
 use crate::idp::tokens::source::SourceFailure;
 use crate::idp::vault_source::VaultError;
+use crate::kill_switch::KillSwitchError;
 use crate::management::ManagementError;
 use crate::upstream::UpstreamError;
 
@@ -44,6 +45,9 @@ pub enum ApiError {
     /// No IdP token could be had for the caller at a connection served through Token Vault.
     #[error(transparent)]
     VaultTokens(#[from] TokenError<VaultError>),
+    /// An operator stopped the call, or the kill switch cannot be read.
+    #[error(transparent)]
+    KillSwitch(#[from] KillSwitchError),
     /// The event has a field no request can have.
     #[error(transparent)]
     Event(#[from] EventError),
@@ -172,6 +176,14 @@ impl Answer {
         }
     }
 
+    /// RFC 6750 §3.1: the challenge names the scopes the request needs (space-separated).
+    fn insufficient_scope(scope: &str) -> Self {
+        Self::client(StatusCode::FORBIDDEN, "insufficient_scope").with_header(
+            header::WWW_AUTHENTICATE,
+            format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+        )
+    }
+
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.header = Some((name, value));
         self
@@ -181,11 +193,9 @@ impl Answer {
 impl ApiError {
     fn answer(&self) -> Answer {
         match self {
-            Self::Auth(AuthError::InsufficientScope(scope)) => {
-                Answer::client(StatusCode::FORBIDDEN, "insufficient_scope").with_header(
-                    header::WWW_AUTHENTICATE,
-                    format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
-                )
+            Self::Auth(AuthError::InsufficientScope(scope)) => Answer::insufficient_scope(scope),
+            Self::Idp(IdpError::InsufficientScope(missing)) => {
+                Answer::insufficient_scope(&missing.join(" "))
             }
             Self::Auth(AuthError::KeysUnavailable(Some(source))) => Answer::upstream(source),
             Self::Auth(AuthError::KeysUnavailable(None)) => {
@@ -219,6 +229,16 @@ impl ApiError {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
             Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            Self::KillSwitch(KillSwitchError::UserBlocked) => {
+                Answer::client(StatusCode::FORBIDDEN, "user_blocked")
+            }
+            Self::KillSwitch(KillSwitchError::ConnectionBlocked(connection)) => Answer {
+                extra: Some(("connection", connection.clone())),
+                ..Answer::client(StatusCode::FORBIDDEN, "connection_blocked")
+            },
+            Self::KillSwitch(KillSwitchError::Unavailable(_)) => {
+                Answer::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "kill_switch_unavailable")
+            }
             Self::Tokens(error) => Answer::tokens(error, Answer::source),
             Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
         }
@@ -313,6 +333,20 @@ mod tests {
             (401, Some("invalid_token"))
         );
         assert_eq!(headers["www-authenticate"], "Bearer");
+    }
+
+    #[test]
+    fn a_rules_missing_permissions_are_named_in_the_challenge() {
+        let missing = vec!["github:write".to_owned(), "github:admin".to_owned()];
+        let (status, body, headers) = parts(IdpError::InsufficientScope(missing).into());
+        assert_eq!(
+            (status, &body["error"]),
+            (403, &json!("insufficient_scope"))
+        );
+        assert_eq!(
+            headers["www-authenticate"],
+            r#"Bearer error="insufficient_scope", scope="github:write github:admin""#
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@
 //! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
 //! - [`management`]: the Management API token (cached, and shared through the fleet table) and
 //!   the user's profile, read within a per-user budget (`management::profiles`).
+//! - [`kill_switch`]: the users and connections an operator has stopped, from a secret read
+//!   with a 30 s cache.
 //! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
 //! - [`aws`]: the AWS SDK configuration, from Lambda's environment, shared by the SDK clients
 //!   (Secrets Manager, DynamoDB).
@@ -50,11 +52,14 @@
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
 //! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
 //!   retry policy.
+//! - [`audit`]: the audit line of each request: who called what at which provider, how it
+//!   ended; never a query, a token or a header value that could carry one.
 //! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
 //! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;
@@ -67,6 +72,7 @@ pub mod fleet;
 pub mod freshness;
 pub mod identities;
 pub mod idp;
+pub mod kill_switch;
 pub mod management;
 pub mod routes;
 pub mod secret;

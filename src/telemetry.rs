@@ -33,6 +33,9 @@ use crate::service::Service;
 /// The tracing target of the summary line, which [`LogFormat`] writes as [`Trace::log`] built it.
 pub const SUMMARY_TARGET: &str = "auth0_idp_proxy::summary";
 
+/// The tracing target of the audit line (`audit`), which [`LogFormat`] writes as it was built.
+pub const AUDIT_TARGET: &str = "auth0_idp_proxy::audit";
+
 /// The CloudWatch namespace of the metrics when `METRICS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "auth0-idp-proxy";
 
@@ -83,7 +86,7 @@ fn is_valid_namespace(name: &str) -> bool {
 }
 
 /// The log line format: tracing-subscriber's flattened JSON for every event, and the summary
-/// line (target [`SUMMARY_TARGET`]) exactly as [`Trace::log`] rendered it.
+/// line (target [`SUMMARY_TARGET`]) and the audit line ([`AUDIT_TARGET`]) exactly as rendered.
 pub struct LogFormat {
     json: Format<Json>,
 }
@@ -111,7 +114,8 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        if event.metadata().target() == SUMMARY_TARGET {
+        // The summary and audit lines are written as built: JSON documents of their own.
+        if [SUMMARY_TARGET, AUDIT_TARGET].contains(&event.metadata().target()) {
             let mut rendered = Rendered(None);
             event.record(&mut rendered);
             if let Some(line) = rendered.0 {
@@ -221,6 +225,16 @@ impl Trace {
         self.caches[cache.index()]
     }
 
+    /// Whether a refresh grant gave a token during the invocation.
+    pub fn renewed(&self) -> bool {
+        self.renewals > 0
+    }
+
+    /// The `error` code answered, when the answer is an error of the function's own.
+    pub fn error_code(&self) -> Option<&'static str> {
+        self.error_code
+    }
+
     /// Logs the invocation's one summary line ([`Trace::summary`], now, in [`namespace`]).
     pub fn log(&self, invocation: &Invocation<'_>) {
         let line = self.summary(invocation, SystemTime::now(), namespace());
@@ -234,11 +248,7 @@ impl Trace {
     /// code.
     pub fn summary(&self, invocation: &Invocation<'_>, now: SystemTime, namespace: &str) -> Value {
         let mut line = Emf::default();
-        let mut timestamp = String::new();
-        if LogClock
-            .format_time(&mut Writer::new(&mut timestamp))
-            .is_ok()
-        {
+        if let Some(timestamp) = timestamp() {
             line.property("timestamp", timestamp);
         }
         line.property("level", "INFO");
@@ -295,6 +305,15 @@ impl Trace {
         }
         line.into_document(namespace, now)
     }
+}
+
+/// Now, as tracing's JSON lines write their `timestamp`, for the lines written by hand.
+pub fn timestamp() -> Option<String> {
+    let mut timestamp = String::new();
+    LogClock
+        .format_time(&mut Writer::new(&mut timestamp))
+        .ok()
+        .map(|()| timestamp)
 }
 
 /// An EMF document under construction: a metric or dimension is declared by writing its member,

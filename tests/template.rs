@@ -87,20 +87,24 @@ fn statements(conditions: &[&str]) -> Vec<Yaml> {
 }
 
 #[test]
-fn the_permissions_are_the_one_secret_and_with_the_table_its_four_item_actions() {
-    let secret_only = statements(&[]);
-    assert_eq!(secret_only.len(), 1);
-    let statement = &secret_only[0];
-    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
-    assert_eq!(
-        statement["Action"].as_str(),
-        Some("secretsmanager:GetSecretValue")
-    );
-    assert_eq!(statement["Resource"].as_str(), Some("CredentialsSecretArn"));
+fn the_permissions_are_the_two_secrets_and_with_the_table_its_four_item_actions() {
+    let secrets_only = statements(&[]);
+    assert_eq!(secrets_only.len(), 2);
+    for (statement, secret) in secrets_only
+        .iter()
+        .zip(["CredentialsSecretArn", "KillSwitchSecret"])
+    {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        assert_eq!(
+            statement["Action"].as_str(),
+            Some("secretsmanager:GetSecretValue")
+        );
+        assert_eq!(statement["Resource"].as_str(), Some(secret));
+    }
 
     let with_table = statements(&["UseTokenTable"]);
-    assert_eq!(with_table.len(), 2);
-    let table = &with_table[1];
+    assert_eq!(with_table.len(), 3);
+    let table = &with_table[2];
     assert_eq!(table["Effect"].as_str(), Some("Allow"));
     let actions: Vec<&str> = table["Action"]
         .as_vec()
@@ -119,6 +123,25 @@ fn the_permissions_are_the_one_secret_and_with_the_table_its_four_item_actions()
     );
     // `!GetAtt TokenTableResource.Arn`: the one table, no wildcard.
     assert_eq!(table["Resource"].as_str(), Some("TokenTableResource.Arn"));
+}
+
+#[test]
+fn the_kill_switch_is_created_empty_and_the_function_is_told_its_arn() {
+    let template = template();
+    let secret = &template["Resources"]["KillSwitchSecret"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    let value: serde_json::Value = serde_json::from_str(
+        secret["Properties"]["SecretString"]
+            .as_str()
+            .expect("a value"),
+    )
+    .expect("JSON");
+    assert_eq!(value, serde_json::json!({"users": [], "connections": []}));
+    let variables = &function(&template)["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables["KILL_SWITCH_SECRET_ID"].as_str(),
+        Some("KillSwitchSecret")
+    );
 }
 
 #[test]

@@ -168,12 +168,25 @@ pub fn route_path(data: &[u8]) {
 /// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,
 /// `**` for any number, anything else for itself. For texts `AllowRule::parse` accepts.
 fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
-    let Some((rule_method, path)) = rule.trim().split_once(' ') else {
+    let Some((rule_method, path, _)) = rule_parts(rule) else {
         return false;
     };
-    let path = path.trim().trim_start_matches('/');
+    let path = path.trim_start_matches('/');
     let pattern: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     (rule_method == "*" || rule_method == method.as_str()) && reference_glob(&pattern, segments)
+}
+
+/// A rule's method, path and what it `needs` (the words after the path), split as the README
+/// says.
+fn rule_parts(rule: &str) -> Option<(&str, &str, Vec<&str>)> {
+    let (method, rest) = rule.trim().split_once(' ')?;
+    let mut words = rest.split_whitespace();
+    let path = words.next().unwrap_or_default();
+    let needs = match words.next() {
+        Some("needs") => words.collect(),
+        _ => Vec::new(),
+    };
+    Some((method, path, needs))
 }
 
 /// Backtracking, so exponential in the number of `**`: only for short inputs.
@@ -299,7 +312,16 @@ fn is_canonical_segment(segment: &str) -> bool {
 /// origin and base path followed by exactly the normalised path the rules saw.
 fn check_request(connection: &Connection, method: &Method, raw: &str, query: Option<&str>) {
     let headers = HeaderMap::new();
-    let result = IdpRequest::new(connection, method.clone(), raw, query, &headers, b"");
+    // A caller holding no permission: rules that need some refuse with what is missing.
+    let result = IdpRequest::new(
+        connection,
+        method.clone(),
+        raw,
+        query,
+        &headers,
+        b"",
+        &|_| false,
+    );
     let normalised = path::normalise(raw);
     match result {
         Ok(request) => {
@@ -325,6 +347,14 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
                 url.query().is_some(),
                 query.is_some_and(|q| !q.is_empty()),
                 "{url} for query {query:?}"
+            );
+        }
+        Err(IdpError::InsufficientScope(missing)) => {
+            let path = normalised.expect("only a normalised path is checked against the rules");
+            assert!(!missing.is_empty(), "{method} {raw:?}");
+            assert!(
+                connection.allows(method, &path.segments),
+                "{method} {raw:?}"
             );
         }
         Err(IdpError::ForbiddenPath(PathError::NotAllowed)) => {
@@ -465,10 +495,8 @@ fn check_allow_rule(text: &str) {
     let Ok(rule) = AllowRule::parse(text) else {
         return;
     };
-    let (method, path) = text
-        .trim()
-        .split_once(' ')
-        .expect("an accepted rule is METHOD PATH");
+    let (method, path, needs) = rule_parts(text).expect("an accepted rule is METHOD PATH");
+    assert_eq!(rule.needs(), needs, "{text:?}");
     assert!(
         method == "*" || (!method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase())),
         "method {method:?}"

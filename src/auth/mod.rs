@@ -93,6 +93,16 @@ pub struct Caller {
     /// The verified token itself: the subject token of a Token Vault exchange, and used for
     /// nothing else.
     pub token: CallerToken,
+    /// The words of the token's `scope` claim and its RBAC `permissions`, for the allow rules
+    /// that need some of them.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// Whether the caller's token carries `scope`, in its `scope` claim or its `permissions`.
+    pub fn holds(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
 }
 
 /// Verifies callers' access tokens.
@@ -198,6 +208,7 @@ impl Authenticator {
         Ok(Caller {
             user_id,
             token: CallerToken::new(token),
+            scopes: claims.scopes(),
         })
     }
 }
@@ -378,6 +389,15 @@ impl<'a> Claims<'a> {
         }
     }
 
+    /// The words of the `scope` claim, then the RBAC `permissions`.
+    fn scopes(&self) -> Vec<String> {
+        let words = self.scope.into_iter().flat_map(str::split_ascii_whitespace);
+        words
+            .chain(self.permissions.iter().copied())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Whether the token carries `scope` in its `scope` claim or its RBAC `permissions`.
     fn grants(&self, scope: &str) -> bool {
         self.scope
@@ -527,5 +547,6 @@ mod tests {
         assert!(parsed.grants("proxy:call"));
         assert!(parsed.grants("other"));
         assert!(!parsed.grants("proxy"));
+        assert_eq!(parsed.scopes(), ["read:a", "proxy:call", "other"]);
     }
 }

@@ -1,15 +1,67 @@
 //! Allow rules: which methods and paths a connection may call at its API, as
-//! `"METHOD /path/glob"` texts.
+//! `"METHOD /path/glob"` texts, each optionally for callers whose token carries some Auth0
+//! permissions or scopes: `"POST /user/repos needs github:write"`.
 
 use http::Method;
 
-/// One rule of a connection's allow-list: `"GET /user/**"`.
+/// The word that starts a rule's requirements.
+const NEEDS: &str = "needs";
+
+/// One rule of a connection's allow-list: `"GET /user/**"`, `"POST /user/repos needs
+/// github:write"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowRule {
     /// The method, or `None` for `*` (any method).
     method: Option<Method>,
     /// The path pattern, one element per segment.
     pattern: Vec<Pattern>,
+    /// What the caller's token must carry, every one of them, in its `scope` claim or its
+    /// `permissions`; none for a rule open to every caller.
+    needs: Vec<String>,
+}
+
+/// What the allow rules say of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A rule matches and the caller holds all it needs.
+    Allowed,
+    /// Rules match, but the caller lacks something each of them needs: what is missing for the
+    /// rule closest to being met (fewest missing; the first of those).
+    Missing(Vec<String>),
+    /// No rule matches the method and path.
+    NotAllowed,
+}
+
+impl Verdict {
+    /// Whether the call is allowed.
+    pub fn is_allowed(&self) -> bool {
+        *self == Self::Allowed
+    }
+}
+
+/// The verdict of `rules` on `method` and `segments` for a caller holding what `holds` says.
+/// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
+pub fn verdict(
+    rules: &[AllowRule],
+    method: &Method,
+    segments: &[String],
+    holds: &dyn Fn(&str) -> bool,
+) -> Verdict {
+    let head_as_get = *method == Method::HEAD;
+    let matching = rules.iter().filter(|rule| {
+        rule.matches(method, segments) || (head_as_get && rule.matches(&Method::GET, segments))
+    });
+    let mut closest: Option<Vec<String>> = None;
+    for rule in matching {
+        let missing: Vec<String> = rule.needs.iter().filter(|s| !holds(s)).cloned().collect();
+        if missing.is_empty() {
+            return Verdict::Allowed;
+        }
+        if closest.as_ref().is_none_or(|c| missing.len() < c.len()) {
+            closest = Some(missing);
+        }
+    }
+    closest.map_or(Verdict::NotAllowed, Verdict::Missing)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +75,18 @@ enum Pattern {
 }
 
 impl AllowRule {
-    /// Parses `"METHOD /path/glob"`: `*` stands for one segment, `**` for any number of them,
-    /// and a method of `*` for any method.
+    /// Parses `"METHOD /path/glob"`, optionally followed by `needs` and the permissions or
+    /// scopes the caller's token must all carry: `*` stands for one segment, `**` for any number
+    /// of them, and a method of `*` for any method.
     pub fn parse(rule: &str) -> Result<Self, String> {
-        let (method, path) = rule
+        let (method, rest) = rule
             .trim()
             .split_once(' ')
             .ok_or_else(|| format!("allow rule {rule:?} is not \"METHOD /path\""))?;
+        let (path, needs) = match rest.trim().split_once(char::is_whitespace) {
+            Some((path, needs)) => (path, needs_of(rule, needs)?),
+            None => (rest, Vec::new()),
+        };
         let method = match method {
             "*" => None,
             m if m.bytes().all(|b| b.is_ascii_uppercase()) && !m.is_empty() => Some(
@@ -61,13 +118,45 @@ impl AllowRule {
                 })
                 .collect::<Result<_, _>>()?
         };
-        Ok(Self { method, pattern })
+        Ok(Self {
+            method,
+            pattern,
+            needs,
+        })
     }
 
-    /// Whether `method` on the decoded `segments` is allowed by this rule.
+    /// What the caller's token must carry for this rule to allow a call.
+    pub fn needs(&self) -> &[String] {
+        &self.needs
+    }
+
+    /// Whether `method` on the decoded `segments` is what this rule is about, whatever it
+    /// needs of the caller.
     pub fn matches(&self, method: &Method, segments: &[String]) -> bool {
         self.method.as_ref().is_none_or(|m| m == method) && glob(&self.pattern, segments)
     }
+}
+
+/// The requirements after a rule's path: `needs` and one or more scope tokens (RFC 6749 §3.3:
+/// printable ASCII but space, `"` and `\`, which also keeps them quotable in a challenge).
+fn needs_of(rule: &str, text: &str) -> Result<Vec<String>, String> {
+    let mut words = text.split_whitespace();
+    if words.next() != Some(NEEDS) {
+        return Err(format!(
+            "allow rule {rule:?}: after the path only `needs` and scopes may follow"
+        ));
+    }
+    let needs: Vec<String> = words.map(str::to_owned).collect();
+    let scope_token = |s: &String| {
+        s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    };
+    if needs.is_empty() || !needs.iter().all(scope_token) {
+        return Err(format!(
+            "allow rule {rule:?}: `needs` takes one or more scopes (no quotes or backslashes)"
+        ));
+    }
+    Ok(needs)
 }
 
 /// Whether `pattern` matches all of `segments`, in pattern × segments steps. Backtracking instead
@@ -125,8 +214,53 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_may_need_permissions_and_the_closest_rule_says_what_is_missing() {
+        let rules: Vec<AllowRule> = [
+            "GET /user/**",
+            "POST /user/repos needs github:write github:repos",
+            "POST /user/** needs admin",
+        ]
+        .iter()
+        .map(|r| AllowRule::parse(r).expect("rule"))
+        .collect();
+        assert_eq!(rules[1].needs(), ["github:write", "github:repos"]);
+        let repos = segments("/user/repos");
+        let none = |_: &str| false;
+        let writer = |s: &str| s == "github:write";
+        let both = |s: &str| s.starts_with("github:");
+        assert_eq!(
+            verdict(&rules, &Method::GET, &repos, &none),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            verdict(&rules, &Method::HEAD, &repos, &none),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            verdict(&rules, &Method::POST, &repos, &writer),
+            Verdict::Missing(vec!["github:repos".to_owned()])
+        );
+        assert_eq!(
+            verdict(&rules, &Method::POST, &repos, &none),
+            Verdict::Missing(vec!["admin".to_owned()])
+        );
+        assert_eq!(
+            verdict(&rules, &Method::POST, &repos, &both),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            verdict(&rules, &Method::DELETE, &repos, &both),
+            Verdict::NotAllowed
+        );
+    }
+
+    #[test]
     fn bad_rules_are_refused() {
         for bad in [
+            "GET /x github:write",
+            "GET /x needs",
+            "GET /x needs a\"b",
+            "GET /x needs a\\b",
             "GET",
             "get /x",
             "GET x",

@@ -24,6 +24,7 @@ use crate::deadline::Deadline;
 use crate::secret::IdpAccessToken;
 use crate::service::Service;
 use crate::upstream::{self, RetryPolicy, UpstreamError};
+use allow::Verdict;
 use connections::Connection;
 use path::{IdpPath, PathError};
 pub use response::{IdpResponse, UnsafeAnswer};
@@ -56,6 +57,9 @@ pub enum IdpError {
     /// The method or path is not allowed, or would leave the connection's API.
     #[error(transparent)]
     ForbiddenPath(#[from] PathError),
+    /// The allow rules that match need permissions or scopes the caller's token lacks.
+    #[error("this call needs the caller's token to carry {}", .0.join(" "))]
+    InsufficientScope(Vec<String>),
     /// The IdP refused even a replaced or renewed token: the user must log in with the
     /// connection again.
     #[error("the user must log in with connection {connection:?} again")]
@@ -86,9 +90,9 @@ pub struct IdpRequest<'a> {
 }
 
 impl<'a> IdpRequest<'a> {
-    /// Validates a call of `method` on the raw `path` for `connection`: the path normalises, an
-    /// allow rule matches and the URL stays under the API base. Nothing is sent before this
-    /// holds.
+    /// Validates a call of `method` on the raw `path` for `connection`, by a caller holding the
+    /// permissions and scopes `holds` says: the path normalises, an allow rule matches and its
+    /// needs are met, and the URL stays under the API base. Nothing is sent before this holds.
     pub fn new(
         connection: &'a Connection,
         method: Method,
@@ -96,11 +100,15 @@ impl<'a> IdpRequest<'a> {
         query: Option<&'a str>,
         headers: &'a HeaderMap,
         body: &'a [u8],
+        holds: &dyn Fn(&str) -> bool,
     ) -> Result<Self, IdpError> {
         let path = path::normalise(raw_path)?;
+        crate::audit::path(&path.encoded);
         path::check_guarded(&path.segments, &connection.path_characters)?;
-        if !connection.allows(&method, &path.segments) {
-            return Err(PathError::NotAllowed.into());
+        match allow::verdict(&connection.allow, &method, &path.segments, holds) {
+            Verdict::Allowed => {}
+            Verdict::Missing(missing) => return Err(IdpError::InsufficientScope(missing)),
+            Verdict::NotAllowed => return Err(PathError::NotAllowed.into()),
         }
         Ok(Self {
             url: upstream_url(&connection.api_base, &path, query)?,
@@ -181,6 +189,7 @@ pub async fn call(
                 UpstreamError::garbage(Service::Idp, "request body cannot be resent")
             })?;
             let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
+            crate::audit::idp_answer(response.status(), response.headers());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response));
             }
@@ -210,6 +219,9 @@ mod tests {
     use super::*;
     use connections::Connections;
 
+    /// A caller who holds no permission: enough for rules that need none.
+    const ANYONE: &dyn Fn(&str) -> bool = &|_| false;
+
     #[test]
     fn urls_stay_under_the_api_base() {
         let table = Connections::from_json(
@@ -218,15 +230,24 @@ mod tests {
         .expect("valid");
         let graph = table.get("graph").expect("graph");
         let headers = HeaderMap::new();
-        let request = IdpRequest::new(graph, Method::GET, "/me", Some("$select=id"), &headers, b"")
-            .expect("allowed");
+        let request = IdpRequest::new(
+            graph,
+            Method::GET,
+            "/me",
+            Some("$select=id"),
+            &headers,
+            b"",
+            ANYONE,
+        )
+        .expect("allowed");
         assert_eq!(
             request.url.as_str(),
             "https://graph.example.com/v1.0/me?$select=id"
         );
         let github = Connections::new(None).expect("built-ins");
         let github = github.get("github").expect("github");
-        let root = IdpRequest::new(github, Method::GET, "", None, &headers, b"").expect("root");
+        let root =
+            IdpRequest::new(github, Method::GET, "", None, &headers, b"", ANYONE).expect("root");
         assert_eq!(root.url.as_str(), "https://api.github.com/");
         let colon = IdpRequest::new(
             github,
@@ -235,11 +256,20 @@ mod tests {
             None,
             &headers,
             b"",
+            ANYONE,
         )
         .expect("a colon in a segment is only a segment");
         assert_eq!(colon.url.host_str(), Some("api.github.com"));
         assert!(matches!(
-            IdpRequest::new(github, Method::GET, "/user", Some("a#b"), &headers, b""),
+            IdpRequest::new(
+                github,
+                Method::GET,
+                "/user",
+                Some("a#b"),
+                &headers,
+                b"",
+                ANYONE
+            ),
             Err(IdpError::ForbiddenPath(PathError::LeavesOrigin))
         ));
     }
@@ -250,7 +280,7 @@ mod tests {
         let github = table.get("github").expect("github");
         let headers = HeaderMap::new();
         assert!(matches!(
-            IdpRequest::new(github, Method::DELETE, "/user", None, &headers, b""),
+            IdpRequest::new(github, Method::DELETE, "/user", None, &headers, b"", ANYONE),
             Err(IdpError::ForbiddenPath(PathError::NotAllowed))
         ));
     }

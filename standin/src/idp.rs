@@ -1,6 +1,7 @@
 //! A stand-in identity provider on 127.0.0.1 (GitHub- or Google-like): an API that answers for the
 //! access tokens it issued or was given (until they expire), a token endpoint for refresh-token
-//! grants, a record of every request, and paths that misbehave.
+//! grants, a record of every request, and paths that misbehave. Every answer carries a new
+//! `x-github-request-id`, as GitHub's do.
 //!
 //! - `GET /user`, `/oauth2/v3/userinfo`, `/v1.0/me`: the profile of the token's user;
 //! - `GET /user/repos`, for a profile with `public_repos` (else the echo below): that many
@@ -666,6 +667,16 @@ fn body_of_kind(kind: &str, size: usize) -> Response {
 /// `Link` of the answer's own stays.
 fn decorate(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    // GitHub's own id of the request, new on every answer, as the real API sends it.
+    static REQUEST_IDS: AtomicUsize = AtomicUsize::new(1);
+    let id = format!(
+        "C0DE:{:04X}:{:X}",
+        REQUEST_IDS.fetch_add(1, Ordering::SeqCst),
+        std::process::id()
+    );
+    if let Ok(id) = HeaderValue::from_str(&id) {
+        headers.insert("x-github-request-id", id);
+    }
     for (name, value) in [
         ("etag", "W/\"stand-in-etag\""),
         (

@@ -196,6 +196,27 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
         );
         assert!(!line.to_string().contains(USER), "no user id: {line}");
     }
+    // And one audit line per event, beside it: the user, the call, never the query string.
+    let audits: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "audit")
+        .collect();
+    assert_eq!(audits.len(), names.len(), "audit lines: {logs}");
+    for line in &audits {
+        assert_eq!(line["source_ip"], "203.0.113.7", "{line}");
+        assert!(!line.to_string().contains("sort=updated"), "{line}");
+        match line["status"].as_u64() {
+            Some(200) => assert_eq!(line["sub"], USER, "{line}"),
+            _ => assert_eq!(line["error"], "invalid_token", "{line}"),
+        }
+    }
+    let repos = audits
+        .iter()
+        .find(|line| line["path"] == "/user/repos")
+        .expect("the repositories call is audited");
+    assert_eq!(repos["idp_status"], 200, "{repos}");
+    assert!(repos["idp_request_id"].is_string(), "{repos}");
     for secret in [
         jwt.as_str(),
         &github_token(USER),

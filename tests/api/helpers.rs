@@ -277,6 +277,26 @@ impl TestApp {
             .expect("secret written in moto");
     }
 
+    /// Writes `text` as the secret `id` (another than the credentials), creating it if need be.
+    pub async fn write_secret(&self, id: &str, text: &str) {
+        let put = self
+            .admin
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(text)
+            .send()
+            .await;
+        if put.is_err() {
+            self.admin
+                .create_secret()
+                .name(id)
+                .secret_string(text)
+                .send()
+                .await
+                .expect("secret created in moto");
+        }
+    }
+
     /// Sends the sample event `events/{name}` with the placeholder replaced by `token`.
     pub async fn call(&self, name: &str, token: &str) -> TestResponse {
         self.send(event(name, token)).await

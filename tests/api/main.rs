@@ -1,15 +1,19 @@
 //! Integration tests: the handler driven with the sample events in `events/`, against loopback
 //! stand-ins only (a stand-in Auth0 tenant and IdPs, moto for Secrets Manager and DynamoDB).
 
+mod audit;
 mod auth;
 mod binary;
+mod binary_gates;
 mod catalogue;
 mod faults;
 mod fleet;
 mod head;
 mod helpers;
+mod kill_switch;
 mod management;
 mod metrics;
+mod permissions;
 mod proxy;
 mod routing;
 mod sdk_config;

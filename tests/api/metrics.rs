@@ -17,7 +17,7 @@ const USER: &str = "github|1001";
 /// The dimensions a summary line may carry, and the values each may take (`None`: checked by
 /// the caller against the configuration).
 const ROUTES: [&str; 4] = ["identities", "idp", "preflight", "none"];
-const ERROR_CODES: [&str; 13] = [
+const ERROR_CODES: [&str; 16] = [
     "invalid_request",
     "invalid_token",
     "insufficient_scope",
@@ -31,6 +31,9 @@ const ERROR_CODES: [&str; 13] = [
     "upstream_error",
     "credentials_unavailable",
     "upstream_timeout",
+    "user_blocked",
+    "connection_blocked",
+    "kill_switch_unavailable",
 ];
 
 /// CloudWatch's metric units (MetricDatum), as the EMF schema lists them.

@@ -161,6 +161,11 @@ async fn an_expired_google_token_is_renewed_once_and_the_call_succeeds() {
     assert_eq!(line["Connection"], "google-oauth2");
     assert_eq!(line["Renewals"], 1, "{line}");
     assert!(line.get("RenewalFailures").is_none(), "{line}");
+    let audit = crate::audit::audit_line(line["request_id"].as_str().expect("request id"));
+    crate::audit::assert_audit(
+        &audit,
+        json!({"renewed": true, "token_from": "refresh_grant", "idp_status": 200}),
+    );
     // One 401 with the stored token, then the call with the renewed one.
     assert_eq!(world.google.calls(), 2);
     assert_eq!(world.google.grants(), 1);

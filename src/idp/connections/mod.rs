@@ -86,11 +86,10 @@ impl TokenSourceKind {
 }
 
 impl Connection {
-    /// Whether `method` on `segments` is allowed.
-    /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
+    /// Whether `method` on `segments` is allowed to a caller holding every permission the
+    /// rules need ([`super::allow::verdict`] says what a given caller lacks).
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
-        let allows = |method| self.allow.iter().any(|rule| rule.matches(method, segments));
-        allows(method) || (*method == Method::HEAD && allows(&Method::GET))
+        super::allow::verdict(&self.allow, method, segments, &|_| true).is_allowed()
     }
 
     /// Whether a refresh grant can be run at all: a token endpoint and a provider that renews.

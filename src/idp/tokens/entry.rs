@@ -26,6 +26,16 @@ pub enum Provenance {
 }
 
 impl Provenance {
+    /// How the audit line names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cache => "cache",
+            Self::Source => "auth0",
+            Self::Renewed => "refresh_grant",
+            Self::Shared => "token_table",
+        }
+    }
+
     /// Where a source's answer came from.
     pub(super) fn of_read(shared: bool) -> Self {
         if shared { Self::Shared } else { Self::Source }

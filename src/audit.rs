@@ -1,0 +1,268 @@
+//! The audit record: one JSON line per request to a route (every invocation but a preflight and
+//! an event refused before it is a request), saying who called what at which provider, and how
+//! it ended (README, "Audit"; the queries in docs/audit.md).
+//!
+//! A line of its own (target [`AUDIT_TARGET`], message `audit`) beside the summary line, not
+//! members of it: the summary line is the metrics' EMF document and carries no user id, so that
+//! it may be kept and read as widely as metrics are; the audit line carries the verified `sub`
+//! and the caller's IP, for the retention and access rules a security team sets (a subscription
+//! filter on `{ $.message = "audit" }` ships exactly these lines). Both carry the Lambda
+//! request id, which joins them. Nothing here is an EMF dimension.
+//!
+//! Like the trace, the record is a task-local recorder: the handler, the authenticator's
+//! caller, the path normalisation, the IdP call and the token lease each note what they learn
+//! where they learn it.
+//!
+//! What never goes in: the query string, a body, a token or secret, and no header value but
+//! the IdP's own request id, itself kept only when it looks like an id.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::IpAddr;
+
+use http::{HeaderMap, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{Map, Value};
+
+pub use crate::telemetry::AUDIT_TARGET;
+use crate::telemetry::{self, Invocation, Trace};
+
+/// Response headers in which IdPs send their own request id, the first one present wins:
+/// GitHub, Microsoft Graph, and the common `x-request-id` (GitLab, Slack, Atlassian, …).
+const IDP_REQUEST_ID_HEADERS: [&str; 4] = [
+    "x-github-request-id",
+    "request-id",
+    "x-ms-request-id",
+    "x-request-id",
+];
+
+/// Longest IdP request id kept: ids are tens of characters; anything longer is not one.
+const MAX_REQUEST_ID: usize = 128;
+
+tokio::task_local! {
+    // A `RefCell`: only this invocation's task touches it, and never across an await.
+    static CURRENT: RefCell<Record>;
+}
+
+/// What one invocation's audit line says beyond the outcome the handler knows at its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    method: String,
+    source_ip: Option<String>,
+    request_bytes: usize,
+    sub: Option<String>,
+    connection: Option<String>,
+    strategy: Option<String>,
+    token_source: Option<&'static str>,
+    path: Option<String>,
+    idp_status: Option<u16>,
+    idp_request_id: Option<String>,
+    token_from: Option<&'static str>,
+    renewed_token: bool,
+}
+
+impl Record {
+    /// The record of `request` as it arrives: its method, the caller's IP from the event (API
+    /// Gateway's view of the connection, not a forwarding header a caller can write) and the
+    /// size of its body.
+    pub fn of(request: &Request) -> Self {
+        let source_ip = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.as_deref(),
+            Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.as_deref(),
+            _ => None,
+        };
+        Self {
+            method: request.method().as_str().to_owned(),
+            // Parsed, so that only an address is ever written.
+            source_ip: source_ip
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+                .map(|ip| ip.to_string()),
+            request_bytes: request.body().as_ref().len(),
+            ..Self::default()
+        }
+    }
+
+    /// The audit line: this record with the invocation's outcome (status, error code, whether
+    /// a refresh grant ran) and the size of the answer's body.
+    pub fn line(&self, invocation: &Invocation<'_>, trace: &Trace, response: &Body) -> Value {
+        let mut line = Map::new();
+        let mut put = |name: &str, value: Value| {
+            if !value.is_null() {
+                line.insert(name.to_owned(), value);
+            }
+        };
+        if let Some(timestamp) = telemetry::timestamp() {
+            put("timestamp", timestamp.into());
+        }
+        put("level", "INFO".into());
+        put("message", "audit".into());
+        put("target", AUDIT_TARGET.into());
+        put("request_id", invocation.request_id.into());
+        put("route", invocation.route.into());
+        put("sub", self.sub.clone().into());
+        put("source_ip", self.source_ip.clone().into());
+        put("method", self.method.clone().into());
+        put("connection", self.connection.clone().into());
+        put("strategy", self.strategy.clone().into());
+        put("token_source", self.token_source.into());
+        put("path", self.path.clone().into());
+        put("idp_status", self.idp_status.into());
+        put("idp_request_id", self.idp_request_id.clone().into());
+        put("token_from", self.token_from.into());
+        if self.token_from.is_some() || trace.renewed() {
+            put("renewed", (trace.renewed() || self.renewed_token).into());
+        }
+        put("status", invocation.status.into());
+        put("error", trace.error_code().into());
+        put("request_bytes", self.request_bytes.into());
+        put("response_bytes", body_len(response).into());
+        Value::Object(line)
+    }
+}
+
+/// The length of `body` as the caller receives it.
+pub fn body_len(body: &Body) -> usize {
+    match body {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// Runs `invocation` with `record` as its recorder; returns its output and the record as the
+/// invocation left it.
+pub async fn recorded<T>(record: Record, invocation: impl Future<Output = T>) -> (T, Record) {
+    CURRENT
+        .scope(RefCell::new(record), async move {
+            let output = invocation.await;
+            let record = CURRENT
+                .try_with(|cell| cell.borrow().clone())
+                .unwrap_or_default();
+            (output, record)
+        })
+        .await
+}
+
+/// Writes `line` (built by [`Record::line`]) as the invocation's audit line.
+pub fn log(line: &Value) {
+    tracing::info!(target: AUDIT_TARGET, line = line.to_string().as_str());
+}
+
+fn update(change: impl FnOnce(&mut Record)) {
+    // Outside `recorded` (the cold-start prefetch, unit tests) there is nothing to note.
+    let _ = CURRENT.try_with(|cell| change(&mut cell.borrow_mut()));
+}
+
+/// Notes the verified caller: the token's `sub`, the only user id the function acts for.
+pub fn caller(sub: &str) {
+    update(|record| record.sub = Some(sub.to_owned()));
+}
+
+/// Notes the connection asked for on the IdP route (a name the router accepted).
+pub fn connection_asked(name: &str) {
+    update(|record| record.connection = Some(name.to_owned()));
+}
+
+/// Notes the connection that serves the call: its catalogue strategy, if any, and its token
+/// source (`identities`, `token_vault`).
+pub fn connection(strategy: Option<&str>, token_source: &'static str) {
+    update(|record| {
+        record.strategy = strategy.map(str::to_owned);
+        record.token_source = Some(token_source);
+    });
+}
+
+/// Notes the normalised path under the connection's API base (what the allow rules match):
+/// never the query.
+pub fn path(encoded: &str) {
+    update(|record| record.path = Some(encoded.to_owned()));
+}
+
+/// Notes an answer of the IdP: its status and its own request id; the last answer wins.
+pub fn idp_answer(status: StatusCode, headers: &HeaderMap) {
+    let id = IDP_REQUEST_ID_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_request_id(id))
+        .map(str::to_owned);
+    update(|record| {
+        record.idp_status = Some(status.as_u16());
+        record.idp_request_id = id;
+    });
+}
+
+/// Notes where the IdP token used for the call came from (`cache`, `auth0`, `refresh_grant`,
+/// `token_table`) and whether it is a renewed one; the last token wins.
+pub fn token_from(from: &'static str, renewed: bool) {
+    update(|record| {
+        record.token_from = Some(from);
+        record.renewed_token |= renewed;
+    });
+}
+
+/// Whether `id` looks like a request id (so that a header an IdP fills otherwise, with a URL or
+/// a token, is never written): up to [`MAX_REQUEST_ID`] of letters, digits and `-_.:/+=`.
+fn is_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use std::time::Duration;
+
+    #[test]
+    fn only_what_looks_like_a_request_id_is_kept() {
+        assert!(is_request_id("C0DE:1F2A:3B4C5D:6E7F80:65A1B2C3"));
+        assert!(is_request_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        for bad in ["", "a b", "Bearer x", "{\"t\":1}", &"a".repeat(129)] {
+            assert!(!is_request_id(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_record_keeps_what_the_call_noted_and_the_last_idp_answer() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-github-request-id", HeaderValue::from_static("AB:CD:12"));
+        let mut spaced = HeaderMap::new();
+        spaced.insert("request-id", HeaderValue::from_static("not an id"));
+        let ((), record) = recorded(Record::default(), async {
+            caller("github|1");
+            connection_asked("github");
+            path("/user/repos");
+            idp_answer(StatusCode::BAD_GATEWAY, &spaced);
+            idp_answer(StatusCode::OK, &headers);
+            token_from("cache", false);
+        })
+        .await;
+        // Outside `recorded`: nothing to note, and no panic.
+        caller("github|2");
+        let invocation = Invocation {
+            request_id: "req-1",
+            route: "idp",
+            connection: Some("github"),
+            status: 200,
+            duration: Duration::from_millis(1),
+        };
+        let line = record.line(
+            &invocation,
+            &Trace::default(),
+            &Body::Text("{\"a\":1}".into()),
+        );
+        assert_eq!(line["sub"], "github|1");
+        assert_eq!(line["path"], "/user/repos");
+        assert_eq!(line["idp_status"], 200);
+        assert_eq!(line["idp_request_id"], "AB:CD:12");
+        assert_eq!(line["token_from"], "cache");
+        assert_eq!(line["renewed"], false);
+        assert_eq!(line["response_bytes"], 7);
+        assert_eq!(line["message"], "audit");
+        assert!(line.get("error").is_none() && line.get("strategy").is_none());
+    }
+}
