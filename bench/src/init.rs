@@ -29,7 +29,7 @@ const STEPS: [(&str, &str, &str); 7] = [
     ("Config::from_env", "", ""),
     (
         "upstream::build_client",
-        "compiled-in webpki roots",
+        "compiled-in trust anchors (webpki-roots)",
         "the system's roots (reqwest's platform verifier)",
     ),
     (
@@ -63,11 +63,12 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     lap(&mut times);
     let http = if alternative {
-        reqwest::Client::builder().build()
+        reqwest::Client::builder()
+            .build()
+            .map_err(|e| e.to_string())?
     } else {
-        upstream::build_client()
-    }
-    .map_err(|e| e.to_string())?;
+        upstream::build_client().map_err(|e| e.to_string())?
+    };
     lap(&mut times);
     let sdk = if alternative {
         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
