@@ -29,7 +29,7 @@ const STEPS: [(&str, &str, &str); 7] = [
     ("Config::from_env", "", ""),
     (
         "upstream::build_client",
-        "compiled-in trust anchors (webpki-roots)",
+        "compiled-in roots, trust anchors made at build time",
         "the system's roots (reqwest's platform verifier)",
     ),
     (
