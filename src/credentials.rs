@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
@@ -165,7 +165,12 @@ impl From<WaitExpired> for CredentialsError {
 
 /// The credentials, shared by all invocations of an execution environment.
 pub struct CredentialStore {
-    client: SecretsClient,
+    /// The client as given; [`CredentialStore::client`] derives the one that reads.
+    given: SecretsClient,
+    /// The given client with the store's retry and timeout settings, made at the first read:
+    /// making an SDK client is about 0.1 ms that a cold start without the prefetch need not
+    /// spend before its first invocation.
+    tuned: OnceLock<SecretsClient>,
     secret_id: String,
     current: SingleFlight<Credentials>,
 }
@@ -177,27 +182,37 @@ impl CredentialStore {
     /// [`RetryPolicy::STANDARD`] (the SDK's default starts at a 1 s backoff, a third of the read's
     /// budget), and every read is bounded by the invocation's deadline besides.
     pub fn new(client: SecretsClient, secret_id: String) -> Self {
-        let policy = RetryPolicy::STANDARD;
-        let config = client
-            .config()
-            .to_builder()
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(policy.attempts)
-                    .with_initial_backoff(policy.base)
-                    .with_max_backoff(policy.max_backoff),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .build();
         Self {
-            client: SecretsClient::from_conf(config),
+            given: client,
+            tuned: OnceLock::new(),
             secret_id,
             current: SingleFlight::reported_as(Cache::Credentials),
         }
+    }
+
+    /// The client that reads: the given one with [`RetryPolicy::STANDARD`]'s numbers and
+    /// [`CONNECT_TIMEOUT`].
+    fn client(&self) -> &SecretsClient {
+        self.tuned.get_or_init(|| {
+            let policy = RetryPolicy::STANDARD;
+            let config = self
+                .given
+                .config()
+                .to_builder()
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(policy.attempts)
+                        .with_initial_backoff(policy.base)
+                        .with_max_backoff(policy.max_backoff),
+                )
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .build(),
+                )
+                .build();
+            SecretsClient::from_conf(config)
+        })
     }
 
     /// The credentials, read on first use.
@@ -253,7 +268,7 @@ impl CredentialStore {
             .timeout(READ_TIMEOUT)
             .ok_or(CredentialsError::Timeout)?;
         let call = self
-            .client
+            .client()
             .get_secret_value()
             .secret_id(&self.secret_id)
             .send();

@@ -38,7 +38,7 @@ const STEPS: [(&str, &str, &str); 7] = [
         "aws_config::load_defaults: full chain, system roots (the old way)",
     ),
     ("Secrets Manager client", "", ""),
-    ("App::new (the credential store's SDK settings too)", "", ""),
+    ("App::new", "", ""),
     (
         "after init: first Secrets Manager request (moto)",
         "aws::load",
