@@ -33,7 +33,6 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
 use aws_types::sdk_config::SharedHttpClient;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use base64::Engine;
 
 /// The variable that selects the old way: `SDK_CONFIG=load-defaults`.
 pub const KNOB: &str = "SDK_CONFIG";
@@ -236,16 +235,10 @@ impl HttpClient for FirstUse {
     }
 }
 
-/// `webpki-root-certs`' roots as one PEM bundle: the SDK's trust store takes PEM only.
+/// `webpki-root-certs`' roots as one PEM bundle (the SDK's trust store takes PEM only), encoded at
+/// build time (build.rs) rather than at each cold start.
 fn roots_pem() -> Vec<u8> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    let mut pem = Vec::with_capacity(300 * 1024);
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        pem.extend_from_slice(engine.encode(der.as_ref()).as_bytes());
-        pem.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
-    }
-    pem
+    include_bytes!(concat!(env!("OUT_DIR"), "/roots.pem")).to_vec()
 }
 
 #[cfg(test)]

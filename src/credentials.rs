@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
@@ -165,7 +165,12 @@ impl From<WaitExpired> for CredentialsError {
 
 /// The credentials, shared by all invocations of an execution environment.
 pub struct CredentialStore {
-    client: SecretsClient,
+    /// The client as given; [`CredentialStore::client`] derives the one that reads.
+    given: SecretsClient,
+    /// The given client with the store's retry and timeout settings, made at the first read:
+    /// making an SDK client is about 0.1 ms that a cold start without the prefetch need not
+    /// spend before its first invocation.
+    tuned: OnceLock<SecretsClient>,
     secret_id: String,
     current: SingleFlight<Credentials>,
 }
@@ -178,10 +183,17 @@ impl CredentialStore {
     /// budget), and every read is bounded by the invocation's deadline besides.
     pub fn new(client: SecretsClient, secret_id: String) -> Self {
         Self {
-            client: bounded_client(&client),
+            given: client,
+            tuned: OnceLock::new(),
             secret_id,
             current: SingleFlight::reported_as(Cache::Credentials),
         }
+    }
+
+    /// The client that reads: the given one with [`RetryPolicy::STANDARD`]'s numbers and
+    /// [`CONNECT_TIMEOUT`] ([`bounded_client`]).
+    fn client(&self) -> &SecretsClient {
+        self.tuned.get_or_init(|| bounded_client(&self.given))
     }
 
     /// The credentials, read on first use.
@@ -233,7 +245,7 @@ impl CredentialStore {
 
     #[tracing::instrument(name = "secret_read", skip_all)]
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
-        let text = read_secret(&self.client, &self.secret_id, deadline).await?;
+        let text = read_secret(self.client(), &self.secret_id, deadline).await?;
         let credentials = Credentials::parse(&text)?;
         tracing::info!(
             idp_clients = credentials.idp_clients.len(),

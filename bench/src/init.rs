@@ -39,7 +39,7 @@ const STEPS: [(&str, &str, &str); 7] = [
     ("Config::from_env", "", ""),
     (
         "upstream::build_client",
-        "compiled-in webpki roots",
+        "compiled-in roots, trust anchors made at build time",
         "the system's roots (reqwest's platform verifier)",
     ),
     (
@@ -48,7 +48,7 @@ const STEPS: [(&str, &str, &str); 7] = [
         "aws_config::load_defaults: full chain, system roots (the old way)",
     ),
     ("Secrets Manager client", "", ""),
-    ("App::new (the credential store's SDK settings too)", "", ""),
+    ("App::new", "", ""),
     (
         "after init: first Secrets Manager request (moto)",
         "aws::load",
@@ -73,11 +73,12 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     lap(&mut times);
     let http = if alternative {
-        reqwest::Client::builder().build()
+        reqwest::Client::builder()
+            .build()
+            .map_err(|e| e.to_string())?
     } else {
-        upstream::build_client()
-    }
-    .map_err(|e| e.to_string())?;
+        upstream::build_client().map_err(|e| e.to_string())?
+    };
     lap(&mut times);
     let sdk = if alternative {
         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await

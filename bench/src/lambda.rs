@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use standin::{Outcome, RuntimeApi};
 use tokio::process::{Child, Command};
 
+/// Clock ticks per second of `/proc`'s CPU times: Linux fixes `USER_HZ` at 100 for userspace on
+/// x86-64 and arm64 alike.
+const USER_HZ: u64 = 100;
+
 /// Longest an init phase may take before the run is abandoned (Lambda allows 10 s).
 const INIT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -78,10 +82,22 @@ impl Function {
     /// Minor page faults the process has taken so far (`/proc/<pid>/stat`, field 10): the
     /// pages of its binary and heap it touched.
     pub fn minor_faults(&self) -> Option<u64> {
+        self.stat_field(10)
+    }
+
+    /// The CPU time the process has used so far, all its threads, user and system
+    /// (`/proc/<pid>/stat`, fields 14 and 15), to the kernel's 10 ms tick.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let ticks = self.stat_field(14)? + self.stat_field(15)?;
+        Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+    }
+
+    /// Field `n` (1-based, as proc(5) numbers them) of `/proc/<pid>/stat`, a number.
+    fn stat_field(&self, n: usize) -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
         // Fields after the parenthesised command name start at field 3.
         let after_name = stat.rsplit_once(')')?.1;
-        after_name.split_whitespace().nth(10 - 3)?.parse().ok()
+        after_name.split_whitespace().nth(n - 3)?.parse().ok()
     }
 
     /// Invokes the function with `event`; returns the response's `statusCode` (or 200 for a

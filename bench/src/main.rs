@@ -1,7 +1,7 @@
 //! Benchmarks of auth0-idp-proxy that print figures, each beside its target (issue 7): the
 //! handler's overhead on a warm call, upstream calls per warm invocation, the cold-start
-//! prefetch, RS256 cost, cold init of the real binary, its memory over many invocations, and
-//! binary size. Everything runs against stand-ins on 127.0.0.1 (and moto's Secrets Manager).
+//! prefetch, RS256 cost, cold init of the real binary, its memory and CPU time over many
+//! invocations, and binary size. Everything runs against stand-ins on 127.0.0.1 (and moto's Secrets Manager).
 //!
 //! `bench/run` builds what it needs and runs this; see README's "Performance".
 //!
@@ -9,12 +9,13 @@
 //! - [`world`]: the stand-ins, the function's configuration for them, callers.
 //! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
 //! - [`lambda`]: a release binary run under a Runtime API, its init timed.
-//! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`size`], [`fleet`]:
-//!   one section each.
+//! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`cpu`], [`size`],
+//!   [`fleet`]: one section each.
 //! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
 
 mod calls;
 mod cold;
+mod cpu;
 mod fleet;
 mod init;
 mod lambda;
@@ -35,12 +36,12 @@ use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
-sections: latency, calls, prefetch, verify, init, cold, memory, size, fleet (default: all)
+sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
 
-const SECTIONS: [&str; 9] = [
-    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "size", "fleet",
+const SECTIONS: [&str; 10] = [
+    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "cpu", "size", "fleet",
 ];
 
 /// What to run, from the command line.
@@ -179,6 +180,7 @@ async fn main() -> ExitCode {
             "init" => init::run(&mut report, &moto, options.runs).await,
             "cold" => cold::run(&mut report, &moto, &binaries, options.runs, &log).await,
             "memory" => memory::run(&mut report, &moto, &options.bootstrap, &log).await,
+            "cpu" => cpu::run(&mut report, &moto, &options.bootstrap, &log).await,
             "fleet" => fleet::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
             _ => size::run(
                 &mut report,

@@ -1,5 +1,6 @@
 //! Peak resident memory of the real `bootstrap` over many warm invocations, read from
-//! `/proc/<pid>/status` along the way to show whether it grows.
+//! `/proc/<pid>/status` along the way to show whether it grows; and the CPU time they took, one
+//! at a time on bare loopback (the `cpu` section has it with a slower IdP and many at once).
 
 use std::path::Path;
 
@@ -53,7 +54,8 @@ pub async fn run(
         &format!("Memory over {INVOCATIONS} warm invocations"),
         &format!(
             "real release bootstrap under a Runtime API, GET /idp/github/user by {USERS} users \
-             round-robin; VmHWM / VmRSS from /proc"
+             round-robin; VmHWM / VmRSS from /proc/<pid>/status, utime + stime from \
+             /proc/<pid>/stat"
         ),
     );
     let world = World::start(moto, None).await?;
@@ -69,6 +71,7 @@ pub async fn run(
 
     let mut timings = Timings::default();
     let mut at_thousand = None;
+    let mut cpu_at_thousand = None;
     let mut last = (peak, rss);
     for (i, event) in events.iter().cycle().take(INVOCATIONS).enumerate() {
         let (status, elapsed) = function.invoke(event).await?;
@@ -82,6 +85,7 @@ pub async fn run(
             last = resident(pid)?;
             if done == 1_000 {
                 at_thousand = Some(last.1);
+                cpu_at_thousand = function.cpu_time();
             }
             report.info(
                 &format!("after {done} invocations: peak / current"),
@@ -89,10 +93,20 @@ pub async fn run(
             );
         }
     }
+    let cpu = function
+        .cpu_time()
+        .zip(cpu_at_thousand)
+        .map(|(end, start)| end.saturating_sub(start))
+        .ok_or("no /proc/<pid>/stat")?;
     function.stop().await;
     report.info(
         "invocation round trip through the Runtime API: median / p99",
         format!("{} / {}", micros(timings.median()), micros(timings.p99())),
+    );
+    let warm = INVOCATIONS - 1_000;
+    report.info(
+        &format!("CPU per invocation (user + system, the last {warm})"),
+        micros(cpu.as_secs_f64() * 1e6 / warm as f64),
     );
     let (peak, rss) = last;
     report.check(

@@ -12,6 +12,11 @@ impl Timings {
         self.0.push(elapsed.as_secs_f64() * 1e6);
     }
 
+    /// Adds every timing of `other`.
+    pub fn extend(&mut self, other: Timings) {
+        self.0.extend(other.0);
+    }
+
     /// The median, in µs.
     pub fn median(&self) -> f64 {
         self.percentile(50.0)
