@@ -165,12 +165,7 @@ impl From<WaitExpired> for CredentialsError {
 
 /// The credentials, shared by all invocations of an execution environment.
 pub struct CredentialStore {
-    /// The client as given; [`CredentialStore::client`] derives the one that reads.
-    given: SecretsClient,
-    /// The given client with the store's retry and timeout settings, made at the first read:
-    /// making an SDK client is about 0.1 ms that a cold start without the prefetch need not
-    /// spend before its first invocation.
-    tuned: OnceLock<SecretsClient>,
+    client: BoundedClient,
     secret_id: String,
     current: SingleFlight<Credentials>,
 }
@@ -183,17 +178,10 @@ impl CredentialStore {
     /// budget), and every read is bounded by the invocation's deadline besides.
     pub fn new(client: SecretsClient, secret_id: String) -> Self {
         Self {
-            given: client,
-            tuned: OnceLock::new(),
+            client: BoundedClient::new(client),
             secret_id,
             current: SingleFlight::reported_as(Cache::Credentials),
         }
-    }
-
-    /// The client that reads: the given one with [`RetryPolicy::STANDARD`]'s numbers and
-    /// [`CONNECT_TIMEOUT`] ([`bounded_client`]).
-    fn client(&self) -> &SecretsClient {
-        self.tuned.get_or_init(|| bounded_client(&self.given))
     }
 
     /// The credentials, read on first use.
@@ -245,7 +233,7 @@ impl CredentialStore {
 
     #[tracing::instrument(name = "secret_read", skip_all)]
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
-        let text = read_secret(self.client(), &self.secret_id, deadline).await?;
+        let text = read_secret(self.client.get(), &self.secret_id, deadline).await?;
         let credentials = Credentials::parse(&text)?;
         tracing::info!(
             idp_clients = credentials.idp_clients.len(),
@@ -285,6 +273,29 @@ impl From<SecretReadError> for CredentialsError {
             SecretReadError::NotText => Self::NotText,
             SecretReadError::Malformed { line, column } => Self::Malformed { line, column },
         }
+    }
+}
+
+/// A Secrets Manager client as [`bounded_client`] makes it, made at its first use: making an
+/// SDK client is about 0.1 ms that a cold start without the prefetch need not spend before its
+/// first invocation.
+pub struct BoundedClient {
+    given: SecretsClient,
+    bounded: OnceLock<SecretsClient>,
+}
+
+impl BoundedClient {
+    /// `client`, to be bounded at its first use.
+    pub fn new(client: SecretsClient) -> Self {
+        Self {
+            given: client,
+            bounded: OnceLock::new(),
+        }
+    }
+
+    /// The bounded client.
+    pub fn get(&self) -> &SecretsClient {
+        self.bounded.get_or_init(|| bounded_client(&self.given))
     }
 }
 

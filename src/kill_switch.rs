@@ -82,7 +82,7 @@ impl Loaded {
 
 /// The kill switch of one execution environment.
 pub struct KillSwitch {
-    client: SecretsClient,
+    client: credentials::BoundedClient,
     secret_id: String,
     max_age: Duration,
     current: SingleFlight<Loaded>,
@@ -93,7 +93,7 @@ impl KillSwitch {
     /// are), each list used for [`MAX_AGE`]. Nothing is read until asked.
     pub fn new(client: &SecretsClient, secret_id: String) -> Self {
         Self {
-            client: credentials::bounded_client(client),
+            client: credentials::BoundedClient::new(client.clone()),
             secret_id,
             max_age: MAX_AGE,
             current: SingleFlight::default(),
@@ -135,7 +135,7 @@ impl KillSwitch {
     }
 
     async fn read(&self, deadline: &Deadline) -> Result<Loaded, KillSwitchError> {
-        let read = credentials::read_secret(&self.client, &self.secret_id, deadline)
+        let read = credentials::read_secret(self.client.get(), &self.secret_id, deadline)
             .await
             .and_then(|text| {
                 serde_json::from_str::<KillList>(&text).map_err(|e| SecretReadError::Malformed {
