@@ -1,6 +1,6 @@
 //! The audit record: one JSON line per request to a route (every invocation but a preflight and
 //! an event refused before it is a request), saying who called what at which provider, and how
-//! it ended (README, "Audit"; the queries in docs/audit.md).
+//! it ended (docs/audit.md, with the queries).
 //!
 //! A line of its own (target [`AUDIT_TARGET`], message `audit`) beside the summary line, not
 //! members of it: the summary line is the metrics' EMF document and carries no user id, so that

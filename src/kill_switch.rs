@@ -1,4 +1,4 @@
-//! The operator's kill switch (README, "Runbook"): the users and connections whose calls are
+//! The operator's kill switch (docs/operating.md, "Alarms and what to do"): the users and connections whose calls are
 //! stopped, in the Secrets Manager secret `KILL_SWITCH_SECRET_ID` as
 //! `{"users": ["github|42"], "connections": ["gitlab"]}`.
 //!

@@ -473,7 +473,7 @@ pub fn rate_limited(service: Service) {
 }
 
 /// Records that the fleet token table failed or throttled and the invocation carried on
-/// without it (README, "Fleet state"): the `TokenTableDegraded` metric.
+/// without it (docs/fleet-state.md): the `TokenTableDegraded` metric.
 pub fn token_table_degraded() {
     update(|trace| trace.token_table_degraded += 1);
 }

@@ -1,5 +1,5 @@
-//! The IdP's answer shaped for the caller (README, "What the proxy passes, rewrites and
-//! refuses"):
+//! The IdP's answer shaped for the caller (docs/proxy-behaviour.md, "What the proxy passes,
+//! rewrites and refuses"):
 //! - passed: status, body byte for byte, and a fixed set of headers (`Content-Type`,
 //!   `Content-Encoding`, `ETag`, `Last-Modified`, `x-ratelimit-*`, …); a `304` or a `HEAD`
 //!   answer has no body (a `HEAD`'s `Content-Length` is passed too: it says what the `GET`'s
