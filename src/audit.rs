@@ -3,11 +3,12 @@
 //! it ended (docs/audit.md, with the queries).
 //!
 //! A line of its own (target [`AUDIT_TARGET`], message `audit`) beside the summary line, not
-//! members of it: the summary line is the metrics' EMF document and carries no user id, so that
-//! it may be kept and read as widely as metrics are; the audit line carries the verified `sub`
-//! and the caller's IP, for the retention and access rules a security team sets (a subscription
-//! filter on `{ $.message = "audit" }` ships exactly these lines). Both carry the Lambda
-//! request id, which joins them. Nothing here is an EMF dimension.
+//! members of it: the summary line is the metrics' EMF document and carries no user id, so the
+//! metrics drawn from it hold none; the audit line carries the verified `sub` and the caller's
+//! IP. Both are in the function's log group, so whoever may read that group reads both; a
+//! subscription filter on `{ $.message = "audit" }` ships exactly the audit lines to where a
+//! security team keeps them (docs/audit.md). Both carry the Lambda request id, which joins
+//! them. Nothing here is an EMF dimension.
 //!
 //! Like the trace, the record is a task-local recorder: the handler, the authenticator's
 //! caller, the path normalisation, the IdP call and the token lease each note what they learn
@@ -179,13 +180,15 @@ pub fn path(encoded: &str) {
     update(|record| record.path = Some(encoded.to_owned()));
 }
 
-/// Notes an answer of the IdP: its status and its own request id; the last answer wins.
-pub fn idp_answer(status: StatusCode, headers: &HeaderMap) {
+/// Notes an answer of the IdP to a call made with `token`: its status and its own request id;
+/// the last answer wins. An id that holds the token, or a part of it, is not kept: an IdP that
+/// echoes the token there (refused later as the caller's answer) must not put it in the log.
+pub fn idp_answer(status: StatusCode, headers: &HeaderMap, token: &str) {
     let id = IDP_REQUEST_ID_HEADERS
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|value| value.to_str().ok())
-        .filter(|id| is_request_id(id))
+        .filter(|id| is_request_id(id) && !shares_token(id, token))
         .map(str::to_owned);
     update(|record| {
         record.idp_status = Some(status.as_u16());
@@ -201,6 +204,27 @@ pub fn token_from(from: &'static str, renewed: bool) {
         record.renewed_token |= renewed;
     });
 }
+
+/// Whether `id` and `token` overlap in a way that could carry the token: either holds the
+/// other, or they share a run of [`MIN_SHARED`] characters.
+fn shares_token(id: &str, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    if id.contains(token) || token.contains(id) {
+        return true;
+    }
+    token.len() >= MIN_SHARED
+        && token
+            .as_bytes()
+            .windows(MIN_SHARED)
+            .any(|part| id.as_bytes().windows(MIN_SHARED).any(|w| w == part))
+}
+
+/// The shortest run of a token's characters that is not left in an audit line: short enough
+/// that no useful part of a token survives, long enough that a request id does not match a
+/// token by chance.
+const MIN_SHARED: usize = 12;
 
 /// Whether `id` looks like a request id (so that a header an IdP fills otherwise, with a URL or
 /// a token, is never written): up to [`MAX_REQUEST_ID`] of letters, digits and `-_.:/+=`.
@@ -236,8 +260,8 @@ mod tests {
             caller("github|1");
             connection_asked("github");
             path("/user/repos");
-            idp_answer(StatusCode::BAD_GATEWAY, &spaced);
-            idp_answer(StatusCode::OK, &headers);
+            idp_answer(StatusCode::BAD_GATEWAY, &spaced, "gho_token");
+            idp_answer(StatusCode::OK, &headers, "gho_token");
             token_from("cache", false);
         })
         .await;
@@ -264,5 +288,35 @@ mod tests {
         assert_eq!(line["response_bytes"], 7);
         assert_eq!(line["message"], "audit");
         assert!(line.get("error").is_none() && line.get("strategy").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idp_that_echoes_the_token_as_its_request_id_leaves_no_token_in_the_line() {
+        let token = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+        for echoed in [
+            token.to_owned(),
+            format!("req-{token}"),
+            token[4..30].to_owned(),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "x-request-id",
+                HeaderValue::from_str(&echoed).expect("value"),
+            );
+            let ((), record) = recorded(Record::default(), async {
+                idp_answer(StatusCode::OK, &headers, token);
+            })
+            .await;
+            let invocation = Invocation {
+                request_id: "req-1",
+                route: "idp",
+                connection: Some("github"),
+                status: 502,
+                duration: Duration::from_millis(1),
+            };
+            let line = record.line(&invocation, &Trace::default(), &Body::Empty);
+            assert!(line.get("idp_request_id").is_none(), "{line}");
+            assert!(!line.to_string().contains(&token[4..16]), "{line}");
+        }
     }
 }

@@ -23,10 +23,11 @@ pub struct AllowRule {
 /// What the allow rules say of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A rule matches and the caller holds all it needs.
+    /// A rule matches and the caller holds everything the matching rules need.
     Allowed,
-    /// Rules match, but the caller lacks something each of them needs: what is missing for the
-    /// rule closest to being met (fewest missing; the first of those).
+    /// Rules match, but the caller lacks something one of them needs: everything the matching
+    /// rules need, in rule order (RFC 6750 §3's `scope` is what the resource needs, so that a
+    /// client asking for a new token keeps what it already had).
     Missing(Vec<String>),
     /// No rule matches the method and path.
     NotAllowed,
@@ -40,6 +41,8 @@ impl Verdict {
 }
 
 /// The verdict of `rules` on `method` and `segments` for a caller holding what `holds` says.
+/// Every matching rule's requirements hold: a narrower rule that `needs` something protects
+/// its paths even under a broader rule that needs nothing, as whoever wrote it means.
 /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
 pub fn verdict(
     rules: &[AllowRule],
@@ -48,20 +51,23 @@ pub fn verdict(
     holds: &dyn Fn(&str) -> bool,
 ) -> Verdict {
     let head_as_get = *method == Method::HEAD;
-    let matching = rules.iter().filter(|rule| {
+    let mut matched = false;
+    let mut needed: Vec<String> = Vec::new();
+    for rule in rules.iter().filter(|rule| {
         rule.matches(method, segments) || (head_as_get && rule.matches(&Method::GET, segments))
-    });
-    let mut closest: Option<Vec<String>> = None;
-    for rule in matching {
-        let missing: Vec<String> = rule.needs.iter().filter(|s| !holds(s)).cloned().collect();
-        if missing.is_empty() {
-            return Verdict::Allowed;
-        }
-        if closest.as_ref().is_none_or(|c| missing.len() < c.len()) {
-            closest = Some(missing);
+    }) {
+        matched = true;
+        for need in &rule.needs {
+            if !needed.contains(need) {
+                needed.push(need.clone());
+            }
         }
     }
-    closest.map_or(Verdict::NotAllowed, Verdict::Missing)
+    match (matched, needed.iter().all(|need| holds(need))) {
+        (false, _) => Verdict::NotAllowed,
+        (true, true) => Verdict::Allowed,
+        (true, false) => Verdict::Missing(needed),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,20 +220,24 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_may_need_permissions_and_the_closest_rule_says_what_is_missing() {
+    fn every_matching_rules_needs_hold_and_the_challenge_names_them_all() {
         let rules: Vec<AllowRule> = [
             "GET /user/**",
+            "GET /user/emails needs github:pii",
             "POST /user/repos needs github:write github:repos",
             "POST /user/** needs admin",
         ]
         .iter()
         .map(|r| AllowRule::parse(r).expect("rule"))
         .collect();
-        assert_eq!(rules[1].needs(), ["github:write", "github:repos"]);
+        assert_eq!(rules[2].needs(), ["github:write", "github:repos"]);
         let repos = segments("/user/repos");
         let none = |_: &str| false;
         let writer = |s: &str| s == "github:write";
-        let both = |s: &str| s.starts_with("github:");
+        let github = |s: &str| s.starts_with("github:");
+        let all = |_: &str| true;
+        let missing =
+            |needs: &[&str]| Verdict::Missing(needs.iter().map(|s| (*s).to_owned()).collect());
         assert_eq!(
             verdict(&rules, &Method::GET, &repos, &none),
             Verdict::Allowed
@@ -236,20 +246,34 @@ mod tests {
             verdict(&rules, &Method::HEAD, &repos, &none),
             Verdict::Allowed
         );
+        // A narrower rule's needs hold under a broader open rule, for HEAD too.
+        let emails = segments("/user/emails");
         assert_eq!(
-            verdict(&rules, &Method::POST, &repos, &writer),
-            Verdict::Missing(vec!["github:repos".to_owned()])
+            verdict(&rules, &Method::GET, &emails, &none),
+            missing(&["github:pii"])
         );
         assert_eq!(
-            verdict(&rules, &Method::POST, &repos, &none),
-            Verdict::Missing(vec!["admin".to_owned()])
+            verdict(&rules, &Method::HEAD, &emails, &none),
+            missing(&["github:pii"])
         );
         assert_eq!(
-            verdict(&rules, &Method::POST, &repos, &both),
+            verdict(&rules, &Method::GET, &emails, &github),
+            Verdict::Allowed
+        );
+        // Both POST rules match: everything they need, in rule order.
+        let both = missing(&["github:write", "github:repos", "admin"]);
+        assert_eq!(verdict(&rules, &Method::POST, &repos, &writer), both);
+        assert_eq!(verdict(&rules, &Method::POST, &repos, &github), both);
+        assert_eq!(
+            verdict(&rules, &Method::POST, &repos, &all),
             Verdict::Allowed
         );
         assert_eq!(
-            verdict(&rules, &Method::DELETE, &repos, &both),
+            verdict(&rules, &Method::POST, &segments("/user/keys"), &github),
+            missing(&["admin"])
+        );
+        assert_eq!(
+            verdict(&rules, &Method::DELETE, &repos, &all),
             Verdict::NotAllowed
         );
     }

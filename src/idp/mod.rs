@@ -189,7 +189,7 @@ pub async fn call(
                 UpstreamError::garbage(Service::Idp, "request body cannot be resent")
             })?;
             let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
-            crate::audit::idp_answer(response.status(), response.headers());
+            crate::audit::idp_answer(response.status(), response.headers(), token.expose());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response));
             }

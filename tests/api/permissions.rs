@@ -66,7 +66,7 @@ async fn a_write_rule_needs_the_permission_and_without_it_nothing_is_called() {
                "sub": USER, "idp_status": null}),
     );
 
-    // Both rules' needs unmet: the challenge names what the closest rule lacks.
+    // The challenge names everything the call needs (RFC 6750 §3), held or not.
     let delete = app
         .send(request("DELETE", "/idp/github/user/repos/x", &reader))
         .await;
@@ -78,7 +78,7 @@ async fn a_write_rule_needs_the_permission_and_without_it_nothing_is_called() {
     let delete = app
         .send(request("DELETE", "/idp/github/user/repos/x", &writer_only))
         .await;
-    assert_insufficient_scope(&delete, "github:admin");
+    assert_insufficient_scope(&delete, "github:write github:admin");
 
     // With the permission (RBAC `permissions`) or the scope (`scope` claim): the call is made.
     let in_scope = app.token(USER).claim("scope", "openid github:write").sign();

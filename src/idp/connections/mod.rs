@@ -422,6 +422,27 @@ mod tests {
     }
 
     #[test]
+    fn every_catalogue_entry_drafts_with_its_parameters_given() {
+        // Built lazily at run time, so a bad field must fail here, not as a 404 later.
+        let entries = crate::idp::catalogue::entries().expect("catalogue");
+        for (strategy, entry) in &entries {
+            let params = entry
+                .params
+                .iter()
+                .map(|p| (p.clone(), "example".to_owned()))
+                .collect();
+            let draft = draft(
+                strategy,
+                strategy,
+                entry,
+                &params,
+                TokenSourceKind::Identities,
+            );
+            assert!(draft.is_ok(), "{strategy}: {:?}", draft.err());
+        }
+    }
+
+    #[test]
     fn a_token_vault_connection_of_its_own_name_takes_its_strategys_entry() {
         // Token Vault reads no identity: only `strategy` can say which entry serves it.
         let table = Connections::from_json(
