@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::Client as SecretsClient;
+use crate::credentials::SecretsSource;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
@@ -64,8 +64,9 @@ pub struct App {
 
 impl App {
     /// Builds the state from `config`, with `http` as the one client for every outbound HTTP
-    /// call and `secrets` for the credentials secret. Nothing is fetched yet.
-    pub fn new(config: Config, http: Client, secrets: SecretsClient) -> Self {
+    /// call and `secrets` (a client, or the SDK configuration to make one from at the first
+    /// read) for the secrets. Nothing is fetched yet.
+    pub fn new(config: Config, http: Client, secrets: impl Into<SecretsSource>) -> Self {
         Self::with_key_policy(config, http, secrets, KeyPolicy::default())
     }
 
@@ -73,13 +74,14 @@ impl App {
     pub fn with_key_policy(
         config: Config,
         http: Client,
-        secrets: SecretsClient,
+        secrets: impl Into<SecretsSource>,
         policy: KeyPolicy,
     ) -> Self {
+        let secrets = secrets.into();
         let kill_switch = config
             .kill_switch_secret_id
             .clone()
-            .map(|id| KillSwitch::new(&secrets, id));
+            .map(|id| KillSwitch::new(secrets.clone(), id));
         let credentials = Arc::new(CredentialStore::new(
             secrets,
             config.credentials_secret_id.clone(),

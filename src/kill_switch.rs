@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::Client as SecretsClient;
 use serde::Deserialize;
 
 use crate::credentials::{self, SecretReadError};
@@ -89,11 +88,11 @@ pub struct KillSwitch {
 }
 
 impl KillSwitch {
-    /// The switch in `secret_id`, read through `client` (configured as the credentials' reads
-    /// are), each list used for [`MAX_AGE`]. Nothing is read until asked.
-    pub fn new(client: &SecretsClient, secret_id: String) -> Self {
+    /// The switch in `secret_id`, read through a client of `source` (configured as the
+    /// credentials' reads are), each list used for [`MAX_AGE`]. Nothing is read until asked.
+    pub fn new(source: credentials::SecretsSource, secret_id: String) -> Self {
         Self {
-            client: credentials::BoundedClient::new(client.clone()),
+            client: credentials::BoundedClient::new(source),
             secret_id,
             max_age: MAX_AGE,
             current: SingleFlight::default(),

@@ -37,12 +37,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let dynamodb = config
         .token_table
         .is_some()
         .then(|| aws_sdk_dynamodb::Client::new(&aws));
-    let app = App::new(config, http, secrets);
+    // The SDK configuration, not a client: the Secrets Manager clients are made at their first
+    // read, so a cold start without the prefetch does not pay for them before it is ready.
+    let app = App::new(config, http, aws);
     let app = Arc::new(match &dynamodb {
         Some(client) => app.with_token_table(client),
         None => app,
