@@ -11,6 +11,8 @@ Binds a port the OS picks, prints it on the first line of stdout, and serves unt
 - `POST /_standin/consumer` `{"key", "secret"}`: an X app (consumer key and secret);
 - `POST /_standin/oauth1` `{"token", "secret", "user"}`: a user's OAuth 1.0a access token;
 - `POST /_standin/bearer` `{"token", "user"}`: a user's OAuth 2.0 access token;
+- `POST /_standin/fail_next` `{"count"}`: the next `count` API requests are verified, then
+  answered 503 (as X's API at capacity), so that a retry must be signed afresh;
 - `GET /_standin/requests`: every API request received, with what was verified.
 Any other path is the API: 200 with the user (`data`), how they were authenticated (`via`) and
 an echo of the query and form body; 401 otherwise, with oauthlib's reasons.
@@ -33,6 +35,7 @@ oauth1_tokens = {}
 bearer_tokens = {}
 seen_nonces = set()
 requests = []
+failures = [0]
 
 
 class Validator(RequestValidator):
@@ -85,6 +88,8 @@ def admin(request):
             oauth1_tokens[body["token"]] = {"secret": body["secret"], "user": body["user"]}
         elif request.path == "/_standin/bearer":
             bearer_tokens[body["token"]] = body["user"]
+        elif request.path == "/_standin/fail_next":
+            failures[0] = body["count"]
         elif request.path == "/_standin/requests":
             return Response(json.dumps(requests), content_type="application/json")
         else:
@@ -124,6 +129,11 @@ def api(request):
     record["reasons"] = reasons
     with lock:
         requests.append(record)
+        failing = failures[0] > 0
+        failures[0] = max(failures[0] - 1, 0)
+    if failing:
+        return Response('{"title": "Service Unavailable"}', status=503,
+                        content_type="application/problem+json")
     if user is None:
         answer = {"title": "Unauthorized", "type": "about:blank", "status": 401,
                   "detail": "Unauthorized", "reasons": reasons}

@@ -66,6 +66,12 @@ impl XApi {
             .map(drop)
     }
 
+    /// Answers the next `count` API requests 503 after verifying them.
+    pub fn fail_next(&self, count: usize) -> Result<(), String> {
+        self.admin("POST", "fail_next", &json!({"count": count}))
+            .map(drop)
+    }
+
     /// Every API request received: `method`, `uri`, `scheme` (of `Authorization`), `headers`
     /// (names), `nonce`, `signed_params` (names), `verified` (`oauth1`, `oauth2` or null) and
     /// oauthlib's `reasons`.

@@ -279,6 +279,22 @@ async fn x_oauth1_calls_are_signed_as_oauthlib_verifies_and_oauth2_ones_carry_th
 }
 
 #[tokio::test]
+async fn a_retried_oauth1_call_is_signed_afresh() {
+    let world = World::spawn(false, true).await;
+    let person = world.oauth1_user("47");
+    world.x.fail_next(1).expect("one failure");
+    let me = send(
+        &world.app.app,
+        &get("/idp/twitter/2/users/me", "", &person.jwt),
+    )
+    .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    // Both attempts verified, with two nonces: the same one again would be refused as a replay.
+    assert_verified(&world.x, "oauth1", 2);
+    assert_hidden(&person, &[&me]);
+}
+
+#[tokio::test]
 async fn an_oauth1_identity_without_its_apps_client_is_not_called() {
     let world = World::spawn(false, false).await;
     let person = world.oauth1_user("44");
