@@ -465,7 +465,14 @@ impl App {
         telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
         note_token(lease.provenance);
         let mut token = lease;
-        let mut response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+        let mut response = idp::call(
+            &self.http,
+            idp_request,
+            token.token(),
+            &self.credentials,
+            deadline,
+        )
+        .await?;
         // A claims challenge is about this request, not the token: it goes to the caller as the
         // IdP sent it, and the token stays. A 401 means the IdP did not act on the request, so
         // even a POST may be sent again: with a replacement, and once more if that replacement
@@ -487,7 +494,14 @@ impl App {
                 .await?;
             note_token(token.provenance);
             replacements += 1;
-            response = idp::call(&self.http, idp_request, token.token(), deadline).await?;
+            response = idp::call(
+                &self.http,
+                idp_request,
+                token.token(),
+                &self.credentials,
+                deadline,
+            )
+            .await?;
         }
         let own = routes::own_url(request, name);
         let links = Links {

@@ -229,6 +229,10 @@ impl ApiError {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
             Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            // The secret lacks, or cannot give, what an OAuth 1.0a call is signed with.
+            Self::Idp(
+                IdpError::NoSigningClient { .. } | IdpError::Signing(_) | IdpError::Credentials(_),
+            ) => Answer::credentials(),
             Self::KillSwitch(KillSwitchError::UserBlocked) => {
                 Answer::client(StatusCode::FORBIDDEN, "user_blocked")
             }

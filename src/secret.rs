@@ -50,8 +50,68 @@ macro_rules! token_type {
 }
 
 token_type! {
-    /// An identity provider's access token: sent to the IdP's API, never to the caller.
-    IdpAccessToken
+    /// An OAuth 1.0a token secret (X in its `oauth1` mode): it signs each call to the IdP
+    /// (RFC 5849 §3.4.2) and is sent nowhere itself.
+    TokenSecret
+}
+
+/// An identity provider's access token: sent to the IdP's API, never to the caller. An OAuth
+/// 1.0a token carries its token secret too, and its calls are signed instead of carrying it as
+/// a bearer token.
+#[derive(Clone)]
+pub struct IdpAccessToken {
+    token: SecretString,
+    secret: Option<TokenSecret>,
+}
+
+impl IdpAccessToken {
+    /// Wraps `value`, a bearer token.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self {
+            token: SecretString::from(value.into()),
+            secret: None,
+        }
+    }
+
+    /// This token with its OAuth 1.0a token secret: its calls are signed.
+    pub fn with_secret(mut self, secret: Option<TokenSecret>) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// The token itself, for the request that carries it.
+    pub fn expose(&self) -> &str {
+        self.token.expose_secret()
+    }
+
+    /// The OAuth 1.0a token secret, if this is such a token.
+    pub fn secret(&self) -> Option<&TokenSecret> {
+        self.secret.as_ref()
+    }
+}
+
+impl std::fmt::Debug for IdpAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdpAccessToken([redacted])")
+    }
+}
+
+/// Equal when the token and its secret are: tells a re-login's new token from one already seen.
+impl PartialEq for IdpAccessToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose() && self.secret == other.secret
+    }
+}
+
+impl Eq for IdpAccessToken {}
+
+impl<'de> Deserialize<'de> for IdpAccessToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SecretString::deserialize(deserializer).map(|token| Self {
+            token,
+            secret: None,
+        })
+    }
 }
 
 token_type! {
@@ -77,6 +137,14 @@ mod tests {
         assert_eq!(format!("{access:?}"), "IdpAccessToken([redacted])");
         assert_eq!(format!("{refresh:?}"), "IdpRefreshToken([redacted])");
         assert_eq!(format!("{caller:?}"), "CallerToken([redacted])");
+        let signed = IdpAccessToken::new("oauth1-token")
+            .with_secret(Some(TokenSecret::new("oauth1-secret-visible-if-leaked")));
+        assert_eq!(format!("{signed:?}"), "IdpAccessToken([redacted])");
+        assert_ne!(
+            signed,
+            IdpAccessToken::new("oauth1-token"),
+            "the secret counts"
+        );
     }
 
     #[test]

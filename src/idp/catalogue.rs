@@ -37,8 +37,8 @@ pub struct Entry {
     /// Headers the API needs on every call (API versions, media types).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The header and format the token goes in; `None`: `Authorization: Bearer`. Another
-    /// header is a dialect this version does not speak yet: such an entry serves no connection.
+    /// The header and format the token goes in; `None`: `Authorization: Bearer`. With one, no
+    /// `Authorization` header is sent.
     #[serde(default)]
     pub token_header: Option<TokenHeader>,
     /// The token endpoint for refresh grants, with `{param}` placeholders; `None` where the
@@ -56,8 +56,9 @@ pub struct Entry {
     /// `"never"`, or the documented lifetime in seconds where it is left out.
     #[serde(default)]
     pub expires_in: Option<serde_json::Value>,
-    /// Whether Auth0 stores an OAuth 1.0a `access_token_secret` (X in its `oauth1` mode): calls
-    /// must then be signed (RFC 5849), which this version does not do yet.
+    /// Whether Auth0 stores an OAuth 1.0a `access_token_secret` (X in its `oauth1` mode): an
+    /// identity that carries one has its calls signed (RFC 5849, [`super::oauth1`]) with the
+    /// secret's `idp_clients.<connection>`; one without is called with its bearer token.
     #[serde(default)]
     pub oauth1: bool,
     /// Scopes a refresh grant must send.
@@ -173,15 +174,7 @@ impl Refresh {
 impl Entry {
     /// The dialect this entry needs that this version does not speak, if any.
     pub fn unsupported_dialect(&self) -> Option<&'static str> {
-        if self.oauth1 {
-            Some("OAuth 1.0a signatures")
-        } else if self.api_host.is_some() {
-            Some("a per-user API host")
-        } else if self.token_header.is_some() {
-            Some("a token header other than Authorization")
-        } else {
-            None
-        }
+        self.api_host.is_some().then_some("a per-user API host")
     }
 }
 

@@ -20,7 +20,7 @@ use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenS
 use crate::deadline::Deadline;
 use crate::fleet::table::now_millis;
 use crate::fleet::{self, Fleet, Turn};
-use crate::secret::{IdpAccessToken, IdpRefreshToken};
+use crate::secret::{IdpAccessToken, IdpRefreshToken, TokenSecret};
 
 /// Longest an environment holds a renewal's lease: the grant's own cap and some room.
 const GRANT_LEASE: Duration = Duration::from_secs(8);
@@ -38,6 +38,9 @@ const MIN_LIFE_LEFT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Shared {
     access_token: Option<String>,
+    /// The access token's OAuth 1.0a token secret, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_secret: Option<String>,
     /// When the access token expires (epoch ms), where known (renewed tokens).
     access_expires_ms: Option<u64>,
     /// When the source was last read (epoch ms).
@@ -53,6 +56,22 @@ struct Shared {
 }
 
 impl Shared {
+    /// Makes `token` (with its secret, if it has one) the access token held.
+    fn set_access(&mut self, token: Option<&IdpAccessToken>) {
+        self.access_token = token.map(|t| t.expose().to_owned());
+        self.access_secret = token
+            .and_then(|t| t.secret())
+            .map(|s| s.expose().to_owned());
+    }
+
+    /// The access token held, with its secret.
+    fn access(&self) -> Option<IdpAccessToken> {
+        let secret = self.access_secret.as_deref().map(TokenSecret::new);
+        self.access_token
+            .as_deref()
+            .map(|t| IdpAccessToken::new(t).with_secret(secret))
+    }
+
     fn life_left(&self, now_ms: u64) -> Option<Duration> {
         self.access_expires_ms
             .map(|expires| Duration::from_millis(expires.saturating_sub(now_ms)))
@@ -71,7 +90,7 @@ impl Shared {
     /// What the table holds, as a source's answer; `shared` when no source was read for it.
     fn stored(&self, now_ms: u64, shared: bool) -> Stored {
         Stored {
-            access_token: self.access_token.as_deref().map(IdpAccessToken::new),
+            access_token: self.access(),
             refresh_token: self.refresh_token.as_deref().map(IdpRefreshToken::new),
             expires_in: self.life_left(now_ms),
             shared,
@@ -86,7 +105,7 @@ impl Shared {
         let mut next = previous.unwrap_or_default();
         let first = next.read_at_ms == 0 && next.source_access.is_none();
         if first || next.source_access != access {
-            next.access_token.clone_from(&access);
+            next.set_access(stored.access_token.as_ref());
             next.access_expires_ms = stored.expires_in.map(|d| now_ms.saturating_add(millis(d)));
         }
         if first || next.source_refresh != refresh {
@@ -102,7 +121,7 @@ impl Shared {
     /// The renewed token the table holds; `shared` when another environment's grant.
     fn renewed(&self, shared: bool) -> Renewed {
         Renewed {
-            access_token: IdpAccessToken::new(self.access_token.clone().unwrap_or_default()),
+            access_token: self.access().unwrap_or_else(|| IdpAccessToken::new("")),
             refresh_token: self.refresh_token.as_deref().map(IdpRefreshToken::new),
             expires_in: self.life_left(now_millis()),
             shared,
@@ -187,7 +206,7 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
         let result = self.inner.renew(&refresh, deadline).await;
         match &result {
             Ok(renewed) => {
-                next.access_token = Some(renewed.access_token.expose().to_owned());
+                next.set_access(Some(&renewed.access_token));
                 next.access_expires_ms = renewed
                     .expires_in
                     .map(|d| now_millis().saturating_add(millis(d)));
@@ -198,7 +217,7 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
                 }
             }
             Err(RenewFailure::Refused) => {
-                next.access_token = None;
+                next.set_access(None);
                 next.access_expires_ms = None;
                 next.refresh_token = None;
             }
@@ -327,7 +346,7 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
         else {
             return;
         };
-        shared.access_token = None;
+        shared.set_access(None);
         shared.access_expires_ms = None;
         if let Err(error) = fleet
             .write(&self.key, &shared, item_expiry(), record.version, deadline)

@@ -91,7 +91,11 @@ impl TokenSource for IdentitySource<'_> {
         let identity = identities::pick(&user, &self.connection.name)
             .ok_or_else(|| self.not_linked_error())?;
         Ok(Stored {
-            access_token: identity.access_token.clone(),
+            // An OAuth 1.0a identity's token goes with its secret: its calls are signed.
+            access_token: identity
+                .access_token
+                .clone()
+                .map(|token| token.with_secret(identity.access_token_secret.clone())),
             refresh_token: identity.refresh_token.clone(),
             // Auth0's `expires_in` is the lifetime at login, not what is left of it.
             expires_in: None,

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod fleet_source;
 pub mod identity_source;
 pub mod learned;
+pub mod oauth1;
 pub mod path;
 pub mod renewal;
 pub mod response;
@@ -20,10 +21,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use reqwest::Client;
 use url::Url;
 
+use crate::credentials::{ClientCredentials, CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::secret::IdpAccessToken;
 use crate::service::Service;
-use crate::upstream::{self, RetryPolicy, UpstreamError};
+use crate::upstream::{self, RetryPolicy, UpstreamCause, UpstreamError};
 use allow::Verdict;
 use connections::Connection;
 use path::{IdpPath, PathError};
@@ -73,6 +75,30 @@ pub enum IdpError {
     /// The IdP's answer cannot be passed on (it carries the IdP token, or hides what it carries).
     #[error(transparent)]
     Unsafe(#[from] UnsafeAnswer),
+    /// An OAuth 1.0a token, and no consumer key and secret to sign its calls with: the secret
+    /// has no `idp_clients` entry for the connection.
+    #[error(
+        "OAuth 1.0a calls of connection {connection:?} are signed with the secret's idp_clients.{connection}, which is missing"
+    )]
+    NoSigningClient {
+        /// The connection.
+        connection: String,
+    },
+    /// The call could not be signed.
+    #[error(transparent)]
+    Signing(#[from] oauth1::SignError),
+    /// The secret, read for the consumer key and secret of an OAuth 1.0a call, is unavailable.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+impl UpstreamCause for IdpError {
+    fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            Self::Upstream(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// What the caller asked the IdP for, validated.
@@ -138,15 +164,26 @@ fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, 
     Ok(url)
 }
 
-/// Calls the IdP with `token`. Redirects are not followed (the shared client never does). A 5xx
-/// answer is an error, after retries for idempotent methods.
+/// Calls the IdP with `token`: as a bearer token, in the connection's token header, or, for an
+/// OAuth 1.0a token, signing each attempt with the connection's IdP app (the secret's
+/// `idp_clients`, read from `credentials` only for such a token). Redirects are not followed
+/// (the shared client never does). A 5xx answer is an error, after retries for idempotent
+/// methods.
 #[tracing::instrument(name = "idp_call", skip_all, fields(connection = %request.connection.name, method = %request.method))]
 pub async fn call(
     http: &Client,
     request: &IdpRequest<'_>,
     token: &IdpAccessToken,
+    credentials: &CredentialStore,
     deadline: &Deadline,
 ) -> Result<IdpResponse, IdpError> {
+    let signing = match token.secret() {
+        Some(_) => Some(credentials.get(deadline).await?),
+        None => None,
+    };
+    let consumer = signing
+        .as_deref()
+        .and_then(|c| c.idp_clients.get(&request.connection.name));
     let mut outbound = http.request(request.method.clone(), request.url.clone());
     let mut headers = HeaderMap::new();
     for (name, value) in &request.connection.headers {
@@ -157,22 +194,20 @@ pub async fn call(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let mut authorization =
-        HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-            IdpError::ReconsentRequired {
-                connection: request.connection.name.clone(),
-            }
-        })?;
-    authorization.set_sensitive(true);
-    headers.insert(header::AUTHORIZATION, authorization);
     // Uncompressed answers, whose bytes can be checked for the token as they are; one that
     // comes compressed all the same is inflated to be checked.
     headers.insert(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
+    let sends_body =
+        !matches!(request.method, Method::GET | Method::HEAD) && !request.body.is_empty();
+    let presented = Presented::new(request, token, consumer, sends_body)?;
+    if let Presented::Fixed(name, value) = &presented {
+        headers.insert(name.clone(), value.clone());
+    }
     outbound = outbound.headers(headers);
-    if !matches!(request.method, Method::GET | Method::HEAD) && !request.body.is_empty() {
+    if sends_body {
         outbound = outbound.body(request.body.to_vec());
     }
 
@@ -185,15 +220,35 @@ pub async fn call(
     };
     let response = policy
         .run(deadline, || async {
-            let attempt = outbound.try_clone().ok_or_else(|| {
-                UpstreamError::garbage(Service::Idp, "request body cannot be resent")
+            let mut attempt = outbound.try_clone().ok_or_else(|| {
+                IdpError::from(UpstreamError::garbage(
+                    Service::Idp,
+                    "request body cannot be resent",
+                ))
             })?;
+            // A signature per attempt: a retry with the same nonce would be refused as a replay.
+            if let Presented::Signed {
+                consumer,
+                secret,
+                form,
+            } = &presented
+            {
+                let signed = oauth1::authorization(
+                    &request.method,
+                    &request.url,
+                    form.then_some(request.body),
+                    consumer,
+                    token.expose(),
+                    secret,
+                )?;
+                attempt = attempt.header(header::AUTHORIZATION, signed);
+            }
             let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
             crate::audit::idp_answer(response.status(), response.headers(), token.expose());
             if response.status().is_server_error() {
-                return Err(upstream::status_error(Service::Idp, &response));
+                return Err(upstream::status_error(Service::Idp, &response).into());
             }
-            Ok(response)
+            Ok::<_, IdpError>(response)
         })
         .await?;
     let status = response.status();
@@ -204,6 +259,69 @@ pub async fn call(
         headers,
         body,
     })
+}
+
+/// How one call carries the user's token.
+enum Presented<'a> {
+    /// The same header on every attempt: `Authorization: Bearer`, or the connection's token
+    /// header.
+    Fixed(HeaderName, HeaderValue),
+    /// An OAuth 1.0a signature, made afresh for each attempt; `form` when the body's parameters
+    /// are signed.
+    Signed {
+        consumer: &'a ClientCredentials,
+        secret: &'a crate::secret::TokenSecret,
+        form: bool,
+    },
+}
+
+impl<'a> Presented<'a> {
+    fn new(
+        request: &IdpRequest<'_>,
+        token: &'a IdpAccessToken,
+        consumer: Option<&'a ClientCredentials>,
+        sends_body: bool,
+    ) -> Result<Self, IdpError> {
+        let connection = &request.connection.name;
+        if let Some(secret) = token.secret() {
+            let consumer = consumer.ok_or_else(|| IdpError::NoSigningClient {
+                connection: connection.clone(),
+            })?;
+            // RFC 5849 §3.4.1.3.1: a body's parameters are signed when it is a form.
+            let form = sends_body
+                && request
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .is_some_and(|v| {
+                        v.trim()
+                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                    });
+            return Ok(Self::Signed {
+                consumer,
+                secret,
+                form,
+            });
+        }
+        // A token that cannot be a header value cannot be presented: the user must log in anew.
+        let unusable = || IdpError::ReconsentRequired {
+            connection: connection.clone(),
+        };
+        let (name, mut value) = match &request.connection.token_header {
+            Some(token_header) => (
+                token_header.name.clone(),
+                token_header.value(token.expose()).ok_or_else(unusable)?,
+            ),
+            None => (
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| unusable())?,
+            ),
+        };
+        value.set_sensitive(true);
+        Ok(Self::Fixed(name, value))
+    }
 }
 
 /// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.

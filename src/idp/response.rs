@@ -100,8 +100,15 @@ impl IdpResponse {
         if let (&Method::HEAD, Some(length)) = (method, self.headers.get(header::CONTENT_LENGTH)) {
             headers.insert(header::CONTENT_LENGTH, length.clone());
         }
-        let token = token.expose().as_bytes();
-        if headers.values().any(|v| contains(v.as_bytes(), token)) {
+        // The token, and an OAuth 1.0a token's secret: neither may reach the caller.
+        let secrets: Vec<&[u8]> = std::iter::once(token.expose())
+            .chain(token.secret().map(|s| s.expose()))
+            .map(str::as_bytes)
+            .collect();
+        if secrets
+            .iter()
+            .any(|secret| headers.values().any(|v| contains(v.as_bytes(), secret)))
+        {
             return Err(UnsafeAnswer::CarriesToken);
         }
         let bodiless = *method == Method::HEAD
@@ -112,7 +119,9 @@ impl IdpResponse {
         let body = if bodiless || self.body.is_empty() {
             Body::Empty
         } else {
-            check_body(&self.body, headers.get(header::CONTENT_ENCODING), token)?;
+            for secret in secrets {
+                check_body(&self.body, headers.get(header::CONTENT_ENCODING), secret)?;
+            }
             as_body(self.body, headers.contains_key(header::CONTENT_ENCODING))
         };
         let mut response = Response::new(body);
@@ -370,6 +379,34 @@ mod tests {
             ]
         );
         assert_eq!(safe["cache-control"], "private, max-age=60");
+    }
+
+    #[test]
+    fn an_answer_that_carries_an_oauth1_token_secret_is_refused() {
+        let url = Url::parse("https://api.x.com/").expect("url");
+        let token = IdpAccessToken::new("42-token")
+            .with_secret(Some(crate::secret::TokenSecret::new("ts-secret")));
+        let answer = |body: &str, header: &'static str| IdpResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::from_iter([(
+                HeaderName::from_static("etag"),
+                HeaderValue::from_static(header),
+            )]),
+            body: body.as_bytes().to_vec(),
+        };
+        let shape =
+            |answer: IdpResponse| answer.shape(&Method::GET, &links(&url, &url, None), &token);
+        assert!(shape(answer(r#"{"id": "42"}"#, "\"v1\"")).is_ok());
+        for unsafe_answer in [
+            answer(r#"{"echo": "ts-secret"}"#, "\"v1\""),
+            answer(r#"{"id": "42"}"#, "\"ts-secret\""),
+            answer(r#"{"echo": "42-token"}"#, "\"v1\""),
+        ] {
+            assert!(matches!(
+                shape(unsafe_answer),
+                Err(UnsafeAnswer::CarriesToken)
+            ));
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::secret::{IdpAccessToken, IdpRefreshToken};
+use crate::secret::{IdpAccessToken, IdpRefreshToken, TokenSecret};
 
 /// A user's profile, reduced to the fields the function asks for.
 #[derive(Debug, Deserialize)]
@@ -29,6 +29,9 @@ pub struct Identity {
     pub is_social: bool,
     /// The IdP access token Auth0 stored at the last login.
     pub access_token: Option<IdpAccessToken>,
+    /// The OAuth 1.0a token secret, where the connection speaks OAuth 1.0a (X in its `oauth1`
+    /// mode): the access token is then signed with, never sent as a bearer token.
+    pub access_token_secret: Option<TokenSecret>,
     /// The IdP refresh token, where the provider issues one.
     pub refresh_token: Option<IdpRefreshToken>,
     /// The access token's lifetime at login, in seconds, where the provider says.
@@ -65,5 +68,17 @@ mod tests {
         let debug = format!("{user:?}");
         assert!(!debug.contains("ya29."), "{debug}");
         assert!(!debug.contains("gho_"), "{debug}");
+    }
+
+    #[test]
+    fn an_oauth1_identity_carries_its_token_secret_hidden() {
+        let identity: Identity = serde_json::from_value(serde_json::json!({
+            "connection": "twitter", "provider": "twitter", "user_id": 42, "isSocial": true,
+            "access_token": "42-tok", "access_token_secret": "ts-hidden"
+        }))
+        .expect("an oauth1 identity");
+        let secret = identity.access_token_secret.as_ref().expect("secret");
+        assert_eq!(secret.expose(), "ts-hidden");
+        assert!(!format!("{identity:?}").contains("ts-hidden"));
     }
 }

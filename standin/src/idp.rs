@@ -135,6 +135,9 @@ struct IdpState {
     presented: Mutex<Vec<String>>,
     client_auth: Mutex<Vec<&'static str>>,
     issued: Mutex<Vec<String>>,
+    /// The header the API reads the token from, whole (Shopify's `x-shopify-access-token`);
+    /// `None`: `Authorization: Bearer`.
+    token_header: Mutex<Option<String>>,
 }
 
 /// A running stand-in IdP.
@@ -168,6 +171,7 @@ impl Idp {
             presented: Mutex::new(Vec::new()),
             client_auth: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
+            token_header: Mutex::new(None),
         });
         let router = Router::new()
             .route("/token", post(token))
@@ -224,6 +228,12 @@ impl Idp {
     /// Accepts `refresh_token` for new access tokens of the user whose profile is `profile`.
     pub fn issue_refresh_token(&self, refresh_token: &str, profile: Value) {
         lock(&self.state.refresh_tokens).insert(refresh_token.to_owned(), profile);
+    }
+
+    /// Makes the API read the token from header `name` (lowercase), whole, as Shopify's Admin
+    /// API reads `X-Shopify-Access-Token`, and ignore `Authorization`.
+    pub fn set_token_header(&self, name: &str) {
+        *lock(&self.state.token_header) = Some(name.to_owned());
     }
 
     /// Whether each grant replaces the refresh token it used (single use).
@@ -455,11 +465,15 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         return decorate((StatusCode::SERVICE_UNAVAILABLE, "try again").into_response());
     }
 
-    let bearer = recorded
-        .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_owned();
+    let token_header = lock(&state.token_header).clone();
+    let bearer = match &token_header {
+        Some(name) => recorded.header(name),
+        None => recorded
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer ")),
+    }
+    .unwrap_or_default()
+    .to_owned();
     let live = lock(&state.tokens)
         .get(&bearer)
         .filter(|g| g.expires_at.is_none_or(|t| t > Instant::now()))

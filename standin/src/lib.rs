@@ -18,6 +18,7 @@ mod runtime_api;
 mod secrets;
 mod tenant;
 mod vault;
+mod x_api;
 
 pub use fault::Fault;
 pub use idp::{
@@ -33,6 +34,7 @@ pub use opaque_token::new_token;
 pub use runtime_api::{Outcome, RuntimeApi};
 pub use secrets::{create_token_table, dynamodb_client, secrets_client};
 pub use tenant::{JwksMode, Tenant, profile};
+pub use x_api::XApi;
 
 use std::net::SocketAddr;
 

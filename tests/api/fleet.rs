@@ -33,7 +33,7 @@ fn table_warnings() -> String {
 /// moto's server for the tables: apart from the one the other tests' secrets live in, so that
 /// their load does not slow the table past its timeouts (which these tests would read as an
 /// outage).
-fn table_moto() -> &'static Moto {
+pub(crate) fn table_moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("{e}")))
 }

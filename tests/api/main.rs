@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod binary_gates;
 mod catalogue;
+mod dialects;
 mod faults;
 mod fleet;
 mod head;

@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::{AllowRule, Connection, TokenSourceKind};
+use super::{AllowRule, Connection, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::{self, Entry, Refresh, TokenAuth};
 
 /// The fields of one entry of `IDP_CONNECTIONS`; all optional for a connection with a
@@ -20,6 +20,7 @@ pub(super) struct Override {
     allow: Option<Vec<String>>,
     token_url: Option<String>,
     headers: Option<BTreeMap<String, String>>,
+    token_header: Option<catalogue::TokenHeader>,
     token_auth: Option<TokenAuth>,
     refresh: Option<Refresh>,
     refresh_scopes: Option<Vec<String>>,
@@ -41,6 +42,7 @@ pub(super) struct Draft {
     token_url: Option<Url>,
     refresh: Refresh,
     headers: Vec<(HeaderName, HeaderValue)>,
+    token_header: Option<TokenHeader>,
     token_auth: TokenAuth,
     refresh_scopes: Vec<String>,
     token_source: TokenSourceKind,
@@ -75,6 +77,7 @@ pub(super) fn draft(
         token_url: filled(&entry.token_url, "token_url")?,
         refresh: entry.refresh,
         headers: parse_headers(entry.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
+        token_header: token_header(entry.token_header.as_ref())?,
         token_auth: entry.token_auth,
         refresh_scopes: scopes(entry.refresh_scopes.clone())?,
         token_source: default_source,
@@ -92,6 +95,7 @@ impl Draft {
             token_url: self.token_url,
             refresh: self.refresh,
             headers: self.headers,
+            token_header: self.token_header,
             token_auth: self.token_auth,
             refresh_scopes: self.refresh_scopes,
             token_source: self.token_source,
@@ -203,9 +207,15 @@ pub(super) fn merge(
         (None, Some(base)) => base.headers.clone(),
         (None, None) => Vec::new(),
     };
+    let token_header = match (entry.token_header, &base) {
+        (Some(configured), _) => token_header(Some(&configured))?,
+        (None, Some(base)) => base.token_header.clone(),
+        (None, None) => None,
+    };
     Ok(Connection {
         name: name.to_owned(),
         strategy: base.map(|b| b.strategy),
+        token_header,
         api_base,
         allow,
         token_url,
@@ -216,6 +226,12 @@ pub(super) fn merge(
         refresh_scopes,
         token_source: entry.token_source.unwrap_or(default_source),
     })
+}
+
+fn token_header(header: Option<&catalogue::TokenHeader>) -> Result<Option<TokenHeader>, String> {
+    header
+        .map(|h| TokenHeader::parse(&h.name, &h.format))
+        .transpose()
 }
 
 /// `IDP_CONNECTIONS`' `path_characters`: only characters refused by default may be let through.

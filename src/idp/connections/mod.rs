@@ -42,6 +42,9 @@ pub struct Connection {
     pub refresh: Refresh,
     /// Headers the provider expects on every call (the caller's own may override them).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The header the token goes in where it is not `Authorization: Bearer` (Shopify's
+    /// `X-Shopify-Access-Token`); no `Authorization` header is sent then.
+    pub token_header: Option<TokenHeader>,
     /// How the IdP app authenticates at `token_url`.
     pub token_auth: TokenAuth,
     /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
@@ -51,6 +54,47 @@ pub struct Connection {
     /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
     /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
     pub path_characters: Vec<char>,
+}
+
+/// A header other than `Authorization: Bearer` that carries the token: its name, and the text
+/// around the token in its value (`{token}` in the configured format).
+#[derive(Debug, Clone)]
+pub struct TokenHeader {
+    /// The header's name.
+    pub name: HeaderName,
+    prefix: String,
+    suffix: String,
+}
+
+impl TokenHeader {
+    /// Parses a catalogue entry's or `IDP_CONNECTIONS`' `token_header`: a header name and a
+    /// format holding `{token}` once, the rest of it valid in a header value.
+    pub fn parse(name: &str, format: &str) -> Result<Self, String> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("token_header: bad header name {name:?}"))?;
+        if matches!(name.as_str(), "cookie" | "host") {
+            return Err(format!("token_header: the token cannot go in {name}"));
+        }
+        let (prefix, suffix) = format
+            .split_once("{token}")
+            .filter(|(_, suffix)| !suffix.contains("{token}"))
+            .ok_or("token_header: format must hold {token} once")?;
+        HeaderValue::from_str(&format!("{prefix}{suffix}"))
+            .map_err(|_| "token_header: format is not a header value".to_owned())?;
+        Ok(Self {
+            name,
+            prefix: prefix.to_owned(),
+            suffix: suffix.to_owned(),
+        })
+    }
+
+    /// The header's value for `token`, marked sensitive; `None` if the token cannot be one.
+    pub fn value(&self, token: &str) -> Option<HeaderValue> {
+        let mut value =
+            HeaderValue::from_str(&format!("{}{token}{}", self.prefix, self.suffix)).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
 }
 
 /// Where a connection's IdP tokens come from.
@@ -347,13 +391,51 @@ mod tests {
     fn parameters_are_required_checked_and_nothing_else_is_accepted() {
         for bad in [
             r#"{"corp-shop": {"strategy": "shopify", "api_base": "https://x.myshopify.com"}}"#,
-            r#"{"x-oauth1": {"strategy": "twitter"}}"#,
             r#"{"acme-entra": {"strategy": "waad"}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": 42}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": "evil.com/x?"}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": "a", "shop": "b"}}"#,
             r#"{"acme-entra": {"strategy": "nope", "api_base": "https://x.example"}}"#,
             r#"{"mine": {"api_base": "https://x.example", "tenant": "a"}}"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn x_is_built_in_and_a_token_header_may_be_configured() {
+        let table = Connections::from_json(
+            r#"{"x-oauth1": {"strategy": "twitter"},
+                "shop": {"api_base": "https://shop.example.com",
+                         "token_header": {"name": "X-Shopify-Access-Token", "format": "{token}"}},
+                "github": {"token_header": {"name": "Authorization", "format": "token {token}"}}}"#,
+        )
+        .expect("valid");
+        let x = table
+            .get("twitter")
+            .expect("X serves without configuration");
+        assert_eq!(x.api_base.as_str(), "https://api.x.com/");
+        assert!(x.token_header.is_none());
+        assert!(table.get("x-oauth1").is_some());
+        let shop = table.get("shop").expect("shop");
+        let header = shop.token_header.as_ref().expect("token header");
+        assert_eq!(header.name, "x-shopify-access-token");
+        let value = header.value("shpat_1").expect("a value");
+        assert!(value.is_sensitive());
+        assert_eq!(value, "shpat_1");
+        let github = table.get("github").expect("github").token_header.as_ref();
+        assert_eq!(
+            github.and_then(|h| h.value("gho_1")).expect("value"),
+            "token gho_1"
+        );
+        assert!(header.value("bad\ntoken").is_none());
+        for bad in [
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "X-T", "format": "token"}}}"#,
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "X-T", "format": "{token}{token}"}}}"#,
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "Cookie", "format": "{token}"}}}"#,
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "X T", "format": "{token}"}}}"#,
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "X-T", "format": "a\n{token}"}}}"#,
+            r#"{"shop": {"api_base": "https://s.example", "token_header": {"name": "X-T"}}}"#,
         ] {
             assert!(Connections::from_json(bad).is_err(), "{bad}");
         }
