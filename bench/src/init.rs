@@ -47,7 +47,11 @@ const STEPS: [(&str, &str, &str); 6] = [
         "aws::load: Lambda's environment, compiled-in roots",
         "aws_config::load_defaults: full chain, system roots (the old way)",
     ),
-    ("App::new (given the SDK configuration: no client made)", "", ""),
+    (
+        "App::new (given the SDK configuration: no client made)",
+        "",
+        "",
+    ),
     (
         "after init: first Secrets Manager client and request (moto)",
         "aws::load",
