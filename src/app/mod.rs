@@ -22,26 +22,17 @@ use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
 use crate::fleet::{FleetTable, TablePolicy};
 use crate::identities;
-use crate::idp::connections::{Connection, TokenSourceKind};
-use crate::idp::fleet_source::FleetSource;
-use crate::idp::identity_source::IdentitySource;
 use crate::idp::learned::Learned;
-use crate::idp::response::Links;
-use crate::idp::tokens::source::TokenSource;
-use crate::idp::tokens::{IdpTokens, Provenance, TokenError};
-use crate::idp::vault_source::VaultSource;
-use crate::idp::{self, IdpError, IdpRequest};
+use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
-use crate::management::{Management, User, profiles};
+use crate::management::{Management, profiles};
 use crate::routes::{self, Route};
 use crate::service::Service;
-use crate::telemetry::{self, Cache, Invocation};
+use crate::telemetry::{self, Invocation};
 use crate::upstream::UpstreamError;
 use crate::vary;
 
-/// Most replacements of a refused IdP token within one call: one, and one more when the first
-/// came from the fleet table.
-const MAX_REPLACEMENTS: usize = 2;
+mod proxy;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -330,194 +321,6 @@ impl App {
         })?;
         Ok(json_response(StatusCode::OK, &body))
     }
-
-    /// `{METHOD} /idp/{connection}/{path…}`.
-    async fn proxy(
-        &self,
-        caller: &Caller,
-        request: &Request,
-        name: &str,
-        path: &str,
-        deadline: &Deadline,
-    ) -> Result<Response<Body>, ApiError> {
-        let resolved;
-        let (connection, read_now) = match self.config.connections.get(name) {
-            Some(connection) => (connection, None),
-            None => {
-                let read_now;
-                (resolved, read_now) = self.by_strategy(&caller.user_id, name, deadline).await?;
-                (&*resolved, read_now)
-            }
-        };
-        audit::connection(
-            connection.strategy.as_deref(),
-            connection.token_source.as_str(),
-        );
-        let body: &[u8] = request.body().as_ref();
-        // Everything about the request is checked before any upstream call.
-        let idp_request = IdpRequest::new(
-            connection,
-            request.method().clone(),
-            path,
-            request.uri().query(),
-            request.headers(),
-            body,
-            &|scope| caller.holds(scope),
-        )?;
-        let user_id = caller.user_id.as_str();
-        // The table's keys are in the secret; without them the table is not used.
-        let credentials = match &self.fleet {
-            Some(_) => self.credentials.get(deadline).await.ok(),
-            None => None,
-        };
-        let fleet = self
-            .fleet
-            .as_deref()
-            .zip(credentials.as_deref())
-            .and_then(|(table, credentials)| table.with_keys(&credentials.store_keys));
-        let max_age = self.config.idp_tokens.max_age;
-        // Each connection's own source, with the fleet table in front; both kinds side by side
-        // in one deployment.
-        match connection.token_source {
-            TokenSourceKind::Identities => {
-                let source = IdentitySource {
-                    management: &self.management,
-                    credentials: &self.credentials,
-                    http: &self.http,
-                    user_id,
-                    connection,
-                    read_now: std::sync::Mutex::new(read_now),
-                };
-                let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline)
-                    .await
-            }
-            TokenSourceKind::TokenVault => {
-                let source = VaultSource {
-                    http: &self.http,
-                    origin: &self.config.auth0_origin,
-                    credentials: &self.credentials,
-                    subject_token: &caller.token,
-                    connection,
-                };
-                let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline)
-                    .await
-            }
-        }
-    }
-
-    /// The connection `name`, not in the table, served by the catalogue entry of its strategy:
-    /// the `provider` of the caller's identity there, as the Management API says it. Learned
-    /// once per name (a connection's strategy is the tenant's, not the user's): later calls
-    /// cost no read. A profile read for it is handed back, so that the token source need not
-    /// read it a second time in the same invocation.
-    async fn by_strategy(
-        &self,
-        user_id: &str,
-        name: &str,
-        deadline: &Deadline,
-    ) -> Result<(Arc<Connection>, Option<Arc<User>>), ApiError> {
-        if let Some(connection) = self.learned.get(name) {
-            return Ok((connection, None));
-        }
-        let (user, read_now) = match self
-            .management
-            .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
-        {
-            Some(user) => (user, None),
-            None => {
-                let user = self.management.user(user_id, deadline).await?;
-                (Arc::clone(&user), Some(user))
-            }
-        };
-        let unknown = || IdpError::UnknownConnection(name.to_owned());
-        let identity = identities::pick(&user, name).ok_or_else(unknown)?;
-        let connection = self
-            .config
-            .connections
-            .for_strategy(name, &identity.provider)
-            .map_err(|reason| {
-                tracing::debug!(connection = name, %reason, "no entry serves this connection");
-                unknown()
-            })?;
-        Ok((self.learned.insert(connection), read_now))
-    }
-
-    /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;
-    /// after a 401, once more with a replacement.
-    async fn call_idp<S: TokenSource>(
-        &self,
-        caller: &Caller,
-        request: &Request,
-        idp_request: &IdpRequest<'_>,
-        source: &S,
-        deadline: &Deadline,
-    ) -> Result<Response<Body>, ApiError>
-    where
-        ApiError: From<TokenError<S::Error>>,
-    {
-        let name = idp_request.connection.name.as_str();
-        let lease = self
-            .tokens
-            .lease(&caller.user_id, name, source, deadline)
-            .await?;
-        telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
-        note_token(lease.provenance);
-        let mut token = lease;
-        let mut response = idp::call(
-            &self.http,
-            idp_request,
-            token.token(),
-            &self.credentials,
-            deadline,
-        )
-        .await?;
-        // A claims challenge is about this request, not the token: it goes to the caller as the
-        // IdP sent it, and the token stays. A 401 means the IdP did not act on the request, so
-        // even a POST may be sent again: with a replacement, and once more if that replacement
-        // was only another environment's word (the fleet table's), so that Auth0 is read before
-        // the user is sent to log in again.
-        let mut replacements = 0;
-        while response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
-            let final_word = replacements > 0 && token.provenance != Provenance::Shared;
-            if final_word || replacements == MAX_REPLACEMENTS {
-                self.tokens.forget(&token, source, deadline).await;
-                return Err(IdpError::ReconsentRequired {
-                    connection: name.to_owned(),
-                }
-                .into());
-            }
-            token = self
-                .tokens
-                .replace_refused(name, &token, source, deadline)
-                .await?;
-            note_token(token.provenance);
-            replacements += 1;
-            response = idp::call(
-                &self.http,
-                idp_request,
-                token.token(),
-                &self.credentials,
-                deadline,
-            )
-            .await?;
-        }
-        let own = routes::own_url(request, name);
-        let links = Links {
-            upstream: &idp_request.url,
-            api_base: &idp_request.connection.api_base,
-            own: own.as_deref(),
-        };
-        Ok(response
-            .shape(request.method(), &links, token.token())
-            .map_err(IdpError::from)?)
-    }
-}
-
-/// Notes in the audit record where the token about to be sent came from.
-fn note_token(provenance: Provenance) {
-    audit::token_from(provenance.as_str(), provenance == Provenance::Renewed);
 }
 
 /// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
