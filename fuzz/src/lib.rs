@@ -120,11 +120,19 @@ static TABLE: LazyLock<Connections> =
 static ROUTE_RULES: LazyLock<serde_json::Value> =
     LazyLock::new(|| serde_json::from_str(ROUTE_TABLE).expect("the route table is JSON"));
 
-/// The allow rules of `connection` in [`ROUTE_TABLE`], or the built-ins' default.
+/// The provider catalogue's entries, for the allow rules of the built-in connections.
+static CATALOGUE: LazyLock<
+    std::collections::BTreeMap<String, auth0_idp_proxy::idp::catalogue::Entry>,
+> = LazyLock::new(|| auth0_idp_proxy::idp::catalogue::entries().expect("the catalogue parses"));
+
+/// The allow rules of `connection` in [`ROUTE_TABLE`], else its catalogue entry's.
 fn route_rules(connection: &str) -> Vec<&'static str> {
     match ROUTE_RULES[connection]["allow"].as_array() {
         Some(rules) => rules.iter().filter_map(serde_json::Value::as_str).collect(),
-        None => vec!["GET /**"],
+        None => CATALOGUE
+            .get(connection)
+            .map(|entry| entry.allow.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
     }
 }
 
