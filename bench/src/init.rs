@@ -115,23 +115,35 @@ pub fn time_catalogue() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs this executable `exe` with `args` and only `env`, and returns what follows `prefix` on
+/// the line of its stderr that starts with it.
+async fn child_line(
+    exe: &std::path::Path,
+    args: &[&str],
+    env: Vec<(String, String)>,
+    prefix: &str,
+) -> Result<String, String> {
+    let output = tokio::process::Command::new(exe)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {prefix} line from {}: {text}", args.join(" ")))
+}
+
 /// The catalogue's cost at cold init: [`time_catalogue`] in `runs` fresh processes, median.
 async fn catalogue(report: &mut Report, exe: &std::path::Path, runs: usize) -> Result<(), String> {
     let mut times = Vec::new();
     for _ in 0..runs.max(5) {
-        let output = tokio::process::Command::new(exe)
-            .arg(CATALOGUE_FLAG)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .await
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let text = String::from_utf8_lossy(&output.stderr);
-        let value = text
-            .lines()
-            .find_map(|l| l.strip_prefix(CATALOGUE_PREFIX))
-            .ok_or_else(|| format!("no timing from {CATALOGUE_FLAG}: {text}"))?;
+        let value = child_line(exe, &[CATALOGUE_FLAG], Vec::new(), CATALOGUE_PREFIX).await?;
         times.push(value.parse::<f64>().map_err(|e| format!("{value}: {e}"))?);
     }
     let value = median(&times);
@@ -162,20 +174,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
             (&mut built, &[STEPS_FLAG][..]),
             (&mut alternative, &[STEPS_FLAG, ALTERNATIVE][..]),
         ] {
-            let output = tokio::process::Command::new(&exe)
-                .args(args)
-                .env_clear()
-                .envs(world.process_env("127.0.0.1:9"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .await
-                .map_err(|e| format!("{}: {e}", exe.display()))?;
-            let text = String::from_utf8_lossy(&output.stderr);
-            let line = text
-                .lines()
-                .find_map(|l| l.strip_prefix(PREFIX))
-                .ok_or_else(|| format!("no timings from {STEPS_FLAG}: {text}"))?;
+            let line = child_line(&exe, args, world.process_env("127.0.0.1:9"), PREFIX).await?;
             for (step, value) in times.iter_mut().zip(line.split(',')) {
                 step.push(value.parse::<f64>().map_err(|e| format!("{line}: {e}"))?);
             }

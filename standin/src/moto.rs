@@ -22,25 +22,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto with `$MOTO_PYTHON` (default `python3`), which must have `moto[server]`.
     pub fn start() -> Result<Self, String> {
-        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {python} {script}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("moto: {e}"))?;
-        let port: u16 = line.trim().parse().map_err(|_| {
-            format!(
-                "moto did not start with {python} (pip install 'moto[server]'); it printed {line:?}"
-            )
-        })?;
+        let (port, child) = start_python_peer("moto_server.py", "moto", "'moto[server]'")?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -57,6 +39,34 @@ impl Moto {
     pub async fn link(&self) -> std::io::Result<MotoLink> {
         MotoLink::start(self.addr).await
     }
+}
+
+/// Starts `script` (a file of this crate) with `$MOTO_PYTHON` (default `python3`), which must
+/// have `package` (`what` names the peer in errors), and reads the port it prints on its first
+/// line. The peer serves until this process exits and its stdin pipe closes.
+pub(crate) fn start_python_peer(
+    script: &str,
+    what: &str,
+    package: &str,
+) -> Result<(u16, Child), String> {
+    let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let script = format!("{}/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {python} {script}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("{what}: {e}"))?;
+    let port: u16 = line.trim().parse().map_err(|_| {
+        format!("{what} did not start with {python} (pip install {package}); it printed {line:?}")
+    })?;
+    Ok((port, child))
 }
 
 /// A loopback TCP relay to moto that can be cut and restored: while cut, connections to it are

@@ -2,9 +2,9 @@
 //! an implementation that is not the function's own; OAuth 2.0 bearer tokens are accepted too,
 //! as X does for an app in its OAuth 2.0 mode.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use serde_json::{Value, json};
 
@@ -18,25 +18,7 @@ impl XApi {
     /// Starts it with `$MOTO_PYTHON` (default `python3`), which must have `oauthlib` (installed
     /// with moto from `.ci/requirements.txt`).
     pub fn start() -> Result<Self, String> {
-        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/x_api.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {python} {script}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("x_api.py: {e}"))?;
-        let port: u16 = line.trim().parse().map_err(|_| {
-            format!(
-                "x_api.py did not start with {python} (pip install oauthlib); it printed {line:?}"
-            )
-        })?;
+        let (port, child) = crate::moto::start_python_peer("x_api.py", "x_api.py", "oauthlib")?;
         Ok(Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             _child: child,

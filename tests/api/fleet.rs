@@ -110,6 +110,21 @@ impl World {
         }
     }
 
+    /// The world with `google-oauth2` served through Token Vault by a stand-in Google (tokens
+    /// living an hour), the exchange performed by the M2M client.
+    async fn spawn_with_vault() -> (Self, standin::Idp) {
+        let google = standin::Idp::start_as(standin::Flavor::Google)
+            .await
+            .expect("stand-in Google starts");
+        let more =
+            json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
+        let world = Self::spawn_with_connections(more, Some(json!([KEY]))).await;
+        let tenant = &world.app.tenant;
+        tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
+        tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
+        (world, google)
+    }
+
     /// Another environment. Table calls may take up to 5 s here, not 1 s: on a loaded test
     /// machine moto can be slow, and a timeout would read as an outage (the hanging-table test
     /// keeps the production timings).
@@ -588,15 +603,8 @@ async fn a_refused_token_from_the_table_is_replaced_by_auth0s_newer_one() {
 /// (Token Vault's "read from Auth0") before the user is sent to connect the account again.
 #[tokio::test]
 async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
-    let google = standin::Idp::start_as(standin::Flavor::Google)
-        .await
-        .expect("stand-in Google starts");
-    let more =
-        json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
-    let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
+    let (world, google) = World::spawn_with_vault().await;
     let tenant = &world.app.tenant;
-    tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
-    tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
     let sub = "google-oauth2|7020";
     tenant.connect_account(sub, "google-oauth2", json!({"for": sub}));
     let jwt = tenant.token(AUDIENCE, sub).sign();
@@ -648,12 +656,7 @@ async fn a_refused_token_vault_token_from_the_table_is_exchanged_afresh() {
 /// fresh exchange, each in a fresh process.
 #[tokio::test]
 async fn real_bootstraps_replace_a_refused_token_from_the_table_with_auth0s_newer_one() {
-    let google = standin::Idp::start_as(standin::Flavor::Google)
-        .await
-        .expect("stand-in Google starts");
-    let more =
-        json!({"google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"}});
-    let world = World::spawn_with_connections(more, Some(json!([KEY]))).await;
+    let (world, google) = World::spawn_with_vault().await;
     let tenant = &world.app.tenant;
 
     // Identities: t1 into the table, a new login (t2 in Auth0, t1 revoked), a fresh process.
@@ -675,8 +678,6 @@ async fn real_bootstraps_replace_a_refused_token_from_the_table_with_auth0s_newe
     assert!(!logs.contains("gho_t"), "no token in the logs");
 
     // Token Vault: t1 exchanged into the table, renewed by Auth0 and revoked by Google.
-    tenant.enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
-    tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
     let vault_sub = "google-oauth2|7031";
     let t1 = tenant.connect_account(vault_sub, "google-oauth2", json!({"for": vault_sub}));
     let vault_jwt = tenant.token(AUDIENCE, vault_sub).sign();
