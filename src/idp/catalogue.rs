@@ -61,6 +61,10 @@ pub struct Entry {
     /// secret's `idp_clients.<connection>`; one without is called with its bearer token.
     #[serde(default)]
     pub oauth1: bool,
+    /// Characters refused in paths by default that the provider's API paths need (Discord's
+    /// `@` in `/users/@me`), as `IDP_CONNECTIONS`' `path_characters`.
+    #[serde(default)]
+    pub path_characters: Option<String>,
     /// Scopes a refresh grant must send.
     #[serde(default)]
     pub refresh_scopes: Vec<String>,
@@ -172,6 +176,15 @@ impl Refresh {
 }
 
 impl Entry {
+    /// The access token lifetime the provider documents for answers that leave `expires_in` out
+    /// (`expires_in` given as a number of seconds).
+    pub fn documented_lifetime(&self) -> Option<std::time::Duration> {
+        self.expires_in
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .map(std::time::Duration::from_secs)
+    }
+
     /// The dialect this entry needs that this version does not speak, if any.
     pub fn unsupported_dialect(&self) -> Option<&'static str> {
         self.api_host.is_some().then_some("a per-user API host")

@@ -118,11 +118,13 @@ impl Shared {
         next
     }
 
-    /// The renewed token the table holds; `shared` when another environment's grant.
+    /// The renewed token the table holds; `shared` when another environment's grant. The
+    /// table's refresh token is the one to use next: none there means none is left.
     fn renewed(&self, shared: bool) -> Renewed {
         Renewed {
             access_token: self.access().unwrap_or_else(|| IdpAccessToken::new("")),
             refresh_token: self.refresh_token.as_deref().map(IdpRefreshToken::new),
+            spent: self.refresh_token.is_none(),
             expires_in: self.life_left(now_millis()),
             shared,
         }
@@ -210,11 +212,11 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
                 next.access_expires_ms = renewed
                     .expires_in
                     .map(|d| now_millis().saturating_add(millis(d)));
-                if let Some(rotated) = &renewed.refresh_token {
-                    next.refresh_token = Some(rotated.expose().to_owned());
-                } else {
-                    next.refresh_token = Some(refresh.expose().to_owned());
-                }
+                next.refresh_token = match &renewed.refresh_token {
+                    Some(rotated) => Some(rotated.expose().to_owned()),
+                    None if renewed.spent => None,
+                    None => Some(refresh.expose().to_owned()),
+                };
             }
             Err(RenewFailure::Refused) => {
                 next.set_access(None);

@@ -15,7 +15,6 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'<')
     .add(b'>')
     .add(b'?')
-    .add(b'@')
     .add(b'[')
     .add(b'\\')
     .add(b']')
@@ -27,10 +26,12 @@ const SEGMENT: &AsciiSet = &CONTROLS
 
 /// Characters refused in a decoded segment unless the connection allows them
 /// (`path_characters`): `;` starts matrix parameters or path parameters that some servers and
-/// proxies cut off (`/admin;x` read as `/admin`), and look-alike dots become `.` under Unicode
-/// normalisation (`\u{2024}\u{2024}` → `..`) in servers that apply it.
+/// proxies cut off (`/admin;x` read as `/admin`), look-alike dots become `.` under Unicode
+/// normalisation (`\u{2024}\u{2024}` → `..`) in servers that apply it, and `@` reads as
+/// userinfo to a careless URL joiner (`/user@evil.example`). Discord's API needs `@` (`/users/@me`);
+/// where it is allowed it is sent as it is.
 pub const GUARDED: &[char] = &[
-    ';', '\u{2024}', '\u{2025}', '\u{2026}', '\u{fe52}', '\u{ff0e}', '\u{3002}', '\u{ff61}',
+    ';', '@', '\u{2024}', '\u{2025}', '\u{2026}', '\u{fe52}', '\u{ff0e}', '\u{3002}', '\u{ff61}',
 ];
 
 /// Why a path is refused (403 `forbidden_path`).
@@ -42,7 +43,7 @@ pub enum PathError {
     /// An empty segment (`//`), which some servers read as a host.
     #[error("the path has an empty segment")]
     EmptySegment,
-    /// An encoded `/` or `\`, `@`, `%` after decoding, a control character (CR, LF, NUL…), or
+    /// An encoded `/` or `\`, `%` after decoding, a control character (CR, LF, NUL…), or
     /// invalid UTF-8.
     #[error("the path has a forbidden character")]
     ForbiddenCharacter,
@@ -120,7 +121,7 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     // into something this check never saw.
     if decoded
         .chars()
-        .any(|c| matches!(c, '/' | '\\' | '%' | '@') || c.is_control())
+        .any(|c| matches!(c, '/' | '\\' | '%') || c.is_control())
     {
         return Err(PathError::ForbiddenCharacter);
     }
@@ -151,8 +152,10 @@ mod tests {
     }
 
     #[test]
-    fn semicolons_and_look_alike_dots_need_the_connections_leave() {
+    fn semicolons_at_signs_and_look_alike_dots_need_the_connections_leave() {
         for raw in [
+            "/user@evil.example.com",
+            "/user%40evil",
             "/a;b",
             "/a%3Bb",
             "/a%3bb",
@@ -172,6 +175,10 @@ mod tests {
         assert_eq!(path.encoded, "/a;b");
         let plain = normalise("/user/repos").expect("normalises");
         assert_eq!(check_guarded(&plain.segments, &[]), Ok(()));
+        // Discord's `/users/@me`, sent as it is where the connection allows `@`.
+        let me = normalise("/users/%40me").expect("normalises");
+        assert_eq!(check_guarded(&me.segments, &['@']), Ok(()));
+        assert_eq!(me.encoded, "/users/@me");
     }
 
     #[test]
@@ -193,8 +200,6 @@ mod tests {
                 "/https:%2F%2Fevil.example.com",
                 PathError::ForbiddenCharacter,
             ),
-            ("/user@evil.example.com", PathError::ForbiddenCharacter),
-            ("/user%40evil", PathError::ForbiddenCharacter),
             ("/a%0d%0aHost:%20evil", PathError::ForbiddenCharacter),
             ("/a\r\nb", PathError::ForbiddenCharacter),
             ("/a%00", PathError::ForbiddenCharacter),

@@ -15,6 +15,7 @@ use reqwest::Client;
 use secrecy::ExposeSecret;
 use url::Url;
 
+use super::catalogue::Refresh;
 use super::connections::{Connection, TokenAuth};
 use super::tokens::source::Renewed;
 use crate::credentials::ClientCredentials;
@@ -75,14 +76,20 @@ pub async fn refresh(
         .await;
     crate::telemetry::renewal(answer.is_ok());
     match answer {
-        Ok(token) => Ok(Renewed {
-            access_token: IdpAccessToken::new(token.access_token().secret().as_str()),
-            refresh_token: token
+        Ok(token) => {
+            let rotated = token
                 .refresh_token()
-                .map(|t| IdpRefreshToken::new(t.secret().as_str())),
-            expires_in: token.expires_in(),
-            shared: false,
-        }),
+                .map(|t| IdpRefreshToken::new(t.secret().as_str()));
+            Ok(Renewed {
+                access_token: IdpAccessToken::new(token.access_token().secret().as_str()),
+                // A single-use token is dead once presented, whether or not a new one came.
+                spent: rotated.is_none() && connection.refresh == Refresh::SingleUse,
+                refresh_token: rotated,
+                // Where the answer leaves it out, the lifetime the provider documents.
+                expires_in: token.expires_in().or(connection.token_lifetime),
+                shared: false,
+            })
+        }
         // The error variants that carry a body (`Parse`) are dropped here unread: the body of a
         // token endpoint's answer may hold a token.
         Err(RequestTokenError::ServerResponse(error)) => Err(classify(error.error())),
@@ -134,7 +141,12 @@ async fn send_grant(
     let response = upstream::send(outbound, Service::Idp, &deadline, GRANT_TIMEOUT).await?;
     let mut status = response.status();
     let headers = response.headers().clone();
-    let body = upstream::read_body(response, Service::Idp, MAX_GRANT_BODY_BYTES).await?;
+    let mut body = upstream::read_body(response, Service::Idp, MAX_GRANT_BODY_BYTES).await?;
+    // Some token endpoints answer a form whatever `Accept` says (RFC 6749 wants JSON);
+    // `oauth2` reads JSON only.
+    if is_form(&headers) {
+        body = form_as_json(&body);
+    }
     // GitHub answers a failed grant with 200 and an `error` member; as a 400 it reads as the
     // OAuth error it is rather than as a token response that does not parse.
     if status.is_success() && is_error_body(&body) {
@@ -144,6 +156,32 @@ async fn send_grant(
     *answer.status_mut() = status;
     *answer.headers_mut() = headers;
     Ok(answer)
+}
+
+/// Whether `headers` label the body `application/x-www-form-urlencoded`.
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// A form-encoded token answer as the JSON object RFC 6749 §5.1 describes: each field a
+/// string, `expires_in` a number where it is one. A field given twice keeps its first value.
+fn form_as_json(body: &[u8]) -> Vec<u8> {
+    let mut object = serde_json::Map::new();
+    for (name, value) in url::form_urlencoded::parse(body) {
+        let value = match (name.as_ref(), value.parse::<u64>()) {
+            ("expires_in" | "refresh_token_expires_in", Ok(seconds)) => seconds.into(),
+            _ => serde_json::Value::String(value.into_owned()),
+        };
+        object.entry(name.into_owned()).or_insert(value);
+    }
+    serde_json::to_vec(&object).unwrap_or_default()
 }
 
 /// A JSON object with an `error` member and no `access_token`.
@@ -193,6 +231,28 @@ mod tests {
         )));
         let text = crate::error::error_chain(&odd);
         assert!(!text.contains('\n') && text.len() < 150, "{text}");
+    }
+
+    #[test]
+    fn form_answers_read_as_the_json_rfc_6749_describes() {
+        let json: serde_json::Value = serde_json::from_slice(&form_as_json(
+            b"access_token=gho%2Fa&expires_in=28800&refresh_token=ghr_b&scope=&token_type=bearer&expires_in=1",
+        ))
+        .expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"access_token": "gho/a", "expires_in": 28800,
+                "refresh_token": "ghr_b", "scope": "", "token_type": "bearer"})
+        );
+        let error = form_as_json(b"error=bad_refresh_token&error_description=x");
+        assert!(is_error_body(&error));
+        let mut headers = http::HeaderMap::new();
+        assert!(!is_form(&headers));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("Application/X-WWW-Form-Urlencoded; charset=utf-8"),
+        );
+        assert!(is_form(&headers));
     }
 
     #[test]

@@ -28,9 +28,10 @@
 //!   `/echo/link`: a `Link` whose URL carries the token;
 //! - `/claims`: Microsoft Graph's claims challenge (401, `error="insufficient_claims"`);
 //!   `/refused`: a 401 whatever the token, as a resource that refuses for its own reasons;
-//! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, answered as
-//!   the [`Flavor`] does (GitHub: form-encoded unless asked for JSON, errors as 200; Google:
-//!   JSON, errors as 400);
+//! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, errors shaped
+//!   as the [`Flavor`] does (GitHub: 200 with `error`; Google: 400), under [`RefreshRules`] that
+//!   each flavour starts with and a test may set to a provider's own (client authentication,
+//!   single-use, rotating or reusable refresh tokens, JSON or form answers, `expires_in` or not);
 //! - anything else: an echo of the method, path, query and body.
 //!
 //! Every API answer carries a `Set-Cookie` and an `X-OAuth-Scopes` header that the proxy must not
@@ -111,6 +112,80 @@ pub enum Flavor {
     Google,
 }
 
+/// What a form value percent-encodes: all but what `application/x-www-form-urlencoded` leaves
+/// as it is.
+const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
+/// How a token endpoint treats refresh grants, after a provider's documented behaviour; the
+/// stand-in enforces each rule as that provider does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRules {
+    /// How the IdP app must authenticate; `None`: either way (Google, GitHub).
+    pub client_auth: Option<ClientAuth>,
+    /// What becomes of a refresh token once presented.
+    pub refresh: RefreshBehaviour,
+    /// The format of the endpoint's answers, errors included.
+    pub answer: AnswerFormat,
+    /// Whether answers carry `expires_in`.
+    pub expires_in: bool,
+}
+
+/// How an IdP app authenticates at a token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic only (Fitbit, Bitbucket): credentials in the body are `invalid_client`.
+    Basic,
+    /// `client_id` and `client_secret` in the body only (Box): a Basic header is
+    /// `invalid_client`.
+    Body,
+}
+
+/// What becomes of a refresh token once presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshBehaviour {
+    /// It stays valid, and no new one is issued (Google).
+    Reusable,
+    /// A new one comes with every grant, and the old one still works (Microsoft).
+    Rotating,
+    /// A new one comes with every grant, and the old one is dead: presenting it again is
+    /// `invalid_grant` (Box, Fitbit, GitHub Apps).
+    SingleUse,
+}
+
+/// The format of a token endpoint's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// JSON, as RFC 6749 §5.1 says.
+    Json,
+    /// A form-encoded body, whatever the request's `Accept`.
+    Form,
+    /// A form-encoded body unless `Accept: application/json` (GitHub).
+    FormUnlessJson,
+}
+
+impl Flavor {
+    fn rules(self) -> RefreshRules {
+        match self {
+            Self::GitHub => RefreshRules {
+                client_auth: None,
+                refresh: RefreshBehaviour::SingleUse,
+                answer: AnswerFormat::FormUnlessJson,
+                expires_in: true,
+            },
+            Self::Google => RefreshRules {
+                client_auth: None,
+                refresh: RefreshBehaviour::Reusable,
+                answer: AnswerFormat::Json,
+                expires_in: true,
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Grant {
     profile: Value,
@@ -125,7 +200,7 @@ struct IdpState {
     requests: Mutex<Vec<Recorded>>,
     clients: Mutex<HashMap<String, String>>,
     refresh_tokens: Mutex<HashMap<String, Value>>,
-    rotate: AtomicBool,
+    rules: Mutex<RefreshRules>,
     /// GitHub Apps: a renewal revokes the user's earlier access tokens too.
     revoke_on_renewal: AtomicBool,
     token_lifetime: Mutex<Duration>,
@@ -162,7 +237,7 @@ impl Idp {
             requests: Mutex::new(Vec::new()),
             clients: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
-            rotate: AtomicBool::new(flavor == Flavor::GitHub),
+            rules: Mutex::new(flavor.rules()),
             revoke_on_renewal: AtomicBool::new(false),
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             token_delay: Mutex::new(Duration::ZERO),
@@ -236,9 +311,19 @@ impl Idp {
         *lock(&self.state.token_header) = Some(name.to_owned());
     }
 
-    /// Whether each grant replaces the refresh token it used (single use).
+    /// Whether each grant replaces the refresh token it used (single use) or keeps it
+    /// (reusable).
     pub fn set_rotation(&self, rotate: bool) {
-        self.state.rotate.store(rotate, Ordering::SeqCst);
+        lock(&self.state.rules).refresh = if rotate {
+            RefreshBehaviour::SingleUse
+        } else {
+            RefreshBehaviour::Reusable
+        };
+    }
+
+    /// Makes the token endpoint enforce `rules` from now on.
+    pub fn set_refresh_rules(&self, rules: RefreshRules) {
+        *lock(&self.state.rules) = rules;
     }
 
     /// Whether a renewal also revokes the access tokens issued before it to the same user, as
@@ -298,6 +383,7 @@ fn grant_client(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
     kinds: &Mutex<Vec<&'static str>>,
+    required: Option<ClientAuth>,
 ) -> Option<(String, String)> {
     if let Some(basic) = headers
         .get("authorization")
@@ -305,6 +391,9 @@ fn grant_client(
         .and_then(|v| v.strip_prefix("Basic "))
     {
         lock(kinds).push("basic");
+        if required == Some(ClientAuth::Body) || form.contains_key("client_secret") {
+            return None;
+        }
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic)
             .ok()?;
@@ -320,6 +409,9 @@ fn grant_client(
         return Some((decode(id)?, decode(secret)?));
     }
     lock(kinds).push("body");
+    if required == Some(ClientAuth::Basic) {
+        return None;
+    }
     Some((
         form.get("client_id")?.clone(),
         form.get("client_secret")?.clone(),
@@ -338,11 +430,21 @@ async fn token(
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
+    let rules = *lock(&state.rules);
+    let form_answer = match rules.answer {
+        AnswerFormat::Json => false,
+        AnswerFormat::Form => true,
+        AnswerFormat::FormUnlessJson => !wants_json,
+    };
     let answer = |fields: Vec<(&str, Value)>| -> Response {
-        if state.flavor == Flavor::GitHub && !wants_json {
+        if form_answer {
             let text = fields
                 .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned)))
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or(v.to_string(), str::to_owned);
+                    let v = percent_encoding::utf8_percent_encode(&v, FORM_VALUE);
+                    format!("{k}={v}")
+                })
                 .collect::<Vec<_>>()
                 .join("&");
             return (
@@ -369,7 +471,7 @@ async fn token(
         response
     };
 
-    let client_ok = grant_client(&headers, &form, &state.client_auth)
+    let client_ok = grant_client(&headers, &form, &state.client_auth, rules.client_auth)
         .is_some_and(|(id, secret)| lock(&state.clients).get(&id) == Some(&secret));
     if !client_ok {
         return error(
@@ -387,13 +489,13 @@ async fn token(
     }
     let presented = form.get("refresh_token").cloned().unwrap_or_default();
     lock(&state.presented).push(presented.clone());
-    let rotate = state.rotate.load(Ordering::SeqCst);
     let profile = {
         let mut refresh_tokens = lock(&state.refresh_tokens);
-        if rotate {
-            refresh_tokens.remove(&presented)
-        } else {
-            refresh_tokens.get(&presented).cloned()
+        match rules.refresh {
+            RefreshBehaviour::SingleUse => refresh_tokens.remove(&presented),
+            RefreshBehaviour::Reusable | RefreshBehaviour::Rotating => {
+                refresh_tokens.get(&presented).cloned()
+            }
         }
     };
     let Some(profile) = profile else {
@@ -418,10 +520,12 @@ async fn token(
     lock(&state.issued).push(access_token.clone());
     let mut fields = vec![
         ("access_token", json!(access_token)),
-        ("expires_in", json!(lifetime.as_secs())),
         ("token_type", json!("bearer")),
     ];
-    if rotate {
+    if rules.expires_in {
+        fields.push(("expires_in", json!(lifetime.as_secs())));
+    }
+    if rules.refresh != RefreshBehaviour::Reusable {
         let refresh_token = new_token("idp-refresh-");
         lock(&state.refresh_tokens).insert(refresh_token.clone(), profile);
         lock(&state.issued).push(refresh_token.clone());

@@ -22,8 +22,9 @@ mod x_api;
 
 pub use fault::Fault;
 pub use idp::{
-    CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, Flavor, Idp, LATIN1_ETAG,
-    LIST_SIZE, REPEATED_CHALLENGES, REPEATED_RATE_LIMITS, REPEATED_VARY, Recorded,
+    AnswerFormat, CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, ClientAuth,
+    Flavor, Idp, LATIN1_ETAG, LIST_SIZE, REPEATED_CHALLENGES, REPEATED_RATE_LIMITS, REPEATED_VARY,
+    Recorded, RefreshBehaviour, RefreshRules,
 };
 pub use jsonwebtoken::Algorithm;
 pub use keys::{TestKey, TokenBuilder, now};

@@ -67,14 +67,39 @@ pub async fn output_of(mut child: Child) -> String {
 pub struct RealBinary {
     runtime: RuntimeApi,
     child: Child,
+    /// What the binary writes, read as it writes it: a pipe left unread fills (64 KiB of the
+    /// SDK's debug lines) and then blocks the binary in its next log line.
+    output: Vec<tokio::task::JoinHandle<String>>,
+}
+
+/// Reads `pipe` to its end.
+fn drain(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 impl RealBinary {
     /// The real binary with `app`'s configuration and `extra` variables.
     pub async fn start(app: &TestApp, extra: &[(&str, &str)]) -> Self {
         let runtime = RuntimeApi::start().await.expect("runtime API");
-        let child = start_bootstrap(app, &runtime, extra);
-        Self { runtime, child }
+        let mut child = start_bootstrap(app, &runtime, extra);
+        let mut output = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            output.push(drain(out));
+        }
+        if let Some(err) = child.stderr.take() {
+            output.push(drain(err));
+        }
+        Self {
+            runtime,
+            child,
+            output,
+        }
     }
 
     /// The Lambda response to `event`, as the caller gets it.
@@ -94,8 +119,14 @@ impl RealBinary {
     }
 
     /// Stops the binary and returns what it wrote.
-    pub async fn logs(self) -> String {
-        output_of(self.child).await
+    pub async fn logs(mut self) -> String {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        let mut text = String::new();
+        for reader in self.output {
+            text.push_str(&reader.await.unwrap_or_default());
+        }
+        text
     }
 }
 

@@ -16,6 +16,7 @@ mod management;
 mod metrics;
 mod permissions;
 mod proxy;
+mod refresh_rules;
 mod routing;
 mod sdk_config;
 mod second_sight;

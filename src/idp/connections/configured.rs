@@ -3,6 +3,7 @@
 //! checked here, once, at start-up (or when a connection is first learned from an identity).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -44,8 +45,10 @@ pub(super) struct Draft {
     headers: Vec<(HeaderName, HeaderValue)>,
     token_header: Option<TokenHeader>,
     token_auth: TokenAuth,
+    token_lifetime: Option<Duration>,
     refresh_scopes: Vec<String>,
     token_source: TokenSourceKind,
+    path_characters: Vec<char>,
 }
 
 /// The connection `name` as catalogue `entry` (of `strategy`) describes it, with `params`
@@ -79,8 +82,13 @@ pub(super) fn draft(
         headers: parse_headers(entry.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
         token_header: token_header(entry.token_header.as_ref())?,
         token_auth: entry.token_auth,
+        token_lifetime: entry.documented_lifetime(),
         refresh_scopes: scopes(entry.refresh_scopes.clone())?,
         token_source: default_source,
+        path_characters: match &entry.path_characters {
+            Some(characters) => path_characters(characters)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -97,9 +105,10 @@ impl Draft {
             headers: self.headers,
             token_header: self.token_header,
             token_auth: self.token_auth,
+            token_lifetime: self.token_lifetime,
             refresh_scopes: self.refresh_scopes,
             token_source: self.token_source,
-            path_characters: Vec::new(),
+            path_characters: self.path_characters,
         })
     }
 }
@@ -198,9 +207,10 @@ pub(super) fn merge(
         .token_auth
         .or(base.as_ref().map(|b| b.token_auth))
         .unwrap_or_default();
-    let path_characters = match entry.path_characters {
-        Some(characters) => path_characters(&characters)?,
-        None => Vec::new(),
+    let path_characters = match (entry.path_characters, &base) {
+        (Some(characters), _) => path_characters(&characters)?,
+        (None, Some(base)) => base.path_characters.clone(),
+        (None, None) => Vec::new(),
     };
     let headers = match (entry.headers, &base) {
         (Some(headers), _) => parse_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
@@ -212,6 +222,7 @@ pub(super) fn merge(
         (None, Some(base)) => base.token_header.clone(),
         (None, None) => None,
     };
+    let token_lifetime = base.as_ref().and_then(|b| b.token_lifetime);
     Ok(Connection {
         name: name.to_owned(),
         strategy: base.map(|b| b.strategy),
@@ -222,6 +233,7 @@ pub(super) fn merge(
         refresh,
         headers,
         token_auth,
+        token_lifetime,
         path_characters,
         refresh_scopes,
         token_source: entry.token_source.unwrap_or(default_source),
@@ -242,7 +254,7 @@ fn path_characters(characters: &str) -> Result<Vec<char>, String> {
         .find(|c| !crate::idp::path::GUARDED.contains(c))
     {
         return Err(format!(
-            "path_characters: {c:?} is not refused by default; list only ; and look-alike dots"
+            "path_characters: {c:?} is not refused by default; list only ;, @ and look-alike dots"
         ));
     }
     Ok(characters)

@@ -47,6 +47,10 @@ pub struct Connection {
     pub token_header: Option<TokenHeader>,
     /// How the IdP app authenticates at `token_url`.
     pub token_auth: TokenAuth,
+    /// The access token lifetime the provider documents, taken where a grant's answer leaves
+    /// `expires_in` out (Salesforce's two hours); `None`: unknown, so the token is used for
+    /// `TokenPolicy::max_age` and then looked up again.
+    pub token_lifetime: Option<std::time::Duration>,
     /// Scopes to send with a refresh grant, where the provider wants them (Microsoft).
     pub refresh_scopes: Vec<String>,
     /// Where the connection's IdP tokens come from.

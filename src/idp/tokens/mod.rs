@@ -297,6 +297,8 @@ impl IdpTokens {
                 state.install(renewed.access_token, renewed.expires_in, provenance);
                 if let Some(rotated) = renewed.refresh_token {
                     state.refresh_token = Some(rotated);
+                } else if renewed.spent {
+                    state.refresh_token = None;
                 }
                 tracing::info!(connection, "IdP token renewed");
                 // Handed out even if its lifetime is shorter than the freshness margin.

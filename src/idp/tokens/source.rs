@@ -31,9 +31,13 @@ pub struct Stored {
 pub struct Renewed {
     /// The new access token.
     pub access_token: IdpAccessToken,
-    /// A new refresh token (single-use providers rotate it at every grant); `None` when the old
-    /// one stays valid.
+    /// A new refresh token (rotating and single-use providers issue one at every grant);
+    /// `None` when the provider issued none.
     pub refresh_token: Option<IdpRefreshToken>,
+    /// Whether the refresh token presented is dead now although no new one came (a single-use
+    /// provider's grant that issued none): it is then forgotten rather than presented again,
+    /// which such a provider answers with `invalid_grant`.
+    pub spent: bool,
     /// The access token's lifetime, where the provider says.
     pub expires_in: Option<Duration>,
     /// Another environment's grant, handed over by a level in front of the source (as for

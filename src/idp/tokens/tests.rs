@@ -90,6 +90,7 @@ impl TokenSource for Script {
         Ok(Renewed {
             access_token: IdpAccessToken::new(format!("renewed-{n}")),
             refresh_token: Some(IdpRefreshToken::new(rotated)),
+            spent: false,
             expires_in: Some(Duration::from_secs(3600)),
             shared: false,
         })
@@ -330,6 +331,7 @@ async fn a_renewed_token_shorter_lived_than_the_margin_is_still_used_once() {
             Ok(Renewed {
                 access_token: IdpAccessToken::new("brief"),
                 refresh_token: None,
+                spent: false,
                 expires_in: Some(Duration::from_secs(1)),
                 shared: false,
             })

@@ -1,0 +1,568 @@
+//! Each catalogue entry's refresh rules against a stand-in token endpoint that enforces them as
+//! the provider does: how the IdP app authenticates (HTTP Basic or the body, the other refused
+//! with `invalid_client`), what becomes of a presented refresh token (single-use: a used one
+//! answers `invalid_grant`; rotating: a new one at every grant, the old one still valid;
+//! reusable), JSON or form answers, and answers without `expires_in`.
+//!
+//! Through the handler for every entry that renews, with the fleet table once per kind of
+//! refresh token, and a Box-like single-use provider through the real binary with and without
+//! the table. The rules the stand-in enforces are read from the entries themselves, so an entry
+//! that says the wrong thing about its provider is the only way these tests pass wrongly.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use auth0_idp_proxy::auth::jwks::KeyPolicy;
+use auth0_idp_proxy::credentials::ClientCredentials;
+use auth0_idp_proxy::deadline::Deadline;
+use auth0_idp_proxy::fleet::TablePolicy;
+use auth0_idp_proxy::idp::catalogue::{self, Entry, Refresh, TokenAuth, TokenResponse};
+use auth0_idp_proxy::idp::connections::Connections;
+use auth0_idp_proxy::idp::renewal;
+use auth0_idp_proxy::secret::IdpRefreshToken;
+use serde_json::{Value, json};
+use standin::{
+    AnswerFormat, ClientAuth, Flavor, Idp, M2M_CLIENT_ID, RefreshBehaviour, RefreshRules,
+};
+
+use crate::binary::RealBinary;
+use crate::helpers::{TestApp, TestResponse, assert_not_logged, idp_event, send_to, unique};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// Characters that client authentication must encode, in every stand-in app's secret.
+const APP_SECRET: &str = "app+secret/with=odd chars";
+
+/// The rules a provider's token endpoint enforces, as its catalogue entry describes them. A
+/// `"sometimes"` `expires_in` is tested as its harder half: left out.
+fn rules_of(entry: &Entry) -> RefreshRules {
+    RefreshRules {
+        client_auth: Some(match entry.token_auth {
+            TokenAuth::Basic => ClientAuth::Basic,
+            TokenAuth::Body => ClientAuth::Body,
+        }),
+        refresh: match entry.refresh {
+            Refresh::SingleUse => RefreshBehaviour::SingleUse,
+            Refresh::Rotating => RefreshBehaviour::Rotating,
+            Refresh::RefreshToken | Refresh::None => RefreshBehaviour::Reusable,
+        },
+        answer: match entry.token_response {
+            TokenResponse::Json => AnswerFormat::Json,
+            TokenResponse::Form => AnswerFormat::FormUnlessJson,
+        },
+        expires_in: entry.expires_in == Some(json!("always")),
+    }
+}
+
+/// The stand-in's flavour of errors for an entry: GitHub's (200 with `error`) for a form
+/// endpoint, else RFC 6749's (400).
+fn flavor_of(entry: &Entry) -> Flavor {
+    match entry.token_response {
+        TokenResponse::Form => Flavor::GitHub,
+        TokenResponse::Json => Flavor::Google,
+    }
+}
+
+/// The entries that renew and that a stand-in can stand in for by `api_base` and `token_url`.
+fn renewing_entries() -> BTreeMap<String, Entry> {
+    catalogue::entries()
+        .expect("catalogue")
+        .into_iter()
+        .filter(|(_, e)| e.refresh != Refresh::None && e.token_url.is_some())
+        .filter(|(_, e)| e.api_host.is_none() && e.token_header.is_none())
+        .collect()
+}
+
+/// A method and path that the entry's own first allow rule lets through.
+fn allowed_call(entry: &Entry) -> (String, String) {
+    let rule = entry.allow[0].split(" needs ").next().expect("a rule");
+    let (method, glob) = rule.split_once(' ').expect("METHOD /path");
+    let path = glob
+        .split('/')
+        .map(|segment| if segment.contains('*') { "x" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/");
+    (method.to_owned(), path)
+}
+
+/// One provider's stand-in, its user and what the user's identity holds.
+struct Provider {
+    strategy: String,
+    entry: Entry,
+    idp: Idp,
+    jwt: String,
+    first_refresh: String,
+}
+
+/// A tenant with one stand-in provider per entry in `strategies`, each enforcing that entry's
+/// rules, and the secret holding every provider's IdP app; with the fleet table when
+/// `with_table`.
+struct World {
+    app: TestApp,
+    providers: Vec<Provider>,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
+}
+
+impl World {
+    async fn spawn(strategies: &[&str], with_table: bool) -> Self {
+        let entries = renewing_entries();
+        let mut connections = serde_json::Map::new();
+        let mut idps = Vec::new();
+        for &strategy in strategies {
+            let entry = entries
+                .get(strategy)
+                .unwrap_or_else(|| panic!("{strategy}: no renewing entry"))
+                .clone();
+            let idp = Idp::start_as(flavor_of(&entry)).await.expect("stand-in");
+            idp.set_refresh_rules(rules_of(&entry));
+            idp.register_client(&format!("{strategy}-app"), APP_SECRET);
+            let mut connection = json!({"api_base": idp.origin(), "token_url": idp.token_url()});
+            for param in &entry.params {
+                connection[param] = json!("contoso");
+            }
+            connections.insert(strategy.to_owned(), connection);
+            idps.push((strategy.to_owned(), entry, idp));
+        }
+        let connections = Value::Object(connections).to_string();
+        let table = with_table.then(|| unique("refresh-rules-"));
+        let mut vars = vec![("IDP_CONNECTIONS", connections.as_str())];
+        if let Some(table) = &table {
+            vars.push(("TOKEN_TABLE", table.as_str()));
+        }
+        let app = TestApp::spawn_with(&vars, KeyPolicy::default()).await;
+        let clients: serde_json::Map<String, Value> = idps
+            .iter()
+            .map(|(strategy, _, _)| {
+                let client = json!({"client_id": format!("{strategy}-app"),
+                                    "client_secret": APP_SECRET});
+                (strategy.clone(), client)
+            })
+            .collect();
+        let client_secret = app.client_secret.lock().expect("lock").clone();
+        let mut secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret,
+                                "idp_clients": clients});
+        if with_table {
+            secret["token_store_keys"] = json!([KEY]);
+        }
+        app.put_secret(&secret.to_string()).await;
+        let dynamodb = match &table {
+            Some(table) => {
+                let moto = crate::fleet::table_moto();
+                let admin = standin::dynamodb_client(moto.endpoint()).await;
+                standin::create_token_table(&admin, table)
+                    .await
+                    .expect("table created in moto");
+                Some(standin::dynamodb_client(moto.endpoint()).await)
+            }
+            None => None,
+        };
+        let providers = idps
+            .into_iter()
+            .map(|(strategy, entry, idp)| {
+                let sub = format!("{strategy}|77");
+                let access = unique("expired-at-login-");
+                let first_refresh = unique("refresh-at-login-");
+                let person = json!({"email": "jane@example.test", "for": sub});
+                idp.grant(&access, person.clone());
+                idp.expire(&access);
+                idp.issue_refresh_token(&first_refresh, person);
+                app.tenant.add_user(json!({"user_id": sub, "identities": [{
+                    "provider": strategy, "connection": strategy, "user_id": "77",
+                    "access_token": access, "refresh_token": first_refresh, "isSocial": true}]}));
+                let jwt = app.tenant.token(crate::helpers::AUDIENCE, &sub).sign();
+                Provider {
+                    strategy,
+                    entry,
+                    idp,
+                    jwt,
+                    first_refresh,
+                }
+            })
+            .collect();
+        Self {
+            app,
+            providers,
+            dynamodb,
+        }
+    }
+
+    /// Another execution environment on the same fleet table.
+    async fn environment(&self) -> auth0_idp_proxy::App {
+        let patient = TablePolicy {
+            call_timeout: Duration::from_secs(5),
+            ..TablePolicy::default()
+        };
+        let dynamodb = self.dynamodb.as_ref().expect("a table");
+        self.app.environment(dynamodb, patient).await
+    }
+}
+
+impl Provider {
+    /// The user's call of the entry's first allowed path.
+    fn event(&self) -> Value {
+        let (method, path) = allowed_call(&self.entry);
+        idp_event(
+            &method,
+            &format!("/idp/{}{path}", self.strategy),
+            "",
+            &self.jwt,
+            &[],
+        )
+    }
+
+    /// Makes every access token the stand-in issued so far expire, so that the next call renews.
+    fn expire_issued(&self) {
+        for token in self.idp.issued_tokens() {
+            self.idp.expire(&token);
+        }
+    }
+
+    /// Every secret of this provider that must stay out of logs and answers.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.idp.issued_tokens();
+        secrets.push(self.first_refresh.clone());
+        secrets.push(APP_SECRET.to_owned());
+        secrets
+    }
+
+    /// The refresh tokens the second grant may present after a first grant from
+    /// `first_refresh`: the one the first grant issued where the provider rotates, else the
+    /// same one again.
+    fn assert_presented_by_rule(&self, presented: &[String]) {
+        let who = &self.strategy;
+        assert_eq!(
+            presented[0], self.first_refresh,
+            "{who}: the login's refresh token first"
+        );
+        match self.entry.refresh {
+            Refresh::SingleUse | Refresh::Rotating => {
+                assert!(
+                    self.idp.issued_tokens().contains(&presented[1]),
+                    "{who}: the second grant presents the refresh token the first one issued"
+                );
+                let distinct: HashSet<&String> = presented.iter().collect();
+                assert_eq!(
+                    distinct.len(),
+                    presented.len(),
+                    "{who}: one presented twice"
+                );
+            }
+            Refresh::RefreshToken | Refresh::None => {
+                assert_eq!(presented[1], self.first_refresh, "{who}: reusable, kept");
+            }
+        }
+    }
+}
+
+async fn send(app: &auth0_idp_proxy::App, event: &Value) -> TestResponse {
+    send_to(
+        app,
+        lambda_http::request::from_str(&event.to_string()).expect("event"),
+    )
+    .await
+}
+
+fn assert_hidden(secrets: &[String], answers: &[&TestResponse]) {
+    for answer in answers {
+        let headers = format!("{:?}", answer.headers);
+        for secret in secrets {
+            assert!(
+                !answer.body.contains(secret.as_str()),
+                "a token reached the caller"
+            );
+            assert!(
+                !headers.contains(secret.as_str()),
+                "a token reached a header"
+            );
+        }
+    }
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_not_logged(&refs);
+}
+
+#[tokio::test]
+async fn the_stand_in_enforces_each_rule_as_the_provider_does() {
+    let idp = Idp::start_as(Flavor::Google).await.expect("stand-in");
+    idp.register_client("app", "secret");
+    let http = reqwest::Client::new();
+    let grant = |refresh: &str, basic: bool| {
+        let mut request = http.post(idp.token_url());
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh)];
+        if basic {
+            request = request.basic_auth("app", Some("secret"));
+        } else {
+            form.extend([("client_id", "app"), ("client_secret", "secret")]);
+        }
+        request.form(&form).send()
+    };
+    let single_use = RefreshRules {
+        client_auth: Some(ClientAuth::Basic),
+        refresh: RefreshBehaviour::SingleUse,
+        answer: AnswerFormat::Form,
+        expires_in: false,
+    };
+    idp.set_refresh_rules(single_use);
+    idp.issue_refresh_token("r0", json!({"for": "jane"}));
+    let body = grant("r0", false).await.expect("answer");
+    assert_eq!(
+        body.status(),
+        401,
+        "body credentials refused by a Basic-only endpoint"
+    );
+    let first = grant("r0", true).await.expect("answer");
+    assert_eq!(
+        first.headers()["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let text = first.text().await.expect("body");
+    assert!(
+        text.contains("refresh_token=") && !text.contains("expires_in"),
+        "{text}"
+    );
+    let again = grant("r0", true).await.expect("answer");
+    assert_eq!(
+        again.status(),
+        400,
+        "a used single-use refresh token is invalid_grant"
+    );
+    assert!(again.text().await.expect("body").contains("invalid_grant"));
+
+    idp.set_refresh_rules(RefreshRules {
+        client_auth: Some(ClientAuth::Body),
+        refresh: RefreshBehaviour::Rotating,
+        answer: AnswerFormat::Json,
+        expires_in: true,
+    });
+    idp.issue_refresh_token("m0", json!({"for": "jane"}));
+    assert_eq!(
+        grant("m0", true).await.expect("answer").status(),
+        401,
+        "Basic refused"
+    );
+    for _ in 0..2 {
+        let rotated: Value = grant("m0", false)
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert!(rotated["refresh_token"].is_string() && rotated["expires_in"].is_u64());
+    }
+}
+
+#[tokio::test]
+async fn every_entry_that_renews_renews_as_its_provider_demands() {
+    let entries = renewing_entries();
+    let strategies: Vec<&str> = entries.keys().map(String::as_str).collect();
+    assert!(strategies.len() >= 20, "{strategies:?}");
+    let world = World::spawn(&strategies, false).await;
+    for provider in &world.providers {
+        let who = &provider.strategy;
+        let first = send(&world.app.app, &provider.event()).await;
+        assert_eq!(first.status, 200, "{who}: {}", first.body);
+        provider.expire_issued();
+        let second = send(&world.app.app, &provider.event()).await;
+        assert_eq!(second.status, 200, "{who}: {}", second.body);
+
+        let presented = provider.idp.presented_refresh_tokens();
+        assert_eq!(presented.len(), 2, "{who}: one grant per expiry");
+        provider.assert_presented_by_rule(&presented);
+        let wanted = match provider.entry.token_auth {
+            TokenAuth::Basic => "basic",
+            TokenAuth::Body => "body",
+        };
+        assert_eq!(provider.idp.grant_client_auth(), vec![wanted; 2], "{who}");
+        assert_hidden(&provider.secrets(), &[&first, &second]);
+    }
+}
+
+#[tokio::test]
+async fn a_single_use_refresh_token_whose_grant_issued_none_is_not_presented_again() {
+    let world = World::spawn(&["box"], false).await;
+    let provider = &world.providers[0];
+    // A provider that rotates but once answered without a new refresh token: the used one is
+    // dead, so the next expiry needs a new login, not a grant that is bound to fail.
+    provider.idp.set_refresh_rules(RefreshRules {
+        refresh: RefreshBehaviour::Reusable,
+        ..rules_of(&provider.entry)
+    });
+    let first = send(&world.app.app, &provider.event()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    provider.expire_issued();
+    let second = send(&world.app.app, &provider.event()).await;
+    second.assert_error(403, "reconsent_required");
+    assert_eq!(provider.idp.presented_refresh_tokens().len(), 1);
+}
+
+#[tokio::test]
+async fn a_grant_that_leaves_expires_in_out_takes_the_documented_lifetime() {
+    let idp = Idp::start_as(Flavor::Google).await.expect("stand-in");
+    idp.register_client("app", APP_SECRET);
+    let quiet = RefreshRules {
+        client_auth: None,
+        refresh: RefreshBehaviour::Reusable,
+        answer: AnswerFormat::Json,
+        expires_in: false,
+    };
+    idp.set_refresh_rules(quiet);
+    idp.issue_refresh_token("r0", json!({"for": "jane"}));
+    // Facebook documents 60 days for the tokens it answers without `expires_in`; Stripe none.
+    let overrides = json!({
+        "fb": {"strategy": "facebook", "api_base": idp.origin(), "token_url": idp.token_url(),
+               "refresh": "refresh_token"},
+        "stripe": {"api_base": idp.origin(), "token_url": idp.token_url()},
+    });
+    let connections = Connections::new(overrides.as_object()).expect("connections");
+    let client = ClientCredentials {
+        client_id: "app".to_owned(),
+        client_secret: APP_SECRET.to_owned().into(),
+    };
+    let http = reqwest::Client::new();
+    let deadline = Deadline::after(Duration::from_secs(10));
+    let lifetime = |name: &str| {
+        let connection = connections.get(name).expect("connection").clone();
+        let (http, client) = (&http, &client);
+        async move {
+            let token_url = connection.token_url.clone().expect("token url");
+            renewal::refresh(
+                http,
+                &connection,
+                &token_url,
+                client,
+                &IdpRefreshToken::new("r0"),
+                &deadline,
+            )
+            .await
+            .expect("renewed")
+            .expires_in
+        }
+    };
+    assert_eq!(
+        lifetime("fb").await,
+        Some(Duration::from_secs(60 * 24 * 3600))
+    );
+    assert_eq!(lifetime("stripe").await, None);
+    idp.set_refresh_rules(RefreshRules {
+        expires_in: true,
+        ..quiet
+    });
+    assert_eq!(
+        lifetime("fb").await,
+        Some(Duration::from_secs(3600)),
+        "the answer's own"
+    );
+}
+
+/// Two environments on one table renew an expired token at once: one grant for the fleet, for
+/// each kind of refresh token; a third environment, later, presents the newest refresh token
+/// the fleet knows.
+#[tokio::test]
+async fn one_grant_serves_the_fleet_for_each_kind_of_refresh_token() {
+    // Box: single-use; Microsoft: rotating; Bitbucket: reusable.
+    let world = World::spawn(&["box", "windowslive", "bitbucket"], true).await;
+    let (one, two) = (world.environment().await, world.environment().await);
+    for provider in &world.providers {
+        let who = &provider.strategy;
+        provider.idp.set_token_delay(Duration::from_millis(300));
+        let event = provider.event();
+        let (a, b) = tokio::join!(send(&one, &event), send(&two, &event));
+        assert_eq!(
+            (a.status, b.status),
+            (200, 200),
+            "{who}: {} {}",
+            a.body,
+            b.body
+        );
+        assert_eq!(
+            provider.idp.grants(),
+            1,
+            "{who}: one grant for two environments"
+        );
+
+        provider.expire_issued();
+        let later = world.environment().await;
+        let c = send(&later, &event).await;
+        assert_eq!(c.status, 200, "{who}: {}", c.body);
+        let presented = provider.idp.presented_refresh_tokens();
+        assert_eq!(presented.len(), 2, "{who}");
+        provider.assert_presented_by_rule(&presented);
+        assert_hidden(&provider.secrets(), &[&a, &b, &c]);
+    }
+}
+
+/// A Box-like single-use provider through the real binary: each renewal presents the refresh
+/// token the last one issued. With the table, the second renewal is another process's, which
+/// finds that token in the table rather than Auth0's spent one.
+async fn box_through_the_real_binary(with_table: bool) {
+    let world = World::spawn(&["box"], with_table).await;
+    let provider = &world.providers[0];
+    let endpoint = crate::fleet::table_moto().endpoint().to_owned();
+    let extra: Vec<(&str, &str)> = if with_table {
+        vec![("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str())]
+    } else {
+        Vec::new()
+    };
+    let event = provider.event();
+    let first_binary = RealBinary::start(&world.app, &extra).await;
+    let first = first_binary.invoke(&event).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    provider.expire_issued();
+    let (second, logs) = if with_table {
+        let first_logs = first_binary.logs().await;
+        let second_binary = RealBinary::start(&world.app, &extra).await;
+        let second = second_binary.invoke(&event).await;
+        (second, first_logs + &second_binary.logs().await)
+    } else {
+        let second = first_binary.invoke(&event).await;
+        (second, first_binary.logs().await)
+    };
+    assert_eq!(
+        second.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    let presented = provider.idp.presented_refresh_tokens();
+    assert_eq!(presented.len(), 2);
+    provider.assert_presented_by_rule(&presented);
+    assert_eq!(
+        provider.idp.grant_client_auth(),
+        vec!["body"; 2],
+        "Box: the body"
+    );
+    assert!(
+        logs.contains("IdP token renewed"),
+        "the binary logged its renewals"
+    );
+    for secret in provider.secrets() {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a token reached the binary's logs"
+        );
+        for answer in [&first, &second] {
+            let text = format!(
+                "{:?} {}",
+                answer.headers,
+                String::from_utf8_lossy(&answer.body)
+            );
+            assert!(
+                !text.contains(secret.as_str()),
+                "a token reached the caller"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_real_binary_renews_a_single_use_refresh_token_once_per_grant() {
+    box_through_the_real_binary(false).await;
+}
+
+#[tokio::test]
+async fn the_real_binary_hands_a_single_use_refresh_token_on_through_the_fleet_table() {
+    box_through_the_real_binary(true).await;
+}
