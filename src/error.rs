@@ -240,9 +240,9 @@ impl ApiError {
                 extra: Some(("connection", connection.clone())),
                 ..Answer::client(StatusCode::FORBIDDEN, "connection_blocked")
             },
-            Self::KillSwitch(KillSwitchError::Unavailable(_)) => {
-                Answer::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "kill_switch_unavailable")
-            }
+            Self::KillSwitch(
+                KillSwitchError::Unavailable(_) | KillSwitchError::FailedRecently(_),
+            ) => Answer::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "kill_switch_unavailable"),
             Self::Tokens(error) => Answer::tokens(error, Answer::source),
             Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
         }

@@ -8,7 +8,8 @@
 //! so an edit stops calls in every warm environment within that time plus one read, and in a new
 //! environment at once. Unlike the table (a cache, skipped when it fails), a switch that cannot
 //! be read is not skipped: the last list read stays in force and is read again after
-//! [`RETRY_AFTER_FAILURE`]; an environment that never read one answers 503.
+//! [`RETRY_AFTER_FAILURE`]; an environment that never read one answers 503, and for that same
+//! time answers it at once rather than waiting out the outage again on every request.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -50,6 +51,11 @@ pub enum KillSwitchError {
     /// No list could ever be read in this environment (503 `kill_switch_unavailable`).
     #[error("the kill switch cannot be read")]
     Unavailable(#[source] SecretReadError),
+    /// No list was ever read, and the last try failed too recently to try again (503
+    /// `kill_switch_unavailable`, at once rather than after another read that waits out the
+    /// same outage).
+    #[error("the kill switch could not be read {0:?} ago")]
+    FailedRecently(Duration),
 }
 
 impl From<WaitExpired> for KillSwitchError {
@@ -85,6 +91,8 @@ pub struct KillSwitch {
     secret_id: String,
     max_age: Duration,
     current: SingleFlight<Loaded>,
+    /// When a read last failed with no list to keep.
+    failed_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl KillSwitch {
@@ -96,6 +104,7 @@ impl KillSwitch {
             secret_id,
             max_age: MAX_AGE,
             current: SingleFlight::default(),
+            failed_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -114,6 +123,9 @@ impl KillSwitch {
         deadline: &Deadline,
     ) -> Result<(), KillSwitchError> {
         let now = Instant::now();
+        if let Some(ago) = self.failed_recently(now) {
+            return Err(KillSwitchError::FailedRecently(ago));
+        }
         let loaded = self
             .current
             .get_or_load(
@@ -131,6 +143,14 @@ impl KillSwitch {
             }
             _ => Ok(()),
         }
+    }
+
+    /// How long ago a read failed with no list to keep, if that is less than the wait before
+    /// the next try ([`RETRY_AFTER_FAILURE`], at most the list's max age).
+    fn failed_recently(&self, now: Instant) -> Option<Duration> {
+        let failed_at = (*self.failed_at.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let ago = now.saturating_duration_since(failed_at);
+        (ago < RETRY_AFTER_FAILURE.min(self.max_age)).then_some(ago)
     }
 
     async fn read(&self, deadline: &Deadline) -> Result<Loaded, KillSwitchError> {
@@ -156,7 +176,10 @@ impl KillSwitch {
                     kept: true,
                 })
             }
-            (Err(error), None) => Err(KillSwitchError::Unavailable(error)),
+            (Err(error), None) => {
+                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                Err(KillSwitchError::Unavailable(error))
+            }
         }
     }
 }

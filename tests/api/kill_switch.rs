@@ -188,3 +188,38 @@ async fn with_the_fleet_table_a_token_shared_by_the_table_does_not_get_past_the_
     let identities = send_to(&second, event("http-api-identities.json", &jwt)).await;
     assert_eq!(identities.status, 200, "{}", identities.body);
 }
+
+#[tokio::test]
+async fn a_switch_never_read_answers_503_at_once_until_the_next_try() {
+    // The default cache times: after a failed first read, the next try is 5 s away.
+    let (app, switch) = spawn(&[]).await;
+    let jwt = app.token(USER).sign();
+    let calls = app.github.calls();
+    get(&app.app, GITHUB_USER, &jwt)
+        .await
+        .assert_error(503, "kill_switch_unavailable");
+    let reads = app.secret_reads();
+
+    // The operator creates the switch at once: until the next try, requests are answered 503
+    // without another read (each would wait out the same outage) and without an IdP call.
+    app.write_secret(&switch, &json!({"users": []}).to_string())
+        .await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        get(&app.app, GITHUB_USER, &jwt)
+            .await
+            .assert_error(503, "kill_switch_unavailable");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once"
+    );
+    assert_eq!(app.secret_reads(), reads, "no read before the next try");
+    assert_eq!(app.github.calls(), calls);
+
+    // After it, the switch is read and in force (here: nobody stopped).
+    tokio::time::sleep(auth0_idp_proxy::kill_switch::RETRY_AFTER_FAILURE).await;
+    let ok = get(&app.app, GITHUB_USER, &jwt).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(app.secret_reads() > reads, "read again after the wait");
+}
