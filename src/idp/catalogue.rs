@@ -91,7 +91,8 @@ pub struct Entry {
 pub struct ApiHost {
     /// The host pattern (`*.my.salesforce.com`).
     pub pattern: String,
-    /// The base path under that host.
+    /// The base path under that host, prefixed to every route path (the allow rules see the
+    /// route path without it); none where the allow rules name whole paths.
     #[serde(default)]
     pub path: Option<String>,
     /// Where the host comes from, in words.

@@ -1,0 +1,169 @@
+//! The per-user API host dialect: a Salesforce-like connection whose host is the user's org (the
+//! root profile's `urls.custom_domain`), a Shopify-like one whose host is the shop (the linked
+//! identity's `profileData.myshopify_domain`) with its `X-Shopify-Access-Token` header; and every
+//! odd or foreign host refused with no upstream call and no token leased. The stand-in origin
+//! (`api_host_origin`) receives `/<checked host>/<path>`, so the host chosen is on the record.
+
+use auth0_idp_proxy::auth::jwks::KeyPolicy;
+use serde_json::{Value, json};
+use standin::{Idp, M2M_CLIENT_ID};
+
+use crate::helpers::{
+    AUDIENCE, TestApp, TestResponse, assert_not_logged, idp_event, send_to, unique,
+};
+
+struct World {
+    app: TestApp,
+    salesforce: Idp,
+    shop: Idp,
+}
+
+impl World {
+    async fn spawn() -> Self {
+        let salesforce = Idp::start().await.expect("stand-in Salesforce");
+        let shop = Idp::start().await.expect("stand-in Shopify");
+        shop.set_token_header("x-shopify-access-token");
+        let connections = json!({
+            "salesforce": {"api_host_origin": salesforce.origin()},
+            "shopify": {"api_host_origin": shop.origin(), "shop": "acme"},
+        })
+        .to_string();
+        let app =
+            TestApp::spawn_with(&[("IDP_CONNECTIONS", &connections)], KeyPolicy::default()).await;
+        let client_secret = app.client_secret.lock().expect("lock").clone();
+        let secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret});
+        app.put_secret(&secret.to_string()).await;
+        Self {
+            app,
+            salesforce,
+            shop,
+        }
+    }
+
+    /// A Salesforce user whose root profile says `custom_domain`; returns the JWT and token.
+    fn salesforce_user(&self, id: &str, custom_domain: &str) -> (String, String) {
+        let sub = format!("salesforce|{id}");
+        let token = unique("00Dsf!");
+        self.salesforce.grant(&token, json!({"user_id": id}));
+        self.app.tenant.add_user(json!({
+            "user_id": sub, "urls": {"custom_domain": custom_domain, "rest": "https://other.my.salesforce.com/services/data/v{version}/"},
+            "identities": [{"provider": "salesforce", "connection": "salesforce", "user_id": id,
+                            "access_token": token, "isSocial": true}]}));
+        (self.app.tenant.token(AUDIENCE, &sub).sign(), token)
+    }
+
+    /// A user who logs in with Auth0 and has a Shopify identity linked (its profile in
+    /// `profileData`).
+    fn shop_user(&self, id: &str, shop: &str) -> (String, String) {
+        let sub = format!("auth0|{id}");
+        let token = unique("shpat_");
+        self.shop.grant(&token, json!({"shop": shop}));
+        self.app.tenant.add_user(json!({
+            "user_id": sub,
+            "identities": [
+                {"provider": "auth0", "connection": "Username-Password-Authentication", "user_id": id},
+                {"provider": "shopify", "connection": "shopify", "user_id": id, "access_token": token,
+                 "isSocial": true, "profileData": {"myshopify_domain": shop}}]}));
+        (self.app.tenant.token(AUDIENCE, &sub).sign(), token)
+    }
+}
+
+async fn get(app: &auth0_idp_proxy::App, path: &str, jwt: &str) -> TestResponse {
+    let event: Value = idp_event("GET", path, "", jwt, &[]);
+    send_to(
+        app,
+        lambda_http::request::from_str(&event.to_string()).expect("event"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_salesforce_call_goes_to_the_users_org_host() {
+    let world = World::spawn().await;
+    let (jwt, token) = world.salesforce_user("005A", "https://acme.my.salesforce.com");
+    let answer = get(
+        &world.app.app,
+        "/idp/salesforce/services/data/v59.0/sobjects",
+        &jwt,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let requests = world.salesforce.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].path_and_query,
+        "/acme.my.salesforce.com/services/data/v59.0/sobjects"
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    // Outside the entry's allow rules, whatever the host.
+    let refused = get(&world.app.app, "/idp/salesforce/services/apexrest/x", &jwt).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(world.salesforce.requests().len(), 1);
+    assert!(!answer.body.contains(&token));
+    assert_not_logged(&[&token]);
+}
+
+#[tokio::test]
+async fn a_shopify_call_goes_to_the_shop_with_its_token_header() {
+    let world = World::spawn().await;
+    let (jwt, token) = world.shop_user("u1", "acme-store.myshopify.com");
+    let answer = get(
+        &world.app.app,
+        "/idp/shopify/admin/api/2025-01/shop.json",
+        &jwt,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let requests = world.shop.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].path_and_query,
+        "/acme-store.myshopify.com/admin/api/2025-01/shop.json"
+    );
+    assert_eq!(
+        requests[0].header("x-shopify-access-token"),
+        Some(token.as_str())
+    );
+    assert_eq!(requests[0].header("authorization"), None);
+    assert_not_logged(&[&token]);
+}
+
+#[tokio::test]
+async fn odd_or_foreign_hosts_are_refused_before_any_call_or_token() {
+    let world = World::spawn().await;
+    for (i, host) in [
+        "https://evil.example.com",
+        "https://acme.my.salesforce.com:8443",
+        "https://user@acme.my.salesforce.com",
+        "https://127.0.0.1",
+        "https://[::1]",
+        "https://a.b.my.salesforce.com",
+        "https://ACME.my.salesforce.com",
+        "https://acme.my.salesforce.com.",
+        "https://-acme.my.salesforce.com",
+        "https://ac%6de.my.salesforce.com",
+        "http://acme.my.salesforce.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (jwt, token) = world.salesforce_user(&format!("bad{i}"), host);
+        let answer = get(&world.app.app, "/idp/salesforce/services/data/v59.0/", &jwt).await;
+        assert_eq!(answer.status, 502, "{host}: {}", answer.body);
+        assert_eq!(answer.json()["error"], "upstream_error", "{host}");
+        assert!(!answer.body.contains(&token));
+    }
+    let (jwt, _) = world.shop_user("u2", "acme.myshopify.com.evil.example");
+    let answer = get(
+        &world.app.app,
+        "/idp/shopify/admin/api/2025-01/shop.json",
+        &jwt,
+    )
+    .await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert!(world.salesforce.requests().is_empty(), "no upstream call");
+    assert!(world.shop.requests().is_empty(), "no upstream call");
+}
