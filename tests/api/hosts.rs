@@ -24,7 +24,8 @@ impl World {
         let shop = Idp::start().await.expect("stand-in Shopify");
         shop.set_token_header("x-shopify-access-token");
         let connections = json!({
-            "salesforce": {"api_host_origin": salesforce.origin()},
+            "salesforce": {"api_host_origin": salesforce.origin(),
+                           "allow": ["GET /services/data/**", "GET /user/repos", "GET /redirect"]},
             "shopify": {"api_host_origin": shop.origin(), "shop": "acme"},
         })
         .to_string();
@@ -166,4 +167,47 @@ async fn odd_or_foreign_hosts_are_refused_before_any_call_or_token() {
     assert_eq!(answer.status, 502, "{}", answer.body);
     assert!(world.salesforce.requests().is_empty(), "no upstream call");
     assert!(world.shop.requests().is_empty(), "no upstream call");
+}
+
+#[tokio::test]
+async fn links_are_rewritten_and_redirects_refused_for_a_per_user_host() {
+    let world = World::spawn().await;
+    let (jwt, token) = world.salesforce_user("005L", "https://acme.my.salesforce.com");
+    let event = idp_event("GET", "/idp/salesforce/user/repos", "per_page=2", &jwt, &[]);
+    let list = send_to(
+        &world.app.app,
+        lambda_http::request::from_str(&event.to_string()).expect("event"),
+    )
+    .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let link = list
+        .headers
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .expect("a rewritten Link");
+    assert!(
+        link.contains("/idp/salesforce/user/repos?per_page=2&page=2"),
+        "{link}"
+    );
+    assert!(
+        !link.contains("127.0.0.1") && !link.contains("acme.my.salesforce.com"),
+        "{link}"
+    );
+    let redirect = get(&world.app.app, "/idp/salesforce/redirect", &jwt).await;
+    assert_eq!(redirect.status, 302, "{}", redirect.body);
+    assert!(!redirect.headers.contains_key("location"));
+    let paths: Vec<String> = world
+        .salesforce
+        .requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/acme.my.salesforce.com/user/repos?per_page=2",
+            "/acme.my.salesforce.com/redirect"
+        ]
+    );
+    assert_not_logged(&[&token]);
 }
