@@ -8,9 +8,12 @@ use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use serde_json::{Value, json};
 use standin::{Idp, M2M_CLIENT_ID};
 
+use crate::binary::RealBinary;
 use crate::helpers::{
     AUDIENCE, TestApp, TestResponse, assert_not_logged, idp_event, send_to, unique,
 };
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct World {
     app: TestApp,
@@ -20,6 +23,11 @@ struct World {
 
 impl World {
     async fn spawn() -> Self {
+        Self::spawn_with(false).await
+    }
+
+    /// With the fleet table (moto's DynamoDB) when `with_table`.
+    async fn spawn_with(with_table: bool) -> Self {
         let salesforce = Idp::start().await.expect("stand-in Salesforce");
         let shop = Idp::start().await.expect("stand-in Shopify");
         shop.set_token_header("x-shopify-access-token");
@@ -210,4 +218,79 @@ async fn links_are_rewritten_and_redirects_refused_for_a_per_user_host() {
         ]
     );
     assert_not_logged(&[&token]);
+}
+
+/// Both per-user hosts and a refusal through the real binary, with the fleet table when
+/// `with_table`.
+async fn through_the_real_binary(with_table: bool) {
+    let world = World::spawn_with(with_table).await;
+    let (org, org_token) = world.salesforce_user("005R", "https://acme.my.salesforce.com");
+    let (merchant, shop_token) = world.shop_user("u9", "acme-store.myshopify.com");
+    let (evil, evil_token) = world.salesforce_user("005E", "https://acme.my.salesforce.com:444");
+    let endpoint = crate::fleet::table_moto().endpoint().to_owned();
+    let extra: &[(&str, &str)] = if with_table {
+        &[("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str())]
+    } else {
+        &[]
+    };
+    let real = RealBinary::start(&world.app, extra).await;
+    let call = |path: &str, jwt: &str| idp_event("GET", path, "", jwt, &[]);
+    let sf = real
+        .invoke(&call("/idp/salesforce/services/data/v59.0/limits", &org))
+        .await;
+    assert_eq!(sf.status, 200, "{}", String::from_utf8_lossy(&sf.body));
+    let shop = real
+        .invoke(&call("/idp/shopify/admin/api/2025-01/shop.json", &merchant))
+        .await;
+    assert_eq!(shop.status, 200, "{}", String::from_utf8_lossy(&shop.body));
+    let refused = real
+        .invoke(&call("/idp/salesforce/services/data/v59.0/limits", &evil))
+        .await;
+    assert_eq!(
+        refused.status,
+        502,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let logs = real.logs().await;
+    let sf_sent = world.salesforce.requests();
+    assert_eq!(sf_sent.len(), 1, "the refused host was not called");
+    assert_eq!(
+        sf_sent[0].path_and_query,
+        "/acme.my.salesforce.com/services/data/v59.0/limits"
+    );
+    let shop_sent = world.shop.requests();
+    assert_eq!(shop_sent.len(), 1);
+    assert_eq!(
+        shop_sent[0].path_and_query,
+        "/acme-store.myshopify.com/admin/api/2025-01/shop.json"
+    );
+    assert_eq!(
+        shop_sent[0].header("x-shopify-access-token"),
+        Some(shop_token.as_str())
+    );
+    for secret in [&org_token, &shop_token, &evil_token] {
+        assert!(!logs.contains(secret.as_str()), "a token reached the logs");
+        for answer in [&sf, &shop, &refused] {
+            let text = format!(
+                "{:?} {}",
+                answer.headers,
+                String::from_utf8_lossy(&answer.body)
+            );
+            assert!(
+                !text.contains(secret.as_str()),
+                "a token reached the caller"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_real_binary_calls_per_user_hosts() {
+    through_the_real_binary(false).await;
+}
+
+#[tokio::test]
+async fn the_real_binary_calls_per_user_hosts_with_the_fleet_table() {
+    through_the_real_binary(true).await;
 }
