@@ -172,7 +172,7 @@ pub fn route_path(data: &[u8]) {
         HostCheck::Refused => return,
         HostCheck::Serves(connection) => {
             per_user = connection;
-            &per_user
+            &*per_user
         }
     };
     if let Ok(path) = &normalised {
@@ -196,7 +196,7 @@ enum HostCheck {
     /// The value was refused.
     Refused,
     /// The connection as it serves that user.
-    Serves(Connection),
+    Serves(Box<Connection>),
 }
 
 /// The connection's host check on `value` (as `urls.custom_domain`, `myshopify_domain`) against
@@ -242,7 +242,7 @@ fn check_host(connection: &Connection, value: Option<&str>) -> HostCheck {
             assert_eq!(base.host_str(), Some(host), "{base} for {value:?}");
             assert_eq!(base.port(), None, "{base}");
             assert!(base.username().is_empty() && base.password().is_none());
-            HostCheck::Serves(serving)
+            HostCheck::Serves(Box::new(serving))
         }
         Err(_) => {
             assert!(!expected, "{value:?} refused for {pattern}");

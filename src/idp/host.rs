@@ -55,7 +55,11 @@ impl HostRule {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
         };
-        if !path.is_empty() && !(path.starts_with('/') && path[1..].split('/').all(plain)) {
+        let path_ok = path.is_empty()
+            || path
+                .strip_prefix('/')
+                .is_some_and(|rest| rest.split('/').all(plain));
+        if !path_ok {
             return Err(format!("api_host: bad path {path:?}"));
         }
         if sources.is_empty()

@@ -19,6 +19,8 @@ struct World {
     app: TestApp,
     salesforce: Idp,
     shop: Idp,
+    /// The fleet table, where one is configured.
+    table: Option<String>,
 }
 
 impl World {
@@ -37,15 +39,28 @@ impl World {
             "shopify": {"api_host_origin": shop.origin(), "shop": "acme"},
         })
         .to_string();
-        let app =
-            TestApp::spawn_with(&[("IDP_CONNECTIONS", &connections)], KeyPolicy::default()).await;
+        let table = with_table.then(|| unique("hosts-"));
+        let mut vars = vec![("IDP_CONNECTIONS", connections.as_str())];
+        if let Some(table) = &table {
+            vars.push(("TOKEN_TABLE", table.as_str()));
+        }
+        let app = TestApp::spawn_with(&vars, KeyPolicy::default()).await;
         let client_secret = app.client_secret.lock().expect("lock").clone();
-        let secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret});
+        let mut secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret});
+        if let Some(table) = &table {
+            secret["token_store_keys"] = json!([KEY]);
+            let moto = crate::fleet::table_moto();
+            let admin = standin::dynamodb_client(moto.endpoint()).await;
+            standin::create_token_table(&admin, table)
+                .await
+                .expect("table created in moto");
+        }
         app.put_secret(&secret.to_string()).await;
         Self {
             app,
             salesforce,
             shop,
+            table,
         }
     }
 
@@ -269,6 +284,14 @@ async fn through_the_real_binary(with_table: bool) {
         shop_sent[0].header("x-shopify-access-token"),
         Some(shop_token.as_str())
     );
+    if let Some(table) = &world.table {
+        // Both per-user tokens went through the fleet table, sealed.
+        let admin = standin::dynamodb_client(crate::fleet::table_moto().endpoint()).await;
+        let items = admin.scan().table_name(table).send().await.expect("scan");
+        assert!(items.count() >= 2, "{items:?}");
+        let text = format!("{:?}", items.items);
+        assert!(!text.contains(&org_token) && !text.contains(&shop_token));
+    }
     for secret in [&org_token, &shop_token, &evil_token] {
         assert!(!logs.contains(secret.as_str()), "a token reached the logs");
         for answer in [&sf, &shop, &refused] {
