@@ -552,4 +552,46 @@ mod tests {
         let alone = Connections::from_json(r#"{"corp-github": {"token_source": "token_vault"}}"#);
         assert!(alone.is_err_and(|e| e.contains("api_base is required")));
     }
+
+    #[test]
+    fn per_user_host_entries_serve_with_a_base_that_cannot_resolve_until_the_host_is_read() {
+        let table = Connections::from_json(
+            r#"{"acme-site": {"strategy": "salesforce-community", "community_domain": "acme.my.site.com",
+                              "api_host": {"pattern": "*.my.site.com", "fields": ["/user/urls/rest"]}},
+                "one-org": {"strategy": "salesforce", "api_base": "https://acme.my.salesforce.com"}}"#,
+        )
+        .expect("valid");
+        let salesforce = table.get("salesforce").expect("built in");
+        assert_eq!(
+            salesforce.api_base.host_str(),
+            Some(super::super::host::UNRESOLVED_HOST)
+        );
+        let profile = serde_json::json!({"user": {"urls": {"custom_domain": "https://acme.my.salesforce.com"}}});
+        let serving = salesforce.for_host(&profile).expect("inside the pattern");
+        assert_eq!(serving.api_base.as_str(), "https://acme.my.salesforce.com/");
+        assert!(serving.allows(&Method::GET, &segments("/services/data/v59.0/limits")));
+        let site = table.get("acme-site").expect("configured");
+        let profile = serde_json::json!({"user": {"urls": {"rest": "https://shop.my.site.com/services/data/v{version}/"}}});
+        assert_eq!(
+            site.for_host(&profile).expect("site").api_base.host_str(),
+            Some("shop.my.site.com")
+        );
+        // An api_base instead: one org for every user, no host read.
+        let one = table.get("one-org").expect("configured");
+        assert!(one.api_host.is_none());
+        assert_eq!(
+            one.for_host(&serde_json::json!({}))
+                .expect("fixed")
+                .api_base,
+            one.api_base
+        );
+        for bad in [
+            r#"{"salesforce": {"api_host_origin": "https://evil.example"}}"#,
+            r#"{"github": {"api_host_origin": "http://127.0.0.1:9"}}"#,
+            r#"{"salesforce": {"api_host": {"pattern": "*", "fields": ["/user/x"]}}}"#,
+            r#"{"salesforce": {"api_host": {"pattern": "*.x.com", "fields": ["x"]}}}"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
+    }
 }
