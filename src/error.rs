@@ -218,7 +218,9 @@ impl ApiError {
             Self::Credentials(_) => Answer::credentials(),
             Self::Management(error) => Answer::management(error),
             Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
-            Self::Idp(IdpError::Unsafe(_)) | Self::TooLarge(_) => {
+            // The host comes from the IdP's profile (through Auth0), not from the caller's
+            // request: an IdP answer that cannot be used, as an unsafe one.
+            Self::Idp(IdpError::Unsafe(_) | IdpError::ApiHost(_)) | Self::TooLarge(_) => {
                 Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
             Self::Event(_) => Answer::client(StatusCode::BAD_REQUEST, "invalid_request"),

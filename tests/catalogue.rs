@@ -19,14 +19,15 @@ fn table() -> String {
         "| strategy | provider | API | refresh | in Auth0 | at the provider | unconfirmed |\n|---|---|---|---|---|---|---|\n",
     );
     for (strategy, entry) in catalogue::entries().expect("catalogue") {
-        let api = match (
-            &entry.api_base,
-            &entry.api_host,
-            entry.unsupported_dialect(),
-        ) {
-            (_, _, Some(dialect)) => format!("not served yet: needs {dialect}"),
-            (Some(base), _, None) => format!("[{base}]({})", entry.docs),
-            (None, _, None) => "set `api_base`".to_owned(),
+        let api = match (&entry.api_base, &entry.api_host) {
+            (_, Some(host)) => format!(
+                "[https://`{}`{}]({}) (host per user)",
+                host.pattern,
+                host.path.as_deref().unwrap_or(""),
+                entry.docs
+            ),
+            (Some(base), None) => format!("[{base}]({})", entry.docs),
+            (None, None) => "set `api_base`".to_owned(),
         };
         let params = if entry.params.is_empty() {
             String::new()

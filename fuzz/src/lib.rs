@@ -136,11 +136,18 @@ fn route_rules(connection: &str) -> Vec<&'static str> {
     }
 }
 
-/// `METHOD /path?query` (`GET` when there is no space): routed, normalised and, for a configured
-/// connection, turned into the upstream URL as the handler does.
+/// `[HOST\n]METHOD /path?query` (`GET` when there is no space): routed, normalised and, for a
+/// configured connection, turned into the upstream URL as the handler does. For a per-user host
+/// connection (`salesforce`, `shopify`, ...), HOST is the value the user's profile holds (a
+/// default org host without a first line): whatever passes the check is inside the connection's
+/// pattern, and the upstream URL's host is exactly it, over https.
 pub fn route_path(data: &[u8]) {
     let Ok(text) = str::from_utf8(data) else {
         return;
+    };
+    let (host_value, text) = match text.split_once('\n') {
+        Some((host, rest)) => (Some(host), rest),
+        None => (None, text),
     };
     let (method, target) = text.split_once(' ').unwrap_or(("GET", text));
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
@@ -159,6 +166,15 @@ pub fn route_path(data: &[u8]) {
     let Some(table_entry) = TABLE.get(connection) else {
         return;
     };
+    let per_user;
+    let table_entry = match check_host(table_entry, host_value) {
+        HostCheck::Fixed => table_entry,
+        HostCheck::Refused => return,
+        HostCheck::Serves(connection) => {
+            per_user = connection;
+            &*per_user
+        }
+    };
     if let Ok(path) = &normalised {
         let expected = route_rules(connection)
             .iter()
@@ -171,6 +187,68 @@ pub fn route_path(data: &[u8]) {
         );
     }
     check_request(table_entry, &method, path, query);
+}
+
+/// What a connection's per-user host check made of a profile's value.
+enum HostCheck {
+    /// A fixed `api_base`: no host is read.
+    Fixed,
+    /// The value was refused.
+    Refused,
+    /// The connection as it serves that user.
+    Serves(Box<Connection>),
+}
+
+/// The connection's host check on `value` (as `urls.custom_domain`, `myshopify_domain`) against
+/// a naive reading of the README's rule: lowercase letters, digits and inner `-` in one label
+/// (at most 63) for the pattern's `*`, the rest equal to the pattern; a bare host or
+/// `https://HOST[/path]`.
+fn check_host(connection: &Connection, value: Option<&str>) -> HostCheck {
+    let Some(rule) = &connection.api_host else {
+        return HostCheck::Fixed;
+    };
+    let value = value.unwrap_or("acme.my.salesforce.com");
+    let profile = serde_json::json!({
+        "user": {"urls": {"custom_domain": value, "rest": value}, "myshopify_domain": value},
+        "identity": {"profileData": {"urls": {"custom_domain": value, "rest": value}, "myshopify_domain": value}},
+    });
+    let host = match value.strip_prefix("https://") {
+        Some(rest) => rest.split('/').next().unwrap_or_default(),
+        None => value,
+    };
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let pattern = rule.pattern();
+    let expected = !value.contains("://") || value.starts_with("https://");
+    let expected = expected
+        && match pattern.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .and_then(|l| l.strip_suffix('.'))
+                .is_some_and(label_ok),
+            None => host == pattern,
+        };
+    match connection.for_host(&profile) {
+        Ok(serving) => {
+            assert!(expected, "{value:?} passed for {pattern}");
+            let base = &serving.api_base;
+            assert_eq!(base.scheme(), "https", "{base}");
+            assert_eq!(base.host_str(), Some(host), "{base} for {value:?}");
+            assert_eq!(base.port(), None, "{base}");
+            assert!(base.username().is_empty() && base.password().is_none());
+            HostCheck::Serves(Box::new(serving))
+        }
+        Err(_) => {
+            assert!(!expected, "{value:?} refused for {pattern}");
+            HostCheck::Refused
+        }
+    }
 }
 
 /// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,

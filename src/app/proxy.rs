@@ -49,6 +49,21 @@ impl App {
                 (&*resolved, read_now)
             }
         };
+        // A per-user host is read from the profile and checked before any token is leased.
+        let per_user;
+        let (connection, read_now) = match &connection.api_host {
+            None => (connection, read_now),
+            Some(_) => {
+                let (user, read) = match read_now {
+                    Some(user) => (Arc::clone(&user), Some(user)),
+                    None => self.user_for_host(&caller.user_id, deadline).await?,
+                };
+                per_user = connection
+                    .for_host(&user.host_view(name))
+                    .map_err(IdpError::from)?;
+                (&per_user, read)
+            }
+        };
         audit::connection(
             connection.strategy.as_deref(),
             connection.token_source.as_str(),
@@ -121,16 +136,7 @@ impl App {
         if let Some(connection) = self.learned.get(name) {
             return Ok((connection, None));
         }
-        let (user, read_now) = match self
-            .management
-            .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
-        {
-            Some(user) => (user, None),
-            None => {
-                let user = self.management.user(user_id, deadline).await?;
-                (Arc::clone(&user), Some(user))
-            }
-        };
+        let (user, read_now) = self.user_for_host(user_id, deadline).await?;
         let unknown = || IdpError::UnknownConnection(name.to_owned());
         let identity = identities::pick(&user, name).ok_or_else(unknown)?;
         let connection = self
@@ -142,6 +148,27 @@ impl App {
                 unknown()
             })?;
         Ok((self.learned.insert(connection), read_now))
+    }
+
+    /// The caller's profile (for a strategy or a per-user host): a recent one if held, else read now (and handed
+    /// back, so that the token source need not read it again).
+    async fn user_for_host(
+        &self,
+        user_id: &str,
+        deadline: &Deadline,
+    ) -> Result<(Arc<User>, Option<Arc<User>>), ApiError> {
+        Ok(
+            match self
+                .management
+                .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
+            {
+                Some(user) => (user, None),
+                None => {
+                    let user = self.management.user(user_id, deadline).await?;
+                    (Arc::clone(&user), Some(user))
+                }
+            },
+        )
     }
 
     /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;

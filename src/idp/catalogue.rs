@@ -28,8 +28,7 @@ pub struct Entry {
     /// the connection's `IDP_CONNECTIONS` entry. `None` where the host is per user.
     pub api_base: Option<String>,
     /// Where a per-user API host comes from, and the pattern it must fit; `None` for a fixed
-    /// `api_base`. Data for the per-user host dialect, which this version does not speak yet:
-    /// such an entry serves no connection.
+    /// `api_base` ([`super::host`]).
     #[serde(default)]
     pub api_host: Option<ApiHost>,
     /// Default allow rules (`"METHOD /path/glob"`), read-only unless there is a reason.
@@ -92,14 +91,18 @@ pub struct Entry {
 pub struct ApiHost {
     /// The host pattern (`*.my.salesforce.com`).
     pub pattern: String,
-    /// The base path under that host.
+    /// The base path under that host, prefixed to every route path (the allow rules see the
+    /// route path without it); none where the allow rules name whole paths.
     #[serde(default)]
     pub path: Option<String>,
     /// Where the host comes from, in words.
-    pub from: String,
-    /// The JSON field(s) Auth0 returns it in.
     #[serde(default)]
-    pub field: Option<String>,
+    pub from: Option<String>,
+    /// JSON pointers read in order, into `{"user": <the user's root profile>, "identity": <the
+    /// connection's identity>}` as the Management API returns them (`/user/urls/custom_domain`,
+    /// `/identity/profileData/myshopify_domain`); a root field must be in
+    /// `management::USER_FIELDS` to be returned at all.
+    pub fields: Vec<String>,
 }
 
 /// A header other than `Authorization: Bearer` for the token.
@@ -183,11 +186,6 @@ impl Entry {
             .as_ref()
             .and_then(serde_json::Value::as_u64)
             .map(std::time::Duration::from_secs)
-    }
-
-    /// The dialect this entry needs that this version does not speak, if any.
-    pub fn unsupported_dialect(&self) -> Option<&'static str> {
-        self.api_host.is_some().then_some("a per-user API host")
     }
 }
 

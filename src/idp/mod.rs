@@ -6,6 +6,7 @@ pub mod allow;
 pub mod catalogue;
 pub mod connections;
 pub mod fleet_source;
+pub mod host;
 pub mod identity_source;
 pub mod learned;
 pub mod oauth1;
@@ -90,6 +91,9 @@ pub enum IdpError {
     /// The secret, read for the consumer key and secret of an OAuth 1.0a call, is unavailable.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The user's per-user API host is missing or outside the connection's host pattern.
+    #[error(transparent)]
+    ApiHost(#[from] host::HostError),
 }
 
 impl UpstreamCause for IdpError {

@@ -30,6 +30,11 @@ pub use token::ManagementToken;
 use token::SharedToken;
 pub use user::{Identity, User};
 
+/// The user fields read from the Management API: the identities, and the root profile fields a
+/// per-user API host may be read from (catalogue `api_host.fields` under `/user/`; a unit test
+/// keeps the two in step).
+pub const USER_FIELDS: &str = "user_id,identities,urls,myshopify_domain";
+
 /// Cap on one attempt at a token exchange or user read, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -288,7 +293,7 @@ impl Management {
         let request = self
             .http
             .get(url)
-            .query(&[("fields", "user_id,identities"), ("include_fields", "true")])
+            .query(&[("fields", USER_FIELDS), ("include_fields", "true")])
             .bearer_auth(token.access_token.expose_secret());
         let response = upstream::send(request, service, deadline, CALL_TIMEOUT).await?;
         if response.status() == StatusCode::NOT_FOUND {

@@ -12,6 +12,10 @@ pub struct User {
     /// The linked identities; the first is the primary one.
     #[serde(default)]
     pub identities: Vec<Identity>,
+    /// The root profile fields a per-user API host is read from (`urls`, `myshopify_domain`:
+    /// [`super::USER_FIELDS`]); nothing else is asked for.
+    #[serde(flatten)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One identity of a user at one connection. `Debug` never shows the tokens.
@@ -36,6 +40,22 @@ pub struct Identity {
     pub refresh_token: Option<IdpRefreshToken>,
     /// The access token's lifetime at login, in seconds, where the provider says.
     pub expires_in: Option<u64>,
+    /// The provider's profile of a linked (secondary) identity; a primary identity's is the
+    /// user's root profile. Read for a per-user API host.
+    #[serde(rename = "profileData", default)]
+    pub profile_data: Option<serde_json::Value>,
+}
+
+impl User {
+    /// What a per-user API host's JSON pointers read: `{"user": <root fields>, "identity":
+    /// <the identity at connection>}`.
+    pub fn host_view(&self, connection: &str) -> serde_json::Value {
+        let identity = self.identities.iter().find(|i| i.connection == connection);
+        serde_json::json!({
+            "user": self.profile,
+            "identity": {"profileData": identity.and_then(|i| i.profile_data.as_ref())},
+        })
+    }
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -80,5 +100,47 @@ mod tests {
         let secret = identity.access_token_secret.as_ref().expect("secret");
         assert_eq!(secret.expose(), "ts-hidden");
         assert!(!format!("{identity:?}").contains("ts-hidden"));
+    }
+
+    #[test]
+    fn every_root_field_a_host_is_read_from_is_asked_for() {
+        let asked: Vec<&str> = super::super::USER_FIELDS.split(',').collect();
+        for (strategy, entry) in crate::idp::catalogue::entries().expect("catalogue") {
+            for pointer in entry.api_host.iter().flat_map(|h| &h.fields) {
+                if let Some(rest) = pointer.strip_prefix("/user/") {
+                    let field = rest.split('/').next().unwrap_or_default();
+                    assert!(
+                        asked.contains(&field),
+                        "{strategy}: {field} not in USER_FIELDS"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_host_view_holds_root_fields_and_the_identitys_profile() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "user_id": "auth0|1", "urls": {"custom_domain": "https://a.my.salesforce.com"},
+            "identities": [{"connection": "shop", "provider": "shopify", "user_id": "1",
+                            "profileData": {"myshopify_domain": "s.myshopify.com"}}]
+        }))
+        .expect("a profile");
+        let view = user.host_view("shop");
+        assert_eq!(
+            view.pointer("/user/urls/custom_domain")
+                .and_then(|v| v.as_str()),
+            Some("https://a.my.salesforce.com")
+        );
+        assert_eq!(
+            view.pointer("/identity/profileData/myshopify_domain")
+                .and_then(|v| v.as_str()),
+            Some("s.myshopify.com")
+        );
+        assert!(
+            user.host_view("other")
+                .pointer("/identity/profileData/x")
+                .is_none()
+        );
     }
 }

@@ -32,7 +32,9 @@
 //!   as the [`Flavor`] does (GitHub: 200 with `error`; Google: 400), under [`RefreshRules`] that
 //!   each flavour starts with and a test may set to a provider's own (client authentication,
 //!   single-use, rotating or reusable refresh tokens, JSON or form answers, `expires_in` or not);
-//! - anything else: an echo of the method, path, query and body.
+//! - anything else: an echo of the method, path, query and body;
+//! - `/<a.host.name>/<path>` (a first segment of two dots or more, as a per-user host's stand-in
+//!   origin is called): as `<path>`, with links under `/<a.host.name>`.
 //!
 //! Every API answer carries a `Set-Cookie` and an `X-OAuth-Scopes` header that the proxy must not
 //! pass on, beside `ETag`, `Link` and rate-limit headers that it should.
@@ -595,6 +597,14 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         return decorate(response);
     };
     let host = recorded.header("host").unwrap_or_default().to_owned();
+    // A per-user host's stand-in (`api_host_origin`) is called at `/<host>/<path>`: answered as
+    // `<path>`, its links under `/<host>`. Two dots tell a host from a segment like `v1.0`.
+    let (host, path) = match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+        Some((first, rest)) if first.matches('.').count() >= 2 => {
+            (format!("{host}/{first}"), format!("/{rest}"))
+        }
+        _ => (host, path),
+    };
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|Query(q)| q)
         .unwrap_or_default();

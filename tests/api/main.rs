@@ -11,6 +11,7 @@ mod faults;
 mod fleet;
 mod head;
 mod helpers;
+mod hosts;
 mod kill_switch;
 mod management;
 mod metrics;

@@ -11,6 +11,7 @@ use url::Url;
 
 use super::{AllowRule, Connection, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::{self, Entry, Refresh, TokenAuth};
+use crate::idp::host::HostRule;
 
 /// The fields of one entry of `IDP_CONNECTIONS`; all optional for a connection with a
 /// catalogue entry. Unknown fields are refused, except the parameters its entry names.
@@ -27,6 +28,9 @@ pub(super) struct Override {
     refresh_scopes: Option<Vec<String>>,
     token_source: Option<TokenSourceKind>,
     path_characters: Option<String>,
+    api_host: Option<catalogue::ApiHost>,
+    /// A loopback stand-in that per-user host calls go to (tests only, [`HostRule`]).
+    api_host_origin: Option<String>,
     /// Every other field: the entry's `{param}` values, checked against its `params`.
     #[serde(flatten)]
     pub(super) params: BTreeMap<String, serde_json::Value>,
@@ -49,6 +53,7 @@ pub(super) struct Draft {
     refresh_scopes: Vec<String>,
     token_source: TokenSourceKind,
     path_characters: Vec<char>,
+    api_host: Option<HostRule>,
 }
 
 /// The connection `name` as catalogue `entry` (of `strategy`) describes it, with `params`
@@ -67,9 +72,10 @@ pub(super) fn draft(
             .map(|t| api_url(&t, field))
             .transpose()
     };
-    // An entry whose dialect is not spoken yet serves nothing rather than something wrong.
-    let api_base = match entry.unsupported_dialect() {
-        Some(_) => None,
+    let api_host = host_rule(entry.api_host.as_ref())?;
+    // A per-user host is substituted per call; until then the base cannot resolve.
+    let api_base = match &api_host {
+        Some(rule) => Some(rule.unresolved_base()),
         None => filled(&entry.api_base, "api_base")?,
     };
     Ok(Draft {
@@ -89,6 +95,7 @@ pub(super) fn draft(
             Some(characters) => path_characters(characters)?,
             None => Vec::new(),
         },
+        api_host,
     })
 }
 
@@ -109,6 +116,7 @@ impl Draft {
             refresh_scopes: self.refresh_scopes,
             token_source: self.token_source,
             path_characters: self.path_characters,
+            api_host: self.api_host,
         })
     }
 }
@@ -138,9 +146,6 @@ pub(super) fn params(
 
 /// What an entry needs before it can serve a connection, for error messages.
 pub(super) fn needs(entry: &Entry) -> String {
-    if let Some(dialect) = entry.unsupported_dialect() {
-        return format!("{dialect}, which this version does not speak");
-    }
     match (entry.params.is_empty(), &entry.api_base) {
         (false, _) => format!("parameters {}", entry.params.join(", ")),
         (true, None) => "an api_base".to_owned(),
@@ -170,10 +175,26 @@ pub(super) fn merge(
     entry: Override,
     default_source: TokenSourceKind,
 ) -> Result<Connection, String> {
+    let api_host = match (entry.api_host, &base) {
+        (Some(configured), _) => host_rule(Some(&configured))?,
+        (None, Some(base)) => base.api_host.clone(),
+        (None, None) => None,
+    };
+    // A fixed base given here replaces the per-user host.
+    let api_host = api_host.filter(|_| entry.api_base.is_none());
+    let api_host = match (api_host, entry.api_host_origin) {
+        (Some(rule), Some(origin)) => Some(rule.with_standin_origin(&origin)?),
+        (None, Some(_)) => return Err("api_host_origin needs an api_host".to_owned()),
+        (rule, None) => rule,
+    };
     let api_base = match (
         entry.api_base,
         base.as_ref().and_then(|b| b.api_base.clone()),
     ) {
+        _ if api_host.is_some() => api_host
+            .as_ref()
+            .map(HostRule::unresolved_base)
+            .expect("some"),
         (Some(url), _) => api_url(&url, "api_base")?,
         (None, Some(url)) => url,
         (None, None) => return Err("api_base is required for this connection".to_owned()),
@@ -237,7 +258,13 @@ pub(super) fn merge(
         path_characters,
         refresh_scopes,
         token_source: entry.token_source.unwrap_or(default_source),
+        api_host,
     })
+}
+
+fn host_rule(host: Option<&catalogue::ApiHost>) -> Result<Option<HostRule>, String> {
+    host.map(|h| HostRule::new(&h.pattern, h.path.as_deref(), &h.fields))
+        .transpose()
 }
 
 fn token_header(header: Option<&catalogue::TokenHeader>) -> Result<Option<TokenHeader>, String> {

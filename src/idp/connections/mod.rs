@@ -21,6 +21,7 @@ use url::Url;
 pub use super::allow::AllowRule;
 use super::catalogue::Catalogue;
 pub use super::catalogue::{Refresh, TokenAuth};
+use super::host::{HostError, HostRule};
 use configured::{Override, draft, merge, needs, params};
 
 /// One connection's entry.
@@ -58,6 +59,9 @@ pub struct Connection {
     /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
     /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
     pub path_characters: Vec<char>,
+    /// Where the API host is per user (Salesforce, Shopify): the rule that reads and checks it;
+    /// `api_base` is then a placeholder that never resolves until [`Connection::for_host`].
+    pub api_host: Option<HostRule>,
 }
 
 /// A header other than `Authorization: Bearer` that carries the token: its name, and the text
@@ -138,6 +142,18 @@ impl Connection {
     /// rules need ([`super::allow::verdict`] says what a given caller lacks).
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
         super::allow::verdict(&self.allow, method, segments, &|_| true).is_allowed()
+    }
+
+    /// This connection as it serves one user: with a per-user host, the API base of the host
+    /// read from `profile` (`{"user": …, "identity": …}`) and checked; otherwise itself.
+    pub fn for_host(&self, profile: &serde_json::Value) -> Result<Self, HostError> {
+        let Some(rule) = &self.api_host else {
+            return Ok(self.clone());
+        };
+        Ok(Self {
+            api_base: rule.base_for(profile)?,
+            ..self.clone()
+        })
     }
 
     /// Whether a refresh grant can be run at all: a token endpoint and a provider that renews.
@@ -308,13 +324,6 @@ impl Connections {
             )),
             None => None,
         };
-        if let Some((strategy, dialect)) =
-            base_entry.and_then(|(s, e)| Some((s, e.unsupported_dialect()?)))
-        {
-            return Err(format!(
-                "strategy {strategy:?} needs {dialect}, which this version does not speak"
-            ));
-        }
         let params = params(base_entry.map(|(_, e)| e), &entry.params)?;
         let base = match base_entry {
             Some((strategy, catalogue_entry)) => Some(draft(
@@ -342,9 +351,7 @@ mod tests {
         for (strategy, entry) in &entries {
             let Some(connection) = table.get(strategy) else {
                 assert!(
-                    !entry.params.is_empty()
-                        || entry.api_base.is_none()
-                        || entry.unsupported_dialect().is_some(),
+                    !entry.params.is_empty() || entry.api_base.is_none(),
                     "{strategy} needs no configuration but is not built in"
                 );
                 continue;
@@ -544,5 +551,47 @@ mod tests {
         // Without it, a name the catalogue does not hold needs everything said.
         let alone = Connections::from_json(r#"{"corp-github": {"token_source": "token_vault"}}"#);
         assert!(alone.is_err_and(|e| e.contains("api_base is required")));
+    }
+
+    #[test]
+    fn per_user_host_entries_serve_with_a_base_that_cannot_resolve_until_the_host_is_read() {
+        let table = Connections::from_json(
+            r#"{"acme-site": {"strategy": "salesforce-community", "community_domain": "acme.my.site.com",
+                              "api_host": {"pattern": "*.my.site.com", "fields": ["/user/urls/rest"]}},
+                "one-org": {"strategy": "salesforce", "api_base": "https://acme.my.salesforce.com"}}"#,
+        )
+        .expect("valid");
+        let salesforce = table.get("salesforce").expect("built in");
+        assert_eq!(
+            salesforce.api_base.host_str(),
+            Some(super::super::host::UNRESOLVED_HOST)
+        );
+        let profile = serde_json::json!({"user": {"urls": {"custom_domain": "https://acme.my.salesforce.com"}}});
+        let serving = salesforce.for_host(&profile).expect("inside the pattern");
+        assert_eq!(serving.api_base.as_str(), "https://acme.my.salesforce.com/");
+        assert!(serving.allows(&Method::GET, &segments("/services/data/v59.0/limits")));
+        let site = table.get("acme-site").expect("configured");
+        let profile = serde_json::json!({"user": {"urls": {"rest": "https://shop.my.site.com/services/data/v{version}/"}}});
+        assert_eq!(
+            site.for_host(&profile).expect("site").api_base.host_str(),
+            Some("shop.my.site.com")
+        );
+        // An api_base instead: one org for every user, no host read.
+        let one = table.get("one-org").expect("configured");
+        assert!(one.api_host.is_none());
+        assert_eq!(
+            one.for_host(&serde_json::json!({}))
+                .expect("fixed")
+                .api_base,
+            one.api_base
+        );
+        for bad in [
+            r#"{"salesforce": {"api_host_origin": "https://evil.example"}}"#,
+            r#"{"github": {"api_host_origin": "http://127.0.0.1:9"}}"#,
+            r#"{"salesforce": {"api_host": {"pattern": "*", "fields": ["/user/x"]}}}"#,
+            r#"{"salesforce": {"api_host": {"pattern": "*.x.com", "fields": ["x"]}}}"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
     }
 }
