@@ -68,14 +68,7 @@ impl World {
         }
         app.put_secret(&secret.to_string()).await;
         let dynamodb = match &table {
-            Some(table) => {
-                let moto = crate::fleet::table_moto();
-                let admin = standin::dynamodb_client(moto.endpoint()).await;
-                standin::create_token_table(&admin, table)
-                    .await
-                    .expect("table created in moto");
-                Some(standin::dynamodb_client(moto.endpoint()).await)
-            }
+            Some(table) => Some(crate::fleet::create_table(table).await),
             None => None,
         };
         Self {

@@ -37,6 +37,15 @@ pub(crate) fn table_moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("{e}")))
 }
+/// Creates the token table `name` in [`table_moto`] and returns a client of it (the
+/// environments' way to the table).
+pub(crate) async fn create_table(name: &str) -> aws_sdk_dynamodb::Client {
+    let client = standin::dynamodb_client(table_moto().endpoint()).await;
+    standin::create_token_table(&client, name)
+        .await
+        .expect("table created in moto");
+    client
+}
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const GITHUB_APP_SECRET: &str = "github-app-secret-value";
 

@@ -427,6 +427,17 @@ impl LambdaAnswer {
         }
     }
 
+    /// Asserts that no header or body byte of the answer holds any of `secrets`.
+    pub fn assert_hides<S: AsRef<str>>(&self, secrets: &[S]) {
+        let text = format!("{:?} {}", self.headers, String::from_utf8_lossy(&self.body));
+        for secret in secrets {
+            assert!(
+                !text.contains(secret.as_ref()),
+                "a secret reached the caller"
+            );
+        }
+    }
+
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

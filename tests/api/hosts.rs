@@ -49,11 +49,7 @@ impl World {
         let mut secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret});
         if let Some(table) = &table {
             secret["token_store_keys"] = json!([KEY]);
-            let moto = crate::fleet::table_moto();
-            let admin = standin::dynamodb_client(moto.endpoint()).await;
-            standin::create_token_table(&admin, table)
-                .await
-                .expect("table created in moto");
+            crate::fleet::create_table(table).await;
         }
         app.put_secret(&secret.to_string()).await;
         Self {
@@ -292,19 +288,12 @@ async fn through_the_real_binary(with_table: bool) {
         let text = format!("{:?}", items.items);
         assert!(!text.contains(&org_token) && !text.contains(&shop_token));
     }
-    for secret in [&org_token, &shop_token, &evil_token] {
+    let secrets = [&org_token, &shop_token, &evil_token];
+    for secret in secrets {
         assert!(!logs.contains(secret.as_str()), "a token reached the logs");
-        for answer in [&sf, &shop, &refused] {
-            let text = format!(
-                "{:?} {}",
-                answer.headers,
-                String::from_utf8_lossy(&answer.body)
-            );
-            assert!(
-                !text.contains(secret.as_str()),
-                "a token reached the caller"
-            );
-        }
+    }
+    for answer in [&sf, &shop, &refused] {
+        answer.assert_hides(&secrets);
     }
 }
 
