@@ -350,7 +350,7 @@ fn check_normalise(raw: &str) -> Result<IdpPath, PathError> {
         assert!(
             !segment
                 .chars()
-                .any(|c| matches!(c, '/' | '\\' | '%' | '@') || c.is_control()),
+                .any(|c| matches!(c, '/' | '\\' | '%') || c.is_control()),
             "segment {segment:?} of {raw:?}"
         );
         assert_eq!(
@@ -373,7 +373,8 @@ fn check_normalise(raw: &str) -> Result<IdpPath, PathError> {
     result
 }
 
-/// Unreserved characters, sub-delimiters and `:` as they are; anything else as `%XX`, uppercase.
+/// Unreserved characters, sub-delimiters, `:` and `@` (RFC 3986's `pchar`; `@` reaches a URL
+/// only where the connection allows it) as they are; anything else as `%XX`, uppercase.
 fn is_canonical_segment(segment: &str) -> bool {
     let bytes = segment.as_bytes();
     let mut i = 0;
@@ -385,7 +386,7 @@ fn is_canonical_segment(segment: &str) -> bool {
                 return false;
             }
             i += 3;
-        } else if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&b) {
+        } else if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
             i += 1;
         } else {
             return false;
@@ -456,7 +457,7 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
             );
         }
         Err(IdpError::ForbiddenPath(PathError::GuardedCharacter)) => {
-            // `;` and look-alike dots are refused per connection, after normalisation.
+            // `;`, `@` and look-alike dots are refused per connection, after normalisation.
             let path = normalised.expect("guarded characters are checked on a normalised path");
             assert_eq!(
                 path::check_guarded(&path.segments, &connection.path_characters),
