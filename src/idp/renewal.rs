@@ -140,12 +140,17 @@ async fn send_grant(
         .body(body);
     let response = upstream::send(outbound, Service::Idp, &deadline, GRANT_TIMEOUT).await?;
     let mut status = response.status();
-    let headers = response.headers().clone();
+    let mut headers = response.headers().clone();
     let mut body = upstream::read_body(response, Service::Idp, MAX_GRANT_BODY_BYTES).await?;
     // Some token endpoints answer a form whatever `Accept` says (RFC 6749 wants JSON);
-    // `oauth2` reads JSON only.
+    // `oauth2` reads JSON only, and refuses a success not labelled JSON: relabelled too, or a
+    // single-use provider's new tokens would be lost with the old one spent.
     if is_form(&headers) {
         body = form_as_json(&body);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
     }
     // GitHub answers a failed grant with 200 and an `error` member; as a 400 it reads as the
     // OAuth error it is rather than as a token response that does not parse.

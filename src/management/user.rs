@@ -48,11 +48,23 @@ pub struct Identity {
 
 impl User {
     /// What a per-user API host's JSON pointers read: `{"user": <root fields>, "identity":
-    /// <the identity at connection>}`.
+    /// <the identity at connection>}`. The root fields are the primary identity's (Auth0 keeps
+    /// a linked identity's own in its `profileData`), so they are read only where the identity
+    /// at `connection` is the primary one: a linked Salesforce identity never takes the host of
+    /// another org the user first signed in with.
     pub fn host_view(&self, connection: &str) -> serde_json::Value {
         let identity = self.identities.iter().find(|i| i.connection == connection);
+        let primary = self
+            .identities
+            .first()
+            .is_some_and(|first| first.connection == connection);
+        let root = if primary {
+            serde_json::Value::Object(self.profile.clone())
+        } else {
+            serde_json::Value::Null
+        };
         serde_json::json!({
-            "user": self.profile,
+            "user": root,
             "identity": {"profileData": identity.and_then(|i| i.profile_data.as_ref())},
         })
     }
@@ -141,6 +153,32 @@ mod tests {
             user.host_view("other")
                 .pointer("/identity/profileData/x")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_linked_identity_never_takes_the_primary_identitys_root_fields() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "user_id": "salesforce|a", "urls": {"custom_domain": "https://org-a.my.salesforce.com"},
+            "identities": [
+                {"connection": "sf-a", "provider": "salesforce", "user_id": "a"},
+                {"connection": "sf-b", "provider": "salesforce", "user_id": "b",
+                 "profileData": {"urls": {"custom_domain": "https://org-b.my.salesforce.com"}}}]
+        }))
+        .expect("a profile");
+        let host = |connection: &str, pointer: &str| {
+            user.host_view(connection)
+                .pointer(pointer)
+                .and_then(|v| v.as_str().map(str::to_owned))
+        };
+        assert_eq!(
+            host("sf-a", "/user/urls/custom_domain").as_deref(),
+            Some("https://org-a.my.salesforce.com")
+        );
+        assert_eq!(host("sf-b", "/user/urls/custom_domain"), None);
+        assert_eq!(
+            host("sf-b", "/identity/profileData/urls/custom_domain").as_deref(),
+            Some("https://org-b.my.salesforce.com")
         );
     }
 }

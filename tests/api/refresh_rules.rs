@@ -552,3 +552,24 @@ async fn the_real_binary_renews_a_single_use_refresh_token_once_per_grant() {
 async fn the_real_binary_hands_a_single_use_refresh_token_on_through_the_fleet_table() {
     box_through_the_real_binary(true).await;
 }
+
+#[tokio::test]
+async fn a_token_endpoint_that_answers_a_form_whatever_accept_says_is_read() {
+    // Fitbit-like rules (single-use, HTTP Basic), its answers a form even to `Accept: JSON`: a
+    // grant whose answer were dropped would lose the new tokens with the old one spent.
+    let world = World::spawn(&["fitbit"], false).await;
+    let provider = &world.providers[0];
+    provider.idp.set_refresh_rules(RefreshRules {
+        answer: AnswerFormat::Form,
+        ..rules_of(&provider.entry)
+    });
+    let first = send(&world.app.app, &provider.event()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    provider.expire_issued();
+    let second = send(&world.app.app, &provider.event()).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let presented = provider.idp.presented_refresh_tokens();
+    assert_eq!(presented.len(), 2);
+    provider.assert_presented_by_rule(&presented);
+    assert_hidden(&provider.secrets(), &[&first, &second]);
+}

@@ -150,8 +150,16 @@ impl Connection {
         let Some(rule) = &self.api_host else {
             return Ok(self.clone());
         };
+        let host = rule.host_for(profile)?;
+        // A token endpoint on another user's host of the same pattern (Shopify's configured
+        // `{shop}`) is not this user's: no refresh token or app secret goes there.
+        let token_url = self.token_url.clone().filter(|url| match url.host_str() {
+            Some(token_host) if super::host::fits(rule.pattern(), token_host) => token_host == host,
+            _ => true,
+        });
         Ok(Self {
             api_base: rule.base_for(profile)?,
+            token_url,
             ..self.clone()
         })
     }
@@ -572,10 +580,15 @@ mod tests {
         assert!(serving.allows(&Method::GET, &segments("/services/data/v59.0/limits")));
         let site = table.get("acme-site").expect("configured");
         let profile = serde_json::json!({"user": {"urls": {"rest": "https://shop.my.site.com/services/data/v{version}/"}}});
-        assert_eq!(
-            site.for_host(&profile).expect("site").api_base.host_str(),
-            Some("shop.my.site.com")
-        );
+        let other_site = site.for_host(&profile).expect("site");
+        assert_eq!(other_site.api_base.host_str(), Some("shop.my.site.com"));
+        // The configured token endpoint is acme's site: not one to send shop's refresh token to.
+        assert!(site.token_url.is_some() && other_site.token_url.is_none());
+        let own = serde_json::json!({"user": {"urls": {"rest": "https://acme.my.site.com/services/data/"}}});
+        assert_eq!(site.for_host(&own).expect("site").token_url, site.token_url);
+        // A token endpoint off the pattern (Salesforce's login host) serves every org.
+        assert_eq!(serving.token_url, salesforce.token_url);
+        assert!(serving.token_url.is_some());
         // An api_base instead: one org for every user, no host read.
         let one = table.get("one-org").expect("configured");
         assert!(one.api_host.is_none());
