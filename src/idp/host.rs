@@ -88,7 +88,9 @@ impl HostRule {
             || !matches!(url.scheme(), "http" | "https")
             || url.path() != "/"
             || url.query().is_some()
+            || url.fragment().is_some()
             || !url.username().is_empty()
+            || url.password().is_some()
         {
             return Err("api_host_origin must be a loopback origin (a test stand-in)".into());
         }

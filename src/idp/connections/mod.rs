@@ -601,6 +601,8 @@ mod tests {
         for bad in [
             r#"{"salesforce": {"api_host_origin": "https://evil.example"}}"#,
             r#"{"github": {"api_host_origin": "http://127.0.0.1:9"}}"#,
+            r#"{"salesforce": {"api_host_origin": "http://127.0.0.1:9/#x"}}"#,
+            r#"{"salesforce": {"api_host_origin": "http://:pw@127.0.0.1:9"}}"#,
             r#"{"salesforce": {"api_host": {"pattern": "*", "fields": ["/user/x"]}}}"#,
             r#"{"salesforce": {"api_host": {"pattern": "*.x.com", "fields": ["x"]}}}"#,
         ] {
