@@ -117,7 +117,25 @@ impl HostRule {
     /// pattern. A source that holds something else is skipped; a host that fails the check is
     /// refused, never passed over for a later source.
     pub fn base_for(&self, profile: &serde_json::Value) -> Result<Url, HostError> {
-        let host = self.host_for(profile)?;
+        self.base_on(self.host_for(profile)?)
+    }
+
+    /// The user's host: the first source that holds a string, checked against the pattern.
+    pub fn host_for<'a>(&self, profile: &'a serde_json::Value) -> Result<&'a str, HostError> {
+        let value = self
+            .sources
+            .iter()
+            .find_map(|pointer| profile.pointer(pointer)?.as_str())
+            .ok_or(HostError::Missing)?;
+        let host = host_of(value)?;
+        if !fits(&self.pattern, host) {
+            return Err(HostError::Refused);
+        }
+        Ok(host)
+    }
+
+    /// The API base on `host`, a host [`HostRule::host_for`] checked.
+    pub fn base_on(&self, host: &str) -> Result<Url, HostError> {
         let text = match &self.standin_origin {
             None => format!("https://{host}{}", self.path),
             Some(origin) => format!("{}{host}{}", origin.as_str(), self.path),
@@ -132,22 +150,6 @@ impl HostRule {
             return Err(HostError::Refused);
         }
         Ok(url)
-    }
-}
-
-impl HostRule {
-    /// The user's host: the first source that holds a string, checked against the pattern.
-    pub fn host_for<'a>(&self, profile: &'a serde_json::Value) -> Result<&'a str, HostError> {
-        let value = self
-            .sources
-            .iter()
-            .find_map(|pointer| profile.pointer(pointer)?.as_str())
-            .ok_or(HostError::Missing)?;
-        let host = host_of(value)?;
-        if !fits(&self.pattern, host) {
-            return Err(HostError::Refused);
-        }
-        Ok(host)
     }
 }
 

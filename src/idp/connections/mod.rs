@@ -158,7 +158,7 @@ impl Connection {
             _ => true,
         });
         Ok(Self {
-            api_base: rule.base_for(profile)?,
+            api_base: rule.base_on(host)?,
             token_url,
             ..self.clone()
         })
