@@ -202,6 +202,19 @@ impl Provider {
         )
     }
 
+    /// The user's call through `app` (which must succeed), then, every token issued so far
+    /// expired, the same call again: both answers.
+    async fn call_across_an_expiry(
+        &self,
+        app: &auth0_idp_proxy::App,
+    ) -> (TestResponse, TestResponse) {
+        let first = send(app, &self.event()).await;
+        assert_eq!(first.status, 200, "{}: {}", self.strategy, first.body);
+        self.expire_issued();
+        let second = send(app, &self.event()).await;
+        (first, second)
+    }
+
     /// Makes every access token the stand-in issued so far expire, so that the next call renews.
     fn expire_issued(&self) {
         for token in self.idp.issued_tokens() {
@@ -350,10 +363,7 @@ async fn every_entry_that_renews_renews_as_its_provider_demands() {
     let world = World::spawn(&strategies, false).await;
     for provider in &world.providers {
         let who = &provider.strategy;
-        let first = send(&world.app.app, &provider.event()).await;
-        assert_eq!(first.status, 200, "{who}: {}", first.body);
-        provider.expire_issued();
-        let second = send(&world.app.app, &provider.event()).await;
+        let (first, second) = provider.call_across_an_expiry(&world.app.app).await;
         assert_eq!(second.status, 200, "{who}: {}", second.body);
 
         let presented = provider.idp.presented_refresh_tokens();
@@ -378,10 +388,7 @@ async fn a_single_use_refresh_token_whose_grant_issued_none_is_not_presented_aga
         refresh: RefreshBehaviour::Reusable,
         ..rules_of(&provider.entry)
     });
-    let first = send(&world.app.app, &provider.event()).await;
-    assert_eq!(first.status, 200, "{}", first.body);
-    provider.expire_issued();
-    let second = send(&world.app.app, &provider.event()).await;
+    let (_, second) = provider.call_across_an_expiry(&world.app.app).await;
     second.assert_error(403, "reconsent_required");
     assert_eq!(provider.idp.presented_refresh_tokens().len(), 1);
 }
@@ -563,10 +570,7 @@ async fn a_token_endpoint_that_answers_a_form_whatever_accept_says_is_read() {
         answer: AnswerFormat::Form,
         ..rules_of(&provider.entry)
     });
-    let first = send(&world.app.app, &provider.event()).await;
-    assert_eq!(first.status, 200, "{}", first.body);
-    provider.expire_issued();
-    let second = send(&world.app.app, &provider.event()).await;
+    let (first, second) = provider.call_across_an_expiry(&world.app.app).await;
     assert_eq!(second.status, 200, "{}", second.body);
     let presented = provider.idp.presented_refresh_tokens();
     assert_eq!(presented.len(), 2);
