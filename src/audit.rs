@@ -21,12 +21,12 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::IpAddr;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
-use serde_json::{Map, Value};
 
 pub use crate::telemetry::AUDIT_TARGET;
+use crate::telemetry::line::JsonLine;
 use crate::telemetry::{self, Invocation, Trace};
 
 /// Response headers in which IdPs send their own request id, the first one present wins:
@@ -49,8 +49,8 @@ tokio::task_local! {
 /// What one invocation's audit line says beyond the outcome the handler knows at its end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    method: String,
-    source_ip: Option<String>,
+    method: Method,
+    source_ip: Option<IpAddr>,
     request_bytes: usize,
     sub: Option<String>,
     connection: Option<String>,
@@ -74,11 +74,9 @@ impl Record {
             _ => None,
         };
         Self {
-            method: request.method().as_str().to_owned(),
+            method: request.method().clone(),
             // Parsed, so that only an address is ever written.
-            source_ip: source_ip
-                .and_then(|ip| ip.parse::<IpAddr>().ok())
-                .map(|ip| ip.to_string()),
+            source_ip: source_ip.and_then(|ip| ip.parse().ok()),
             request_bytes: request.body().as_ref().len(),
             ..Self::default()
         }
@@ -86,39 +84,32 @@ impl Record {
 
     /// The audit line: this record with the invocation's outcome (status, error code, whether
     /// a refresh grant ran) and the size of the answer's body.
-    pub fn line(&self, invocation: &Invocation<'_>, trace: &Trace, response: &Body) -> Value {
-        let mut line = Map::new();
-        let mut put = |name: &str, value: Value| {
-            if !value.is_null() {
-                line.insert(name.to_owned(), value);
-            }
-        };
-        if let Some(timestamp) = telemetry::timestamp() {
-            put("timestamp", timestamp.into());
-        }
-        put("level", "INFO".into());
-        put("message", "audit".into());
-        put("target", AUDIT_TARGET.into());
-        put("request_id", invocation.request_id.into());
-        put("route", invocation.route.into());
-        put("sub", self.sub.clone().into());
-        put("source_ip", self.source_ip.clone().into());
-        put("method", self.method.clone().into());
-        put("connection", self.connection.clone().into());
-        put("strategy", self.strategy.clone().into());
-        put("token_source", self.token_source.into());
-        put("path", self.path.clone().into());
-        put("idp_status", self.idp_status.into());
-        put("idp_request_id", self.idp_request_id.clone().into());
-        put("token_from", self.token_from.into());
+    pub fn line(&self, invocation: &Invocation<'_>, trace: &Trace, response: &Body) -> String {
+        let mut line = JsonLine::default();
+        line.member_if("timestamp", telemetry::timestamp());
+        line.member("level", "INFO");
+        line.member("message", "audit");
+        line.member("target", AUDIT_TARGET);
+        line.member("request_id", invocation.request_id);
+        line.member("route", invocation.route);
+        line.member_if("sub", self.sub.as_deref());
+        line.member_if("source_ip", self.source_ip);
+        line.member("method", self.method.as_str());
+        line.member_if("connection", self.connection.as_deref());
+        line.member_if("strategy", self.strategy.as_deref());
+        line.member_if("token_source", self.token_source);
+        line.member_if("path", self.path.as_deref());
+        line.member_if("idp_status", self.idp_status);
+        line.member_if("idp_request_id", self.idp_request_id.as_deref());
+        line.member_if("token_from", self.token_from);
         if self.token_from.is_some() || trace.renewed() {
-            put("renewed", (trace.renewed() || self.renewed_token).into());
+            line.member("renewed", trace.renewed() || self.renewed_token);
         }
-        put("status", invocation.status.into());
-        put("error", trace.error_code().into());
-        put("request_bytes", self.request_bytes.into());
-        put("response_bytes", body_len(response).into());
-        Value::Object(line)
+        line.member("status", invocation.status);
+        line.member_if("error", trace.error_code());
+        line.member("request_bytes", self.request_bytes);
+        line.member("response_bytes", body_len(response));
+        line.finish()
     }
 }
 
@@ -137,17 +128,15 @@ pub async fn recorded<T>(record: Record, invocation: impl Future<Output = T>) ->
     CURRENT
         .scope(RefCell::new(record), async move {
             let output = invocation.await;
-            let record = CURRENT
-                .try_with(|cell| cell.borrow().clone())
-                .unwrap_or_default();
+            let record = CURRENT.try_with(|cell| cell.take()).unwrap_or_default();
             (output, record)
         })
         .await
 }
 
 /// Writes `line` (built by [`Record::line`]) as the invocation's audit line.
-pub fn log(line: &Value) {
-    tracing::info!(target: AUDIT_TARGET, line = line.to_string().as_str());
+pub fn log(line: &str) {
+    tracing::info!(target: AUDIT_TARGET, line);
 }
 
 fn update(change: impl FnOnce(&mut Record)) {
@@ -214,11 +203,39 @@ fn shares_token(id: &str, token: &str) -> bool {
     if id.contains(token) || token.contains(id) {
         return true;
     }
-    token.len() >= MIN_SHARED
-        && token
-            .as_bytes()
-            .windows(MIN_SHARED)
-            .any(|part| id.as_bytes().windows(MIN_SHARED).any(|w| w == part))
+    let (id, token) = (id.as_bytes(), token.as_bytes());
+    if id.len() < MIN_SHARED || token.len() < MIN_SHARED {
+        return false;
+    }
+    // A filter of the id's runs: a run of the token whose bit is clear is none of them, so only
+    // the few that pass are compared. The id is short (at most MAX_REQUEST_ID); a token may be
+    // kilobytes, and comparing each of its runs with each of the id's cost microseconds a call.
+    let mut filter = [0u64; FILTER_BITS / 64];
+    for run in id.windows(MIN_SHARED) {
+        let bit = run_bit(run);
+        filter[bit / 64] |= 1 << (bit % 64);
+    }
+    token.windows(MIN_SHARED).any(|run| {
+        let bit = run_bit(run);
+        filter[bit / 64] & (1 << (bit % 64)) != 0 && id.windows(MIN_SHARED).any(|w| w == run)
+    })
+}
+
+/// Bits in [`shares_token`]'s filter: the id's hundred-odd runs leave most of them clear.
+const FILTER_BITS: usize = 4096;
+
+/// The filter bit of `run` (of [`MIN_SHARED`] bytes): its first and last eight bytes mixed.
+fn run_bit(run: &[u8]) -> usize {
+    const _: () = assert!(MIN_SHARED >= 8 && FILTER_BITS.is_power_of_two());
+    let word = |bytes: &[u8]| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    };
+    let mixed = (word(&run[..8]) ^ word(&run[run.len() - 8..]).rotate_left(29))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The top bits of a multiplicative hash are its best mixed.
+    (mixed >> (64 - FILTER_BITS.trailing_zeros())) as usize
 }
 
 /// The shortest run of a token's characters that is not left in an audit line: short enough
@@ -239,7 +256,12 @@ fn is_request_id(id: &str) -> bool {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use serde_json::Value;
     use std::time::Duration;
+
+    fn parsed(line: &str) -> Value {
+        serde_json::from_str(line).expect("the audit line is JSON")
+    }
 
     #[test]
     fn only_what_looks_like_a_request_id_is_kept() {
@@ -274,11 +296,11 @@ mod tests {
             status: 200,
             duration: Duration::from_millis(1),
         };
-        let line = record.line(
+        let line = parsed(&record.line(
             &invocation,
             &Trace::default(),
             &Body::Text("{\"a\":1}".into()),
-        );
+        ));
         assert_eq!(line["sub"], "github|1");
         assert_eq!(line["path"], "/user/repos");
         assert_eq!(line["idp_status"], 200);
@@ -288,6 +310,46 @@ mod tests {
         assert_eq!(line["response_bytes"], 7);
         assert_eq!(line["message"], "audit");
         assert!(line.get("error").is_none() && line.get("strategy").is_none());
+    }
+
+    #[test]
+    fn the_filtered_overlap_check_agrees_with_comparing_every_run() {
+        let every_run = |id: &str, token: &str| {
+            id.contains(token)
+                || token.contains(id)
+                || (token.len() >= MIN_SHARED
+                    && token
+                        .as_bytes()
+                        .windows(MIN_SHARED)
+                        .any(|part| id.as_bytes().windows(MIN_SHARED).any(|w| w == part)))
+        };
+        // A small alphabet, so that long shared runs happen often enough to be tested.
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut text = |len: usize| {
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from(b"ab-"[(state % 3) as usize])
+                })
+                .collect::<String>()
+        };
+        let mut shared = 0;
+        for round in 0..2000 {
+            let id = text(1 + round % 128);
+            let mut token = text(round % 300);
+            if round % 3 == 0 && id.len() > 20 {
+                token.insert_str(token.len() / 2, &id[3..3 + MIN_SHARED]);
+            }
+            let expected = every_run(&id, &token) && !token.is_empty();
+            shared += usize::from(expected);
+            assert_eq!(shares_token(&id, &token), expected, "{id} / {token}");
+        }
+        assert!(
+            shared > 100 && shared < 1900,
+            "both answers are tested: {shared}"
+        );
     }
 
     #[tokio::test]
@@ -314,7 +376,7 @@ mod tests {
                 status: 502,
                 duration: Duration::from_millis(1),
             };
-            let line = record.line(&invocation, &Trace::default(), &Body::Empty);
+            let line = parsed(&record.line(&invocation, &Trace::default(), &Body::Empty));
             assert!(line.get("idp_request_id").is_none(), "{line}");
             assert!(!line.to_string().contains(&token[4..16]), "{line}");
         }

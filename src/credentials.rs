@@ -232,7 +232,6 @@ impl CredentialStore {
         }
     }
 
-    #[tracing::instrument(name = "secret_read", skip_all)]
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
         let text = read_secret(self.client.get(), &self.secret_id, deadline).await?;
         let credentials = Credentials::parse(&text)?;

@@ -104,13 +104,12 @@ impl Options {
     }
 }
 
-/// The handler logs its JSON line per invocation as in production, into a sink.
+/// The handler logs its lines per invocation as in production (the function's own format), into
+/// a sink.
 fn discard_logs() {
     tracing_subscriber::fmt()
         .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
+        .event_format(auth0_idp_proxy::telemetry::LogFormat::default())
         .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
         .with_writer(std::io::sink)
         .init();

@@ -230,7 +230,12 @@ impl App {
             )
             .await?;
         }
-        let own = routes::own_url(request, name);
+        // Only a `Link` needs the function's own URL.
+        let own = response
+            .headers
+            .contains_key(http::header::LINK)
+            .then(|| routes::own_url(request, name))
+            .flatten();
         let links = Links {
             upstream: &idp_request.url,
             api_base: &idp_request.connection.api_base,

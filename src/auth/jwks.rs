@@ -204,7 +204,6 @@ impl KeyCache {
 
     /// Fetches the JWKS (attempts as `retries` says, each capped at `cap`) and installs it; on
     /// failure keeps the old keys and records the attempt. The caller holds `fetching`.
-    #[tracing::instrument(name = "jwks_fetch", skip_all)]
     async fn fetch_and_store(
         &self,
         deadline: &Deadline,

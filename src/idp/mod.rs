@@ -173,7 +173,6 @@ fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, 
 /// `idp_clients`, read from `credentials` only for such a token). Redirects are not followed
 /// (the shared client never does). A 5xx answer is an error, after retries for idempotent
 /// methods.
-#[tracing::instrument(name = "idp_call", skip_all, fields(connection = %request.connection.name, method = %request.method))]
 pub async fn call(
     http: &Client,
     request: &IdpRequest<'_>,

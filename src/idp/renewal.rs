@@ -46,7 +46,6 @@ pub enum RenewalError {
 }
 
 /// Runs the refresh-token grant for `connection` at its `token_url` with `refresh_token`.
-#[tracing::instrument(name = "refresh_grant", skip_all, fields(connection = %connection.name))]
 pub async fn refresh(
     http: &Client,
     connection: &Connection,

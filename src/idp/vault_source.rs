@@ -131,7 +131,6 @@ impl TokenSource for VaultSource<'_> {
 impl VaultSource<'_> {
     /// One exchange. Auth0 holding nothing for the user and connection is a read that found no
     /// token, not a failure.
-    #[tracing::instrument(name = "vault_exchange", skip_all, fields(connection = %self.connection.name))]
     async fn exchange(
         &self,
         client: &ClientCredentials,

@@ -279,7 +279,6 @@ impl Management {
         upstream::retry(deadline, || self.get_user(token, user_id, deadline)).await
     }
 
-    #[tracing::instrument(name = "user_read", skip_all)]
     async fn get_user(
         &self,
         token: &ManagementToken,

@@ -97,7 +97,6 @@ pub(super) async fn request(
     upstream::retry(deadline, || attempt(http, origin, credentials, deadline)).await
 }
 
-#[tracing::instrument(name = "token_exchange", skip_all)]
 async fn attempt(
     http: &Client,
     origin: &TenantOrigin,

@@ -17,9 +17,8 @@ use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -29,6 +28,9 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::service::Service;
+
+mod emf;
+pub mod line;
 
 /// The tracing target of the summary line, which [`LogFormat`] writes as [`Trace::log`] built it.
 pub const SUMMARY_TARGET: &str = "auth0_idp_proxy::summary";
@@ -87,6 +89,8 @@ fn is_valid_namespace(name: &str) -> bool {
 
 /// The log line format: tracing-subscriber's flattened JSON for every event, and the summary
 /// line (target [`SUMMARY_TARGET`]) and the audit line ([`AUDIT_TARGET`]) exactly as rendered.
+/// Lines carry no span context, so the function opens no spans: each would cost every call and
+/// show nowhere.
 pub struct LogFormat {
     json: Format<Json>,
 }
@@ -116,23 +120,30 @@ where
     ) -> std::fmt::Result {
         // The summary and audit lines are written as built: JSON documents of their own.
         if [SUMMARY_TARGET, AUDIT_TARGET].contains(&event.metadata().target()) {
-            let mut rendered = Rendered(None);
+            let mut rendered = Rendered {
+                writer: &mut writer,
+                written: None,
+            };
             event.record(&mut rendered);
-            if let Some(line) = rendered.0 {
-                return writeln!(writer, "{line}");
+            if let Some(written) = rendered.written {
+                return written;
             }
         }
         self.json.format_event(context, writer, event)
     }
 }
 
-/// The `line` field of a summary event.
-struct Rendered(Option<String>);
+/// Writes the `line` field of a summary or audit event as its own line, as it is (no copy).
+struct Rendered<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    /// The write's outcome, once the field was found.
+    written: Option<std::fmt::Result>,
+}
 
-impl Visit for Rendered {
+impl Visit for Rendered<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "line" {
-            self.0 = Some(value.to_owned());
+            self.written = Some(writeln!(self.writer, "{value}"));
         }
     }
 
@@ -238,72 +249,7 @@ impl Trace {
     /// Logs the invocation's one summary line ([`Trace::summary`], now, in [`namespace`]).
     pub fn log(&self, invocation: &Invocation<'_>) {
         let line = self.summary(invocation, SystemTime::now(), namespace());
-        tracing::info!(target: SUMMARY_TARGET, line = line.to_string().as_str());
-    }
-
-    /// The summary line: who, what, how it ended, where the time went; and the EMF document that
-    /// makes metrics of it. Capitalised members are CloudWatch names (metrics and dimensions);
-    /// the others are log properties only. Nothing here can hold a token or a user id, and the
-    /// dimensions take only bounded values: the route's name, a configured connection, an error
-    /// code.
-    pub fn summary(&self, invocation: &Invocation<'_>, now: SystemTime, namespace: &str) -> Value {
-        let mut line = Emf::default();
-        if let Some(timestamp) = timestamp() {
-            line.property("timestamp", timestamp);
-        }
-        line.property("level", "INFO");
-        line.property("message", "invocation");
-        line.property("target", SUMMARY_TARGET);
-        line.property("request_id", invocation.request_id);
-        line.property("status", invocation.status);
-
-        line.dimension("Route", invocation.route);
-        if let Some(connection) = invocation.connection {
-            line.dimension("Connection", connection);
-        }
-        if let Some(code) = self.error_code {
-            line.dimension("ErrorCode", code);
-        }
-
-        line.milliseconds("Duration", invocation.duration);
-        for service in Service::ALL {
-            if let Some(time) = self.upstream(service) {
-                line.milliseconds(upstream_metric(service), time);
-            }
-        }
-        for cache in Cache::ALL {
-            match (cache, self.cache(cache)) {
-                (_, None) => {}
-                (Cache::IdpToken, Some(hit)) => {
-                    line.count("IdpTokenCacheHits", u32::from(hit));
-                    line.count("IdpTokenCacheMisses", u32::from(!hit));
-                }
-                (Cache::Jwks, Some(hit)) => line.property("jwks_cache_hit", hit),
-                (Cache::ManagementToken, Some(hit)) => {
-                    line.property("management_token_cache_hit", hit)
-                }
-                (Cache::Credentials, Some(hit)) => line.property("credentials_cache_hit", hit),
-                (Cache::CallerToken, Some(hit)) => line.property("caller_token_cache_hit", hit),
-            }
-        }
-        // Rates: on every line, 0 or 1, so that their average is the share of invocations.
-        line.count("Errors", u32::from(self.error_code.is_some()));
-        line.count("ServerErrors", u32::from(invocation.status >= 500));
-        // Events: only when they happened.
-        let reconsents = u32::from(self.error_code == Some("reconsent_required"));
-        for (name, count) in [
-            ("Reconsents", reconsents),
-            ("Renewals", self.renewals),
-            ("RenewalFailures", self.renewal_failures),
-            ("Auth0RateLimited", self.auth0_rate_limited),
-            ("TokenTableDegraded", self.token_table_degraded),
-            ("HeaderValuesDropped", self.header_values_dropped),
-        ] {
-            if count > 0 {
-                line.count(name, count);
-            }
-        }
-        line.into_document(namespace, now)
+        tracing::info!(target: SUMMARY_TARGET, line = line.as_str());
     }
 }
 
@@ -314,80 +260,6 @@ pub fn timestamp() -> Option<String> {
         .format_time(&mut Writer::new(&mut timestamp))
         .ok()
         .map(|()| timestamp)
-}
-
-/// An EMF document under construction: a metric or dimension is declared by writing its member,
-/// so that every name `_aws` declares is at the root with a value of the right type.
-#[derive(Default)]
-struct Emf {
-    root: Map<String, Value>,
-    metrics: Vec<Value>,
-    has_connection: bool,
-    has_error_code: bool,
-}
-
-impl Emf {
-    fn property(&mut self, name: &str, value: impl Into<Value>) {
-        self.root.insert(name.to_owned(), value.into());
-    }
-
-    fn dimension(&mut self, name: &str, value: &str) {
-        self.has_connection |= name == "Connection";
-        self.has_error_code |= name == "ErrorCode";
-        self.property(name, value);
-    }
-
-    fn metric(&mut self, name: &str, unit: &str, value: impl Into<Value>) {
-        self.property(name, value);
-        self.metrics.push(json!({ "Name": name, "Unit": unit }));
-    }
-
-    fn milliseconds(&mut self, name: &str, duration: Duration) {
-        self.metric(name, "Milliseconds", milliseconds(duration));
-    }
-
-    fn count(&mut self, name: &str, count: u32) {
-        self.metric(name, "Count", count);
-    }
-
-    /// Every metric for the whole function, per route and per connection; `Errors` also per
-    /// error code, alone and per connection.
-    fn into_document(mut self, namespace: &str, now: SystemTime) -> Value {
-        let mut sets = vec![json!([]), json!(["Route"])];
-        if self.has_connection {
-            sets.push(json!(["Connection"]));
-        }
-        let mut directives = vec![json!({
-            "Namespace": namespace,
-            "Dimensions": sets,
-            "Metrics": self.metrics,
-        })];
-        if self.has_error_code {
-            let mut sets = vec![json!(["ErrorCode"])];
-            if self.has_connection {
-                sets.push(json!(["Connection", "ErrorCode"]));
-            }
-            directives.push(json!({
-                "Namespace": namespace,
-                "Dimensions": sets,
-                "Metrics": [{ "Name": "Errors", "Unit": "Count" }],
-            }));
-        }
-        let epoch_millis = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
-        self.root.insert(
-            "_aws".to_owned(),
-            json!({ "Timestamp": epoch_millis, "CloudWatchMetrics": directives }),
-        );
-        Value::Object(self.root)
-    }
-}
-
-/// Milliseconds to the microsecond, so that logs read `12.345`, not `12.345000000000001`.
-fn milliseconds(duration: Duration) -> f64 {
-    // Precision lost only beyond 2^53 µs, some 285 years.
-    duration.as_micros() as f64 / 1e3
 }
 
 /// The facts of an invocation that its summary line carries beside the trace.
@@ -534,102 +406,6 @@ mod tests {
         assert_eq!(second.1.cache(Cache::Jwks), None);
         assert_eq!(second.1.upstream(Service::Jwks), None);
         assert_eq!((second.1.auth0_rate_limited, second.1.renewals), (0, 0));
-    }
-
-    fn invocation(connection: Option<&str>, status: u16) -> Invocation<'_> {
-        Invocation {
-            request_id: "req-1",
-            route: "idp",
-            connection,
-            status,
-            duration: Duration::from_micros(12_345),
-        }
-    }
-
-    fn metric_names(line: &Value, directive: usize) -> Vec<&str> {
-        line["_aws"]["CloudWatchMetrics"][directive]["Metrics"]
-            .as_array()
-            .expect("metrics")
-            .iter()
-            .map(|m| m["Name"].as_str().expect("name"))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn the_summary_declares_what_happened_and_only_that() {
-        let ((), trace) = traced(async {
-            upstream_time(Service::Idp, Duration::from_millis(7));
-            cache_lookup(Cache::IdpToken, false);
-            cache_lookup(Cache::Jwks, true);
-            renewal(true);
-            renewal(false);
-            rate_limited(Service::TokenEndpoint);
-            rate_limited(Service::Idp);
-            token_table_degraded();
-            header_value_dropped();
-            header_value_dropped();
-            error_code("reconsent_required");
-        })
-        .await;
-        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let line = trace.summary(&invocation(Some("github"), 403), now, "ns");
-        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_123_u64);
-        assert_eq!(
-            metric_names(&line, 0),
-            [
-                "Duration",
-                "IdpTime",
-                "IdpTokenCacheHits",
-                "IdpTokenCacheMisses",
-                "Errors",
-                "ServerErrors",
-                "Reconsents",
-                "Renewals",
-                "RenewalFailures",
-                "Auth0RateLimited",
-                "TokenTableDegraded",
-                "HeaderValuesDropped"
-            ]
-        );
-        assert_eq!(line["HeaderValuesDropped"], 2);
-        assert_eq!(line["Duration"], 12.345);
-        assert_eq!(line["IdpTime"], 7.0);
-        assert_eq!(
-            (&line["IdpTokenCacheHits"], &line["IdpTokenCacheMisses"]),
-            (&json!(0), &json!(1))
-        );
-        assert_eq!(
-            (&line["Renewals"], &line["RenewalFailures"]),
-            (&json!(1), &json!(1))
-        );
-        assert_eq!(line["Auth0RateLimited"], 1, "the IdP's 429 is not Auth0's");
-        assert_eq!(line["jwks_cache_hit"], true);
-        let cloudwatch = &line["_aws"]["CloudWatchMetrics"];
-        assert_eq!(
-            cloudwatch[0]["Dimensions"],
-            json!([[], ["Route"], ["Connection"]])
-        );
-        assert_eq!(
-            cloudwatch[1]["Dimensions"],
-            json!([["ErrorCode"], ["Connection", "ErrorCode"]])
-        );
-        assert_eq!(metric_names(&line, 1), ["Errors"]);
-        assert_eq!(cloudwatch[1]["Namespace"], "ns");
-    }
-
-    #[test]
-    fn a_quiet_success_has_rates_but_no_event_counts_and_no_error_directive() {
-        let line = Trace::default().summary(&invocation(None, 200), SystemTime::now(), "ns");
-        assert_eq!(
-            metric_names(&line, 0),
-            ["Duration", "Errors", "ServerErrors"]
-        );
-        assert_eq!(
-            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([[], ["Route"]])
-        );
-        assert!(line["_aws"]["CloudWatchMetrics"].get(1).is_none());
-        assert!(line.get("Connection").is_none() && line.get("ErrorCode").is_none());
     }
 
     #[test]
