@@ -20,12 +20,13 @@
 //! client trusts, over the same rustls and aws-lc-rs.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::{HttpClientError, tls::rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -65,14 +66,6 @@ impl Source {
             Self::LoadDefaults => "load_defaults",
         }
     }
-}
-
-/// Why the SDK configuration cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum SdkConfigError {
-    /// The TLS settings of the SDK's HTTPS client were refused.
-    #[error("the AWS SDK's HTTPS client cannot be built")]
-    Tls(#[source] HttpClientError),
 }
 
 /// The `AWS_…` variables (and [`KNOB`]), captured once: what the configuration may read.
@@ -164,20 +157,20 @@ impl LoadServiceConfig for Environment {
 
 /// Builds the configuration from the process's environment (see the module's documentation for
 /// the order) and logs which way was taken.
-pub async fn load() -> Result<SdkConfig, SdkConfigError> {
-    let (config, source) = load_from(Environment::capture()).await?;
+pub async fn load() -> SdkConfig {
+    let (config, source) = load_from(Environment::capture()).await;
     tracing::debug!(source = source.as_str(), "AWS SDK configuration");
-    Ok(config)
+    config
 }
 
 /// Builds the configuration from `env`. The default chain, when taken, reads the process's
 /// environment and files itself.
-pub async fn load_from(env: Environment) -> Result<(SdkConfig, Source), SdkConfigError> {
+pub async fn load_from(env: Environment) -> (SdkConfig, Source) {
     let source = env.source();
     let config = match source {
         Source::LoadDefaults => aws_config::load_defaults(BehaviorVersion::latest()).await,
         Source::Environment | Source::DefaultChain => {
-            let http = https_client()?;
+            let http = https_client();
             match env.direct(http.clone()) {
                 Some(config) if source == Source::Environment => config,
                 _ => {
@@ -189,34 +182,49 @@ pub async fn load_from(env: Environment) -> Result<(SdkConfig, Source), SdkConfi
             }
         }
     };
-    Ok((config, source))
+    (config, source)
 }
 
 /// The SDK's HTTPS client: rustls on aws-lc-rs (the provider the rest of the binary uses), trusting
 /// the same compiled-in Mozilla roots as [`crate::upstream::build_client`] and not the system's.
-/// Its TLS configuration is built once, at the first request (see [`FirstUse`]).
-pub fn https_client() -> Result<SharedHttpClient, SdkConfigError> {
+/// Built, and its TLS configuration with it, when the SDK first asks for a connection (see
+/// [`FirstUse`]).
+pub fn https_client() -> SharedHttpClient {
+    FirstUse::default().into_shared()
+}
+
+/// The client [`https_client`] stands for, built now.
+fn build_https_client() -> SharedHttpClient {
     let store = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(roots_pem());
-    let context = TlsContext::builder()
-        .with_trust_store(store)
-        .build()
-        .map_err(SdkConfigError::Tls)?;
-    let client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https();
-    Ok(FirstUse(client).into_shared())
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        Err(error) => {
+            // Never seen: the context only holds the store. Should an SDK release refuse it,
+            // TLS is still verified, against the SDK's default roots.
+            tracing::error!(error = %error, "the compiled-in roots were refused; the AWS SDK uses its default roots");
+            builder.build_https()
+        }
+    }
 }
 
-/// The SDK's HTTP client without its check at client creation. `aws_smithy_http_client`'s client
-/// builds a whole TLS configuration when each SDK client is created (to load the system's roots
-/// early), throws it away, and builds it again at the first request; from our PEM roots each
-/// build costs about a millisecond of a cold start (README, "Performance"). This one builds it
-/// once, when the SDK first sends a request.
-#[derive(Debug)]
-struct FirstUse(SharedHttpClient);
+/// The SDK's HTTP client, built at its first use. `aws_smithy_http_client`'s client builds a
+/// whole TLS configuration when each SDK client is created (to load the system's roots early),
+/// throws it away, and builds it again at the first request; from our PEM roots each build cost
+/// about a millisecond of a cold start. And the trust store takes its roots as an owned copy:
+/// 280 KB copied, some seventy pages touched, at every init that makes no AWS call. This one
+/// builds the client, and the configuration once, when the SDK first sends a request.
+#[derive(Debug, Default)]
+struct FirstUse(OnceLock<SharedHttpClient>);
+
+impl FirstUse {
+    fn client(&self) -> &SharedHttpClient {
+        self.0.get_or_init(build_https_client)
+    }
+}
 
 impl HttpClient for FirstUse {
     fn http_connector(
@@ -225,13 +233,13 @@ impl HttpClient for FirstUse {
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         // The inner client caches its connector per settings: one TLS configuration.
-        self.0.http_connector(settings, components)
+        self.client().http_connector(settings, components)
     }
 
     fn connector_metadata(
         &self,
     ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        self.0.connector_metadata()
+        self.client().connector_metadata()
     }
 }
 
@@ -276,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn lambda_environment_is_read_directly_session_token_included() {
-        let (config, source) = load_from(env(&LAMBDA)).await.expect("config");
+        let (config, source) = load_from(env(&LAMBDA)).await;
         assert_eq!(source, Source::Environment);
         assert_eq!(config.region().map(Region::as_ref), Some("eu-west-1"));
         let credentials = config
@@ -355,9 +363,7 @@ mod tests {
         assert_eq!(env.load_config(key("STS")), None);
         let mut vars: Vec<(&str, &str)> = LAMBDA.to_vec();
         vars.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:5002"));
-        let config = self::env(&vars)
-            .direct(https_client().expect("client"))
-            .expect("direct");
+        let config = self::env(&vars).direct(https_client()).expect("direct");
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5002"));
     }
 

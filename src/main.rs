@@ -30,13 +30,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let aws = match aws::load().await {
-        Ok(aws) => aws,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot configure the AWS SDK");
-            return ExitCode::FAILURE;
-        }
-    };
+    let aws = aws::load().await;
     let dynamodb = config
         .token_table
         .is_some()

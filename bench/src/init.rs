@@ -86,7 +86,7 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     let sdk = if alternative {
         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
     } else {
-        aws::load().await.map_err(|e| e.to_string())?
+        aws::load().await
     };
     lap(&mut times);
     let _app = App::new(config, http, sdk.clone());

@@ -140,7 +140,7 @@ async fn run(options: Options) -> Result<(), String> {
         (config, secrets, Some(demo), dynamodb)
     } else {
         let config = Config::from_env().map_err(|e| e.to_string())?;
-        let aws = aws::load().await.map_err(|e| e.to_string())?;
+        let aws = aws::load().await;
         let dynamodb = config
             .token_table
             .is_some()

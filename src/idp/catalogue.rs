@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// The catalogue as compiled in.
 pub const CATALOGUE_JSON: &str = include_str!("catalogue.json");
+
+/// The catalogue split into its entries by the build (`build.rs`): each strategy with its
+/// entry's JSON text, sorted by strategy.
+const SPLIT: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalogue_entries.rs"));
 
 /// One provider.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,45 +192,58 @@ impl Entry {
     }
 }
 
-/// The compiled-in catalogue as the function holds it: at cold init only split into entries
-/// (each one's JSON text, borrowed), each entry parsed the first time it is needed. Parsing all
-/// 33 at once cost more than the 0.2 ms cold init allows (measured in `bench/run --only init`);
-/// [`entries`] parses them all, for the tests that prove every one valid.
+/// The compiled-in catalogue as the function holds it: split into entries at build time (each
+/// one's JSON text), each entry parsed the first time it is needed. Parsing all 33 at once, or
+/// even splitting them at cold init, cost more than cold init allows (measured in
+/// `bench/run --only init`); [`entries`] parses them all, for the tests that prove every one
+/// valid.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
-    entries: BTreeMap<&'static str, (&'static RawValue, OnceLock<Option<Entry>>)>,
+    /// Per entry of [`SPLIT`], in its order: the entry once parsed. A cold start makes only
+    /// these slots (boxed entries: one page of them), and reads no name and no entry.
+    parsed: Box<[OnceLock<Option<Box<Entry>>>]>,
 }
 
 impl Catalogue {
-    /// The compiled-in catalogue, split into entries; `Err` if it is not a JSON object of them.
-    pub fn compiled() -> Result<Self, String> {
-        let raw: BTreeMap<&'static str, &'static RawValue> =
-            serde_json::from_str(CATALOGUE_JSON).map_err(|e| format!("catalogue.json: {e}"))?;
-        Ok(Self {
-            entries: raw
-                .into_iter()
-                .map(|(strategy, text)| (strategy, (text, OnceLock::new())))
-                .collect(),
-        })
+    /// The compiled-in catalogue, as the build split it.
+    pub fn compiled() -> Self {
+        Self {
+            parsed: SPLIT.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Where `strategy` stands among the entries (sorted by strategy), if it has one.
+    pub fn position(&self, strategy: &str) -> Option<usize> {
+        SPLIT.binary_search_by(|&(name, _)| name.cmp(strategy)).ok()
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        SPLIT.len()
+    }
+
+    /// Whether there are none (never, for the compiled-in catalogue).
+    pub fn is_empty(&self) -> bool {
+        SPLIT.is_empty()
     }
 
     /// Whether `strategy` has an entry.
     pub fn contains(&self, strategy: &str) -> bool {
-        self.entries.contains_key(strategy)
+        self.position(strategy).is_some()
     }
 
     /// The entry of `strategy`, parsed on first use; `None` if there is none (or it does not
     /// parse, which the unit tests rule out).
     pub fn get(&self, strategy: &str) -> Option<&Entry> {
-        let (text, entry) = self.entries.get(strategy)?;
-        entry
-            .get_or_init(|| serde_json::from_str(text.get()).ok())
-            .as_ref()
+        let index = self.position(strategy)?;
+        self.parsed[index]
+            .get_or_init(|| serde_json::from_str(SPLIT[index].1).ok())
+            .as_deref()
     }
 
-    /// Every strategy with an entry, sorted.
-    pub fn strategies(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.keys().copied()
+    /// Every strategy with an entry, sorted (in the order of [`Catalogue::position`]).
+    pub fn strategies(&self) -> impl Iterator<Item = &'static str> + use<> {
+        SPLIT.iter().map(|&(strategy, _)| strategy)
     }
 }
 
@@ -296,7 +312,7 @@ mod tests {
     #[test]
     fn every_entry_parses_when_first_needed() {
         let all = entries().expect("catalogue.json");
-        let lazy = Catalogue::compiled().expect("split");
+        let lazy = Catalogue::compiled();
         assert_eq!(lazy.strategies().count(), all.len());
         for strategy in lazy.strategies() {
             let entry = lazy.get(strategy).expect("parses");

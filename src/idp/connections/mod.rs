@@ -175,10 +175,11 @@ impl Connection {
 pub struct Connections {
     /// `IDP_CONNECTIONS`' connections by name (a catalogue entry's name included, overridden).
     named: HashMap<String, Connection>,
-    /// The catalogue's entries that need no configuration, under their strategy name: each
-    /// built on first use, so that cold init builds only what it serves (every entry is proven
-    /// to build by the unit tests).
-    built_in: BTreeMap<&'static str, OnceLock<Option<Connection>>>,
+    /// The catalogue's entries that need no configuration, served under their strategy name, at
+    /// each entry's [`Catalogue::position`]: each built on first use, so that cold init builds
+    /// only what it serves (every entry is proven to build by the unit tests).
+    /// Boxed, so that making the slots at cold init touches one page, not one per entry.
+    built_in: Box<[OnceLock<Option<Box<Connection>>>]>,
     /// The catalogue, for connections served by the entry of their strategy.
     catalogue: Catalogue,
     /// `IDP_TOKEN_SOURCE`.
@@ -200,11 +201,8 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
         default_source: TokenSourceKind,
     ) -> Result<Self, String> {
-        let catalogue = Catalogue::compiled()?;
-        let built_in = catalogue
-            .strategies()
-            .map(|strategy| (strategy, OnceLock::new()))
-            .collect();
+        let catalogue = Catalogue::compiled();
+        let built_in = (0..catalogue.len()).map(|_| OnceLock::new()).collect();
         let mut table = Self {
             named: HashMap::new(),
             built_in,
@@ -247,9 +245,10 @@ impl Connections {
         if let Some(connection) = self.named.get(name) {
             return Some(connection);
         }
-        let (strategy, cell) = self.built_in.get_key_value(name)?;
-        cell.get_or_init(|| self.built_in_connection(strategy))
-            .as_ref()
+        let index = self.catalogue.position(name)?;
+        self.built_in[index]
+            .get_or_init(|| self.built_in_connection(name).map(Box::new))
+            .as_deref()
     }
 
     /// The catalogue entry `strategy` as the connection of that name, if it needs no
@@ -302,10 +301,11 @@ impl Connections {
             .keys()
             .map(String::as_str)
             .chain(
-                self.built_in
-                    .keys()
-                    .copied()
-                    .filter(|k| !self.named.contains_key(*k)),
+                self.catalogue
+                    .strategies()
+                    .filter(|k| !self.named.contains_key(*k))
+                    // As long-lived as the names before them, for `chain`.
+                    .map(|k| -> &str { k }),
             )
             .filter_map(|name| self.get(name))
             .filter(|c| c.token_source == source)
