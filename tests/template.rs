@@ -474,7 +474,8 @@ async fn a_full_summary_line() -> Value {
         status: 503,
         duration: Duration::from_millis(3),
     };
-    trace.summary(&invocation, SystemTime::now(), "ns")
+    serde_json::from_str(&trace.summary(&invocation, SystemTime::now(), "ns"))
+        .expect("the summary line is JSON")
 }
 
 /// The metric and dimension names a summary line declares.

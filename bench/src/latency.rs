@@ -35,7 +35,7 @@ pub async fn run(
         "Warm repeat call: handler vs direct call to the same stand-in IdP",
         &format!(
             "in-process, same user, {runs} runs x {calls} interleaved pairs; median of the runs' \
-             median and p99; the handler logs its JSON line to a sink"
+             median and p99; the handler writes its log lines, in its own format, to a sink"
         ),
     );
     let slow = Delay {
