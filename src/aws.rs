@@ -28,8 +28,10 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
 use aws_types::sdk_config::SharedHttpClient;
@@ -193,20 +195,22 @@ pub fn https_client() -> SharedHttpClient {
     FirstUse::default().into_shared()
 }
 
-/// The client [`https_client`] stands for, built now.
-fn build_https_client() -> SharedHttpClient {
+/// The client [`https_client`] stands for, built now; `None` if the SDK refuses its TLS context
+/// (never seen: the context only holds the store).
+fn build_https_client() -> Option<SharedHttpClient> {
     let store = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(roots_pem());
-    let builder = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
     match TlsContext::builder().with_trust_store(store).build() {
-        Ok(context) => builder.tls_context(context).build_https(),
+        Ok(context) => Some(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(context)
+                .build_https(),
+        ),
         Err(error) => {
-            // Never seen: the context only holds the store. Should an SDK release refuse it,
-            // TLS is still verified, against the SDK's default roots.
-            tracing::error!(error = %error, "the compiled-in roots were refused; the AWS SDK uses its default roots");
-            builder.build_https()
+            tracing::error!(error = %error, "the AWS SDK refused the compiled-in roots; its requests fail");
+            None
         }
     }
 }
@@ -218,11 +222,11 @@ fn build_https_client() -> SharedHttpClient {
 /// 280 KB copied, some seventy pages touched, at every init that makes no AWS call. This one
 /// builds the client, and the configuration once, when the SDK first sends a request.
 #[derive(Debug, Default)]
-struct FirstUse(OnceLock<SharedHttpClient>);
+struct FirstUse(OnceLock<Option<SharedHttpClient>>);
 
 impl FirstUse {
-    fn client(&self) -> &SharedHttpClient {
-        self.0.get_or_init(build_https_client)
+    fn client(&self) -> Option<&SharedHttpClient> {
+        self.0.get_or_init(build_https_client).as_ref()
     }
 }
 
@@ -233,13 +237,31 @@ impl HttpClient for FirstUse {
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         // The inner client caches its connector per settings: one TLS configuration.
-        self.client().http_connector(settings, components)
+        match self.client() {
+            Some(client) => client.http_connector(settings, components),
+            // Fails closed: no request rather than one trusting other roots.
+            None => SharedHttpConnector::new(Refused),
+        }
     }
 
     fn connector_metadata(
         &self,
     ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        self.client().connector_metadata()
+        self.client()?.connector_metadata()
+    }
+}
+
+/// The connector when the SDK's HTTPS client could not be built: every request fails, and the
+/// function answers as it does when Secrets Manager is unreachable.
+#[derive(Debug)]
+struct Refused;
+
+impl HttpConnector for Refused {
+    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+        HttpConnectorFuture::ready(Err(ConnectorError::other(
+            "the AWS SDK's HTTPS client could not be built with the compiled-in roots".into(),
+            None,
+        )))
     }
 }
 
@@ -280,6 +302,16 @@ mod tests {
             .profile("endpoint_url")
             .build()
             .expect("all fields set")
+    }
+
+    #[tokio::test]
+    async fn a_client_that_could_not_be_built_refuses_every_request() {
+        let error = Refused
+            .call(HttpRequest::empty())
+            .await
+            .expect_err("no request is sent");
+        // An error of its own, not a timeout or an IO error of a connection tried.
+        assert!(error.is_other() && error.as_other().is_none(), "{error:?}");
     }
 
     #[tokio::test]
