@@ -86,7 +86,7 @@ fn serialized_size(origin: Origin, response: &Response<Body>) -> usize {
             let _ = serde_json::to_writer(&mut counter, text.as_str());
             (Body::Text(String::new()), counter.0 - 2)
         }
-        Body::Binary(bytes) => (Body::Binary(Vec::new()), bytes.len().div_ceil(3) * 4),
+        Body::Binary(bytes) => (Body::Binary(Vec::new()), base64_len(bytes.len())),
         _ => (Body::Empty, 0),
     };
     let mut skeleton = Response::new(skeleton_body);
@@ -113,10 +113,15 @@ fn size_bound(response: &Response<Body>) -> usize {
         .sum();
     let body = match response.body() {
         Body::Text(text) => 6 * text.len(),
-        Body::Binary(bytes) => bytes.len().div_ceil(3) * 4,
+        Body::Binary(bytes) => base64_len(bytes.len()),
         _ => 0,
     };
     SKELETON + headers + body
+}
+
+/// The length of `len` bytes in base64 (padded), as a binary body is written.
+fn base64_len(len: usize) -> usize {
+    len.div_ceil(3) * 4
 }
 
 /// Writes the Lambda response for `response` (what lambda_http's adapter would, minus its

@@ -217,16 +217,6 @@ impl Catalogue {
         SPLIT.binary_search_by(|&(name, _)| name.cmp(strategy)).ok()
     }
 
-    /// How many entries there are.
-    pub fn len(&self) -> usize {
-        SPLIT.len()
-    }
-
-    /// Whether there are none (never, for the compiled-in catalogue).
-    pub fn is_empty(&self) -> bool {
-        SPLIT.is_empty()
-    }
-
     /// Whether `strategy` has an entry.
     pub fn contains(&self, strategy: &str) -> bool {
         self.position(strategy).is_some()

@@ -20,7 +20,10 @@ impl Trace {
     /// dimensions take only bounded values: the route's name, a configured connection, an error
     /// code.
     pub fn summary(&self, invocation: &Invocation<'_>, now: SystemTime, namespace: &str) -> String {
-        let mut line = Emf::default();
+        let mut line = Emf {
+            root: JsonLine::default(),
+            metrics: Vec::with_capacity(MAX_METRICS),
+        };
         line.root.member_if("timestamp", timestamp());
         line.root.member("level", "INFO");
         line.root.member("message", "invocation");
@@ -29,9 +32,7 @@ impl Trace {
         line.root.member("status", invocation.status);
 
         line.root.member("Route", invocation.route);
-        line.has_connection = invocation.connection.is_some();
         line.root.member_if("Connection", invocation.connection);
-        line.has_error_code = self.error_code.is_some();
         line.root.member_if("ErrorCode", self.error_code);
 
         line.milliseconds("Duration", invocation.duration);
@@ -72,18 +73,25 @@ impl Trace {
                 line.count(name, count);
             }
         }
-        line.finish(namespace, now)
+        let dimensions = Dimensions {
+            connection: invocation.connection.is_some(),
+            error_code: self.error_code.is_some(),
+        };
+        line.finish(dimensions, namespace, now)
     }
 }
 
-/// An EMF document under construction: a metric or dimension is declared by writing its member,
-/// so that every name `_aws` declares is at the root with a value of the right type.
-#[derive(Default)]
+/// An EMF document under construction: a metric is declared by writing its member, so that
+/// every name `_aws` declares is at the root with a value of the right type.
 struct Emf {
     root: JsonLine,
     metrics: Vec<Metric>,
-    has_connection: bool,
-    has_error_code: bool,
+}
+
+/// Which of the optional dimensions the line has at its root.
+struct Dimensions {
+    connection: bool,
+    error_code: bool,
 }
 
 /// A metric's declaration in a directive.
@@ -120,9 +128,6 @@ const ERRORS: &[Metric] = &[Metric {
 impl Emf {
     fn metric(&mut self, name: &'static str, unit: &'static str, value: impl Serialize) {
         self.root.member(name, value);
-        if self.metrics.capacity() == 0 {
-            self.metrics.reserve_exact(MAX_METRICS);
-        }
         self.metrics.push(Metric { name, unit });
     }
 
@@ -136,10 +141,10 @@ impl Emf {
 
     /// Every metric for the whole function, per route and per connection; `Errors` also per
     /// error code, alone and per connection.
-    fn finish(mut self, namespace: &str, now: SystemTime) -> String {
+    fn finish(mut self, dimensions: Dimensions, namespace: &str, now: SystemTime) -> String {
         let main = Directive {
             namespace,
-            dimensions: if self.has_connection {
+            dimensions: if dimensions.connection {
                 &[&[], &["Route"], &["Connection"]]
             } else {
                 &[&[], &["Route"]]
@@ -148,7 +153,7 @@ impl Emf {
         };
         let errors = Directive {
             namespace,
-            dimensions: if self.has_connection {
+            dimensions: if dimensions.connection {
                 &[&["ErrorCode"], &["Connection", "ErrorCode"]]
             } else {
                 &[&["ErrorCode"]]
@@ -156,7 +161,7 @@ impl Emf {
             metrics: ERRORS,
         };
         let directives = [main, errors];
-        let count = if self.has_error_code { 2 } else { 1 };
+        let count = if dimensions.error_code { 2 } else { 1 };
         let epoch_millis = now.duration_since(UNIX_EPOCH).map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         });

@@ -202,7 +202,7 @@ impl Connections {
         default_source: TokenSourceKind,
     ) -> Result<Self, String> {
         let catalogue = Catalogue::compiled();
-        let built_in = (0..catalogue.len()).map(|_| OnceLock::new()).collect();
+        let built_in = catalogue.strategies().map(|_| OnceLock::new()).collect();
         let mut table = Self {
             named: HashMap::new(),
             built_in,
