@@ -146,6 +146,12 @@ impl Answer {
     fn source(error: &SourceError) -> Self {
         match error {
             SourceError::NotLinked(_) => Self::not_linked(),
+            // The tenant's connection and the function's configuration disagree: an operator's
+            // fix, logged at error level.
+            SourceError::ProviderMismatch { connection, .. } => Self {
+                extra: Some(("connection", connection.clone())),
+                ..Self::infrastructure(StatusCode::BAD_GATEWAY, "provider_mismatch")
+            },
             SourceError::Management(error) => Self::management(error),
             SourceError::Credentials(_) => Self::credentials(),
             SourceError::Renewal(RenewalError::Upstream(error)) => Self::upstream(error),

@@ -78,6 +78,12 @@ pub fn view<'a>(
             let (callable, renewable) = match source {
                 None => (false, false),
                 Some(TokenSourceKind::TokenVault) => (true, true),
+                // An identity of another provider than the entry's is never called.
+                Some(TokenSourceKind::Identities)
+                    if !connection.is_some_and(|c| c.serves_provider(&identity.provider)) =>
+                {
+                    (false, false)
+                }
                 Some(TokenSourceKind::Identities) => (
                     identity.access_token.is_some(),
                     identity.refresh_token.is_some()

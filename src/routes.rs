@@ -109,6 +109,20 @@ pub fn allowed_methods(route: &Route<'_>) -> Option<&'static [Method]> {
     }
 }
 
+/// The method as the function reads it: ASCII upper case. HTTP method names are case-sensitive
+/// (RFC 9110 §9.1), but many servers read `get` as `GET`, and the allow rules name methods in
+/// upper case only: a `get` checked as an unknown method and forwarded as it is would slip past a
+/// rule that guards `GET`. Canonicalised once, when the event becomes a request, so that the
+/// rules, the upstream call and the audit line all see the one method that is forwarded.
+pub fn canonical_method(method: &Method) -> Method {
+    let name = method.as_str();
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        return method.clone();
+    }
+    // An upper-cased token is still a token: this cannot fail for a method that parsed.
+    Method::from_bytes(name.to_ascii_uppercase().as_bytes()).unwrap_or_else(|_| method.clone())
+}
+
 /// The `Allow` header's value for `methods`: `GET, HEAD, OPTIONS`.
 pub fn allow_header(methods: &[Method]) -> String {
     methods
@@ -158,6 +172,23 @@ mod tests {
         assert_eq!(allow_header(methods), "GET, HEAD, OPTIONS");
         assert!(methods.contains(&Method::HEAD));
         assert!(!methods.contains(&Method::POST));
+    }
+
+    #[test]
+    fn methods_are_read_in_upper_case_whatever_their_spelling() {
+        for (sent, read) in [
+            ("get", Method::GET),
+            ("Get", Method::GET),
+            ("gET", Method::GET),
+            ("head", Method::HEAD),
+            ("patch", Method::PATCH),
+            ("POST", Method::POST),
+        ] {
+            let method = Method::from_bytes(sent.as_bytes()).expect("a token");
+            assert_eq!(canonical_method(&method), read, "{sent}");
+        }
+        let odd = Method::from_bytes(b"propFind").expect("a token");
+        assert_eq!(canonical_method(&odd).as_str(), "PROPFIND");
     }
 
     #[test]

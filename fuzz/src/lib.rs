@@ -111,7 +111,10 @@ const ROUTE_TABLE: &str = r#"{
   "github": {"allow": ["GET /user", "GET /user/**", "POST /user/repos", "GET /repos/*/*/issues/**",
                        "PUT /repos/**/comments/**/reactions/*"]},
   "graph": {"api_base": "https://graph.example.com/v1.0", "allow": ["* /me/**", "GET /users/*/photo/$value"]},
-  "standin": {"api_base": "http://127.0.0.1:9999/api/", "allow": ["* /**"]}
+  "standin": {"api_base": "http://127.0.0.1:9999/api/", "allow": ["* /**"]},
+  "matrix": {"api_base": "https://matrix.example.com", "path_characters": ";\u2024\u2025@",
+             "allow": ["GET /user/**", "GET /user/emails needs pii:read", "* /files/**",
+                       "GET /files/secret needs files:secret"]}
 }"#;
 
 static TABLE: LazyLock<Connections> =
@@ -150,9 +153,19 @@ pub fn route_path(data: &[u8]) {
         None => (None, text),
     };
     let (method, target) = text.split_once(' ').unwrap_or(("GET", text));
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+    let Ok(sent) = Method::from_bytes(method.as_bytes()) else {
         return;
     };
+    // The event's method as the function reads it: upper case, whatever the spelling.
+    let method = routes::canonical_method(&sent);
+    assert!(
+        !method.as_str().bytes().any(|b| b.is_ascii_lowercase()),
+        "{method} is not canonical"
+    );
+    assert!(
+        method.as_str().eq_ignore_ascii_case(sent.as_str()),
+        "{sent} became {method}"
+    );
     let (raw_path, query) = match target.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
@@ -176,15 +189,42 @@ pub fn route_path(data: &[u8]) {
         }
     };
     if let Ok(path) = &normalised {
-        let expected = route_rules(connection)
-            .iter()
-            .any(|rule| reference_allows(rule, &method, &path.segments));
+        let matching = reference_matching(connection, &method, &path.segments);
         assert_eq!(
             table_entry.allows(&method, &path.segments),
-            expected,
+            matching.is_some(),
             "{method} {:?} at {connection}",
             path.segments
         );
+        // A caller holding nothing is let through only where no matching rule, under either
+        // reading of the path, needs anything.
+        let guarded = path::check_guarded(&path.segments, &table_entry.path_characters).is_ok();
+        if let (Some(needs), true) = (&matching, guarded) {
+            let headers = HeaderMap::new();
+            let holding_nothing = IdpRequest::new(
+                table_entry,
+                method.clone(),
+                &path.encoded,
+                None,
+                &headers,
+                b"",
+                &|_| false,
+            );
+            match holding_nothing {
+                Ok(_) => assert!(
+                    needs.is_empty(),
+                    "{method} {:?} passed without {needs:?}",
+                    path.segments
+                ),
+                Err(IdpError::InsufficientScope(missing)) => {
+                    assert!(!needs.is_empty());
+                    for need in needs {
+                        assert!(missing.iter().any(|m| m == need), "{need} not named");
+                    }
+                }
+                Err(other) => panic!("{method} {:?}: {other:?}", path.segments),
+            }
+        }
     }
     check_request(table_entry, &method, path, query);
 }
@@ -251,6 +291,72 @@ fn check_host(connection: &Connection, value: Option<&str>) -> HostCheck {
     }
 }
 
+/// The `needs` of every rule of `connection` that matches `method` on `segments` as written or as
+/// the upstream serves them (README: rules match the path the upstream serves); `None` when no
+/// rule matches, or the path cannot be served as a resource.
+fn reference_matching(
+    connection: &str,
+    method: &Method,
+    segments: &[String],
+) -> Option<Vec<&'static str>> {
+    let served = match reference_served(segments) {
+        Ok(served) => served,
+        Err(()) => return None,
+    };
+    let rules = route_rules(connection);
+    let matching: Vec<&str> = rules
+        .iter()
+        .filter(|rule| {
+            reference_allows(rule, method, segments)
+                || served
+                    .as_ref()
+                    .is_some_and(|served| reference_allows(rule, method, served))
+        })
+        .copied()
+        .collect();
+    if matching.is_empty() {
+        return None;
+    }
+    Some(
+        matching
+            .iter()
+            .filter_map(|rule| rule_parts(rule))
+            .flat_map(|(_, _, needs)| needs)
+            .collect(),
+    )
+}
+
+/// The segments as a server that reads matrix parameters and normalises Unicode serves them:
+/// each cut at its first `;`, each look-alike dot the dots it stands for. `None` when that is
+/// the path as written; `Err` for a segment that would read as nothing or as a dot segment.
+fn reference_served(segments: &[String]) -> Result<Option<Vec<String>>, ()> {
+    let dots = |c: char| match c {
+        '\u{2024}' | '\u{fe52}' | '\u{ff0e}' | '\u{3002}' | '\u{ff61}' => Some("."),
+        '\u{2025}' => Some(".."),
+        '\u{2026}' => Some("..."),
+        _ => None,
+    };
+    if !segments
+        .iter()
+        .any(|s| s.contains(';') || s.chars().any(|c| dots(c).is_some()))
+    {
+        return Ok(None);
+    }
+    let mut served = Vec::new();
+    for segment in segments {
+        let before = &segment[..segment.find(';').unwrap_or(segment.len())];
+        let read: String = before
+            .chars()
+            .map(|c| dots(c).map_or_else(|| c.to_string(), str::to_owned))
+            .collect();
+        if read.is_empty() || read == "." || read == ".." {
+            return Err(());
+        }
+        served.push(read);
+    }
+    Ok(Some(served))
+}
+
 /// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,
 /// `**` for any number, anything else for itself. For texts `AllowRule::parse` accepts.
 fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
@@ -259,7 +365,11 @@ fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
     };
     let path = path.trim_start_matches('/');
     let pattern: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    (rule_method == "*" || rule_method == method.as_str()) && reference_glob(&pattern, segments)
+    // `HEAD` wherever `GET` is allowed (README).
+    let method_matches = rule_method == "*"
+        || rule_method == method.as_str()
+        || (*method == Method::HEAD && rule_method == "GET");
+    method_matches && reference_glob(&pattern, segments)
 }
 
 /// A rule's method, path and what it `needs` (the words after the path), split as the README
@@ -464,6 +574,14 @@ fn check_request(connection: &Connection, method: &Method, raw: &str, query: Opt
                 Err(PathError::GuardedCharacter),
                 "{raw:?}"
             );
+        }
+        // A path that normalised but would be served as another resource (a segment that
+        // reads as nothing or as a dot segment once cut at `;` or read with its dots).
+        Err(IdpError::ForbiddenPath(PathError::DotSegment | PathError::EmptySegment))
+            if normalised.is_ok() =>
+        {
+            let path = normalised.expect("checked");
+            assert_eq!(reference_served(&path.segments), Err(()), "{raw:?}");
         }
         Err(IdpError::ForbiddenPath(error)) => assert_eq!(normalised, Err(error)),
         Err(other) => panic!("IdpRequest::new refused {raw:?} with {other:?}"),

@@ -274,7 +274,9 @@ impl App {
         // Authentication comes first, so that nothing about routes or connections is revealed
         // to an anonymous caller.
         let caller = self.auth.authenticate(request.headers(), deadline).await?;
+        // Every refusal from here on is an authenticated caller's, audited under their `sub`.
         audit::caller(&caller.user_id);
+        self.auth.authorize(&caller)?;
         if let Some(switch) = &self.kill_switch {
             let connection = match &route {
                 Some(Route::Idp { connection, .. }) => Some(*connection),

@@ -110,6 +110,9 @@ pub struct Authenticator {
     keys: KeyCache,
     validation: Validation,
     rules: Rules,
+    // Checked apart from the token's validity (`Authenticator::authorize`), so that a caller
+    // refused for it is already known by its verified `sub`, and the refusal is audited as theirs.
+    required_scope: Option<String>,
     verified: VerifiedTokens,
 }
 
@@ -117,7 +120,6 @@ pub struct Authenticator {
 struct Rules {
     issuer: String,
     audience: String,
-    required_scope: Option<String>,
 }
 
 impl Authenticator {
@@ -140,8 +142,8 @@ impl Authenticator {
             rules: Rules {
                 issuer: config.issuer.clone(),
                 audience: config.audience.clone(),
-                required_scope: config.required_scope.clone(),
             },
+            required_scope: config.required_scope.clone(),
             verified: VerifiedTokens::new(VERIFIED_TOKENS),
         }
     }
@@ -151,7 +153,17 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Authenticates the request that carries `headers`.
+    /// Whether the authenticated `caller` may use the function at all: its token carries
+    /// `REQUIRED_SCOPE`, where one is configured.
+    pub fn authorize(&self, caller: &Caller) -> Result<(), AuthError> {
+        match &self.required_scope {
+            Some(scope) if !caller.holds(scope) => Err(AuthError::InsufficientScope(scope.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Authenticates the request that carries `headers`: who the caller is, not yet what they
+    /// may do ([`Authenticator::authorize`]).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -372,11 +384,6 @@ impl<'a> Claims<'a> {
         if !self.aud.contains(&rules.audience.as_str()) {
             return Err(AuthError::Audience);
         }
-        if let Some(scope) = &rules.required_scope
-            && !self.grants(scope)
-        {
-            return Err(AuthError::InsufficientScope(scope.clone()));
-        }
         Ok(())
     }
 
@@ -396,13 +403,6 @@ impl<'a> Claims<'a> {
             .chain(self.permissions.iter().copied())
             .map(str::to_owned)
             .collect()
-    }
-
-    /// Whether the token carries `scope` in its `scope` claim or its RBAC `permissions`.
-    fn grants(&self, scope: &str) -> bool {
-        self.scope
-            .is_some_and(|s| s.split_ascii_whitespace().any(|s| s == scope))
-            || self.permissions.contains(&scope)
     }
 }
 
@@ -504,7 +504,6 @@ mod tests {
         let rules = |issuer: &str, audience: &str| Rules {
             issuer: issuer.into(),
             audience: audience.into(),
-            required_scope: None,
         };
         let check = |rules: &Rules, now| claims.check(rules, now);
         let good = rules("i", "b");
@@ -518,14 +517,6 @@ mod tests {
         assert!(matches!(
             check(&rules("i", "c"), 700),
             Err(AuthError::Audience)
-        ));
-        let scoped = Rules {
-            required_scope: Some("call".into()),
-            ..rules("i", "a")
-        };
-        assert!(matches!(
-            check(&scoped, 700),
-            Err(AuthError::InsufficientScope(_))
         ));
     }
 
@@ -544,9 +535,14 @@ mod tests {
             scope: map.get("scope").and_then(Value::as_str),
             permissions: vec!["other"],
         };
-        assert!(parsed.grants("proxy:call"));
-        assert!(parsed.grants("other"));
-        assert!(!parsed.grants("proxy"));
         assert_eq!(parsed.scopes(), ["read:a", "proxy:call", "other"]);
+        let caller = Caller {
+            user_id: "u".to_owned(),
+            token: CallerToken::new("t"),
+            scopes: parsed.scopes(),
+        };
+        assert!(caller.holds("proxy:call"));
+        assert!(caller.holds("other"));
+        assert!(!caller.holds("proxy"));
     }
 }

@@ -31,6 +31,8 @@ use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{Request, RequestExt};
 use url::Url;
 
+use crate::routes;
+
 mod response;
 
 pub use response::{MAX_RESPONSE_BYTES, TooLarge, fit, serialize};
@@ -92,7 +94,8 @@ pub struct Refused {
 }
 
 /// The event as a request, once every field lambda_http's conversion relies on is checked.
-pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
+pub fn into_request(mut event: LambdaRequest) -> Result<Request, Refused> {
+    canonicalise_method(&mut event);
     let (origin, checked, headers) = match &event {
         LambdaRequest::ApiGatewayV1(e) => (Origin::RestApi, check_v1(e), v1_headers(e)),
         LambdaRequest::ApiGatewayV2(e) => (Origin::HttpApi, check_v2(e), e.headers.clone()),
@@ -136,6 +139,23 @@ pub fn into_request(event: LambdaRequest) -> Result<Request, Refused> {
         }
     }
     Ok(request)
+}
+
+/// The event's method in upper case ([`routes::canonical_method`]), in every field lambda_http
+/// reads it from.
+fn canonicalise_method(event: &mut LambdaRequest) {
+    match event {
+        LambdaRequest::ApiGatewayV1(e) => {
+            e.http_method = routes::canonical_method(&e.http_method);
+            e.request_context.http_method =
+                routes::canonical_method(&e.request_context.http_method);
+        }
+        LambdaRequest::ApiGatewayV2(e) => {
+            e.request_context.http.method =
+                routes::canonical_method(&e.request_context.http.method);
+        }
+        _ => {}
+    }
 }
 
 /// A REST API event's headers, every value of `multiValueHeaders` kept.

@@ -44,17 +44,26 @@ impl Verdict {
 /// Every matching rule's requirements hold: a narrower rule that `needs` something protects
 /// its paths even under a broader rule that needs nothing, as whoever wrote it means.
 /// `HEAD` is allowed wherever `GET` is: it is the same request without the body.
+///
+/// `served` is the path as an upstream may serve it where that differs from `segments`
+/// ([`super::path::served`]: matrix parameters cut off, look-alike dots read as dots). Rules
+/// are matched against both readings, and every rule that matches either must be met: the
+/// rules match the path the upstream serves, whichever reading it applies.
 pub fn verdict(
     rules: &[AllowRule],
     method: &Method,
     segments: &[String],
+    served: Option<&[String]>,
     holds: &dyn Fn(&str) -> bool,
 ) -> Verdict {
     let head_as_get = *method == Method::HEAD;
+    let matches = |rule: &AllowRule, segments: &[String]| {
+        rule.matches(method, segments) || (head_as_get && rule.matches(&Method::GET, segments))
+    };
     let mut matched = false;
     let mut needed: Vec<String> = Vec::new();
     for rule in rules.iter().filter(|rule| {
-        rule.matches(method, segments) || (head_as_get && rule.matches(&Method::GET, segments))
+        matches(rule, segments) || served.is_some_and(|served| matches(rule, served))
     }) {
         matched = true;
         for need in &rule.needs {
@@ -239,42 +248,80 @@ mod tests {
         let missing =
             |needs: &[&str]| Verdict::Missing(needs.iter().map(|s| (*s).to_owned()).collect());
         assert_eq!(
-            verdict(&rules, &Method::GET, &repos, &none),
+            verdict(&rules, &Method::GET, &repos, None, &none),
             Verdict::Allowed
         );
         assert_eq!(
-            verdict(&rules, &Method::HEAD, &repos, &none),
+            verdict(&rules, &Method::HEAD, &repos, None, &none),
             Verdict::Allowed
         );
         // A narrower rule's needs hold under a broader open rule, for HEAD too.
         let emails = segments("/user/emails");
         assert_eq!(
-            verdict(&rules, &Method::GET, &emails, &none),
+            verdict(&rules, &Method::GET, &emails, None, &none),
             missing(&["github:pii"])
         );
         assert_eq!(
-            verdict(&rules, &Method::HEAD, &emails, &none),
+            verdict(&rules, &Method::HEAD, &emails, None, &none),
             missing(&["github:pii"])
         );
         assert_eq!(
-            verdict(&rules, &Method::GET, &emails, &github),
+            verdict(&rules, &Method::GET, &emails, None, &github),
             Verdict::Allowed
         );
         // Both POST rules match: everything they need, in rule order.
         let both = missing(&["github:write", "github:repos", "admin"]);
-        assert_eq!(verdict(&rules, &Method::POST, &repos, &writer), both);
-        assert_eq!(verdict(&rules, &Method::POST, &repos, &github), both);
+        assert_eq!(verdict(&rules, &Method::POST, &repos, None, &writer), both);
+        assert_eq!(verdict(&rules, &Method::POST, &repos, None, &github), both);
         assert_eq!(
-            verdict(&rules, &Method::POST, &repos, &all),
+            verdict(&rules, &Method::POST, &repos, None, &all),
             Verdict::Allowed
         );
         assert_eq!(
-            verdict(&rules, &Method::POST, &segments("/user/keys"), &github),
+            verdict(
+                &rules,
+                &Method::POST,
+                &segments("/user/keys"),
+                None,
+                &github
+            ),
             missing(&["admin"])
         );
         assert_eq!(
-            verdict(&rules, &Method::DELETE, &repos, &all),
+            verdict(&rules, &Method::DELETE, &repos, None, &all),
             Verdict::NotAllowed
+        );
+    }
+
+    #[test]
+    fn a_needs_rule_guards_its_resource_as_the_upstream_serves_it() {
+        let rules: Vec<AllowRule> = ["GET /user/**", "GET /user/emails needs pii:read"]
+            .iter()
+            .map(|r| AllowRule::parse(r).expect("rule"))
+            .collect();
+        let written = segments("/user/emails;x=1");
+        let served = segments("/user/emails");
+        let none = |_: &str| false;
+        assert_eq!(
+            verdict(&rules, &Method::GET, &written, Some(&served), &none),
+            Verdict::Missing(vec!["pii:read".to_owned()])
+        );
+        // As written alone, only the open rule matches: the served reading is what guards it.
+        assert_eq!(
+            verdict(&rules, &Method::GET, &written, None, &none),
+            Verdict::Allowed
+        );
+        // A rule that matches only the written reading still allows.
+        let literal = [AllowRule::parse("GET /files/a;b").expect("rule")];
+        assert_eq!(
+            verdict(
+                &literal,
+                &Method::GET,
+                &segments("/files/a;b"),
+                Some(&segments("/files/a")),
+                &none
+            ),
+            Verdict::Allowed
         );
     }
 

@@ -27,6 +27,12 @@ pub struct Entry {
     pub display_name: String,
     /// Which kind of Auth0 connection serves it.
     pub kind: Kind,
+    /// The `provider` values Auth0 writes in the identities of such a connection: an IdP token
+    /// goes only to the API of the provider that issued it. `None`: the strategy name itself,
+    /// as Auth0 writes for its social and enterprise connections; a custom social connection
+    /// (a Marketplace one such as Discord) is `oauth2`, and must say so.
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
     /// Scheme, host and base path of the provider's API; `{param}` placeholders are filled from
     /// the connection's `IDP_CONNECTIONS` entry. `None` where the host is per user.
     pub api_base: Option<String>,
@@ -189,6 +195,13 @@ impl Entry {
             .as_ref()
             .and_then(serde_json::Value::as_u64)
             .map(std::time::Duration::from_secs)
+    }
+
+    /// The `provider` values of the identities this entry (of `strategy`) serves.
+    pub fn providers(&self, strategy: &str) -> Vec<String> {
+        self.providers
+            .clone()
+            .unwrap_or_else(|| vec![strategy.to_owned()])
     }
 }
 

@@ -21,6 +21,20 @@ pub enum SourceError {
     /// The user has no identity at that connection.
     #[error("the user has no identity linked at connection {0:?}")]
     NotLinked(String),
+    /// The user's identity at the connection is of a provider the connection's entry is not
+    /// for (a renamed or mis-mapped connection): its token is not sent to this API.
+    #[error(
+        "connection {connection:?} serves identities of {}, but the user's identity there is of provider {provider:?}",
+        expected.join(", ")
+    )]
+    ProviderMismatch {
+        /// The connection asked for.
+        connection: String,
+        /// The identity's `provider`, as the Management API says it.
+        provider: String,
+        /// The providers the connection's entry is for.
+        expected: Vec<String>,
+    },
     /// The user's profile could not be read.
     #[error(transparent)]
     Management(#[from] ManagementError),
@@ -90,6 +104,14 @@ impl TokenSource for IdentitySource<'_> {
         };
         let identity = identities::pick(&user, &self.connection.name)
             .ok_or_else(|| self.not_linked_error())?;
+        // An IdP token goes only to the API of the provider that issued it.
+        if !self.connection.serves_provider(&identity.provider) {
+            return Err(SourceError::ProviderMismatch {
+                connection: self.connection.name.clone(),
+                provider: identity.provider.clone(),
+                expected: self.connection.providers.clone(),
+            });
+        }
         Ok(Stored {
             // An OAuth 1.0a identity's token goes with its secret: its calls are signed.
             access_token: identity

@@ -135,7 +135,14 @@ impl<'a> IdpRequest<'a> {
         let path = path::normalise(raw_path)?;
         crate::audit::path(&path.encoded);
         path::check_guarded(&path.segments, &connection.path_characters)?;
-        match allow::verdict(&connection.allow, &method, &path.segments, holds) {
+        let served = path::served(&path.segments)?;
+        match allow::verdict(
+            &connection.allow,
+            &method,
+            &path.segments,
+            served.as_deref(),
+            holds,
+        ) {
             Verdict::Allowed => {}
             Verdict::Missing(missing) => return Err(IdpError::InsufficientScope(missing)),
             Verdict::NotAllowed => return Err(PathError::NotAllowed.into()),

@@ -104,6 +104,44 @@ pub fn check_guarded(segments: &[String], allowed: &[char]) -> Result<(), PathEr
     Ok(())
 }
 
+/// The segments as an upstream may serve them, where that differs from how they are written:
+/// each cut at its first `;` (matrix or path parameters: `/user/emails;x=1` is `/user/emails` to
+/// such a server) and each look-alike dot read as the dots it stands for under Unicode
+/// normalisation. `None` when every segment reads as written, which is every path without a
+/// [`GUARDED`] character. A segment that reads as nothing, `.` or `..` is refused: it would name
+/// another resource than the one the rules were checked for.
+///
+/// Allow rules are checked against both readings ([`super::allow::verdict`]), so that a rule that
+/// `needs` something guards its resource whichever the upstream applies.
+pub fn served(segments: &[String]) -> Result<Option<Vec<String>>, PathError> {
+    // `@` reads as itself; every other guarded character reads differently.
+    let differs = |c: char| c != '@' && GUARDED.contains(&c);
+    if !segments.iter().any(|s| s.contains(differs)) {
+        return Ok(None);
+    }
+    segments
+        .iter()
+        .map(|segment| {
+            let path_part = segment.split(';').next().unwrap_or_default();
+            let mut read = String::with_capacity(path_part.len());
+            for c in path_part.chars() {
+                match c {
+                    '\u{2025}' => read.push_str(".."),
+                    '\u{2026}' => read.push_str("..."),
+                    c if differs(c) => read.push('.'),
+                    c => read.push(c),
+                }
+            }
+            match read.as_str() {
+                "" => Err(PathError::EmptySegment),
+                "." | ".." => Err(PathError::DotSegment),
+                _ => Ok(read),
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
 fn decode_segment(raw: &str) -> Result<String, PathError> {
     if raw.is_empty() {
         return Err(PathError::EmptySegment);
@@ -179,6 +217,34 @@ mod tests {
         let me = normalise("/users/%40me").expect("normalises");
         assert_eq!(check_guarded(&me.segments, &['@']), Ok(()));
         assert_eq!(me.encoded, "/users/@me");
+    }
+
+    #[test]
+    fn matrix_parameters_and_look_alike_dots_are_read_as_a_server_would() {
+        let read = |raw: &str| served(&normalise(raw).expect("normalises").segments);
+        assert_eq!(read("/user/emails"), Ok(None));
+        assert_eq!(read("/users/%40me"), Ok(None));
+        for (raw, as_served) in [
+            ("/user/emails;x=1", "/user/emails"),
+            ("/user;v=2/emails", "/user/emails"),
+            ("/user/emails%3Bx", "/user/emails"),
+            ("/a;b;c/d", "/a/d"),
+            ("/user/emails\u{2024}json", "/user/emails.json"),
+            ("/x/%EF%BC%8Ey", "/x/.y"),
+        ] {
+            let expected: Vec<String> = as_served[1..].split('/').map(str::to_owned).collect();
+            assert_eq!(read(raw), Ok(Some(expected)), "{raw}");
+        }
+        for (raw, error) in [
+            ("/user/;x=1/emails", PathError::EmptySegment),
+            ("/user/.;x/emails", PathError::DotSegment),
+            ("/user/..;x", PathError::DotSegment),
+            ("/user/%E2%80%A4%E2%80%A4/admin", PathError::DotSegment),
+            ("/user/%E2%80%A5", PathError::DotSegment),
+            ("/user/%EF%BC%8E", PathError::DotSegment),
+        ] {
+            assert_eq!(read(raw), Err(error), "{raw}");
+        }
     }
 
     #[test]

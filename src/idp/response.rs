@@ -206,7 +206,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The headers that reach the caller, rewritten where they must be.
 fn shape_headers(upstream: &HeaderMap, links: &Links<'_>) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    let hop_by_hop = nominated(upstream);
     for (name, value) in upstream {
+        if hop_by_hop.iter().any(|n| n == name.as_str()) {
+            continue;
+        }
         if PASSED_HEADERS.contains(name) || name.as_str().starts_with("x-ratelimit-") {
             headers.append(name.clone(), value.clone());
         } else if name == header::WWW_AUTHENTICATE {
@@ -220,6 +224,20 @@ fn shape_headers(upstream: &HeaderMap, links: &Links<'_>) -> HeaderMap {
         }
     }
     headers
+}
+
+/// The fields the IdP's `Connection` header nominates (RFC 9110 §7.6.1): hop-by-hop, meant for
+/// the function's own connection to the IdP and never passed on, whatever their name. Header
+/// names are lower case in a `HeaderMap`, so the nominated names are compared in lower case.
+fn nominated(upstream: &HeaderMap) -> Vec<String> {
+    upstream
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// `Cache-Control` with `public` replaced by `private`: every answer depends on the caller.
@@ -313,6 +331,34 @@ mod tests {
             api_base: base,
             own,
         }
+    }
+
+    #[test]
+    fn fields_the_connection_header_nominates_are_dropped_with_it() {
+        let base = Url::parse("https://api.github.com").expect("url");
+        let upstream = Url::parse("https://api.github.com/user").expect("url");
+        let mut idp = HeaderMap::new();
+        idp.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, ETag"),
+        );
+        idp.append(
+            header::CONNECTION,
+            HeaderValue::from_static(" X-RateLimit-Remaining "),
+        );
+        idp.insert(header::ETAG, HeaderValue::from_static("\"abc\""));
+        idp.insert("x-ratelimit-remaining", HeaderValue::from_static("4999"));
+        idp.insert("x-ratelimit-limit", HeaderValue::from_static("5000"));
+        idp.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let shaped = shape_headers(&idp, &links(&upstream, &base, None));
+        assert!(shaped.get(header::ETAG).is_none());
+        assert!(shaped.get("x-ratelimit-remaining").is_none());
+        assert!(shaped.get(header::CONNECTION).is_none());
+        assert_eq!(shaped["x-ratelimit-limit"], "5000");
+        assert_eq!(shaped[header::CONTENT_TYPE], "application/json");
     }
 
     #[test]

@@ -626,6 +626,18 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
             }
             response
         }
+        // Fields nominated as hop-by-hop by `Connection` (RFC 9110 §7.6.1), among them some
+        // that are passed on otherwise.
+        "/headers/hop-by-hop" => (
+            [
+                ("connection", "keep-alive, ETag, X-RateLimit-Remaining"),
+                ("etag", "\"hop\""),
+                ("x-ratelimit-remaining", "4999"),
+                ("x-ratelimit-limit", "5000"),
+            ],
+            axum::Json(json!({"hop_by_hop": true})),
+        )
+            .into_response(),
         "/echo/headers" => axum::Json(Value::Object(
             recorded
                 .headers

@@ -22,5 +22,6 @@ mod routing;
 mod sdk_config;
 mod second_sight;
 mod speaks_http;
+mod spelling;
 mod tokens;
 mod vault;

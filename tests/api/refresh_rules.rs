@@ -158,8 +158,11 @@ impl World {
                 idp.grant(&access, person.clone());
                 idp.expire(&access);
                 idp.issue_refresh_token(&first_refresh, person);
+                // The provider Auth0 writes for the entry's connections (`oauth2` for a
+                // custom social one).
+                let provider = entry.providers(&strategy).remove(0);
                 app.tenant.add_user(json!({"user_id": sub, "identities": [{
-                    "provider": strategy, "connection": strategy, "user_id": "77",
+                    "provider": provider, "connection": strategy, "user_id": "77",
                     "access_token": access, "refresh_token": first_refresh, "isSocial": true}]}));
                 let jwt = app.tenant.token(crate::helpers::AUDIENCE, &sub).sign();
                 Provider {

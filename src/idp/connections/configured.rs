@@ -42,6 +42,7 @@ pub(super) struct Override {
 pub(super) struct Draft {
     name: String,
     strategy: String,
+    providers: Vec<String>,
     api_base: Option<Url>,
     allow: Vec<AllowRule>,
     token_url: Option<Url>,
@@ -81,6 +82,7 @@ pub(super) fn draft(
     Ok(Draft {
         name: name.to_owned(),
         strategy: strategy.to_owned(),
+        providers: entry.providers(strategy),
         api_base,
         allow: allow_rules(&entry.allow)?,
         token_url: filled(&entry.token_url, "token_url")?,
@@ -106,6 +108,7 @@ impl Draft {
             api_base: self.api_base?,
             name: self.name,
             strategy: Some(self.strategy),
+            providers: self.providers,
             allow: self.allow,
             token_url: self.token_url,
             refresh: self.refresh,
@@ -244,9 +247,14 @@ pub(super) fn merge(
         (None, None) => None,
     };
     let token_lifetime = base.as_ref().and_then(|b| b.token_lifetime);
+    let (strategy, providers) = match base {
+        Some(base) => (Some(base.strategy), base.providers),
+        None => (None, Vec::new()),
+    };
     Ok(Connection {
         name: name.to_owned(),
-        strategy: base.map(|b| b.strategy),
+        strategy,
+        providers,
         token_header,
         api_base,
         allow,

@@ -32,6 +32,10 @@ pub struct Connection {
     /// The catalogue entry it is served by (an Auth0 strategy name); `None` for a connection of
     /// `IDP_CONNECTIONS` alone.
     pub strategy: Option<String>,
+    /// The identity `provider` values its entry is for (the catalogue's `providers`): the
+    /// IdP token of an identity of another provider is never sent to this API. Empty for a
+    /// connection of `IDP_CONNECTIONS` alone, which is not checked.
+    pub providers: Vec<String>,
     /// Scheme, host, port and base path of the IdP's API, without a trailing slash.
     pub api_base: Url,
     /// What may be called there.
@@ -140,8 +144,14 @@ impl TokenSourceKind {
 impl Connection {
     /// Whether `method` on `segments` is allowed to a caller holding every permission the
     /// rules need ([`super::allow::verdict`] says what a given caller lacks).
+    /// `segments` are read both as written and as the upstream may serve them
+    /// ([`super::path::served`]); a path that cannot be served as a resource is not allowed.
     pub fn allows(&self, method: &Method, segments: &[String]) -> bool {
-        super::allow::verdict(&self.allow, method, segments, &|_| true).is_allowed()
+        let Ok(served) = super::path::served(segments) else {
+            return false;
+        };
+        super::allow::verdict(&self.allow, method, segments, served.as_deref(), &|_| true)
+            .is_allowed()
     }
 
     /// This connection as it serves one user: with a per-user host, the API base of the host
@@ -162,6 +172,12 @@ impl Connection {
             token_url,
             ..self.clone()
         })
+    }
+
+    /// Whether an identity of `provider` is one this connection's entry is for: its IdP token
+    /// may be sent to this API.
+    pub fn serves_provider(&self, provider: &str) -> bool {
+        self.providers.is_empty() || self.providers.iter().any(|p| p == provider)
     }
 
     /// Whether a refresh grant can be run at all: a token endpoint and a provider that renews.
