@@ -313,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_knows_the_providers_auth0_writes_for_it() {
+        for (strategy, entry) in entries().expect("catalogue.json") {
+            let providers = entry.providers(&strategy);
+            match entry.kind {
+                // A custom social connection's identities are `oauth2`, whatever its name.
+                Kind::Custom => assert_eq!(providers, ["oauth2"], "{strategy}"),
+                Kind::Social | Kind::Enterprise => assert_eq!(providers, [strategy.as_str()]),
+            }
+        }
+    }
+
+    #[test]
     fn every_entry_parses_when_first_needed() {
         let all = entries().expect("catalogue.json");
         let lazy = Catalogue::compiled();
