@@ -15,6 +15,7 @@ use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
 use crate::event::{EventError, TooLarge};
 use crate::idp::IdpError;
+use crate::idp::connections::ResolveError;
 use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
 use crate::idp::tokens::TokenError;
@@ -36,6 +37,9 @@ pub enum ApiError {
     /// The Management API token or the user's profile could not be had.
     #[error(transparent)]
     Management(#[from] ManagementError),
+    /// The request's connection could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
     /// The proxied IdP call failed or was refused.
     #[error(transparent)]
     Idp(#[from] IdpError),
@@ -226,13 +230,16 @@ impl ApiError {
             Self::Idp(IdpError::Upstream(error)) => Answer::upstream(error),
             // The host comes from the IdP's profile (through Auth0), not from the caller's
             // request: an IdP answer that cannot be used, as an unsafe one.
-            Self::Idp(IdpError::Unsafe(_) | IdpError::ApiHost(_)) | Self::TooLarge(_) => {
+            Self::Idp(IdpError::Unsafe(_))
+            | Self::Resolve(ResolveError::Host(_))
+            | Self::TooLarge(_) => {
                 Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
             Self::Event(_) => Answer::client(StatusCode::BAD_REQUEST, "invalid_request"),
-            Self::Idp(IdpError::UnknownConnection(_)) => {
+            Self::Resolve(ResolveError::Unknown(_)) => {
                 Answer::client(StatusCode::NOT_FOUND, "unknown_connection")
             }
+            Self::Resolve(ResolveError::Profile(error)) => Answer::management(error),
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
@@ -421,7 +428,7 @@ mod tests {
             (403, Some("reconsent_required"))
         );
         assert_eq!(body["connection"], "google-oauth2");
-        let (status, body, _) = parts(ApiError::Idp(IdpError::UnknownConnection("x".into())));
+        let (status, body, _) = parts(ApiError::Resolve(ResolveError::Unknown("x".into())));
         assert_eq!(
             (status, body["error"].as_str()),
             (404, Some("unknown_connection"))

@@ -1,5 +1,4 @@
-//! The caller's linked identities: which one a route's connection picks, and the token-free view
-//! that `GET /identities` answers.
+//! The caller's linked identities: the token-free view that `GET /identities` answers.
 
 use std::borrow::Cow;
 
@@ -7,13 +6,7 @@ use serde::Serialize;
 
 use crate::credentials::Credentials;
 use crate::idp::connections::{Connection, Connections, TokenSourceKind};
-use crate::management::{Identity, User};
-
-/// The identity of `user` at `connection`: matched by connection name, never simply the first
-/// (with linked accounts, the first is the primary login, not necessarily the one asked for).
-pub fn pick<'a>(user: &'a User, connection: &str) -> Option<&'a Identity> {
-    user.identities.iter().find(|i| i.connection == connection)
-}
+use crate::management::User;
 
 /// One identity as `GET /identities` shows it: never a token.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -132,10 +125,10 @@ mod tests {
     fn picks_the_identity_of_the_connection_not_the_first() {
         let user = user();
         assert_eq!(
-            pick(&user, "github").map(|i| i.user_id.as_str()),
+            user.identity("github").map(|i| i.user_id.as_str()),
             Some("42")
         );
-        assert!(pick(&user, "facebook").is_none());
+        assert!(user.identity("facebook").is_none());
     }
 
     #[test]

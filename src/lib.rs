@@ -18,8 +18,9 @@
 //! - [`auth`]: the caller's Auth0 access token, verified against the tenant's cached JWKS.
 //! - [`config`]: the environment, parsed and validated once per cold start.
 //! - [`routes`]: which route a v1, v2 or Function URL event asks for, and which methods it takes.
-//! - [`idp`]: the IdP side. `idp::connections` (the connection table), `idp::path` (path
-//!   normalisation), the proxied call itself, and the IdP token path in three parts:
+//! - [`idp`]: the IdP side. `idp::connections` (the connection table, and
+//!   `Connections::resolve`: how a request's connection name becomes the connection that serves
+//!   it, in one call), `idp::path` (path normalisation), the proxied call itself, and the IdP token path in three parts:
 //!   - `idp::tokens`: the per-(user, connection) token cache in memory, with its own
 //!     [`TokenError`](idp::tokens::TokenError). Below it, one seam,
 //!     [`TokenSource`](idp::tokens::source::TokenSource): where tokens come from and how one is
@@ -36,9 +37,10 @@
 //!   - `idp::renewal`: the refresh-token grant itself.
 //!   - `idp::response`: the IdP's answer shaped for the caller: headers passed, rewritten
 //!     (`Link`, `Cache-Control`) or dropped, the body byte for byte, never the IdP token.
-//! - [`identities`]: picking a connection's identity; the token-free `/identities` view.
+//! - [`identities`]: the token-free `/identities` view.
 //! - [`management`]: the Management API token (cached, and shared through the fleet table) and
-//!   the user's profile, read within a per-user budget (`management::profiles`).
+//!   the user's profile, read within a per-user budget and at most once per request
+//!   (`management::profiles`).
 //! - [`kill_switch`]: the users and connections an operator has stopped, from a secret read
 //!   with a 30 s cache.
 //! - [`credentials`]: the M2M (IdP app, Token Vault) client credentials, from Secrets Manager.
@@ -55,6 +57,8 @@
 //! - [`audit`]: the audit line of each request: who called what at which provider, how it
 //!   ended; never a query, a token or a header value that could carry one.
 //! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.
+//! - [`tenant`]: the Auth0 tenant's origin, which every client of the tenant joins its endpoints
+//!   to.
 //! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
 
@@ -79,6 +83,7 @@ pub mod secret;
 pub mod service;
 pub mod single_flight;
 pub mod telemetry;
+pub mod tenant;
 pub mod upstream;
 pub mod vary;
 

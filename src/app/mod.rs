@@ -22,10 +22,10 @@ use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
 use crate::fleet::{FleetTable, TablePolicy};
 use crate::identities;
-use crate::idp::learned::Learned;
 use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
-use crate::management::{Management, profiles};
+use crate::management::Management;
+use crate::management::profiles::{self, RequestProfile};
 use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Invocation};
@@ -47,8 +47,6 @@ pub struct App {
     fleet: Option<Arc<FleetTable>>,
     management: Management,
     tokens: IdpTokens,
-    // Connections served by their strategy's catalogue entry, as learned from identities.
-    learned: Learned,
     // The operator's kill switch, when `KILL_SWITCH_SECRET_ID` is set.
     kill_switch: Option<KillSwitch>,
 }
@@ -89,7 +87,6 @@ impl App {
             credentials,
             fleet: None,
             tokens: IdpTokens::new(config.idp_tokens),
-            learned: Learned::default(),
             kill_switch,
             http,
             config,
@@ -203,8 +200,7 @@ impl App {
             (Some(Route::Identities), _) => ("identities", None),
             // A dimension of the metrics: never a name the caller made up.
             (Some(Route::Idp { connection, .. }), _) => {
-                let known = self.config.connections.get(connection).is_some()
-                    || self.learned.get(connection).is_some();
+                let known = self.config.connections.is_known(connection);
                 ("idp", known.then(|| connection.to_string()))
             }
             (None, _) => ("none", None),
@@ -307,13 +303,9 @@ impl App {
         caller: &Caller,
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
-        let user = match self
-            .management
-            .recent_user(&caller.user_id, profiles::IDENTITIES_MAX_AGE)
-        {
-            Some(user) => user,
-            None => self.management.user(&caller.user_id, deadline).await?,
-        };
+        let user = RequestProfile::new(&self.management, &caller.user_id)
+            .recent(profiles::IDENTITIES_MAX_AGE, deadline)
+            .await?;
         let credentials = self.credentials.get(deadline).await?;
         let view = identities::view(&user, &self.config.connections, &credentials);
         let body = serde_json::to_value(view).map_err(|_| {

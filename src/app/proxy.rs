@@ -1,9 +1,7 @@
-//! `{METHOD} /idp/{connection}/{path…}`: the connection resolved (from the table or learned
-//! from the caller's identity), the request checked, the IdP token leased from its source
+//! `{METHOD} /idp/{connection}/{path…}`: the connection resolved
+//! ([`Connections::resolve`](crate::idp::connections::Connections::resolve)), the request checked, the IdP token leased from its source
 //! behind the fleet table, the call made, and a refused token replaced before the caller is
 //! sent to log in again.
-
-use std::sync::Arc;
 
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -13,8 +11,7 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
-use crate::identities;
-use crate::idp::connections::{Connection, TokenSourceKind};
+use crate::idp::connections::TokenSourceKind;
 use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
 use crate::idp::response::Links;
@@ -22,7 +19,7 @@ use crate::idp::tokens::source::TokenSource;
 use crate::idp::tokens::{Provenance, TokenError};
 use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
-use crate::management::{User, profiles};
+use crate::management::profiles::RequestProfile;
 use crate::routes;
 use crate::telemetry::{self, Cache};
 
@@ -40,30 +37,14 @@ impl App {
         path: &str,
         deadline: &Deadline,
     ) -> Result<Response<Body>, ApiError> {
-        let resolved;
-        let (connection, read_now) = match self.config.connections.get(name) {
-            Some(connection) => (connection, None),
-            None => {
-                let read_now;
-                (resolved, read_now) = self.by_strategy(&caller.user_id, name, deadline).await?;
-                (&*resolved, read_now)
-            }
-        };
-        // A per-user host is read from the profile and checked before any token is leased.
-        let per_user;
-        let (connection, read_now) = match &connection.api_host {
-            None => (connection, read_now),
-            Some(_) => {
-                let (user, read) = match read_now {
-                    Some(user) => (Arc::clone(&user), Some(user)),
-                    None => self.user_for_host(&caller.user_id, deadline).await?,
-                };
-                per_user = connection
-                    .for_host(&user.host_view(name))
-                    .map_err(IdpError::from)?;
-                (&per_user, read)
-            }
-        };
+        // The caller's profile, read at most once in this request, whoever needs it.
+        let profile = RequestProfile::new(&self.management, &caller.user_id);
+        let connection = self
+            .config
+            .connections
+            .resolve(name, &profile, deadline)
+            .await?;
+        let connection = &*connection;
         audit::connection(
             connection.strategy.as_deref(),
             connection.token_source.as_str(),
@@ -96,12 +77,10 @@ impl App {
         match connection.token_source {
             TokenSourceKind::Identities => {
                 let source = IdentitySource {
-                    management: &self.management,
                     credentials: &self.credentials,
                     http: &self.http,
-                    user_id,
+                    profile: &profile,
                     connection,
-                    read_now: std::sync::Mutex::new(read_now),
                 };
                 let source = FleetSource::new(source, fleet, user_id, name, max_age);
                 self.call_idp(caller, request, &idp_request, &source, deadline)
@@ -120,55 +99,6 @@ impl App {
                     .await
             }
         }
-    }
-
-    /// The connection `name`, not in the table, served by the catalogue entry of its strategy:
-    /// the `provider` of the caller's identity there, as the Management API says it. Learned
-    /// once per name (a connection's strategy is the tenant's, not the user's): later calls
-    /// cost no read. A profile read for it is handed back, so that the token source need not
-    /// read it a second time in the same invocation.
-    async fn by_strategy(
-        &self,
-        user_id: &str,
-        name: &str,
-        deadline: &Deadline,
-    ) -> Result<(Arc<Connection>, Option<Arc<User>>), ApiError> {
-        if let Some(connection) = self.learned.get(name) {
-            return Ok((connection, None));
-        }
-        let (user, read_now) = self.user_for_host(user_id, deadline).await?;
-        let unknown = || IdpError::UnknownConnection(name.to_owned());
-        let identity = identities::pick(&user, name).ok_or_else(unknown)?;
-        let connection = self
-            .config
-            .connections
-            .for_strategy(name, &identity.provider)
-            .map_err(|reason| {
-                tracing::debug!(connection = name, %reason, "no entry serves this connection");
-                unknown()
-            })?;
-        Ok((self.learned.insert(connection), read_now))
-    }
-
-    /// The caller's profile (for a strategy or a per-user host): a recent one if held, else read now (and handed
-    /// back, so that the token source need not read it again).
-    async fn user_for_host(
-        &self,
-        user_id: &str,
-        deadline: &Deadline,
-    ) -> Result<(Arc<User>, Option<Arc<User>>), ApiError> {
-        Ok(
-            match self
-                .management
-                .recent_user(user_id, profiles::IDENTITIES_MAX_AGE)
-            {
-                Some(user) => (user, None),
-                None => {
-                    let user = self.management.user(user_id, deadline).await?;
-                    (Arc::clone(&user), Some(user))
-                }
-            },
-        )
     }
 
     /// Calls the IdP with the caller's token from `source`: the cached one, else the source's;

@@ -2,8 +2,6 @@
 //! the identity read from the Management API, and refresh grants at the provider's token
 //! endpoint with the IdP app's client credentials from the secret.
 
-use std::sync::{Arc, Mutex};
-
 use reqwest::Client;
 
 use super::connections::Connection;
@@ -11,8 +9,8 @@ use super::renewal::{self, RenewalError};
 use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
 use crate::credentials::{CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
-use crate::identities;
-use crate::management::{Management, ManagementError, User, profiles};
+use crate::management::ManagementError;
+use crate::management::profiles::{self, RequestProfile};
 use crate::secret::IdpRefreshToken;
 
 /// Why the identity's tokens could not be had.
@@ -58,19 +56,14 @@ impl SourceFailure for SourceError {
 
 /// The tokens of `user_id`'s identity at `connection`.
 pub struct IdentitySource<'a> {
-    /// The Management API client.
-    pub management: &'a Management,
     /// The function's credentials, for the IdP apps' clients.
     pub credentials: &'a CredentialStore,
     /// The shared HTTP client, for refresh grants.
     pub http: &'a Client,
-    /// The verified `sub`.
-    pub user_id: &'a str,
+    /// The caller's profile, as this request reads it (at most once).
+    pub profile: &'a RequestProfile<'a>,
     /// The connection asked for.
     pub connection: &'a Connection,
-    /// The user's profile if this invocation has just read it (to learn the connection's
-    /// strategy): the first read takes it instead of reading again; later ones read.
-    pub read_now: Mutex<Option<Arc<User>>>,
 }
 
 impl IdentitySource<'_> {
@@ -85,24 +78,14 @@ impl TokenSource for IdentitySource<'_> {
     async fn stored(&self, deadline: &Deadline) -> Result<Stored, SourceError> {
         // A profile read moments ago that lacks the connection answers for it: calls for an
         // unlinked connection do not each cost a Management API read.
-        if let Some(user) = self
-            .management
-            .recent_user(self.user_id, profiles::NOT_LINKED_MAX_AGE)
-            && identities::pick(&user, &self.connection.name).is_none()
+        if let Some(user) = self.profile.held(profiles::NOT_LINKED_MAX_AGE)
+            && user.identity(&self.connection.name).is_none()
         {
             return Err(self.not_linked_error());
         }
-        // A poisoned lock only means a panic mid-take: the option is whole.
-        let read_now = self
-            .read_now
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let user = match read_now {
-            Some(user) => user,
-            None => self.management.user(self.user_id, deadline).await?,
-        };
-        let identity = identities::pick(&user, &self.connection.name)
+        let user = self.profile.fresh(deadline).await?;
+        let identity = user
+            .identity(&self.connection.name)
             .ok_or_else(|| self.not_linked_error())?;
         // An IdP token goes only to the API of the provider that issued it.
         if !self.connection.serves_provider(&identity.provider) {

@@ -8,7 +8,6 @@ pub mod connections;
 pub mod fleet_source;
 pub mod host;
 pub mod identity_source;
-pub mod learned;
 pub mod oauth1;
 pub mod path;
 pub mod renewal;
@@ -54,9 +53,6 @@ const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
 /// Why a proxied call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdpError {
-    /// No connection of that name is configured.
-    #[error("no connection {0:?} is configured")]
-    UnknownConnection(String),
     /// The method or path is not allowed, or would leave the connection's API.
     #[error(transparent)]
     ForbiddenPath(#[from] PathError),
@@ -91,9 +87,6 @@ pub enum IdpError {
     /// The secret, read for the consumer key and secret of an OAuth 1.0a call, is unavailable.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    /// The user's per-user API host is missing or outside the connection's host pattern.
-    #[error(transparent)]
-    ApiHost(#[from] host::HostError),
 }
 
 impl UpstreamCause for IdpError {

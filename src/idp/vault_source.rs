@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 use super::connections::Connection;
 use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
-use crate::config::TenantOrigin;
 use crate::credentials::{ClientAttempt, ClientCredentials, CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::secret::{CallerToken, IdpAccessToken, IdpRefreshToken};
 use crate::service::Service;
+use crate::tenant::TenantOrigin;
 use crate::upstream::{self, UpstreamCause, UpstreamError};
 
 /// The grant of Token Vault's exchanges.

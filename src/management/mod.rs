@@ -17,13 +17,13 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Client, StatusCode};
 use secrecy::ExposeSecret;
 
-use crate::config::TenantOrigin;
 use crate::credentials::{CredentialStore, Credentials, CredentialsError};
 use crate::deadline::Deadline;
 use crate::fleet::{self, Fleet, FleetTable, Turn};
 use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::Cache;
+use crate::tenant::TenantOrigin;
 use crate::upstream::{self, UpstreamCause, UpstreamError};
 use profiles::Profiles;
 pub use token::ManagementToken;

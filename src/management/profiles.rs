@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
+use tokio::sync::OnceCell;
 
-use crate::management::User;
+use crate::deadline::Deadline;
+use crate::management::{Management, ManagementError, User};
 
 /// Most profile reads one user may cause a minute (per environment, and with the fleet table
 /// for the whole fleet).
@@ -28,6 +30,56 @@ pub const NOT_LINKED_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Users tracked at once; the least recently seen goes first.
 const CAPACITY: usize = 10_000;
+
+/// The caller's profile as one request sees it: read from the Management API at most once in
+/// the request, whoever asks (resolving the connection, its per-user host, the token source).
+pub struct RequestProfile<'a> {
+    management: &'a Management,
+    user_id: &'a str,
+    read: OnceCell<Arc<User>>,
+}
+
+impl<'a> RequestProfile<'a> {
+    /// `user_id`'s profile, nothing read yet.
+    pub fn new(management: &'a Management, user_id: &'a str) -> Self {
+        Self {
+            management,
+            user_id,
+            read: OnceCell::new(),
+        }
+    }
+
+    /// A profile no older than `max_age`, if one is held: the one read in this request, else
+    /// one this environment read recently. Nothing is read.
+    pub fn held(&self, max_age: Duration) -> Option<Arc<User>> {
+        self.read
+            .get()
+            .cloned()
+            .or_else(|| self.management.recent_user(self.user_id, max_age))
+    }
+
+    /// A profile no older than `max_age`: a held one ([`RequestProfile::held`]), else
+    /// [`RequestProfile::fresh`].
+    pub async fn recent(
+        &self,
+        max_age: Duration,
+        deadline: &Deadline,
+    ) -> Result<Arc<User>, ManagementError> {
+        match self.held(max_age) {
+            Some(user) => Ok(user),
+            None => self.fresh(deadline).await,
+        }
+    }
+
+    /// The profile as Auth0 holds it: read now, the first time it is asked for in this
+    /// request; that same read afterwards.
+    pub async fn fresh(&self, deadline: &Deadline) -> Result<Arc<User>, ManagementError> {
+        self.read
+            .get_or_try_init(|| self.management.user(self.user_id, deadline))
+            .await
+            .cloned()
+    }
+}
 
 #[derive(Default)]
 struct Slot {

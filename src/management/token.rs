@@ -8,11 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{CALL_TIMEOUT, ManagementError};
-use crate::config::TenantOrigin;
 use crate::credentials::{ClientAttempt, Credentials};
 use crate::deadline::Deadline;
 use crate::freshness;
 use crate::service::Service;
+use crate::tenant::TenantOrigin;
 use crate::upstream::{self, UpstreamError};
 
 /// A Management API access token and when to stop using it.

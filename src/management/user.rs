@@ -47,13 +47,19 @@ pub struct Identity {
 }
 
 impl User {
+    /// The identity at `connection`: matched by connection name, never simply the first (with
+    /// linked accounts, the first is the primary login, not necessarily the one asked for).
+    pub fn identity(&self, connection: &str) -> Option<&Identity> {
+        self.identities.iter().find(|i| i.connection == connection)
+    }
+
     /// What a per-user API host's JSON pointers read: `{"user": <root fields>, "identity":
     /// <the identity at connection>}`. The root fields are the primary identity's (Auth0 keeps
     /// a linked identity's own in its `profileData`), so they are read only where the identity
     /// at `connection` is the primary one: a linked Salesforce identity never takes the host of
     /// another org the user first signed in with.
     pub fn host_view(&self, connection: &str) -> serde_json::Value {
-        let identity = self.identities.iter().find(|i| i.connection == connection);
+        let identity = self.identity(connection);
         let primary = self
             .identities
             .first()

@@ -10,9 +10,11 @@
 //! connection that does not name its own.
 
 mod configured;
+mod learned;
+mod resolve;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
@@ -23,6 +25,8 @@ use super::catalogue::Catalogue;
 pub use super::catalogue::{Refresh, TokenAuth};
 use super::host::{HostError, HostRule};
 use configured::{Override, draft, merge, needs, params};
+use learned::Learned;
+pub use resolve::ResolveError;
 
 /// One connection's entry.
 #[derive(Debug, Clone)]
@@ -190,14 +194,17 @@ impl Connection {
 #[derive(Debug, Clone)]
 pub struct Connections {
     /// `IDP_CONNECTIONS`' connections by name (a catalogue entry's name included, overridden).
-    named: HashMap<String, Connection>,
+    named: HashMap<String, Arc<Connection>>,
     /// The catalogue's entries that need no configuration, served under their strategy name, at
     /// each entry's [`Catalogue::position`]: each built on first use, so that cold init builds
     /// only what it serves (every entry is proven to build by the unit tests).
     /// Boxed, so that making the slots at cold init touches one page, not one per entry.
-    built_in: Box<[OnceLock<Option<Box<Connection>>>]>,
+    built_in: Box<[OnceLock<Option<Arc<Connection>>>]>,
     /// The catalogue, for connections served by the entry of their strategy.
     catalogue: Catalogue,
+    /// Connections served by their strategy's entry, as learned from identities
+    /// ([`Connections::resolve`]).
+    learned: Learned,
     /// `IDP_TOKEN_SOURCE`.
     default_source: TokenSourceKind,
 }
@@ -223,6 +230,7 @@ impl Connections {
             named: HashMap::new(),
             built_in,
             catalogue,
+            learned: Learned::default(),
             default_source,
         };
         for (name, value) in overrides.into_iter().flatten() {
@@ -235,7 +243,7 @@ impl Connections {
             let connection = table
                 .configured(name, value)
                 .map_err(|e| format!("connection {name:?}: {e}"))?;
-            table.named.insert(name.clone(), connection);
+            table.named.insert(name.clone(), Arc::new(connection));
         }
         Ok(table)
     }
@@ -258,13 +266,24 @@ impl Connections {
 
     /// The connection called `name`, built in or configured.
     pub fn get(&self, name: &str) -> Option<&Connection> {
+        self.named_or_built_in(name).map(|c| &**c)
+    }
+
+    /// The connection called `name`, built in or configured, shared.
+    fn named_or_built_in(&self, name: &str) -> Option<&Arc<Connection>> {
         if let Some(connection) = self.named.get(name) {
             return Some(connection);
         }
         let index = self.catalogue.position(name)?;
         self.built_in[index]
-            .get_or_init(|| self.built_in_connection(name).map(Box::new))
-            .as_deref()
+            .get_or_init(|| self.built_in_connection(name).map(Arc::new))
+            .as_ref()
+    }
+
+    /// Whether `name` is a connection this environment knows without reading anything:
+    /// configured, built in, or learned from an identity before.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.get(name).is_some() || self.learned.get(name).is_some()
     }
 
     /// The catalogue entry `strategy` as the connection of that name, if it needs no

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::connections::Connection;
+use super::Connection;
 
 /// Connections served by their strategy's catalogue entry, learned from identities
-/// ([`Connections::for_strategy`]), shared by the invocations of one execution environment.
-/// Bounded: a name gets here only from an identity the Management API returned.
-#[derive(Debug, Default)]
-pub struct Learned(std::sync::Mutex<HashMap<String, Arc<Connection>>>);
+/// ([`super::Connections::for_strategy`]), shared by the invocations of one execution
+/// environment (a clone of the table shares them too). Bounded: a name gets here only from an
+/// identity the Management API returned.
+#[derive(Debug, Default, Clone)]
+pub struct Learned(Arc<std::sync::Mutex<HashMap<String, Arc<Connection>>>>);
 
 /// Most connections learned; past it, new ones are served but not kept (a tenant has few connections).
 const MAX_LEARNED: usize = 256;
