@@ -61,7 +61,7 @@ pub async fn run(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> u8 
             println!("{}", options::USAGE);
             0
         }
-        Command::Setup(options) => setup::run(options, env).await,
+        Command::Setup(options) => setup::run(*options, env).await,
         Command::Check(options) => check::run(options, env).await,
     }
 }

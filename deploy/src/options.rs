@@ -36,8 +36,8 @@ setup options:
 pub enum Command {
     /// `--help`.
     Help,
-    /// `setup`.
-    Setup(SetupOptions),
+    /// `setup` (boxed: its flags are many).
+    Setup(Box<SetupOptions>),
     /// `check`.
     Check(CheckOptions),
 }
@@ -164,6 +164,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         }));
     }
     let required = |name: &str| one(name).ok_or_else(|| format!("setup: {name} is required"));
+    let (domain, audience) = (required("--domain")?, required("--audience")?);
     let idp_connections = match (one("--idp-connections"), one("--idp-connections-file")) {
         (Some(_), Some(_)) => {
             return Err("setup: --idp-connections or --idp-connections-file, not both".into());
@@ -198,9 +199,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             ));
         }
     };
-    Ok(Command::Setup(SetupOptions {
-        domain: required("--domain")?,
-        audience: required("--audience")?,
+    Ok(Command::Setup(Box::new(SetupOptions {
+        domain,
+        audience,
         name: one("--name").unwrap_or_else(|| "auth0-idp-proxy".into()),
         spa_origins: all("--spa-origin"),
         spa_callbacks: all("--spa-callback"),
@@ -214,7 +215,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         samconfig,
         token_file,
         apply: flags.iter().any(|(f, _)| f == "--apply"),
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -151,6 +151,9 @@ impl ManagementApi {
     }
 }
 
+/// An answer that ends a request early, boxed: a `Response` is large for an `Err`.
+type Refusal = Box<Response>;
+
 /// Auth0's error body.
 fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
     let mut body = json!({
@@ -165,32 +168,32 @@ fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
 }
 
 /// The caller's scopes, or the `401` Auth0 answers.
-fn caller(api: &ManagementApi, headers: &HeaderMap) -> Result<Vec<String>, Response> {
+fn caller(api: &ManagementApi, headers: &HeaderMap) -> Result<Vec<String>, Refusal> {
     let Some(value) = headers.get("authorization").and_then(|h| h.to_str().ok()) else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "Missing authentication",
             None,
-        ));
+        )));
     };
     let token = value.strip_prefix("Bearer ").unwrap_or_default();
     lock(&api.store)
         .operators
         .get(token)
         .cloned()
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "Invalid token", None))
+        .ok_or_else(|| Box::new(error(StatusCode::UNAUTHORIZED, "Invalid token", None)))
 }
 
 /// The `403` of a token that lacks `scope`, in Auth0's words.
-fn require(scopes: &[String], scope: &str) -> Result<(), Response> {
+fn require(scopes: &[String], scope: &str) -> Result<(), Refusal> {
     if scopes.iter().any(|s| s == scope) {
         return Ok(());
     }
-    Err(error(
+    Err(Box::new(error(
         StatusCode::FORBIDDEN,
         &format!("Insufficient scope, expected any of: {scope}"),
         Some("insufficient_scope"),
-    ))
+    )))
 }
 
 /// Records the request, resolves the kind and checks the caller holds `verb:noun`.
@@ -202,13 +205,13 @@ fn admit(
     query: Option<&str>,
     headers: &HeaderMap,
     verb: &str,
-) -> Result<(Kind, Vec<String>), Response> {
+) -> Result<(Kind, Vec<String>), Refusal> {
     let query = query.map(|q| format!("?{q}")).unwrap_or_default();
     lock(&api.store)
         .requests
         .push(format!("{method} /api/v2/{kind}{tail}{query}"));
-    let kind =
-        Kind::from_segment(kind).ok_or_else(|| error(StatusCode::NOT_FOUND, "Not Found", None))?;
+    let kind = Kind::from_segment(kind)
+        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "Not Found", None)))?;
     let scopes = caller(api, headers)?;
     require(&scopes, &format!("{verb}:{}", kind.noun()))?;
     Ok((kind, scopes))
@@ -258,7 +261,7 @@ async fn list(
 ) -> Response {
     let (kind, scopes) = match admit(&api, &method, &kind, "", query.as_deref(), &headers, "read") {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
@@ -360,7 +363,7 @@ async fn one(
         "read",
     ) {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let params: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
@@ -396,7 +399,7 @@ async fn create(
 ) -> Response {
     let (kind, _) = match admit(&api, &method, &kind, "", None, &headers, "create") {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&body) else {
         return error(
@@ -505,7 +508,7 @@ async fn update(
     let tail = format!("/{id}");
     let (kind, scopes) = match admit(&api, &method, &kind, &tail, None, &headers, "update") {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(&body) else {
         return error(

@@ -1,0 +1,599 @@
+//! `deploy setup` and `deploy check` end to end on loopback: the binary against the stand-in
+//! tenant's Management API, Secrets Manager in moto, and the function's own handler serving
+//! the "deployed" API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+use auth0_idp_proxy::{App, Config, upstream};
+use serde_json::{Value, json};
+use standin::{Moto, Tenant, profile, secrets_client};
+
+/// Scopes the operator's token gets in these tests: what setup and check document, and
+/// `create:connections` / `update:connections` to lay out the tenant as an operator would in
+/// the Dashboard.
+const OPERATOR_SCOPES: &[&str] = &[
+    "read:resource_servers",
+    "create:resource_servers",
+    "update:resource_servers",
+    "read:clients",
+    "create:clients",
+    "update:clients",
+    "read:client_keys",
+    "read:client_grants",
+    "create:client_grants",
+    "update:client_grants",
+    "read:connections",
+    "create:connections",
+    "update:connections",
+];
+
+const AUDIENCE: &str = "https://proxy.example.com/api";
+const SPA_ORIGIN: &str = "http://127.0.0.1:5173";
+
+/// github reads identities (an OAuth App: no refresh), google-oauth2 is on Token Vault; one
+/// rule needs a permission.
+fn connections_json() -> String {
+    json!({
+        "github": {"refresh": "none", "allow": ["GET /user/**", "POST /user/repos needs github:write"]},
+        "google-oauth2": {"token_source": "token_vault"},
+    })
+    .to_string()
+}
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| Moto::start().unwrap_or_else(|e| panic!("moto: {e} (source dev/venv.sh)")))
+}
+
+/// A fresh directory for one test's files.
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deploy-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// The tenant, as an operator left it before setup: its connections made in the Dashboard.
+async fn tenant_with(connections: &[Value]) -> (Tenant, String) {
+    let tenant = Tenant::start("unused-m2m-secret").await.expect("tenant");
+    let token = tenant.operator_token(OPERATOR_SCOPES);
+    let http = reqwest::Client::new();
+    for connection in connections {
+        let response = http
+            .post(format!("{}/api/v2/connections", tenant.origin()))
+            .bearer_auth(&token)
+            .json(connection)
+            .send()
+            .await
+            .expect("stand-in answers");
+        assert_eq!(response.status(), 201, "{connection}");
+    }
+    (tenant, token)
+}
+
+fn standard_connections() -> Vec<Value> {
+    vec![
+        json!({"name": "github", "strategy": "github", "options": {"client_id": "gh", "client_secret": "gh-app-secret"}}),
+        json!({"name": "google-oauth2", "strategy": "google-oauth2", "options": {"federated_connections_access_tokens": {"active": true}}}),
+    ]
+}
+
+/// The deploy binary's run: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `deploy args…` in `dir` with `env` (and moto's endpoint for Secrets Manager) on a
+/// blocking thread, so that the stand-ins keep serving.
+async fn deploy(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deploy"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("AUTH0_MANAGEMENT_TOKEN")
+        .env_remove("DEPLOY_USER_TOKEN")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "standin")
+        .env("AWS_SECRET_ACCESS_KEY", "standin")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joined")
+        .expect("the deploy binary runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn setup_args<'a>(tenant: &'a str, secret: &'a [&'a str], connections: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "setup",
+        "--domain",
+        tenant,
+        "--audience",
+        AUDIENCE,
+        "--name",
+        "proxy-test",
+        "--spa-origin",
+        SPA_ORIGIN,
+        "--idp-connections",
+        connections,
+    ];
+    args.extend_from_slice(secret);
+    args
+}
+
+fn writes(tenant: &Tenant) -> Vec<String> {
+    tenant
+        .management_requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET "))
+        .collect()
+}
+
+/// Serves the function's real handler at a loopback URL, configured as `samconfig.toml` says
+/// and reading its secret from moto: the "deployed" API.
+async fn serve_function(
+    parameters: &std::collections::BTreeMap<String, String>,
+    tenant: &Tenant,
+) -> String {
+    let p = |k: &str| parameters.get(k).cloned().unwrap_or_default();
+    let vars = [
+        ("AUTH0_DOMAIN", tenant.origin()),
+        ("AUTH0_AUDIENCE", p("Auth0Audience")),
+        ("CREDENTIALS_SECRET_ID", p("CredentialsSecretArn")),
+        ("IDP_CONNECTIONS", p("IdpConnections")),
+        ("ALLOWED_ORIGINS", p("AllowedOrigins")),
+        ("IDP_TOKEN_SOURCE", p("IdpTokenSource")),
+    ];
+    let config = Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("samconfig's parameters are a valid configuration");
+    let secrets = secrets_client(moto().endpoint(), None).await;
+    let app = Arc::new(App::new(
+        config,
+        upstream::build_client().expect("client"),
+        secrets,
+    ));
+    let router = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let app = Arc::clone(&app);
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let request =
+                lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
+            let (parts, body) = app.handle(request).await.into_parts();
+            axum::response::Response::from_parts(parts, axum::body::Body::from(body.to_vec()))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/")
+}
+
+fn samconfig(dir: &Path) -> deploy::samconfig::SamConfig {
+    let text =
+        std::fs::read_to_string(dir.join("samconfig.toml")).expect("setup wrote samconfig.toml");
+    deploy::samconfig::SamConfig::parse(&text).expect("readable")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_twice_changes_nothing_the_second_time() {
+    let dir = workdir("twice");
+    let (tenant, token) = tenant_with(&standard_connections()).await;
+    let origin = tenant.origin();
+    let connections = connections_json();
+    let secret = ["--secret-file", "secret.json"];
+    let args = setup_args(&origin, &secret, &connections);
+    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
+    let before = writes(&tenant).len();
+
+    let plan = deploy(&dir, &args, &env).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("+ create the API"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("Token Vault Custom API Client"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(writes(&tenant).len(), before, "a plan writes nothing");
+    assert!(!dir.join("secret.json").exists() && !dir.join("samconfig.toml").exists());
+
+    let mut apply_args = args.clone();
+    apply_args.push("--apply");
+    let first = deploy(&dir, &apply_args, &env).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let after_first = writes(&tenant).len();
+    assert_eq!(
+        after_first - before,
+        5,
+        "API, three applications, one grant: {:?}",
+        writes(&tenant)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("secret.json"))
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let samconfig_text = std::fs::read_to_string(dir.join("samconfig.toml")).expect("written");
+    let secret_text = std::fs::read_to_string(dir.join("secret.json")).expect("written");
+
+    let second = deploy(&dir, &apply_args, &env).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(
+        second.stdout.contains("Nothing to change"),
+        "{}",
+        second.stdout
+    );
+    assert!(!second.stdout.contains("Plan"), "{}", second.stdout);
+    assert_eq!(
+        writes(&tenant).len(),
+        after_first,
+        "no write reached the tenant: {:?}",
+        writes(&tenant)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("samconfig.toml")).expect("kept"),
+        samconfig_text
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret.json")).expect("kept"),
+        secret_text
+    );
+    assert!(!samconfig_text.contains("client_secret") && !samconfig_text.contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_secret() {
+    let dir = workdir("fresh");
+    let (tenant, token) = tenant_with(&standard_connections()).await;
+    let origin = tenant.origin();
+    let connections = connections_json();
+    let secret = ["--create-secret", "--secret-id", "proxy-test/fresh"];
+    let mut args = setup_args(&origin, &secret, &connections);
+    args.push("--apply");
+    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
+    let setup = deploy(&dir, &args, &env).await;
+    assert_eq!(setup.code, 0, "{}", setup.all());
+
+    let config = samconfig(&dir);
+    let arn = config
+        .parameters
+        .get("CredentialsSecretArn")
+        .expect("the secret's ARN")
+        .clone();
+    assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
+    assert_eq!(config.parameters["IdpConnections"], connections);
+    let stored = secrets_client(moto().endpoint(), None)
+        .await
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .expect("setup created the secret")
+        .secret_string
+        .expect("text");
+    let stored: Value = serde_json::from_str(&stored).expect("JSON");
+
+    let api = serve_function(&config.parameters, &tenant).await;
+    tenant.add_user(profile(
+        "github|42",
+        &[("github", "42", "gho_user_idp_token")],
+    ));
+    let user_token = tenant.token(AUDIENCE, "github|42").sign();
+    let check = deploy(
+        &dir,
+        &["check", "--api-url", &api],
+        &[
+            ("AUTH0_MANAGEMENT_TOKEN", token.as_str()),
+            ("DEPLOY_USER_TOKEN", user_token.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(check.stdout.contains("no finding"), "{}", check.stdout);
+
+    let secrets = [
+        token.as_str(),
+        user_token.as_str(),
+        stored["client_secret"].as_str().expect("M2M secret"),
+        stored["token_vault_client"]["client_secret"]
+            .as_str()
+            .expect("Token Vault client secret"),
+        stored["token_store_keys"][0]
+            .as_str()
+            .expect("a token-store key"),
+    ];
+    for run in [&setup, &check] {
+        for secret in secrets {
+            assert!(
+                !run.all().contains(secret),
+                "a secret in the output:\n{}",
+                run.all()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_each_misconfiguration() {
+    let dir = workdir("broken");
+    // "box" is configured but never made in the tenant; "dropbox" is made with another strategy.
+    let mut made = standard_connections();
+    made.push(json!({"name": "dropbox", "strategy": "github"}));
+    let (tenant, token) = tenant_with(&made).await;
+    let origin = tenant.origin();
+    let connections = json!({
+        "github": {"allow": ["GET /user/**", "POST /user/repos needs github:write"]},
+        "google-oauth2": {"token_source": "token_vault"},
+        "box": {"refresh": "none"},
+        "dropbox": {"refresh": "none"},
+    })
+    .to_string();
+    let secret = ["--secret-file", "secret.json"];
+    let mut args = setup_args(&origin, &secret, &connections);
+    args.push("--apply");
+    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
+    let setup = deploy(&dir, &args, &env).await;
+    assert_eq!(setup.code, 0, "{}", setup.all());
+
+    // Break the tenant as a hurried operator might, through the Management API.
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, body: Value| {
+        let request = http
+            .request(method, format!("{origin}/api/v2/{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("stand-in answers");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let get = |path: &str| call(reqwest::Method::GET, path.to_owned(), Value::Null);
+    let api = get("resource-servers?include_totals=true").await["resource_servers"][0].clone();
+    call(
+        reqwest::Method::PATCH,
+        format!("resource-servers/{}", api["id"].as_str().expect("id")),
+        json!({"enforce_policies": false, "scopes": [], "signing_alg": "HS256"}),
+    )
+    .await;
+    let clients = get("clients").await;
+    let app = |suffix: &str| {
+        clients
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|c| c["name"].as_str().is_some_and(|n| n.ends_with(suffix)))
+            .and_then(|c| c["client_id"].as_str())
+            .expect("setup made it")
+            .to_owned()
+    };
+    call(
+        reqwest::Method::PATCH,
+        format!("clients/{}", app("(SPA)")),
+        json!({"web_origins": []}),
+    )
+    .await;
+    call(
+        reqwest::Method::PATCH,
+        format!("clients/{}", app("(Token Vault)")),
+        json!({"grant_types": []}),
+    )
+    .await;
+    let grant = get(&format!("client-grants?client_id={}", app("(M2M)"))).await[0].clone();
+    call(
+        reqwest::Method::PATCH,
+        format!("client-grants/{}", grant["id"].as_str().expect("id")),
+        json!({"scope": ["read:users", "update:users"]}),
+    )
+    .await;
+    let listed = get("connections").await;
+    let id_of = |name: &str| {
+        listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["id"].as_str())
+            .expect("made")
+            .to_owned()
+    };
+    call(
+        reqwest::Method::PATCH,
+        format!("connections/{}", id_of("github")),
+        json!({"options": {"federated_connections_access_tokens": {"active": true}}}),
+    )
+    .await;
+    call(
+        reqwest::Method::PATCH,
+        format!("connections/{}", id_of("google-oauth2")),
+        json!({"options": {}}),
+    )
+    .await;
+    // The secret loses its table keys.
+    let mut secret_value: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("secret.json")).expect("written"))
+            .expect("JSON");
+    secret_value
+        .as_object_mut()
+        .expect("an object")
+        .remove("token_store_keys");
+    std::fs::write(dir.join("secret.json"), secret_value.to_string()).expect("rewritten");
+
+    // An API URL that is not the function: the tenant itself answers 404 there.
+    let not_the_api = format!("{origin}/");
+    let check = deploy(
+        &dir,
+        &[
+            "check",
+            "--secret-file",
+            "secret.json",
+            "--api-url",
+            &not_the_api,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(check.code, 1, "{}", check.all());
+    let mut codes: Vec<&str> = check
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("✗ [")?.split_once(']').map(|(code, _)| code))
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        [
+            "api_challenge",
+            "api_permissions_missing",
+            "api_rbac_off",
+            "api_signing_alg",
+            "connection_missing",
+            "connection_strategy",
+            "connection_vault_off",
+            "connection_vault_on",
+            "idp_client_missing",
+            "m2m_scopes_extra",
+            "m2m_scopes_missing",
+            "spa_origins",
+            "token_store_keys",
+            "vault_client",
+        ],
+        "{}",
+        check.stdout
+    );
+    for line in ["why: ", "fix: "] {
+        assert_eq!(
+            check.stdout.matches(line).count(),
+            codes.len(),
+            "{}",
+            check.stdout
+        );
+    }
+    assert!(
+        check.stdout.contains("lacks read:user_idp_tokens"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("also holds update:users"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("connection box does not exist"),
+        "{}",
+        check.stdout
+    );
+    assert!(!check.all().contains("gh-app-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_or_foreign_secret_is_named_without_being_printed() {
+    let dir = workdir("secret");
+    let (tenant, token) = tenant_with(&standard_connections()).await;
+    let origin = tenant.origin();
+    let connections = connections_json();
+    let secret = ["--secret-file", "secret.json"];
+    let mut args = setup_args(&origin, &secret, &connections);
+    args.push("--apply");
+    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
+    assert_eq!(deploy(&dir, &args, &env).await.code, 0);
+    let check_args = ["check", "--secret-file", "secret.json"];
+
+    std::fs::write(
+        dir.join("secret.json"),
+        r#"{"client_id": "x", "client_secret": "very-private" "#,
+    )
+    .expect("written");
+    let malformed = deploy(&dir, &check_args, &env).await;
+    assert_eq!(malformed.code, 1, "{}", malformed.all());
+    assert!(
+        malformed.stdout.contains("[secret_malformed]"),
+        "{}",
+        malformed.stdout
+    );
+    assert!(!malformed.all().contains("very-private"));
+
+    std::fs::write(
+        dir.join("secret.json"),
+        r#"{"client_id": "someone-else", "client_secret": "very-private"}"#,
+    )
+    .expect("written");
+    let foreign = deploy(&dir, &check_args, &env).await;
+    assert_eq!(foreign.code, 1, "{}", foreign.all());
+    for code in ["[secret_client_mismatch]", "[m2m_grant_missing]"] {
+        assert!(foreign.stdout.contains(code), "{code}: {}", foreign.stdout);
+    }
+    assert!(!foreign.all().contains("very-private"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_lacking_a_scope_is_told_which() {
+    let dir = workdir("scopes");
+    let (tenant, _) = tenant_with(&[]).await;
+    let origin = tenant.origin();
+    let connections = connections_json();
+    let weak = tenant.operator_token(&["read:resource_servers", "read:clients"]);
+    let secret = ["--secret-file", "secret.json"];
+    let run = deploy(
+        &dir,
+        &setup_args(&origin, &secret, &connections),
+        &[("AUTH0_MANAGEMENT_TOKEN", weak.as_str())],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("create:resource_servers"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("read:client_grants"), "{}", run.stderr);
+    assert!(!run.all().contains(&weak));
+    assert!(
+        writes(&tenant).is_empty() && tenant.management_requests().is_empty(),
+        "nothing was called"
+    );
+
+    let none = deploy(&dir, &setup_args(&origin, &secret, &connections), &[]).await;
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr.contains("AUTH0_MANAGEMENT_TOKEN"),
+        "{}",
+        none.stderr
+    );
+}
