@@ -363,7 +363,8 @@ pub async fn check(
         };
         if let Some(strategy) = &connection.strategy
             && found["strategy"] != strategy.as_str()
-            && !(found["strategy"] == "oauth2" && connection.name == *strategy)
+            // Marketplace and custom social connections (Slack, Discord, …) are `oauth2`.
+            && found["strategy"] != "oauth2"
         {
             findings.push(finding("connection_strategy", format!("connection {} has strategy {}, the configuration expects {strategy}", connection.name, found["strategy"]),
                 "the catalogue entry that serves it speaks another provider's API: calls fail or are refused",
