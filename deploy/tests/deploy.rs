@@ -597,3 +597,170 @@ async fn a_token_lacking_a_scope_is_told_which() {
         none.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opaque_token_s_missing_scope_is_named_from_auth0_s_answer() {
+    let dir = workdir("opaque");
+    let (tenant, _) = tenant_with(&[]).await;
+    let origin = tenant.origin();
+    let connections = connections_json();
+    let reads_only = tenant.opaque_operator_token(&[
+        "read:resource_servers",
+        "read:clients",
+        "read:client_grants",
+    ]);
+    let secret = ["--secret-file", "secret.json"];
+    let mut args = setup_args(&origin, &secret, &connections);
+    args.push("--apply");
+    let run = deploy(
+        &dir,
+        &args,
+        &[("AUTH0_MANAGEMENT_TOKEN", reads_only.as_str())],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("lacks create:resource_servers (needed for POST /api/v2/resource-servers)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains(&reads_only));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_finds_its_applications_beyond_the_first_page() {
+    let dir = workdir("pages");
+    let (tenant, token) = tenant_with(&standard_connections()).await;
+    let origin = tenant.origin();
+    let http = reqwest::Client::new();
+    // 150 applications made before: setup's own land on the second page of 100.
+    for i in 0..150 {
+        let response = http
+            .post(format!("{origin}/api/v2/clients"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("other app {i}"), "app_type": "spa"}))
+            .send()
+            .await
+            .expect("stand-in answers");
+        assert_eq!(response.status(), 201);
+    }
+    let connections = connections_json();
+    let secret = ["--secret-file", "secret.json"];
+    let mut args = setup_args(&origin, &secret, &connections);
+    args.push("--apply");
+    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
+    assert_eq!(deploy(&dir, &args, &env).await.code, 0);
+    let before = writes(&tenant).len();
+    let again = deploy(&dir, &args, &env).await;
+    assert!(
+        again.stdout.contains("Nothing to change"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(writes(&tenant).len(), before);
+    assert!(
+        tenant
+            .management_requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v2/clients?") && r.contains("page=1")),
+        "the second page was read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stand_in_management_api_answers_as_auth0_documents() {
+    let (tenant, token) = tenant_with(&[]).await;
+    let origin = tenant.origin();
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{origin}/api/v2/{path}"))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.expect("stand-in answers");
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.expect("JSON"),
+            )
+        }
+    };
+    let api = json!({"name": "a", "identifier": "https://a"});
+    let (status, created) = send(
+        reqwest::Method::POST,
+        "resource-servers",
+        &token,
+        Some(api.clone()),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["signing_alg"], "RS256");
+    let (status, conflict) =
+        send(reqwest::Method::POST, "resource-servers", &token, Some(api)).await;
+    assert_eq!(status, 409);
+    assert_eq!(conflict["statusCode"], 409);
+    assert_eq!(conflict["error"], "Conflict");
+    assert!(
+        conflict["message"].is_string() && conflict["errorCode"].is_string(),
+        "{conflict}"
+    );
+    let (status, missing) = send(reqwest::Method::GET, "clients/nope", &token, None).await;
+    assert_eq!(
+        (status, missing["errorCode"].as_str()),
+        (404, Some("inexistent_client"))
+    );
+    let (status, readonly) = send(
+        reqwest::Method::PATCH,
+        &format!("resource-servers/{}", created["id"].as_str().expect("id")),
+        &token,
+        Some(json!({"identifier": "https://b"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{readonly}");
+    let weak = tenant.operator_token(&["read:clients"]);
+    let (status, refused) = send(reqwest::Method::GET, "connections", &weak, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["errorCode"], "insufficient_scope");
+    assert_eq!(
+        refused["message"],
+        "Insufficient scope, expected any of: read:connections"
+    );
+    for i in 0..3 {
+        send(
+            reqwest::Method::POST,
+            "clients",
+            &token,
+            Some(json!({"name": format!("c{i}")})),
+        )
+        .await;
+    }
+    let (_, page) = send(
+        reqwest::Method::GET,
+        "clients?page=1&per_page=2&include_totals=true",
+        &weak,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            page["start"].as_u64(),
+            page["limit"].as_u64(),
+            page["total"].as_u64()
+        ),
+        (Some(2), Some(2), Some(3))
+    );
+    assert_eq!(page["clients"].as_array().map(Vec::len), Some(1));
+    assert!(
+        page["clients"][0].get("client_secret").is_none(),
+        "a secret only with read:client_keys"
+    );
+    let (_, bare) = send(reqwest::Method::GET, "clients?per_page=2", &token, None).await;
+    assert_eq!(
+        bare.as_array().map(Vec::len),
+        Some(2),
+        "without include_totals, a bare array"
+    );
+}

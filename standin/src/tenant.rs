@@ -126,6 +126,14 @@ impl Tenant {
         token
     }
 
+    /// As [`Tenant::operator_token`], but opaque (no readable `scope` claim): only the
+    /// Management API's `403 insufficient_scope` says what it lacks.
+    pub fn opaque_operator_token(&self, scopes: &[&str]) -> String {
+        let token = new_token("operator-");
+        self.state.management.add_operator(&token, scopes);
+        token
+    }
+
     /// `METHOD /path?query` of every request the Management API's configuration endpoints
     /// (resource servers, clients, client grants, connections) served.
     pub fn management_requests(&self) -> Vec<String> {
