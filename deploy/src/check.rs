@@ -85,9 +85,7 @@ pub async fn run(options: CheckOptions, env: &dyn Fn(&str) -> Option<String>) ->
             return USAGE;
         }
     };
-    let token = match OperatorToken::load(options.token_file.as_deref(), env)
-        .and_then(|token| token.require(CHECK_SCOPES).map(|()| token))
-    {
+    let token = match OperatorToken::for_command(options.token_file.as_deref(), env, CHECK_SCOPES) {
         Ok(token) => token,
         Err(error) => {
             eprintln!("check: {error}");
@@ -215,12 +213,7 @@ pub async fn check(
                     "allow rules that need a permission refuse every caller 403 insufficient_scope",
                     format!("{SETUP_FIX}, or Dashboard > Applications > APIs > the API > Settings > RBAC Settings: Enable RBAC and Add Permissions in the Access Token")));
             }
-            let defined: Vec<&str> = api["scopes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["value"].as_str())
-                .collect();
+            let defined = plan::permissions_of(api);
             let missing: Vec<&str> = permissions
                 .iter()
                 .map(String::as_str)

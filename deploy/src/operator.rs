@@ -81,6 +81,18 @@ impl OperatorToken {
         Ok(Self(SecretString::from(text.to_owned())))
     }
 
+    /// The token a command runs with: loaded as [`OperatorToken::load`], holding `needed`
+    /// ([`OperatorToken::require`]).
+    pub fn for_command(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        needed: &[&str],
+    ) -> Result<Self, OperatorError> {
+        let token = Self::load(file, env)?;
+        token.require(needed)?;
+        Ok(token)
+    }
+
     /// The token, for the `Authorization` header only.
     pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()

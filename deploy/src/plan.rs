@@ -170,13 +170,18 @@ impl fmt::Display for Change {
     }
 }
 
-fn permission_list(api: &Value) -> String {
-    let values: Vec<&str> = api["scopes"]
+/// The permissions an API defines (its `scopes[].value`).
+pub fn permissions_of(api: &Value) -> Vec<&str> {
+    api["scopes"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|s| s["value"].as_str())
-        .collect();
+        .collect()
+}
+
+fn permission_list(api: &Value) -> String {
+    let values = permissions_of(api);
     if values.is_empty() {
         "none".into()
     } else {

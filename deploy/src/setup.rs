@@ -32,9 +32,7 @@ pub async fn run(options: SetupOptions, env: &dyn Fn(&str) -> Option<String>) ->
             return USAGE;
         }
     };
-    let token = match OperatorToken::load(options.token_file.as_deref(), env)
-        .and_then(|token| token.require(SETUP_SCOPES).map(|()| token))
-    {
+    let token = match OperatorToken::for_command(options.token_file.as_deref(), env, SETUP_SCOPES) {
         Ok(token) => token,
         Err(error) => {
             eprintln!("setup: {error}");

@@ -13,21 +13,12 @@ use standin::{Moto, Tenant, profile, secrets_client};
 /// Scopes the operator's token gets in these tests: what setup and check document, and
 /// `create:connections` / `update:connections` to lay out the tenant as an operator would in
 /// the Dashboard.
-const OPERATOR_SCOPES: &[&str] = &[
-    "read:resource_servers",
-    "create:resource_servers",
-    "update:resource_servers",
-    "read:clients",
-    "create:clients",
-    "update:clients",
-    "read:client_keys",
-    "read:client_grants",
-    "create:client_grants",
-    "update:client_grants",
-    "read:connections",
-    "create:connections",
-    "update:connections",
-];
+fn operator_scopes() -> Vec<&'static str> {
+    let mut scopes: Vec<&str> = deploy::operator::SETUP_SCOPES.to_vec();
+    scopes.extend(deploy::operator::CHECK_SCOPES);
+    scopes.extend(["create:connections", "update:connections"]);
+    scopes
+}
 
 const AUDIENCE: &str = "https://proxy.example.com/api";
 const SPA_ORIGIN: &str = "http://127.0.0.1:5173";
@@ -58,7 +49,7 @@ fn workdir(name: &str) -> PathBuf {
 /// The tenant, as an operator left it before setup: its connections made in the Dashboard.
 async fn tenant_with(connections: &[Value]) -> (Tenant, String) {
     let tenant = Tenant::start("unused-m2m-secret").await.expect("tenant");
-    let token = tenant.operator_token(OPERATOR_SCOPES);
+    let token = tenant.operator_token(&operator_scopes());
     let http = reqwest::Client::new();
     for connection in connections {
         let response = http
@@ -125,22 +116,92 @@ async fn deploy(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-fn setup_args<'a>(tenant: &'a str, secret: &'a [&'a str], connections: &'a str) -> Vec<&'a str> {
-    let mut args = vec![
-        "setup",
-        "--domain",
-        tenant,
-        "--audience",
-        AUDIENCE,
-        "--name",
-        "proxy-test",
-        "--spa-origin",
-        SPA_ORIGIN,
-        "--idp-connections",
-        connections,
-    ];
-    args.extend_from_slice(secret);
-    args
+/// One test's tenant, working directory and setup command line.
+struct Fixture {
+    dir: PathBuf,
+    tenant: Tenant,
+    /// The operator's token, with [`operator_scopes`].
+    token: String,
+    /// `--idp-connections`.
+    connections: String,
+    /// Where the secret goes: `--secret-file …` or `--create-secret …`.
+    secret: Vec<&'static str>,
+}
+
+impl Fixture {
+    /// A tenant holding the connections `made`; setup to be run for `connections`, its secret
+    /// in a file.
+    async fn new(name: &str, made: &[Value], connections: String) -> Self {
+        let (tenant, token) = tenant_with(made).await;
+        Self {
+            dir: workdir(name),
+            tenant,
+            token,
+            connections,
+            secret: vec!["--secret-file", "secret.json"],
+        }
+    }
+
+    /// The standard tenant and connections.
+    async fn standard(name: &str) -> Self {
+        Self::new(name, &standard_connections(), connections_json()).await
+    }
+
+    /// `deploy args…` with the operator's token and `env`.
+    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all = vec![("AUTH0_MANAGEMENT_TOKEN", self.token.as_str())];
+        all.extend_from_slice(env);
+        deploy(&self.dir, args, &all).await
+    }
+
+    /// setup's command line, `--apply` when `apply`.
+    fn setup_args(&self, apply: bool) -> Vec<String> {
+        let origin = self.tenant.origin();
+        let mut args: Vec<String> = [
+            "setup",
+            "--domain",
+            &origin,
+            "--audience",
+            AUDIENCE,
+            "--name",
+            "proxy-test",
+            "--spa-origin",
+            SPA_ORIGIN,
+            "--idp-connections",
+            &self.connections,
+        ]
+        .iter()
+        .chain(&self.secret)
+        .map(|a| (*a).to_owned())
+        .collect();
+        if apply {
+            args.push("--apply".into());
+        }
+        args
+    }
+
+    /// setup, with `token` in the environment (none: no token at all).
+    async fn setup_with(&self, apply: bool, token: Option<&str>) -> Run {
+        let args = self.setup_args(apply);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = token
+            .map(|t| ("AUTH0_MANAGEMENT_TOKEN", t))
+            .into_iter()
+            .collect();
+        deploy(&self.dir, &args, &env).await
+    }
+
+    /// setup with the operator's token.
+    async fn setup(&self, apply: bool) -> Run {
+        self.setup_with(apply, Some(&self.token)).await
+    }
+
+    /// setup --apply, which must succeed.
+    async fn applied(&self) -> Run {
+        let run = self.setup(true).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+        run
+    }
 }
 
 fn writes(tenant: &Tenant) -> Vec<String> {
@@ -208,16 +269,11 @@ fn samconfig(dir: &Path) -> deploy::samconfig::SamConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_twice_changes_nothing_the_second_time() {
-    let dir = workdir("twice");
-    let (tenant, token) = tenant_with(&standard_connections()).await;
-    let origin = tenant.origin();
-    let connections = connections_json();
-    let secret = ["--secret-file", "secret.json"];
-    let args = setup_args(&origin, &secret, &connections);
-    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
-    let before = writes(&tenant).len();
+    let f = Fixture::standard("twice").await;
+    let (dir, tenant, token) = (&f.dir, &f.tenant, &f.token);
+    let before = writes(tenant).len();
 
-    let plan = deploy(&dir, &args, &env).await;
+    let plan = f.setup(false).await;
     assert_eq!(plan.code, 0, "{}", plan.all());
     assert!(plan.stdout.contains("+ create the API"), "{}", plan.stdout);
     assert!(
@@ -225,19 +281,16 @@ async fn setup_twice_changes_nothing_the_second_time() {
         "{}",
         plan.stdout
     );
-    assert_eq!(writes(&tenant).len(), before, "a plan writes nothing");
+    assert_eq!(writes(tenant).len(), before, "a plan writes nothing");
     assert!(!dir.join("secret.json").exists() && !dir.join("samconfig.toml").exists());
 
-    let mut apply_args = args.clone();
-    apply_args.push("--apply");
-    let first = deploy(&dir, &apply_args, &env).await;
-    assert_eq!(first.code, 0, "{}", first.all());
-    let after_first = writes(&tenant).len();
+    f.applied().await;
+    let after_first = writes(tenant).len();
     assert_eq!(
         after_first - before,
         5,
         "API, three applications, one grant: {:?}",
-        writes(&tenant)
+        writes(tenant)
     );
     #[cfg(unix)]
     {
@@ -251,7 +304,7 @@ async fn setup_twice_changes_nothing_the_second_time() {
     let samconfig_text = std::fs::read_to_string(dir.join("samconfig.toml")).expect("written");
     let secret_text = std::fs::read_to_string(dir.join("secret.json")).expect("written");
 
-    let second = deploy(&dir, &apply_args, &env).await;
+    let second = f.setup(true).await;
     assert_eq!(second.code, 0, "{}", second.all());
     assert!(
         second.stdout.contains("Nothing to change"),
@@ -260,10 +313,10 @@ async fn setup_twice_changes_nothing_the_second_time() {
     );
     assert!(!second.stdout.contains("Plan"), "{}", second.stdout);
     assert_eq!(
-        writes(&tenant).len(),
+        writes(tenant).len(),
         after_first,
         "no write reached the tenant: {:?}",
-        writes(&tenant)
+        writes(tenant)
     );
     assert_eq!(
         std::fs::read_to_string(dir.join("samconfig.toml")).expect("kept"),
@@ -273,30 +326,24 @@ async fn setup_twice_changes_nothing_the_second_time() {
         std::fs::read_to_string(dir.join("secret.json")).expect("kept"),
         secret_text
     );
-    assert!(!samconfig_text.contains("client_secret") && !samconfig_text.contains(&token));
+    assert!(!samconfig_text.contains("client_secret") && !samconfig_text.contains(token.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_secret() {
-    let dir = workdir("fresh");
-    let (tenant, token) = tenant_with(&standard_connections()).await;
-    let origin = tenant.origin();
-    let connections = connections_json();
-    let secret = ["--create-secret", "--secret-id", "proxy-test/fresh"];
-    let mut args = setup_args(&origin, &secret, &connections);
-    args.push("--apply");
-    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
-    let setup = deploy(&dir, &args, &env).await;
-    assert_eq!(setup.code, 0, "{}", setup.all());
+    let mut f = Fixture::standard("fresh").await;
+    f.secret = vec!["--create-secret", "--secret-id", "proxy-test/fresh"];
+    let setup = f.applied().await;
+    let (dir, tenant, token) = (&f.dir, &f.tenant, &f.token);
 
-    let config = samconfig(&dir);
+    let config = samconfig(dir);
     let arn = config
         .parameters
         .get("CredentialsSecretArn")
         .expect("the secret's ARN")
         .clone();
     assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
-    assert_eq!(config.parameters["IdpConnections"], connections);
+    assert_eq!(config.parameters["IdpConnections"], f.connections);
     let stored = secrets_client(moto().endpoint(), None)
         .await
         .get_secret_value()
@@ -308,21 +355,18 @@ async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_sec
         .expect("text");
     let stored: Value = serde_json::from_str(&stored).expect("JSON");
 
-    let api = serve_function(&config.parameters, &tenant).await;
+    let api = serve_function(&config.parameters, tenant).await;
     tenant.add_user(profile(
         "github|42",
         &[("github", "42", "gho_user_idp_token")],
     ));
     let user_token = tenant.token(AUDIENCE, "github|42").sign();
-    let check = deploy(
-        &dir,
-        &["check", "--api-url", &api],
-        &[
-            ("AUTH0_MANAGEMENT_TOKEN", token.as_str()),
-            ("DEPLOY_USER_TOKEN", user_token.as_str()),
-        ],
-    )
-    .await;
+    let check = f
+        .run(
+            &["check", "--api-url", &api],
+            &[("DEPLOY_USER_TOKEN", user_token.as_str())],
+        )
+        .await;
     assert_eq!(check.code, 0, "{}", check.all());
     assert!(check.stdout.contains("no finding"), "{}", check.stdout);
 
@@ -350,12 +394,9 @@ async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_sec
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_names_each_misconfiguration() {
-    let dir = workdir("broken");
     // "box" is configured but never made in the tenant; "dropbox" is made with another strategy.
     let mut made = standard_connections();
     made.push(json!({"name": "dropbox", "strategy": "github"}));
-    let (tenant, token) = tenant_with(&made).await;
-    let origin = tenant.origin();
     let connections = json!({
         "github": {"allow": ["GET /user/**", "POST /user/repos needs github:write"]},
         "google-oauth2": {"token_source": "token_vault"},
@@ -363,19 +404,17 @@ async fn check_names_each_misconfiguration() {
         "dropbox": {"refresh": "none"},
     })
     .to_string();
-    let secret = ["--secret-file", "secret.json"];
-    let mut args = setup_args(&origin, &secret, &connections);
-    args.push("--apply");
-    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
-    let setup = deploy(&dir, &args, &env).await;
-    assert_eq!(setup.code, 0, "{}", setup.all());
+    let f = Fixture::new("broken", &made, connections).await;
+    f.applied().await;
+    let (dir, tenant, token) = (&f.dir, &f.tenant, &f.token);
+    let origin = tenant.origin();
 
     // Break the tenant as a hurried operator might, through the Management API.
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: String, body: Value| {
         let request = http
             .request(method, format!("{origin}/api/v2/{path}"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&body);
         async move {
             let response = request.send().await.expect("stand-in answers");
@@ -456,18 +495,18 @@ async fn check_names_each_misconfiguration() {
 
     // An API URL that is not the function: the tenant itself answers 404 there.
     let not_the_api = format!("{origin}/");
-    let check = deploy(
-        &dir,
-        &[
-            "check",
-            "--secret-file",
-            "secret.json",
-            "--api-url",
-            &not_the_api,
-        ],
-        &env,
-    )
-    .await;
+    let check = f
+        .run(
+            &[
+                "check",
+                "--secret-file",
+                "secret.json",
+                "--api-url",
+                &not_the_api,
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(check.code, 1, "{}", check.all());
     let mut codes: Vec<&str> = check
         .stdout
@@ -524,15 +563,9 @@ async fn check_names_each_misconfiguration() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_or_foreign_secret_is_named_without_being_printed() {
-    let dir = workdir("secret");
-    let (tenant, token) = tenant_with(&standard_connections()).await;
-    let origin = tenant.origin();
-    let connections = connections_json();
-    let secret = ["--secret-file", "secret.json"];
-    let mut args = setup_args(&origin, &secret, &connections);
-    args.push("--apply");
-    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
-    assert_eq!(deploy(&dir, &args, &env).await.code, 0);
+    let f = Fixture::standard("secret").await;
+    f.applied().await;
+    let dir = &f.dir;
     let check_args = ["check", "--secret-file", "secret.json"];
 
     std::fs::write(
@@ -540,7 +573,7 @@ async fn a_malformed_or_foreign_secret_is_named_without_being_printed() {
         r#"{"client_id": "x", "client_secret": "very-private" "#,
     )
     .expect("written");
-    let malformed = deploy(&dir, &check_args, &env).await;
+    let malformed = f.run(&check_args, &[]).await;
     assert_eq!(malformed.code, 1, "{}", malformed.all());
     assert!(
         malformed.stdout.contains("[secret_malformed]"),
@@ -554,7 +587,7 @@ async fn a_malformed_or_foreign_secret_is_named_without_being_printed() {
         r#"{"client_id": "someone-else", "client_secret": "very-private"}"#,
     )
     .expect("written");
-    let foreign = deploy(&dir, &check_args, &env).await;
+    let foreign = f.run(&check_args, &[]).await;
     assert_eq!(foreign.code, 1, "{}", foreign.all());
     for code in ["[secret_client_mismatch]", "[m2m_grant_missing]"] {
         assert!(foreign.stdout.contains(code), "{code}: {}", foreign.stdout);
@@ -564,18 +597,10 @@ async fn a_malformed_or_foreign_secret_is_named_without_being_printed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_lacking_a_scope_is_told_which() {
-    let dir = workdir("scopes");
-    let (tenant, _) = tenant_with(&[]).await;
-    let origin = tenant.origin();
-    let connections = connections_json();
+    let f = Fixture::new("scopes", &[], connections_json()).await;
+    let tenant = &f.tenant;
     let weak = tenant.operator_token(&["read:resource_servers", "read:clients"]);
-    let secret = ["--secret-file", "secret.json"];
-    let run = deploy(
-        &dir,
-        &setup_args(&origin, &secret, &connections),
-        &[("AUTH0_MANAGEMENT_TOKEN", weak.as_str())],
-    )
-    .await;
+    let run = f.setup_with(false, Some(&weak)).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains("create:resource_servers"),
@@ -583,13 +608,13 @@ async fn a_token_lacking_a_scope_is_told_which() {
         run.stderr
     );
     assert!(run.stderr.contains("read:client_grants"), "{}", run.stderr);
-    assert!(!run.all().contains(&weak));
+    assert!(!run.all().contains(weak.as_str()));
     assert!(
-        writes(&tenant).is_empty() && tenant.management_requests().is_empty(),
+        writes(tenant).is_empty() && tenant.management_requests().is_empty(),
         "nothing was called"
     );
 
-    let none = deploy(&dir, &setup_args(&origin, &secret, &connections), &[]).await;
+    let none = f.setup_with(false, None).await;
     assert_eq!(none.code, 2);
     assert!(
         none.stderr.contains("AUTH0_MANAGEMENT_TOKEN"),
@@ -600,24 +625,13 @@ async fn a_token_lacking_a_scope_is_told_which() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_opaque_token_s_missing_scope_is_named_from_auth0_s_answer() {
-    let dir = workdir("opaque");
-    let (tenant, _) = tenant_with(&[]).await;
-    let origin = tenant.origin();
-    let connections = connections_json();
-    let reads_only = tenant.opaque_operator_token(&[
+    let f = Fixture::new("opaque", &[], connections_json()).await;
+    let reads_only = f.tenant.opaque_operator_token(&[
         "read:resource_servers",
         "read:clients",
         "read:client_grants",
     ]);
-    let secret = ["--secret-file", "secret.json"];
-    let mut args = setup_args(&origin, &secret, &connections);
-    args.push("--apply");
-    let run = deploy(
-        &dir,
-        &args,
-        &[("AUTH0_MANAGEMENT_TOKEN", reads_only.as_str())],
-    )
-    .await;
+    let run = f.setup_with(true, Some(&reads_only)).await;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
@@ -625,40 +639,35 @@ async fn an_opaque_token_s_missing_scope_is_named_from_auth0_s_answer() {
         "{}",
         run.stderr
     );
-    assert!(!run.all().contains(&reads_only));
+    assert!(!run.all().contains(reads_only.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_finds_its_applications_beyond_the_first_page() {
-    let dir = workdir("pages");
-    let (tenant, token) = tenant_with(&standard_connections()).await;
+    let f = Fixture::standard("pages").await;
+    let (tenant, token) = (&f.tenant, &f.token);
     let origin = tenant.origin();
     let http = reqwest::Client::new();
     // 150 applications made before: setup's own land on the second page of 100.
     for i in 0..150 {
         let response = http
             .post(format!("{origin}/api/v2/clients"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&json!({"name": format!("other app {i}"), "app_type": "spa"}))
             .send()
             .await
             .expect("stand-in answers");
         assert_eq!(response.status(), 201);
     }
-    let connections = connections_json();
-    let secret = ["--secret-file", "secret.json"];
-    let mut args = setup_args(&origin, &secret, &connections);
-    args.push("--apply");
-    let env = [("AUTH0_MANAGEMENT_TOKEN", token.as_str())];
-    assert_eq!(deploy(&dir, &args, &env).await.code, 0);
-    let before = writes(&tenant).len();
-    let again = deploy(&dir, &args, &env).await;
+    f.applied().await;
+    let before = writes(tenant).len();
+    let again = f.setup(true).await;
     assert!(
         again.stdout.contains("Nothing to change"),
         "{}",
         again.all()
     );
-    assert_eq!(writes(&tenant).len(), before);
+    assert_eq!(writes(tenant).len(), before);
     assert!(
         tenant
             .management_requests()
