@@ -112,6 +112,15 @@ pub async fn run(options: CheckOptions, env: &dyn Fn(&str) -> Option<String>) ->
     .await
     {
         Ok(findings) if findings.is_empty() => {
+            if options.api_url.is_none() {
+                println!(
+                    "check: the live API was not called (give --api-url, the stack's ApiUrl)."
+                );
+            } else if user_token.is_none() {
+                println!(
+                    "check: GET /identities was not tried (set {USER_TOKEN_VAR} to a user's access token)."
+                );
+            }
             println!("check: no finding: the stack, its secret and the tenant agree.");
             0
         }
@@ -230,11 +239,11 @@ pub async fn check(
     // The M2M application: the secret's client, its grant of exactly the scopes needed.
     if let Some(credentials) = &credentials {
         let client_id = credentials.m2m.client_id.as_str();
-        let m2m_name = state
+        let setup_m2m_id = state
             .apps
             .get(&AppRole::M2m)
             .and_then(|a| a["client_id"].as_str());
-        if m2m_name.is_some_and(|id| id != client_id) {
+        if setup_m2m_id.is_some_and(|id| id != client_id) {
             findings.push(finding(
                 "secret_client_mismatch",
                 format!(
