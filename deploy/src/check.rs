@@ -64,16 +64,17 @@ pub async fn run(options: CheckOptions, env: &dyn Fn(&str) -> Option<String>) ->
         }
     };
     let p = |name: &str| config.parameters.get(name).cloned().unwrap_or_default();
+    // `*` lets every origin call the API: no particular origin for the SPA to list.
     let origins: Vec<String> = p("AllowedOrigins")
         .split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && *s != "*")
         .map(str::to_owned)
         .collect();
     let deployment = match Deployment::new(
         &p("Auth0Domain"),
         &p("Auth0Audience"),
-        &config.stack_name,
+        options.name.as_deref().unwrap_or(&config.stack_name),
         origins,
         Some(&p("IdpConnections")),
         Some(&p("IdpTokenSource")),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: cargo run -p deploy -- setup --domain TENANT --audience API_IDENTIFIER [options] [--apply]
        cargo run -p deploy -- check [--samconfig PATH] [--secret-file PATH] [--api-url URL]
+                                    [--name NAME]
 
 The operator's Management API token: AUTH0_MANAGEMENT_TOKEN, or --token-file PATH.
 A user's access token for check's GET /identities: DEPLOY_USER_TOKEN (optional).
@@ -29,7 +30,13 @@ setup options:
   --secret-file PATH         write the secret's value to PATH (mode 0600) ...
   --create-secret            ... or create/update it in Secrets Manager
   --samconfig PATH           where to write samconfig.toml (./samconfig.toml)
-  --apply                    make the changes (without it: show the plan only)";
+  --apply                    make the changes (without it: show the plan only)
+
+check options:
+  --samconfig PATH           the samconfig.toml setup wrote (./samconfig.toml)
+  --secret-file PATH         read the secret's value from PATH, not Secrets Manager
+  --api-url URL              the stack's ApiUrl output: call it without and with a token
+  --name NAME                setup's --name, where the stack's name differs from it";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +102,8 @@ pub struct CheckOptions {
     pub secret_file: Option<PathBuf>,
     /// `--api-url`: the stack's `ApiUrl` output.
     pub api_url: Option<String>,
+    /// `--name`: what setup's `--name` was, where the stack's name differs from it.
+    pub name: Option<String>,
     /// `--token-file`.
     pub token_file: Option<PathBuf>,
 }
@@ -147,7 +156,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--token-file",
             "--apply",
         ],
-        "check" => &["--samconfig", "--secret-file", "--api-url", "--token-file"],
+        "check" => &[
+            "--samconfig",
+            "--secret-file",
+            "--api-url",
+            "--name",
+            "--token-file",
+        ],
         other => return Err(format!("unknown command {other:?}: setup or check")),
     };
     if let Some((flag, _)) = flags.iter().find(|(f, _)| !known.contains(&f.as_str())) {
@@ -160,6 +175,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             samconfig,
             secret_file: one("--secret-file").map(PathBuf::from),
             api_url: one("--api-url"),
+            name: one("--name"),
             token_file,
         }));
     }
