@@ -158,3 +158,52 @@ pub enum AppRole {
     /// Token Vault's Custom API Client, linked to the API.
     TokenVault,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(connections: &str, source: Option<&str>) -> Deployment {
+        Deployment::new(
+            "example.eu.auth0.com",
+            "https://api",
+            "proxy",
+            vec![],
+            Some(connections),
+            source,
+            true,
+        )
+        .expect("a valid deployment")
+    }
+
+    #[test]
+    fn permissions_are_every_need_of_the_served_connections_once() {
+        let d = deployment(
+            r#"{"github": {"allow": ["GET /user/**", "POST /user/repos needs github:write", "DELETE /repos/** needs github:write github:admin"]}}"#,
+            None,
+        );
+        assert_eq!(d.permissions(), ["github:admin", "github:write"]);
+        assert!(
+            deployment(r#"{"github": {}}"#, None)
+                .permissions()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn token_vault_only_deployments_need_read_users_alone() {
+        let vault = deployment(r#"{"google-oauth2": {}}"#, Some("token_vault"));
+        assert_eq!(vault.m2m_scopes(), ["read:users"]);
+        assert!(vault.uses_token_vault());
+        let mixed = deployment(
+            r#"{"github": {}, "google-oauth2": {"token_source": "token_vault"}}"#,
+            None,
+        );
+        assert_eq!(mixed.m2m_scopes(), ["read:user_idp_tokens", "read:users"]);
+        assert!(Deployment::new("", "a", "n", vec![], None, None, true).is_err());
+        assert!(
+            Deployment::new("t.auth0.com", "a", "n", vec![], Some("[1]"), None, true)
+                .is_err_and(|e| e.contains("IdpConnections"))
+        );
+    }
+}

@@ -338,3 +338,82 @@ pub fn changes(deployment: &Deployment, state: &TenantState, spa: &SpaUrls) -> V
     }
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment() -> Deployment {
+        Deployment::new(
+            "example.eu.auth0.com",
+            "https://api",
+            "proxy",
+            vec!["https://app.example.com".into()],
+            Some(r#"{"github": {"allow": ["POST /user/repos needs github:write"]}}"#),
+            None,
+            true,
+        )
+        .expect("a valid deployment")
+    }
+
+    fn spa() -> SpaUrls {
+        SpaUrls {
+            origins: vec!["https://app.example.com".into()],
+            callbacks: vec!["https://app.example.com".into()],
+        }
+    }
+
+    #[test]
+    fn an_empty_tenant_gets_the_api_two_applications_and_the_grant() {
+        let changes = changes(&deployment(), &TenantState::default(), &spa());
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        let Change::CreateApi(api) = &changes[0] else {
+            panic!("the API first: {changes:?}");
+        };
+        assert_eq!(api["token_dialect"], "access_token_authz");
+        assert_eq!(api["enforce_policies"], true);
+        assert_eq!(permissions_of(api), ["github:write"]);
+        assert_eq!(
+            changes[3],
+            Change::Grant {
+                id: None,
+                scopes: vec!["read:user_idp_tokens".into(), "read:users".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn a_grant_with_more_is_set_back_and_an_operator_s_origins_are_kept() {
+        let d = deployment();
+        let mut state = TenantState::default();
+        for change in changes(&d, &state, &spa()) {
+            match change {
+                Change::CreateApi(mut api) => {
+                    api["id"] = json!("rs_1");
+                    state.api = Some(api);
+                }
+                Change::CreateApp { role, mut body } => {
+                    body["client_id"] = json!(format!("{role:?}"));
+                    state.apps.insert(role, body);
+                }
+                _ => {}
+            }
+        }
+        if let Some(spa_app) = state.apps.get_mut(&AppRole::Spa) {
+            spa_app["web_origins"] =
+                json!(["https://app.example.com", "https://other.example.com"]);
+        }
+        state.grant = Some(
+            json!({"id": "cgr_1", "scope": ["read:users", "read:user_idp_tokens", "update:users"]}),
+        );
+        assert_eq!(
+            changes(&d, &state, &spa()),
+            [Change::Grant {
+                id: Some("cgr_1".into()),
+                scopes: vec!["read:user_idp_tokens".into(), "read:users".into()]
+            }]
+        );
+        state.grant = Some(json!({"id": "cgr_1", "scope": ["read:users", "read:user_idp_tokens"]}));
+        assert!(changes(&d, &state, &spa()).is_empty());
+    }
+}
