@@ -11,6 +11,7 @@ mod idp;
 mod keys;
 mod login;
 mod m2m_client;
+mod management_api;
 mod moto;
 mod oauth_error;
 mod opaque_token;

@@ -26,6 +26,7 @@ use crate::keys::{TestKey, TokenBuilder};
 use crate::lock;
 use crate::login::{self, Login, MintIdpToken, SpaClient};
 use crate::m2m_client::M2M_CLIENT_ID;
+use crate::management_api::ManagementApi;
 use crate::oauth_error::oauth_error;
 use crate::opaque_token::new_token;
 use crate::vault::{self, TenantFacts, VaultState};
@@ -57,6 +58,7 @@ struct TenantState {
     users: Mutex<HashMap<String, Value>>,
     login: Login,
     vault: VaultState,
+    management: ManagementApi,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -86,6 +88,7 @@ impl Tenant {
             users: Mutex::new(HashMap::new()),
             login: Login::default(),
             vault: VaultState::default(),
+            management: ManagementApi::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
@@ -94,7 +97,8 @@ impl Tenant {
             .route("/api/v2/users/{id}", get(user))
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
-            .with_state(Arc::clone(&state));
+            .with_state(Arc::clone(&state))
+            .merge(state.management.router());
         let addr = crate::serve(router).await?;
         Ok(Self { addr, state })
     }
@@ -107,6 +111,33 @@ impl Tenant {
     /// The `iss` of this tenant's tokens: the origin with a trailing slash, as Auth0's.
     pub fn issuer(&self) -> String {
         format!("{}/", self.origin())
+    }
+
+    /// A Management API token for an operator, carrying `scopes` (signed, with them in its
+    /// `scope` claim, as Auth0's); the Management API ([`crate::management_api`]) checks them.
+    pub fn operator_token(&self, scopes: &[&str]) -> String {
+        let token = self
+            .token(&format!("{}/api/v2/", self.origin()), "operator@clients")
+            .claim("aud", format!("{}/api/v2/", self.origin()))
+            .claim("scope", scopes.join(" "))
+            .claim("gty", "client-credentials")
+            .sign();
+        self.state.management.add_operator(&token, scopes);
+        token
+    }
+
+    /// As [`Tenant::operator_token`], but opaque (no readable `scope` claim): only the
+    /// Management API's `403 insufficient_scope` says what it lacks.
+    pub fn opaque_operator_token(&self, scopes: &[&str]) -> String {
+        let token = new_token("operator-");
+        self.state.management.add_operator(&token, scopes);
+        token
+    }
+
+    /// `METHOD /path?query` of every request the Management API's configuration endpoints
+    /// (resource servers, clients, client grants, connections) served.
+    pub fn management_requests(&self) -> Vec<String> {
+        self.state.management.requests()
     }
 
     /// A valid token of this tenant for `audience` and `sub`, to adjust before signing.
@@ -374,7 +405,14 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
     if field("grant_type") != "client_credentials" {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant");
     }
-    if field("client_id") != M2M_CLIENT_ID || field("client_secret") != *lock(&state.client_secret)
+    let created = (state.management).accepts_client(
+        field("client_id"),
+        field("client_secret"),
+        &format!("{issuer}api/v2/"),
+    );
+    if !created
+        && (field("client_id") != M2M_CLIENT_ID
+            || field("client_secret") != *lock(&state.client_secret))
     {
         // What Auth0 answers for a wrong client secret.
         return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");

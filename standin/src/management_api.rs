@@ -1,0 +1,540 @@
+//! The stand-in tenant's Management API for what `deploy setup` and `deploy check` call:
+//! `/api/v2/resource-servers`, `/api/v2/clients`, `/api/v2/client-grants` and
+//! `/api/v2/connections`, each with `GET` (a page of the list, or one by id), `POST` and
+//! `PATCH`, answered as Auth0 documents them: `page` / `per_page` / `include_totals`
+//! pagination, `201` on a creation, `409` on a duplicate, `404` for an unknown id, and `403
+//! insufficient_scope` naming the scope when the caller's token lacks it. Error bodies are
+//! Auth0's: `{"statusCode", "error", "message", "errorCode"}`.
+//!
+//! Callers authenticate with an operator token minted by [`ManagementApi::operator_token`];
+//! the scopes it was minted with are the ones the endpoints check. Clients created here may
+//! also use the tenant's client-credentials grant once they hold a grant on the Management API
+//! ([`ManagementApi::accepts_client`]), so that a function configured by `deploy setup` works
+//! against the same stand-in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::lock;
+use crate::opaque_token::new_token;
+
+/// Auth0's largest `per_page`.
+const MAX_PER_PAGE: usize = 100;
+/// Auth0's `per_page` when the request names none.
+const DEFAULT_PER_PAGE: usize = 50;
+
+/// One kind of Management API object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    ResourceServers,
+    Clients,
+    ClientGrants,
+    Connections,
+}
+
+impl Kind {
+    /// The path segment after `/api/v2/`.
+    fn from_segment(segment: &str) -> Option<Self> {
+        match segment {
+            "resource-servers" => Some(Self::ResourceServers),
+            "clients" => Some(Self::Clients),
+            "client-grants" => Some(Self::ClientGrants),
+            "connections" => Some(Self::Connections),
+            _ => None,
+        }
+    }
+
+    /// The noun in the scopes (`read:client_grants`) and in a paged answer's list key.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::ResourceServers => "resource_servers",
+            Self::Clients => "clients",
+            Self::ClientGrants => "client_grants",
+            Self::Connections => "connections",
+        }
+    }
+
+    /// The field that holds an object's id.
+    fn id_field(self) -> &'static str {
+        match self {
+            Self::Clients => "client_id",
+            _ => "id",
+        }
+    }
+
+    /// The singular of [`Kind::noun`] in Auth0's messages and `inexistent_…` codes.
+    fn singular(self) -> &'static str {
+        match self {
+            Self::ResourceServers => "resource_server",
+            Self::Clients => "client",
+            Self::ClientGrants => "client_grant",
+            Self::Connections => "connection",
+        }
+    }
+
+    /// Fields a `PATCH` may not change.
+    fn read_only(self) -> &'static [&'static str] {
+        match self {
+            Self::ResourceServers => &["id", "identifier", "is_system"],
+            Self::Clients => &["client_id", "client_secret"],
+            Self::ClientGrants => &["id", "client_id", "audience"],
+            Self::Connections => &["id", "name", "strategy"],
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    objects: HashMap<Kind, Vec<Value>>,
+    /// Operator tokens and the scopes each was minted with.
+    operators: HashMap<String, Vec<String>>,
+    /// `METHOD /path?query` of every Management API request served here.
+    requests: Vec<String>,
+}
+
+/// The Management API's state, shared with the tenant that serves it.
+#[derive(Debug, Clone, Default)]
+pub struct ManagementApi {
+    store: Arc<Mutex<Store>>,
+}
+
+impl ManagementApi {
+    /// The routes, to merge into the tenant's router.
+    pub(crate) fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/api/v2/{kind}",
+                get(list).post(create).with_state(self.clone()),
+            )
+            .route(
+                "/api/v2/{kind}/{id}",
+                get(one).patch(update).with_state(self.clone()),
+            )
+    }
+
+    /// Registers `token` as an operator's Management API token carrying `scopes`.
+    pub(crate) fn add_operator(&self, token: &str, scopes: &[&str]) {
+        lock(&self.store).operators.insert(
+            token.to_owned(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        );
+    }
+
+    /// `METHOD /path?query` of every request served so far.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        lock(&self.store).requests.clone()
+    }
+
+    /// Whether `client_id` and `client_secret` are a client created here that holds a grant
+    /// for `audience`: the client-credentials grant then issues it a token.
+    pub(crate) fn accepts_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        audience: &str,
+    ) -> bool {
+        let store = lock(&self.store);
+        let of = |kind| store.objects.get(&kind).into_iter().flatten();
+        let known = of(Kind::Clients).any(|c| {
+            c["client_id"] == client_id && c["client_secret"].as_str() == Some(client_secret)
+        });
+        known
+            && of(Kind::ClientGrants)
+                .any(|g| g["client_id"] == client_id && g["audience"] == audience)
+    }
+}
+
+/// An answer that ends a request early, boxed: a `Response` is large for an `Err`.
+type Refusal = Box<Response>;
+
+/// Auth0's error body.
+fn error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
+    let mut body = json!({
+        "statusCode": status.as_u16(),
+        "error": status.canonical_reason().unwrap_or_default(),
+        "message": message,
+    });
+    if let Some(code) = code {
+        body["errorCode"] = json!(code);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// The caller's scopes, or the `401` Auth0 answers.
+fn caller(api: &ManagementApi, headers: &HeaderMap) -> Result<Vec<String>, Refusal> {
+    let Some(value) = headers.get("authorization").and_then(|h| h.to_str().ok()) else {
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "Missing authentication",
+            None,
+        )));
+    };
+    let token = value.strip_prefix("Bearer ").unwrap_or_default();
+    lock(&api.store)
+        .operators
+        .get(token)
+        .cloned()
+        .ok_or_else(|| Box::new(error(StatusCode::UNAUTHORIZED, "Invalid token", None)))
+}
+
+/// The `403` of a token that lacks `scope`, in Auth0's words.
+fn require(scopes: &[String], scope: &str) -> Result<(), Refusal> {
+    if scopes.iter().any(|s| s == scope) {
+        return Ok(());
+    }
+    Err(Box::new(error(
+        StatusCode::FORBIDDEN,
+        &format!("Insufficient scope, expected any of: {scope}"),
+        Some("insufficient_scope"),
+    )))
+}
+
+/// Records the request, resolves the kind and checks the caller holds `verb:noun`.
+fn admit(
+    api: &ManagementApi,
+    method: &Method,
+    kind: &str,
+    tail: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    verb: &str,
+) -> Result<(Kind, Vec<String>), Refusal> {
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    lock(&api.store)
+        .requests
+        .push(format!("{method} /api/v2/{kind}{tail}{query}"));
+    let kind = Kind::from_segment(kind)
+        .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "Not Found", None)))?;
+    let scopes = caller(api, headers)?;
+    require(&scopes, &format!("{verb}:{}", kind.noun()))?;
+    Ok((kind, scopes))
+}
+
+/// An object as the caller may see it: a client's secret only with `read:client_keys`.
+fn visible(kind: Kind, object: &Value, scopes: &[String]) -> Value {
+    let mut object = object.clone();
+    if kind == Kind::Clients
+        && !scopes.iter().any(|s| s == "read:client_keys")
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("client_secret");
+    }
+    object
+}
+
+/// `fields` and `include_fields`, as Auth0 applies them.
+fn project(object: Value, params: &[(String, String)]) -> Value {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(fields) = param("fields") else {
+        return object;
+    };
+    let fields: Vec<&str> = fields.split(',').map(str::trim).collect();
+    let include = param("include_fields") != Some("false");
+    match object {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| fields.contains(&k.as_str()) == include)
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+async fn list(
+    State(api): State<ManagementApi>,
+    method: Method,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (kind, scopes) = match admit(&api, &method, &kind, "", query.as_deref(), &headers, "read") {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
+    };
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |name: &str, default: usize| param(name).map_or(Ok(default), str::parse);
+    let (Ok(page), Ok(per_page)) = (number("page", 0), number("per_page", DEFAULT_PER_PAGE)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Query validation error: page and per_page must be integers",
+            Some("invalid_query_string"),
+        );
+    };
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Query validation error: 'per_page' must be between 1 and 100",
+            Some("invalid_query_string"),
+        );
+    }
+    // The filters Auth0 documents for these lists that setup and check use.
+    let filters: &[&str] = match kind {
+        Kind::ClientGrants => &["client_id", "audience"],
+        Kind::Connections => &["strategy", "name"],
+        Kind::Clients => &["app_type"],
+        Kind::ResourceServers => &[],
+    };
+    let all: Vec<Value> = lock(&api.store)
+        .objects
+        .get(&kind)
+        .into_iter()
+        .flatten()
+        .filter(|object| {
+            filters.iter().all(|field| {
+                let wanted: Vec<&str> = params
+                    .iter()
+                    .filter(|(k, _)| k == field)
+                    .flat_map(|(_, v)| v.split(','))
+                    .collect();
+                wanted.is_empty() || wanted.iter().any(|w| object[*field] == *w)
+            })
+        })
+        .cloned()
+        .collect();
+    let total = all.len();
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip(page * per_page)
+        .take(per_page)
+        .map(|object| project(visible(kind, &object, &scopes), &params))
+        .collect();
+    if param("include_totals") == Some("true") {
+        let mut body = Map::new();
+        body.insert(kind.noun().to_owned(), Value::Array(items));
+        body.insert("start".to_owned(), json!(page * per_page));
+        body.insert("limit".to_owned(), json!(per_page));
+        body.insert("total".to_owned(), json!(total));
+        return axum::Json(Value::Object(body)).into_response();
+    }
+    axum::Json(Value::Array(items)).into_response()
+}
+
+/// The index of the object `id` names: its id, or a resource server's identifier (Auth0 takes
+/// either there).
+fn position(objects: &[Value], kind: Kind, id: &str) -> Option<usize> {
+    objects.iter().position(|o| {
+        o[kind.id_field()] == id || (kind == Kind::ResourceServers && o["identifier"] == id)
+    })
+}
+
+fn inexistent(kind: Kind) -> Response {
+    let singular = kind.singular();
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("The {} does not exist", singular.replace('_', " ")),
+        Some(&format!("inexistent_{singular}")),
+    )
+}
+
+async fn one(
+    State(api): State<ManagementApi>,
+    method: Method,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let tail = format!("/{id}");
+    let (kind, scopes) = match admit(
+        &api,
+        &method,
+        &kind,
+        &tail,
+        query.as_deref(),
+        &headers,
+        "read",
+    ) {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
+    };
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let store = lock(&api.store);
+    let objects = store
+        .objects
+        .get(&kind)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match position(objects, kind, &id) {
+        Some(index) => {
+            axum::Json(project(visible(kind, &objects[index], &scopes), &params)).into_response()
+        }
+        None => inexistent(kind),
+    }
+}
+
+/// A `400` for a body that misses a required field.
+fn missing(field: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("Payload validation error: 'Missing required property: {field}'."),
+        Some("invalid_body"),
+    )
+}
+
+async fn create(
+    State(api): State<ManagementApi>,
+    method: Method,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (kind, _) = match admit(&api, &method, &kind, "", None, &headers, "create") {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
+    };
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Payload validation error: 'Expected type object'.",
+            Some("invalid_body"),
+        );
+    };
+    let mut store = lock(&api.store);
+    let exists = |store: &Store, kind: Kind, test: &dyn Fn(&Value) -> bool| {
+        store.objects.get(&kind).into_iter().flatten().any(test)
+    };
+    let text = |object: &Map<String, Value>, field: &str| {
+        object.get(field).and_then(Value::as_str).map(str::to_owned)
+    };
+    match kind {
+        Kind::ResourceServers => {
+            let Some(identifier) = text(&object, "identifier") else {
+                return missing("identifier");
+            };
+            if exists(&store, kind, &|o| o["identifier"] == identifier.as_str()) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "A resource server with the same identifier already exists",
+                    Some("resource_server_conflict"),
+                );
+            }
+            object.insert("id".to_owned(), json!(new_token("rs_")));
+            object.entry("signing_alg").or_insert(json!("RS256"));
+            object.entry("enforce_policies").or_insert(json!(false));
+            object
+                .entry("token_dialect")
+                .or_insert(json!("access_token"));
+            object.entry("scopes").or_insert(json!([]));
+        }
+        Kind::Clients => {
+            if text(&object, "name").is_none() {
+                return missing("name");
+            }
+            object.insert("client_id".to_owned(), json!(new_token("cl")));
+            object.insert("client_secret".to_owned(), json!(new_token("secret-")));
+            for list in [
+                "callbacks",
+                "web_origins",
+                "allowed_origins",
+                "allowed_logout_urls",
+            ] {
+                object.entry(list).or_insert(json!([]));
+            }
+        }
+        Kind::ClientGrants => {
+            let (Some(client_id), Some(audience)) =
+                (text(&object, "client_id"), text(&object, "audience"))
+            else {
+                return missing("client_id, audience");
+            };
+            if !exists(&store, Kind::Clients, &|c| {
+                c["client_id"] == client_id.as_str()
+            }) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "Client not found",
+                    Some("inexistent_client"),
+                );
+            }
+            if exists(&store, kind, &|g| {
+                g["client_id"] == client_id.as_str() && g["audience"] == audience.as_str()
+            }) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "A client grant for this client and audience already exists",
+                    Some("client_grant_conflict"),
+                );
+            }
+            object.insert("id".to_owned(), json!(new_token("cgr_")));
+            object.entry("scope").or_insert(json!([]));
+        }
+        Kind::Connections => {
+            let (Some(name), Some(_)) = (text(&object, "name"), text(&object, "strategy")) else {
+                return missing("name, strategy");
+            };
+            if exists(&store, kind, &|c| c["name"] == name.as_str()) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "A connection with the same name already exists",
+                    Some("connection_conflict"),
+                );
+            }
+            object.insert("id".to_owned(), json!(new_token("con_")));
+            object.entry("options").or_insert(json!({}));
+            object.entry("enabled_clients").or_insert(json!([]));
+        }
+    }
+    let object = Value::Object(object);
+    store.objects.entry(kind).or_default().push(object.clone());
+    (StatusCode::CREATED, axum::Json(object)).into_response()
+}
+
+async fn update(
+    State(api): State<ManagementApi>,
+    method: Method,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let tail = format!("/{id}");
+    let (kind, scopes) = match admit(&api, &method, &kind, &tail, None, &headers, "update") {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
+    };
+    let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Payload validation error: 'Expected type object'.",
+            Some("invalid_body"),
+        );
+    };
+    if let Some(field) = changes
+        .keys()
+        .find(|k| kind.read_only().contains(&k.as_str()))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Payload validation error: 'Additional properties not allowed: {field}'."),
+            Some("invalid_body"),
+        );
+    }
+    let mut store = lock(&api.store);
+    let objects = store.objects.entry(kind).or_default();
+    let Some(index) = position(objects, kind, &id) else {
+        return inexistent(kind);
+    };
+    // Auth0 replaces each top-level property it is sent (`options` as a whole).
+    if let Some(object) = objects[index].as_object_mut() {
+        object.extend(changes);
+    }
+    axum::Json(visible(kind, &objects[index], &scopes)).into_response()
+}
