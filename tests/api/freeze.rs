@@ -1,0 +1,205 @@
+//! Issue 34 through the real binary: Lambda freezes an execution environment between
+//! invocations, and while it is frozen an upstream (or anything on the way) may end the idle
+//! keep-alive connections the function pooled, with a FIN or a RST (or forget them, as a NAT
+//! gateway does past its idle timeout, and reset them at their next use). Here a TCP relay in
+//! front of each stand-in ends them while the process is stopped (SIGSTOP), and the first call
+//! after it resumes (SIGCONT) is a write: it is answered as if nothing had happened, and the upstream sees
+//! it exactly once. Reads still share their pooled connection, and a read that meets a dead one
+//! is retried.
+
+use std::time::Duration;
+
+use auth0_idp_proxy::auth::jwks::KeyPolicy;
+use serde_json::{Value, json};
+use standin::{Ending, Flavor, Idp, M2M_CLIENT_ID, Relay};
+
+use crate::binary::RealBinary;
+use crate::helpers::{AUDIENCE, LambdaAnswer, TestApp, idp_event};
+
+/// The ways an idle connection dies while the environment is frozen: the server closes it (FIN)
+/// or resets it (RST), or something on the way forgets it and resets it at its next use.
+pub const ENDINGS: [Ending; 3] = [Ending::Fin, Ending::Rst, Ending::Forgotten];
+
+/// `env` with `from` (an origin) replaced by `to` in every value: the function's configuration
+/// re-pointed through a relay, as extra variables for [`RealBinary::start`].
+pub fn through(env: &[(String, String)], from: &str, to: &str) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(_, value)| value.contains(from))
+        .map(|(name, value)| (name.clone(), value.replace(from, to)))
+        .collect()
+}
+
+/// `vars` as [`RealBinary::start`] takes them.
+pub fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `binary`'s answer to `event` handed to it after a freeze ([`RealBinary::invoke_after_freeze`])
+/// during which `relay` ended `how` every connection it held. Asserts that a pooled connection
+/// was there to end: without one, the test would not test anything.
+pub async fn after_ending(
+    binary: &RealBinary,
+    relay: &Relay,
+    how: Ending,
+    event: &Value,
+) -> LambdaAnswer {
+    let mut ended = 0;
+    let answer = binary
+        .invoke_after_freeze(event, async {
+            ended = relay.end_connections(how).await;
+        })
+        .await;
+    assert!(ended >= 1, "{how:?}: no pooled connection to end");
+    answer
+}
+
+/// `POST /idp/github/user/repos` creating repository `name`.
+fn create_repo(jwt: &str, name: &str) -> Value {
+    let mut event = idp_event(
+        "POST",
+        "/idp/github/user/repos",
+        "",
+        jwt,
+        &[("content-type", json!("application/json"))],
+    );
+    event["body"] = json!(json!({ "name": name }).to_string());
+    event["isBase64Encoded"] = json!(false);
+    event
+}
+
+#[tokio::test]
+async fn a_write_after_a_thaw_reaches_the_idp_once_whatever_ended_its_pooled_connection() {
+    let app = TestApp::spawn().await;
+    let jwt = app.token("github|1001").sign();
+    let relay = Relay::start(&app.github.origin()).await.expect("relay");
+    let connections = json!({"github": {"api_base": relay.origin(),
+                                        "allow": ["GET /**", "POST /user/repos"]}})
+    .to_string();
+    let real = RealBinary::start(&app, &[("IDP_CONNECTIONS", &connections)]).await;
+    let read = idp_event("GET", "/idp/github/user", "", &jwt, &[]);
+    assert_eq!(real.invoke(&read).await.status, 200);
+
+    for how in ENDINGS {
+        let name = format!("created-after-a-{how:?}");
+        let answer = after_ending(&real, &relay, how, &create_repo(&jwt, &name)).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{how:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.json()["method"], "POST", "the stand-in's echo");
+        let seen = app
+            .github
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && String::from_utf8_lossy(&r.body).contains(&name))
+            .count();
+        assert_eq!(seen, 1, "{how:?}: the IdP saw the write once");
+
+        // A read after the freeze is answered too (retried past the dead connection), and the
+        // next one shares the connection it left in the pool.
+        let answer = after_ending(&real, &relay, how, &read).await;
+        assert_eq!(answer.status, 200, "{how:?}");
+        let opened = relay.accepted();
+        assert_eq!(real.invoke(&read).await.status, 200, "{how:?}");
+        assert_eq!(relay.accepted(), opened, "{how:?}: reads reuse a connection");
+    }
+    let logs = real.logs().await;
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_client_credentials_exchange_after_a_thaw_is_made_once_whatever_ended_its_connection() {
+    let app = TestApp::spawn().await;
+    // A token never fresh: each new user's identity read needs its own exchange.
+    app.tenant.set_management_token_lifetime(1);
+    let tenant = Relay::start(&app.tenant.origin()).await.expect("relay");
+    let extra = through(&app.env, &app.tenant.origin(), &tenant.origin());
+    let real = RealBinary::start(&app, &borrowed(&extra)).await;
+    // The tenant seen through the relay names the relay its issuer.
+    let caller = |sub: &str| {
+        app.token(sub)
+            .claim("iss", format!("{}/", tenant.origin()))
+            .sign()
+    };
+    let read = |jwt: &str| idp_event("GET", "/idp/github/user", "", jwt, &[]);
+    assert_eq!(real.invoke(&read(&caller("github|2001"))).await.status, 200);
+
+    for (n, how) in ENDINGS.into_iter().enumerate() {
+        let exchanges = app.tenant.token_calls();
+        let event = read(&caller(&format!("github|{}", 2002 + n)));
+        let answer = after_ending(&real, &tenant, how, &event).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{how:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            app.tenant.token_calls(),
+            exchanges + 1,
+            "{how:?}: one exchange reached the tenant"
+        );
+    }
+    let logs = real.logs().await;
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_token_vault_exchange_after_a_thaw_is_made_once_whatever_ended_its_connection() {
+    const CLIENT: &str = "proxy-api-client";
+    const SECRET: &str = "proxy-api-client-secret";
+    let google = Idp::start_as(Flavor::Google).await.expect("stand-in Google");
+    let connections = json!({"google-oauth2": {"api_base": google.origin(),
+                                               "token_source": "token_vault"}})
+    .to_string();
+    let app = TestApp::spawn_with(&[("IDP_CONNECTIONS", &connections)], KeyPolicy::default()).await;
+    app.tenant.enable_token_vault(
+        "google-oauth2",
+        &google,
+        Duration::from_secs(3600),
+    );
+    app.tenant
+        .add_token_vault_client(CLIENT, Some(SECRET), AUDIENCE);
+    let m2m_secret = app.client_secret.lock().expect("lock").clone();
+    app.put_secret(
+        &json!({"client_id": M2M_CLIENT_ID, "client_secret": m2m_secret,
+                "token_vault_client": {"client_id": CLIENT, "client_secret": SECRET}})
+        .to_string(),
+    )
+    .await;
+    let tenant = Relay::start(&app.tenant.origin()).await.expect("relay");
+    let extra = through(&app.env, &app.tenant.origin(), &tenant.origin());
+    let real = RealBinary::start(&app, &borrowed(&extra)).await;
+    let call = |sub: &str| {
+        app.tenant
+            .connect_account(sub, "google-oauth2", json!({"email": "jane@example.test"}));
+        let jwt = app
+            .tenant
+            .token(AUDIENCE, sub)
+            .claim("iss", format!("{}/", tenant.origin()))
+            .sign();
+        idp_event("GET", "/idp/google-oauth2/oauth2/v3/userinfo", "", &jwt, &[])
+    };
+    assert_eq!(real.invoke(&call("google-oauth2|1")).await.status, 200);
+
+    for (n, how) in ENDINGS.into_iter().enumerate() {
+        let exchanges = app.tenant.vault_exchanges();
+        let event = call(&format!("google-oauth2|{}", 2 + n));
+        let answer = after_ending(&real, &tenant, how, &event).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{how:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            app.tenant.vault_exchanges(),
+            exchanges + 1,
+            "{how:?}: one exchange reached the tenant"
+        );
+    }
+    let logs = real.logs().await;
+    assert!(!logs.contains("panicked"), "{logs}");
+}
