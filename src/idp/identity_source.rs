@@ -4,8 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use reqwest::Client;
-
 use super::connections::Connection;
 use super::renewal::{self, RenewalError};
 use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
@@ -48,8 +46,8 @@ pub struct IdentitySource<'a> {
     pub management: &'a Management,
     /// The function's credentials, for the IdP apps' clients.
     pub credentials: &'a CredentialStore,
-    /// The shared HTTP client, for refresh grants.
-    pub http: &'a Client,
+    /// The shared HTTP clients, for refresh grants.
+    pub http: &'a crate::upstream::Http,
     /// The verified `sub`.
     pub user_id: &'a str,
     /// The connection asked for.

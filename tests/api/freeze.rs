@@ -77,9 +77,10 @@ async fn a_write_after_a_thaw_reaches_the_idp_once_whatever_ended_its_pooled_con
     .to_string();
     let real = RealBinary::start(&app, &[("IDP_CONNECTIONS", &connections)]).await;
     let read = idp_event("GET", "/idp/github/user", "", &jwt, &[]);
-    assert_eq!(real.invoke(&read).await.status, 200);
 
     for how in ENDINGS {
+        // A read leaves its connection in the pool, where the write could find it.
+        assert_eq!(real.invoke(&read).await.status, 200, "{how:?}");
         let name = format!("created-after-a-{how:?}");
         let answer = after_ending(&real, &relay, how, &create_repo(&jwt, &name)).await;
         assert_eq!(
@@ -99,11 +100,16 @@ async fn a_write_after_a_thaw_reaches_the_idp_once_whatever_ended_its_pooled_con
 
         // A read after the freeze is answered too (retried past the dead connection), and the
         // next one shares the connection it left in the pool.
+        assert_eq!(real.invoke(&read).await.status, 200, "{how:?}");
         let answer = after_ending(&real, &relay, how, &read).await;
         assert_eq!(answer.status, 200, "{how:?}");
         let opened = relay.accepted();
         assert_eq!(real.invoke(&read).await.status, 200, "{how:?}");
-        assert_eq!(relay.accepted(), opened, "{how:?}: reads reuse a connection");
+        assert_eq!(
+            relay.accepted(),
+            opened,
+            "{how:?}: reads reuse a connection"
+        );
     }
     let logs = real.logs().await;
     assert!(!logs.contains("panicked"), "{logs}");
@@ -150,16 +156,16 @@ async fn a_client_credentials_exchange_after_a_thaw_is_made_once_whatever_ended_
 async fn a_token_vault_exchange_after_a_thaw_is_made_once_whatever_ended_its_connection() {
     const CLIENT: &str = "proxy-api-client";
     const SECRET: &str = "proxy-api-client-secret";
-    let google = Idp::start_as(Flavor::Google).await.expect("stand-in Google");
-    let connections = json!({"google-oauth2": {"api_base": google.origin(),
+    let google = Idp::start_as(Flavor::Google)
+        .await
+        .expect("stand-in Google");
+    let connections = json!({"github": {"api_base": "{github}"},
+                             "google-oauth2": {"api_base": google.origin(),
                                                "token_source": "token_vault"}})
     .to_string();
     let app = TestApp::spawn_with(&[("IDP_CONNECTIONS", &connections)], KeyPolicy::default()).await;
-    app.tenant.enable_token_vault(
-        "google-oauth2",
-        &google,
-        Duration::from_secs(3600),
-    );
+    app.tenant
+        .enable_token_vault("google-oauth2", &google, Duration::from_secs(3600));
     app.tenant
         .add_token_vault_client(CLIENT, Some(SECRET), AUDIENCE);
     let m2m_secret = app.client_secret.lock().expect("lock").clone();
@@ -180,11 +186,25 @@ async fn a_token_vault_exchange_after_a_thaw_is_made_once_whatever_ended_its_con
             .token(AUDIENCE, sub)
             .claim("iss", format!("{}/", tenant.origin()))
             .sign();
-        idp_event("GET", "/idp/google-oauth2/oauth2/v3/userinfo", "", &jwt, &[])
+        idp_event(
+            "GET",
+            "/idp/google-oauth2/oauth2/v3/userinfo",
+            "",
+            &jwt,
+            &[],
+        )
     };
     assert_eq!(real.invoke(&call("google-oauth2|1")).await.status, 200);
 
     for (n, how) in ENDINGS.into_iter().enumerate() {
+        // A GitHub user's identities, read from the Management API, leave a connection to the
+        // tenant in the pool, where the exchange could find it.
+        let reader = app
+            .token(&format!("github|{}", 3001 + n))
+            .claim("iss", format!("{}/", tenant.origin()))
+            .sign();
+        let read = idp_event("GET", "/idp/github/user", "", &reader, &[]);
+        assert_eq!(real.invoke(&read).await.status, 200, "{how:?}");
         let exchanges = app.tenant.vault_exchanges();
         let event = call(&format!("google-oauth2|{}", 2 + n));
         let answer = after_ending(&real, &tenant, how, &event).await;

@@ -416,7 +416,7 @@ async fn a_grant_that_leaves_expires_in_out_takes_the_documented_lifetime() {
         client_id: "app".to_owned(),
         client_secret: APP_SECRET.to_owned().into(),
     };
-    let http = reqwest::Client::new();
+    let http = auth0_idp_proxy::upstream::build_client().expect("HTTP clients");
     let deadline = Deadline::after(Duration::from_secs(10));
     let lifetime = |name: &str| {
         let connection = connections.get(name).expect("connection").clone();
@@ -578,7 +578,12 @@ async fn the_real_binary_presents_a_single_use_refresh_token_once_across_a_freez
     let real = RealBinary::start(&world.app, &borrowed(&extra)).await;
     let event = provider.event();
     let first = real.invoke(&event).await;
-    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
 
     let mut answers = vec![first];
     for how in ENDINGS {
