@@ -52,8 +52,8 @@
 //! - [`secret`]: redacted newtypes for IdP access and refresh tokens and the caller's token.
 //! - [`single_flight`]: shared values loaded by one invocation at a time, safe under concurrency.
 //! - [`freshness`]: when a token with a known lifetime stops being worth using.
-//! - [`upstream`]: the shared HTTP client, deadline-bounded sends, `UpstreamError` and the one
-//!   retry policy.
+//! - [`upstream`]: the shared HTTP clients (pooled for idempotent requests, a fresh connection
+//!   for each write), deadline-bounded sends, `UpstreamError` and the one retry policy.
 //! - [`audit`]: the audit line of each request: who called what at which provider, how it
 //!   ended; never a query, a token or a header value that could carry one.
 //! - [`telemetry`]: JSON logs; the summary line of each invocation, a CloudWatch EMF document.

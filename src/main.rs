@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     let http = match upstream::build_client() {
         Ok(http) => http,
         Err(error) => {
-            tracing::error!(error = %error, "cannot build the HTTP client");
+            tracing::error!(error = %error, "cannot build the HTTP clients");
             return ExitCode::FAILURE;
         }
     };

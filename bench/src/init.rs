@@ -76,9 +76,7 @@ pub async fn time_steps(alternative: bool) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     lap(&mut times);
     let http = if alternative {
-        reqwest::Client::builder()
-            .build()
-            .map_err(|e| e.to_string())?
+        upstream::Http::build(reqwest::Client::builder).map_err(|e| e.to_string())?
     } else {
         upstream::build_client().map_err(|e| e.to_string())?
     };

@@ -147,7 +147,7 @@ async fn through_handler(app: &App, event: &str) -> Result<Duration, String> {
 
 /// The same IdP call made directly, with a client built the same way.
 struct Direct {
-    http: reqwest::Client,
+    http: auth0_idp_proxy::upstream::Http,
     url: String,
     token: String,
 }

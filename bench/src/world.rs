@@ -249,8 +249,8 @@ impl World {
     }
 }
 
-/// The function's shared HTTP client, as `bootstrap` builds it.
-pub fn http_client() -> Result<reqwest::Client, String> {
+/// The function's shared HTTP clients, as `bootstrap` builds them.
+pub fn http_client() -> Result<upstream::Http, String> {
     upstream::build_client().map_err(|e| format!("HTTP client: {e}"))
 }
 

@@ -8,7 +8,6 @@ use crate::credentials::SecretsSource;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
-use reqwest::Client;
 use serde_json::value::RawValue;
 
 use crate::audit;
@@ -29,7 +28,7 @@ use crate::management::profiles::{self, RequestProfile};
 use crate::routes::{self, Route};
 use crate::service::Service;
 use crate::telemetry::{self, Invocation};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Http, UpstreamError};
 use crate::vary;
 
 mod proxy;
@@ -37,7 +36,7 @@ mod proxy;
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
     config: Config,
-    http: Client,
+    http: Http,
     auth: Authenticator,
     cors: Cors,
     // Shared with `management`, which needs the M2M client; the IdP token sources are handed it
@@ -52,17 +51,17 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the state from `config`, with `http` as the one client for every outbound HTTP
+    /// Builds the state from `config`, with `http` as the clients for every outbound HTTP
     /// call and `secrets` (a client, or the SDK configuration to make one from at the first
     /// read) for the secrets. Nothing is fetched yet.
-    pub fn new(config: Config, http: Client, secrets: impl Into<SecretsSource>) -> Self {
+    pub fn new(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> Self {
         Self::with_key_policy(config, http, secrets, KeyPolicy::default())
     }
 
     /// As [`App::new`], with the JWKS cache timings given (tests shorten them).
     pub fn with_key_policy(
         config: Config,
-        http: Client,
+        http: Http,
         secrets: impl Into<SecretsSource>,
         policy: KeyPolicy,
     ) -> Self {

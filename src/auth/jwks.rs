@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
-use reqwest::Client;
 
 use crate::deadline::Deadline;
 use crate::service::Service;
 use crate::single_flight;
 use crate::telemetry::{self, Cache};
-use crate::upstream::{self, RetryPolicy, UpstreamError};
+use crate::upstream::{self, Http, RetryPolicy, UpstreamError};
 
 /// Cap on one JWKS request, within the invocation's deadline.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -121,7 +120,7 @@ impl KeySet {
 
 /// The tenant's signing keys, shared by all invocations of an execution environment.
 pub struct KeyCache {
-    http: Client,
+    http: Http,
     url: String,
     policy: KeyPolicy,
     // A std lock: held only to copy an `Arc` in or out, never across an await.
@@ -132,7 +131,7 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// A cache for the JWKS at `url`; nothing is fetched until asked.
-    pub fn new(http: Client, url: String, policy: KeyPolicy) -> Self {
+    pub fn new(http: Http, url: String, policy: KeyPolicy) -> Self {
         Self {
             http,
             url,

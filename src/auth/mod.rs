@@ -10,14 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, Validation};
-use reqwest::Client;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::secret::CallerToken;
 use crate::telemetry::{self, Cache};
-use crate::upstream::UpstreamError;
+use crate::upstream::{Http, UpstreamError};
 use jwks::{KeyCache, KeyError, KeyPolicy};
 use verified::{TokenDigest, VerifiedTokens, Window};
 
@@ -124,7 +123,7 @@ struct Rules {
 
 impl Authenticator {
     /// An authenticator for the tenant and API in `config`, fetching keys through `http`.
-    pub fn new(config: &Config, http: Client, policy: KeyPolicy) -> Self {
+    pub fn new(config: &Config, http: Http, policy: KeyPolicy) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY.as_secs();
         validation.validate_exp = true;

@@ -2,8 +2,6 @@
 //! the identity read from the Management API, and refresh grants at the provider's token
 //! endpoint with the IdP app's client credentials from the secret.
 
-use reqwest::Client;
-
 use super::connections::Connection;
 use super::renewal::{self, RenewalError};
 use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
@@ -58,8 +56,8 @@ impl SourceFailure for SourceError {
 pub struct IdentitySource<'a> {
     /// The function's credentials, for the IdP apps' clients.
     pub credentials: &'a CredentialStore,
-    /// The shared HTTP client, for refresh grants.
-    pub http: &'a Client,
+    /// The shared HTTP clients, for refresh grants.
+    pub http: &'a crate::upstream::Http,
     /// The caller's profile, as this request reads it (at most once).
     pub profile: &'a RequestProfile<'a>,
     /// The connection asked for.

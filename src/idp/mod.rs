@@ -18,14 +18,13 @@ pub mod vault_source;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use reqwest::Client;
 use url::Url;
 
 use crate::credentials::{ClientCredentials, CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::secret::IdpAccessToken;
 use crate::service::Service;
-use crate::upstream::{self, RetryPolicy, UpstreamCause, UpstreamError};
+use crate::upstream::{self, Http, RetryPolicy, UpstreamCause, UpstreamError};
 use allow::Verdict;
 use connections::Connection;
 use path::{IdpPath, PathError};
@@ -174,7 +173,7 @@ fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, 
 /// (the shared client never does). A 5xx answer is an error, after retries for idempotent
 /// methods.
 pub async fn call(
-    http: &Client,
+    http: &Http,
     request: &IdpRequest<'_>,
     token: &IdpAccessToken,
     credentials: &CredentialStore,
@@ -215,8 +214,10 @@ pub async fn call(
     }
 
     // Only a method that may be repeated is retried after a failure (5xx, connection error); a
-    // POST or PATCH that failed may have had its effect. Never beyond the deadline.
-    let policy = if is_idempotent(&request.method) {
+    // POST or PATCH that failed may have had its effect. Never beyond the deadline. The same
+    // rule put a write on a connection of its own (`Http::request`): no pooled connection that
+    // died while the environment was frozen can fail it.
+    let policy = if upstream::is_idempotent(&request.method) {
         RetryPolicy::STANDARD
     } else {
         RetryPolicy::ONCE
@@ -325,14 +326,6 @@ impl<'a> Presented<'a> {
         value.set_sensitive(true);
         Ok(Self::Fixed(name, value))
     }
-}
-
-/// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-    )
 }
 
 #[cfg(test)]

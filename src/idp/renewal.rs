@@ -1,7 +1,7 @@
 //! The refresh-token grant (RFC 6749 §6) against a connection's token endpoint, with the IdP app's
 //! own client credentials from the secret's `idp_clients`.
 //!
-//! The `oauth2` crate builds the request and parses the answer; the shared HTTP client sends it,
+//! The `oauth2` crate builds the request and parses the answer; the shared HTTP clients send it,
 //! bounded by the invocation's deadline. Nothing here logs or returns a token in an error.
 
 use std::time::Duration;
@@ -11,7 +11,6 @@ use oauth2::{
     AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
     Scope, TokenResponse, TokenUrl,
 };
-use reqwest::Client;
 use secrecy::ExposeSecret;
 use url::Url;
 
@@ -22,7 +21,7 @@ use crate::credentials::ClientCredentials;
 use crate::deadline::Deadline;
 use crate::secret::{IdpAccessToken, IdpRefreshToken};
 use crate::service::Service;
-use crate::upstream::{self, UpstreamError, printable_code};
+use crate::upstream::{self, Http, UpstreamError, printable_code};
 
 /// Cap on one refresh grant, within the invocation's deadline.
 const GRANT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,7 +46,7 @@ pub enum RenewalError {
 
 /// Runs the refresh-token grant for `connection` at its `token_url` with `refresh_token`.
 pub async fn refresh(
-    http: &Client,
+    http: &Http,
     connection: &Connection,
     token_url: &Url,
     client: &ClientCredentials,
@@ -124,7 +123,7 @@ fn classify(code: &BasicErrorResponseType) -> RenewalError {
 
 /// Sends the grant `oauth2` built, through the shared client and within the deadline.
 async fn send_grant(
-    http: Client,
+    http: Http,
     request: HttpRequest,
     deadline: Deadline,
 ) -> Result<HttpResponse, UpstreamError> {

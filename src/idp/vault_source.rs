@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
@@ -18,7 +18,7 @@ use crate::deadline::Deadline;
 use crate::secret::{CallerToken, IdpAccessToken, IdpRefreshToken};
 use crate::service::Service;
 use crate::tenant::TenantOrigin;
-use crate::upstream::{self, UpstreamCause, UpstreamError};
+use crate::upstream::{self, Http, UpstreamCause, UpstreamError};
 
 /// The grant of Token Vault's exchanges.
 pub const GRANT_TYPE: &str =
@@ -90,8 +90,8 @@ struct Exchanged {
 
 /// The IdP access token that Token Vault holds for the caller at `connection`.
 pub struct VaultSource<'a> {
-    /// The shared HTTP client.
-    pub http: &'a Client,
+    /// The shared HTTP clients.
+    pub http: &'a Http,
     /// The tenant, whose `/oauth/token` performs the exchange.
     pub origin: &'a TenantOrigin,
     /// The function's credentials, for the client that performs the exchange.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
 use crate::credentials::{CredentialStore, Credentials, CredentialsError};
@@ -24,7 +24,7 @@ use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::Cache;
 use crate::tenant::TenantOrigin;
-use crate::upstream::{self, UpstreamCause, UpstreamError};
+use crate::upstream::{self, Http, UpstreamCause, UpstreamError};
 use profiles::Profiles;
 pub use token::ManagementToken;
 use token::SharedToken;
@@ -90,7 +90,7 @@ impl From<WaitExpired> for ManagementError {
 
 /// The Management API client, shared by all invocations of an execution environment.
 pub struct Management {
-    http: Client,
+    http: Http,
     origin: TenantOrigin,
     credentials: Arc<CredentialStore>,
     token: SingleFlight<ManagementToken>,
@@ -103,7 +103,7 @@ impl Management {
     /// (the application state's store, shared with whoever else needs the secret), sharing its
     /// token and budgets through `fleet` where the table is configured.
     pub fn new(
-        http: Client,
+        http: Http,
         origin: TenantOrigin,
         credentials: Arc<CredentialStore>,
         fleet: Option<Arc<FleetTable>>,

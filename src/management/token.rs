@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use crate::deadline::Deadline;
 use crate::freshness;
 use crate::service::Service;
 use crate::tenant::TenantOrigin;
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::{self, Http, UpstreamError};
 
 /// A Management API access token and when to stop using it.
 pub struct ManagementToken {
@@ -89,7 +89,7 @@ struct TokenResponse {
 /// One client-credentials grant, retried while the failure is transient. Repeating the grant is
 /// safe: at worst Auth0 issues one more token.
 pub(super) async fn request(
-    http: &Client,
+    http: &Http,
     origin: &TenantOrigin,
     credentials: &Credentials,
     deadline: &Deadline,
@@ -98,7 +98,7 @@ pub(super) async fn request(
 }
 
 async fn attempt(
-    http: &Client,
+    http: &Http,
     origin: &TenantOrigin,
     credentials: &Credentials,
     deadline: &Deadline,

@@ -1,7 +1,8 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
 //! the local demo: an Auth0 tenant ([`Tenant`], with the sign-in side a single page application
 //! uses, [`SpaClient`], and Token Vault), identity provider APIs ([`Idp`]) and signing keys to
-//! mint the tenant's tokens ([`TestKey`]).
+//! mint the tenant's tokens ([`TestKey`]), and a TCP relay that ends pooled connections on
+//! command ([`Relay`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
@@ -15,6 +16,7 @@ mod management_api;
 mod moto;
 mod oauth_error;
 mod opaque_token;
+mod relay;
 mod runtime_api;
 mod secrets;
 mod tenant;
@@ -33,7 +35,8 @@ pub use login::SpaClient;
 pub use m2m_client::M2M_CLIENT_ID;
 pub use moto::{LinkMode, Moto, MotoLink};
 pub use opaque_token::new_token;
-pub use runtime_api::{Outcome, RuntimeApi};
+pub use relay::{Ending, Relay};
+pub use runtime_api::{Invocation, Outcome, RuntimeApi};
 pub use secrets::{create_token_table, dynamodb_client, secrets_client};
 pub use tenant::{JwksMode, Tenant, profile};
 pub use x_api::XApi;

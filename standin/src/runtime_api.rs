@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Lambda's limit on a synchronous invocation's response, in bytes, as its error message gives
 /// it (`Response payload size exceeded maximum allowed payload size (6291556 bytes)`).
@@ -48,6 +48,34 @@ struct RuntimeState {
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     first_next: Mutex<Option<Instant>>,
     init_errors: Mutex<Vec<Value>>,
+    /// How many `next` requests are waiting for an event: 1 while the function is idle.
+    waiting: watch::Sender<usize>,
+}
+
+/// Counts one `next` request as waiting for as long as it lives.
+struct Waiting<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Waiting<'a> {
+    fn new(waiting: &'a watch::Sender<usize>) -> Self {
+        waiting.send_modify(|n| *n += 1);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// An invocation handed to [`RuntimeApi::queue`], whose outcome comes later.
+pub struct Invocation(oneshot::Receiver<Outcome>);
+
+impl Invocation {
+    /// How the invocation ended; `None` if it did not within `wait`.
+    pub async fn outcome(self, wait: Duration) -> Option<Outcome> {
+        tokio::time::timeout(wait, self.0).await.ok()?.ok()
+    }
 }
 
 /// A running Runtime API.
@@ -66,6 +94,7 @@ impl RuntimeApi {
             pending: Mutex::new(HashMap::new()),
             first_next: Mutex::new(None),
             init_errors: Mutex::new(Vec::new()),
+            waiting: watch::Sender::new(0),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -103,6 +132,11 @@ impl RuntimeApi {
 
     /// Invokes the function with `event` and a deadline `budget` away; waits at most `wait`.
     pub async fn invoke(&self, event: &str, budget: Duration, wait: Duration) -> Option<Outcome> {
+        self.queue(event, budget)?.outcome(wait).await
+    }
+
+    /// Queues `event` with a deadline `budget` away; `None` if the Runtime API is gone.
+    pub fn queue(&self, event: &str, budget: Duration) -> Option<Invocation> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let id = format!("req-{:06}", NEXT.fetch_add(1, Ordering::SeqCst));
         let (tx, rx) = oneshot::channel();
@@ -117,13 +151,26 @@ impl RuntimeApi {
                 deadline_ms,
             })
             .ok()?;
-        tokio::time::timeout(wait, rx).await.ok()?.ok()
+        Some(Invocation(rx))
+    }
+
+    /// Waits (at most `wait`) until the number of `next` requests waiting for an event
+    /// satisfies `reached`: 1 once the function is idle, 0 once a queued event is handed out.
+    /// Returns whether it did.
+    pub async fn until_waiting(&self, reached: impl Fn(usize) -> bool, wait: Duration) -> bool {
+        let mut waiting = self.state.waiting.subscribe();
+        tokio::time::timeout(wait, waiting.wait_for(|n| reached(*n)))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
 async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
     lock(&state.first_next).get_or_insert_with(Instant::now);
-    let queued = state.queue.lock().await.recv().await;
+    let queued = {
+        let _waiting = Waiting::new(&state.waiting);
+        state.queue.lock().await.recv().await
+    };
     let Some(queued) = queued else {
         return StatusCode::GONE.into_response();
     };

@@ -10,7 +10,7 @@ use standin::{Outcome, RuntimeApi};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{PLACEHOLDER, TestApp, event_text, github_token, moto};
+use crate::helpers::{LambdaAnswer, PLACEHOLDER, TestApp, event_text, github_token, moto};
 use crate::metrics::assert_emf;
 
 const USER: &str = "github|1001";
@@ -103,19 +103,73 @@ impl RealBinary {
     }
 
     /// The Lambda response to `event`, as the caller gets it.
-    pub async fn invoke(&self, event: &Value) -> crate::helpers::LambdaAnswer {
+    pub async fn invoke(&self, event: &Value) -> LambdaAnswer {
         let text = event.to_string();
-        match self
+        answer(self.runtime.invoke(&text, BUDGET, WAIT).await)
+    }
+
+    /// The Lambda response to `event` handed to the binary as Lambda hands an event to a frozen
+    /// environment: once the binary is idle (waiting for its next invocation) it is frozen
+    /// ([`RealBinary::freeze`]), `while_frozen` runs, the event is handed out while the process
+    /// is still stopped, and only then is it thawed — so that the event and whatever
+    /// `while_frozen` did to its sockets are both there to read when it resumes.
+    pub async fn invoke_after_freeze(
+        &self,
+        event: &Value,
+        while_frozen: impl Future<Output = ()>,
+    ) -> LambdaAnswer {
+        assert!(
+            self.runtime.until_waiting(|n| n == 1, WAIT).await,
+            "the binary never became idle"
+        );
+        self.freeze().await;
+        let invocation = self
             .runtime
-            .invoke(&text, Duration::from_secs(10), Duration::from_secs(30))
-            .await
-        {
-            Some(Outcome::Response(value)) => {
-                let size = value.to_string().len();
-                crate::helpers::LambdaAnswer::from_value(value, size)
+            .queue(&event.to_string(), BUDGET)
+            .expect("the Runtime API is up");
+        assert!(
+            self.runtime.until_waiting(|n| n == 0, WAIT).await,
+            "the event was not handed out"
+        );
+        while_frozen.await;
+        self.thaw().await;
+        answer(invocation.outcome(WAIT).await)
+    }
+
+    /// Stops the process as Lambda's freeze stops an execution environment between invocations
+    /// (SIGSTOP: every thread, its timers and its sockets' readers with it); returns once the
+    /// kernel reports it stopped.
+    pub async fn freeze(&self) {
+        self.signal("STOP", |state| state == 'T').await;
+    }
+
+    /// Resumes a [`RealBinary::freeze`]d process; returns once the kernel reports it running.
+    pub async fn thaw(&self) {
+        self.signal("CONT", |state| state != 'T').await;
+    }
+
+    /// Sends `signal` and waits (a bounded poll of `/proc`: the kernel offers nothing to await)
+    /// until the process's state satisfies `reached`.
+    async fn signal(&self, signal: &str, reached: impl Fn(char) -> bool) {
+        let pid = self.child.id().expect("the binary is running");
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {pid}");
+        let stat = format!("/proc/{pid}/stat");
+        for _ in 0..1000 {
+            let text = std::fs::read_to_string(&stat).expect("the binary's /proc entry");
+            // `pid (comm) state …`: the state follows the last `)`.
+            let state = text
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if state.is_some_and(&reached) {
+                return;
             }
-            other => panic!("no response: {other:?}"),
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        panic!("the binary did not take SIG{signal} within 5 s");
     }
 
     /// Stops the binary and returns what it wrote.
@@ -127,6 +181,22 @@ impl RealBinary {
             text.push_str(&reader.await.unwrap_or_default());
         }
         text
+    }
+}
+
+/// An invocation's deadline.
+const BUDGET: Duration = Duration::from_secs(10);
+/// The longest a test waits for the binary.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The caller's answer in `outcome`; panics if there is none.
+fn answer(outcome: Option<Outcome>) -> LambdaAnswer {
+    match outcome {
+        Some(Outcome::Response(value)) => {
+            let size = value.to_string().len();
+            LambdaAnswer::from_value(value, size)
+        }
+        other => panic!("no response: {other:?}"),
     }
 }
 

@@ -9,6 +9,7 @@ mod catalogue;
 mod dialects;
 mod faults;
 mod fleet;
+mod freeze;
 mod head;
 mod helpers;
 mod hosts;

@@ -419,7 +419,7 @@ async fn a_grant_that_leaves_expires_in_out_takes_the_documented_lifetime() {
         client_id: "app".to_owned(),
         client_secret: APP_SECRET.to_owned().into(),
     };
-    let http = reqwest::Client::new();
+    let http = auth0_idp_proxy::upstream::build_client().expect("HTTP clients");
     let deadline = Deadline::after(Duration::from_secs(10));
     let lifetime = |name: &str| {
         let connection = connections.get(name).expect("connection").clone();
@@ -561,6 +561,55 @@ async fn the_real_binary_renews_a_single_use_refresh_token_once_per_grant() {
 #[tokio::test]
 async fn the_real_binary_hands_a_single_use_refresh_token_on_through_the_fleet_table() {
     box_through_the_real_binary(true).await;
+}
+
+/// Issue 34: a Box-like single-use provider through the real binary, behind a relay that ends
+/// the pooled connections to it (API and token endpoint alike) while the process is frozen. Its
+/// tokens are never fresh, so the first request after each thaw is the refresh grant, a write:
+/// it is answered, and each refresh token is presented once, the one the grant before issued.
+#[tokio::test]
+async fn the_real_binary_presents_a_single_use_refresh_token_once_across_a_freeze() {
+    use crate::freeze::{ENDINGS, borrowed, through, written_once_after_ending};
+
+    let world = World::spawn(&["box"], false).await;
+    let provider = &world.providers[0];
+    provider.idp.set_token_lifetime(Duration::from_secs(1));
+    let relay = standin::Relay::start(&provider.idp.origin())
+        .await
+        .expect("relay");
+    let extra = through(&world.app.env, &provider.idp.origin(), &relay.origin());
+    let real = RealBinary::start(&world.app, &borrowed(&extra)).await;
+    let event = provider.event();
+    let first = real.invoke(&event).await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+
+    let mut answers = vec![first];
+    for how in ENDINGS {
+        let grants = || provider.idp.presented_refresh_tokens().len();
+        answers.push(written_once_after_ending(&real, &relay, how, &event, grants).await);
+    }
+    let presented = provider.idp.presented_refresh_tokens();
+    assert_eq!(presented.len(), 1 + ENDINGS.len(), "one grant per call");
+    assert_eq!(presented[0], provider.first_refresh);
+    let issued = provider.idp.issued_tokens();
+    for token in &presented[1..] {
+        assert!(issued.contains(token), "a token a grant issued");
+    }
+    let distinct: HashSet<&String> = presented.iter().collect();
+    assert_eq!(distinct.len(), presented.len(), "none presented twice");
+    let logs = real.logs().await;
+    let secrets = provider.secrets();
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a token reached the logs");
+    }
+    for answer in &answers {
+        answer.assert_hides(&secrets);
+    }
 }
 
 #[tokio::test]
