@@ -259,7 +259,12 @@ impl CredentialStore {
         let (text, keys) = tokio::join!(read_secret(client, &self.secret_id, deadline), keys);
         let mut credentials = Credentials::parse(&text?)?;
         if let Some(keys) = keys {
-            credentials.store_keys = keys;
+            // Usable `token_store_keys` still open what they sealed before the keys secret.
+            let before = std::mem::replace(&mut credentials.store_keys, Err(KeyError::Missing));
+            credentials.store_keys = match (keys, before) {
+                (Ok(keys), Ok(before)) => Ok(keys.also_opening(before)),
+                (keys, _) => keys,
+            };
         }
         tracing::info!(
             idp_clients = credentials.idp_clients.len(),

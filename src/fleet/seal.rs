@@ -9,7 +9,8 @@
 //!   AES-256 key with HKDF-SHA256 ([`keys_from_secret`]). Secrets Manager's `GenerateSecretString`
 //!   can write it (a random string under one JSON key) and it holds no base64 to get wrong;
 //! - the credentials secret's `token_store_keys`, a list of base64 32-byte keys (before the
-//!   template made the keys; still read when `TOKEN_STORE_KEYS_SECRET_ID` is unset).
+//!   template made the keys; still read when `TOKEN_STORE_KEYS_SECRET_ID` is unset, and beside
+//!   it they still open what they sealed, so that moving to the keys secret loses no item).
 
 use std::sync::Arc;
 
@@ -157,6 +158,14 @@ impl Sealer {
         }
     }
 
+    /// These keys, with `older`'s after them: they open, never seal. For the move from the
+    /// credentials secret's `token_store_keys` to the keys secret: values sealed before it still
+    /// open until they expire.
+    pub fn also_opening(mut self, older: Sealer) -> Self {
+        self.keys.extend(older.keys);
+        self
+    }
+
     /// Keys from their base64 forms, the sealing key first.
     pub fn from_base64<S: AsRef<str>>(keys: &[S]) -> Result<Self, KeyError> {
         if keys.is_empty() {
@@ -288,6 +297,18 @@ mod tests {
         let raw =
             Sealer::from_base64(&[STANDARD.encode(&GENERATED.as_bytes()[..32])]).expect("keys");
         assert_eq!(raw.open("pk", &sealed_after), Err(Unopenable));
+    }
+
+    #[test]
+    fn token_store_keys_kept_beside_the_keys_secret_open_but_never_seal() {
+        let legacy = Sealer::from_base64(&[K1]).expect("keys");
+        let sealed_before = legacy.seal("pk", b"v").expect("sealed");
+        let moved = keys_from_secret(&format!(r#"{{"key": "{GENERATED}"}}"#))
+            .expect("keys")
+            .also_opening(Sealer::from_base64(&[K1]).expect("keys"));
+        assert_eq!(moved.open("pk", &sealed_before).expect("opens"), b"v");
+        let sealed_after = moved.seal("pk", b"w").expect("sealed");
+        assert_eq!(legacy.open("pk", &sealed_after), Err(Unopenable));
     }
 
     #[test]

@@ -567,6 +567,44 @@ async fn the_keys_come_from_the_generated_secret_when_the_function_is_told_where
     assert_not_logged(&[GENERATED]);
 }
 
+/// A stack that sealed with `token_store_keys` and is updated to the template's keys secret:
+/// what the old keys sealed still opens, what is sealed now is sealed with the new key.
+#[tokio::test]
+async fn moving_from_token_store_keys_to_the_keys_secret_loses_no_item() {
+    const GENERATED: &str = "Pq3Lm8Vx2Rt6Yb0Nc4Hj7Kd1Wf5Gs9Za3Ue8Io2Qy6Tn0Mb4Vc7Xl1Rh5Sk9Dp3F";
+    let world = World::spawn().await;
+    let jwt = world.user("github|7023", "gho_live_7023", "ghr_7023", true);
+    let before = world.environment().await;
+    assert_ok(&world.get(&before, GITHUB_USER, &jwt).await);
+    let reads = world.app.tenant.user_calls();
+
+    let id = unique("auth0-idp-proxy/table-keys-");
+    world
+        .app
+        .write_secret(&id, &json!({"key": GENERATED}).to_string())
+        .await;
+    let after = world
+        .app
+        .environment_with(
+            &world.dynamodb,
+            TablePolicy {
+                call_timeout: Duration::from_secs(5),
+                ..TablePolicy::default()
+            },
+            &[("TOKEN_STORE_KEYS_SECRET_ID", id.as_str())],
+        )
+        .await;
+    let (response, line) = get_traced(&after, GITHUB_USER, &jwt).await;
+    assert_ok(&response);
+    assert_keys_unusable(&line, false);
+    assert_eq!(
+        world.app.tenant.user_calls(),
+        reads,
+        "the old key still opens the user's item: {}",
+        table_warnings()
+    );
+}
+
 #[tokio::test]
 async fn an_unusable_or_unreadable_keys_secret_is_a_metric_and_the_function_carries_on() {
     let weak = json!({"key": "too-short"}).to_string();
