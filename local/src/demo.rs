@@ -164,17 +164,33 @@ pub async fn start(
         tokens.record(&tenant.connect_account(user, "google-oauth2", profile));
     }
 
-    // With `--fleet`, the token table in moto's DynamoDB, and a key to seal its values with.
+    // With `--fleet`, the token table in moto's DynamoDB, and its keys in their own secret, as
+    // the template makes them.
     let table = match fleet {
         true => Some(token_table(&moto).await?),
         false => None,
     };
-    let store_keys = match &table {
-        Some(_) => json!([demo_key()?]),
-        None => Value::Null,
-    };
 
     let secrets = standin::secrets_client(moto.endpoint(), None).await;
+    let keys_secret_id = match &table {
+        Some(_) => {
+            let id = "auth0-idp-proxy/demo-table-keys";
+            secrets
+                .create_secret()
+                .name(id)
+                .secret_string(json!({"key": demo_key()?, "previous_keys": []}).to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "moto: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    )
+                })?;
+            id
+        }
+        None => "",
+    };
     let secret_id = "auth0-idp-proxy/demo";
     secrets
         .create_secret()
@@ -184,7 +200,6 @@ pub async fn start(
                 "client_id": M2M_CLIENT_ID,
                 "client_secret": client_secret,
                 "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
-                "token_store_keys": store_keys,
             })
             .to_string(),
         )
@@ -203,6 +218,7 @@ pub async fn start(
         .unwrap_or_default();
     let env = [
         ("TOKEN_TABLE", table_name),
+        ("TOKEN_STORE_KEYS_SECRET_ID", keys_secret_id.to_owned()),
         ("AUTH0_DOMAIN", tenant.origin()),
         ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
@@ -256,11 +272,12 @@ async fn token_table(moto: &Moto) -> Result<(String, aws_sdk_dynamodb::Client), 
     Ok((name, client))
 }
 
-/// A fresh 32-byte key for `token_store_keys`, base64, from the system's random source.
+/// A fresh key for the keys secret, from the system's random source: 48 bytes as 64 characters
+/// of base64, as long as the template's generated one.
 fn demo_key() -> Result<String, String> {
     use base64::Engine;
     use std::io::Read;
-    let mut key = [0u8; 32];
+    let mut key = [0u8; 48];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut key))
         .map_err(|e| format!("no random key for the token table: {e}"))?;
