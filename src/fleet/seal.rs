@@ -316,7 +316,7 @@ mod tests {
         let short = "x".repeat(MIN_KEY_CHARS - 1);
         for (text, slot) in [
             (format!(r#"{{"key": "{short}"}}"#), Some(KeySlot::Key)),
-            (format!(r#"{{"key": 7}}"#), Some(KeySlot::Key)),
+            (r#"{"key": 7}"#.to_owned(), Some(KeySlot::Key)),
             (
                 format!(r#"{{"key": "{GENERATED}", "previous_keys": ["{OLDER}", "{short}"]}}"#),
                 Some(KeySlot::Previous(1)),
