@@ -175,42 +175,19 @@ pub async fn start(
     let keys_secret_id = match &table {
         Some(_) => {
             let id = "auth0-idp-proxy/demo-table-keys";
-            secrets
-                .create_secret()
-                .name(id)
-                .secret_string(json!({"key": demo_key()?, "previous_keys": []}).to_string())
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "moto: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                    )
-                })?;
+            let keys = json!({"key": demo_key()?, "previous_keys": []});
+            create_secret(&secrets, id, &keys).await?;
             id
         }
         None => "",
     };
     let secret_id = "auth0-idp-proxy/demo";
-    secrets
-        .create_secret()
-        .name(secret_id)
-        .secret_string(
-            json!({
-                "client_id": M2M_CLIENT_ID,
-                "client_secret": client_secret,
-                "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "moto: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            )
-        })?;
+    let credentials = json!({
+        "client_id": M2M_CLIENT_ID,
+        "client_secret": client_secret,
+        "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+    });
+    create_secret(&secrets, secret_id, &credentials).await?;
 
     let table_name = table
         .as_ref()
@@ -260,6 +237,27 @@ pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
         "audience": AUDIENCE,
         "api": api_origin,
     })
+}
+
+/// Creates the secret `id` holding `value` in moto's Secrets Manager.
+async fn create_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    value: &Value,
+) -> Result<(), String> {
+    secrets
+        .create_secret()
+        .name(id)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "moto: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })
 }
 
 /// Creates the demo's token table in `moto`, as `template.yaml` declares it.
