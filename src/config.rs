@@ -82,21 +82,6 @@ impl TenantOrigin {
     }
 }
 
-/// A Secrets Manager secret name or ARN in `var`: its characters are those AWS allows (letters,
-/// digits, `/_+=.@-`, and `:` for an ARN), so that a pasted JSON value or a stray space is a
-/// start-up error naming the variable, not a failed read at every cold start.
-fn secret_id(var: &'static str, value: &str) -> Result<String, ConfigError> {
-    let value = value.trim();
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c);
-    if value.len() > 2048 || !value.chars().all(allowed) {
-        return Err(ConfigError::invalid(
-            var,
-            "must be a Secrets Manager secret name or ARN",
-        ));
-    }
-    Ok(value.to_owned())
-}
-
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
@@ -288,6 +273,21 @@ impl Config {
             kill_switch_secret_id: get("KILL_SWITCH_SECRET_ID").map(|id| id.trim().to_owned()),
         })
     }
+}
+
+/// A Secrets Manager secret name or ARN in `var`: its characters are those AWS allows (letters,
+/// digits, `/_+=.@-`, and `:` for an ARN), so that a pasted JSON value or a stray space is a
+/// start-up error naming the variable, not a failed read at every cold start.
+fn secret_id(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c);
+    if value.len() > 2048 || !value.chars().all(allowed) {
+        return Err(ConfigError::invalid(
+            var,
+            "must be a Secrets Manager secret name or ARN",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
