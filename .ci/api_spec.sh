@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # openapi.yaml against the function itself: validated as OpenAPI 3.1, then schemathesis (every
 # check) against dev/run's local API in demo mode, with the demo user's Auth0 access token that
-# dev/run prints. Needs .venv-scan (.ci/scan-requirements.txt); .ci/run installs it.
+# dev/run writes to its token file. Needs .venv-scan (.ci/scan-requirements.txt); .ci/run installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scan="$PWD/.venv-scan/bin"
@@ -17,8 +17,10 @@ for _ in $(seq 600); do
   sleep 1
 done
 grep -q '^READY ' "$out" || { cat "$out.err" >&2; echo "dev/run was not ready in 10 minutes" >&2; exit 1; }
-api=$(sed -n 's/^READY //p' "$out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["api"])')
-token=$(sed -n 's/^ *TOKEN=//p' "$out")
+ready=$(sed -n 's/^READY //p' "$out")
+api=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["api"])' "$ready")
+# The demo user's token is in the file the ready screen names.
+token=$(cat "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("token_file", ""))' "$ready")")
 [ -n "$token" ] || { echo "dev/run printed no demo token" >&2; exit 1; }
 echo "schemathesis against $api (dev/run's demo), as the demo user"
 # A fixed seed: a failure reproduces; --max-examples bounds the run (about a minute).

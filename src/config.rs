@@ -108,6 +108,10 @@ pub struct Config {
     pub default_budget: Duration,
     /// The DynamoDB table shared by the fleet (`TOKEN_TABLE`); `None`: memory only.
     pub token_table: Option<String>,
+    /// The Secrets Manager secret of the table's keys (`TOKEN_STORE_KEYS_SECRET_ID`, which the
+    /// template generates); `None`: the credentials secret's `token_store_keys`. Read only with
+    /// `TOKEN_TABLE`.
+    pub token_store_keys_secret_id: Option<String>,
     /// The Secrets Manager secret of the operator's kill switch (`KILL_SWITCH_SECRET_ID`);
     /// `None`: no switch.
     pub kill_switch_secret_id: Option<String>,
@@ -206,9 +210,27 @@ impl Config {
             token_table: get("TOKEN_TABLE")
                 .map(|name| name.trim().to_owned())
                 .filter(|name| !name.is_empty()),
+            token_store_keys_secret_id: get("TOKEN_STORE_KEYS_SECRET_ID")
+                .map(|id| secret_id("TOKEN_STORE_KEYS_SECRET_ID", &id))
+                .transpose()?,
             kill_switch_secret_id: get("KILL_SWITCH_SECRET_ID").map(|id| id.trim().to_owned()),
         })
     }
+}
+
+/// A Secrets Manager secret name or ARN in `var`: its characters are those AWS allows (letters,
+/// digits, `/_+=.@-`, and `:` for an ARN), so that a pasted JSON value or a stray space is a
+/// start-up error naming the variable, not a failed read at every cold start.
+fn secret_id(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c);
+    if value.len() > 2048 || !value.chars().all(allowed) {
+        return Err(ConfigError::invalid(
+            var,
+            "must be a Secrets Manager secret name or ARN",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -350,6 +372,21 @@ mod tests {
             ("IDP_TOKEN_REFUSAL_RECHECK", "0"),
         ] {
             assert!(error_text(&[(var, bad)]).contains(var), "{var}={bad}");
+        }
+    }
+
+    #[test]
+    fn the_keys_secret_is_optional_and_must_be_a_secret_id() {
+        assert_eq!(config(&[]).expect("valid").token_store_keys_secret_id, None);
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:proxy-keys-AbCdEf";
+        let set = config(&[("TOKEN_STORE_KEYS_SECRET_ID", &format!(" {arn} "))]).expect("valid");
+        assert_eq!(set.token_store_keys_secret_id.as_deref(), Some(arn));
+        for bad in [r#"{"key": "x"}"#, "two words"] {
+            assert!(
+                error_text(&[("TOKEN_STORE_KEYS_SECRET_ID", bad)])
+                    .contains("TOKEN_STORE_KEYS_SECRET_ID"),
+                "{bad}"
+            );
         }
     }
 

@@ -5,6 +5,10 @@
 //! Read once per execution environment (the read starts during the cold start), and again only
 //! when Auth0 rejects the client (the secret was rotated) or after a failed read: a failed read
 //! stores nothing, so the first invocation after Secrets Manager recovers reads it.
+//!
+//! With the fleet table on and `TOKEN_STORE_KEYS_SECRET_ID` set, the table's keys secret is read
+//! beside it, at the same times: its keys (or why they cannot be used) take the place of the
+//! credentials secret's `token_store_keys`. A failure of that read spoils only the keys.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use crate::deadline::Deadline;
-use crate::fleet::seal::{KeyError, Sealer};
+use crate::fleet::seal::{self, KeyError, Sealer};
 use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::{self, Cache};
@@ -49,8 +53,9 @@ pub struct Credentials {
     /// The IdP apps' own clients, by connection name, for refresh-token grants.
     #[serde(default)]
     pub idp_clients: HashMap<String, ClientCredentials>,
-    /// The fleet table's keys (`token_store_keys`), or why they cannot be used: a problem with
-    /// them disables the table (logged), never the function.
+    /// The fleet table's keys, or why they cannot be used: from the keys secret when
+    /// `TOKEN_STORE_KEYS_SECRET_ID` is set, else the secret's `token_store_keys`. A problem with
+    /// them disables the table (logged and counted), never the function.
     #[serde(
         rename = "token_store_keys",
         default = "no_store_keys",
@@ -167,6 +172,8 @@ impl From<WaitExpired> for CredentialsError {
 pub struct CredentialStore {
     client: BoundedClient,
     secret_id: String,
+    // The fleet table's keys secret, read with the credentials when set.
+    keys_secret_id: Option<String>,
     current: SingleFlight<Credentials>,
 }
 
@@ -181,8 +188,16 @@ impl CredentialStore {
         Self {
             client: BoundedClient::new(source.into()),
             secret_id,
+            keys_secret_id: None,
             current: SingleFlight::reported_as(Cache::Credentials),
         }
+    }
+
+    /// The same store, reading the fleet table's keys from the secret `keys_secret_id` (when
+    /// `Some`) each time it reads the credentials, in place of their `token_store_keys`.
+    pub fn with_keys_secret(mut self, keys_secret_id: Option<String>) -> Self {
+        self.keys_secret_id = keys_secret_id;
+        self
     }
 
     /// The credentials, read on first use.
@@ -233,8 +248,24 @@ impl CredentialStore {
     }
 
     async fn read(&self, deadline: &Deadline) -> Result<Credentials, CredentialsError> {
-        let text = read_secret(self.client.get(), &self.secret_id, deadline).await?;
-        let credentials = Credentials::parse(&text)?;
+        let client = self.client.get();
+        let keys = async {
+            let id = self.keys_secret_id.as_deref()?;
+            Some(match read_secret(client, id, deadline).await {
+                Ok(text) => seal::keys_from_secret(&text),
+                Err(error) => Err(KeyError::Unreadable(Arc::new(error))),
+            })
+        };
+        let (text, keys) = tokio::join!(read_secret(client, &self.secret_id, deadline), keys);
+        let mut credentials = Credentials::parse(&text?)?;
+        if let Some(keys) = keys {
+            // Usable `token_store_keys` still open what they sealed before the keys secret.
+            let before = std::mem::replace(&mut credentials.store_keys, Err(KeyError::Missing));
+            credentials.store_keys = match (keys, before) {
+                (Ok(keys), Ok(before)) => Ok(keys.also_opening(before)),
+                (keys, _) => keys,
+            };
+        }
         tracing::info!(
             idp_clients = credentials.idp_clients.len(),
             "credentials loaded"
@@ -398,7 +429,7 @@ mod tests {
     fn store_keys_are_optional_and_bad_ones_spoil_only_themselves() {
         let without =
             Credentials::parse(r#"{"client_id": "m2m", "client_secret": "s"}"#).expect("valid");
-        assert_eq!(without.store_keys.err(), Some(KeyError::Missing));
+        assert!(matches!(without.store_keys.err(), Some(KeyError::Missing)));
         let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
         let with = Credentials::parse(&format!(
             r#"{{"client_id": "m2m", "client_secret": "s", "token_store_keys": ["{key}"]}}"#

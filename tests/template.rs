@@ -87,7 +87,7 @@ fn statements(conditions: &[&str]) -> Vec<Yaml> {
 }
 
 #[test]
-fn the_permissions_are_the_two_secrets_and_with_the_table_its_four_item_actions() {
+fn the_permissions_are_the_two_secrets_and_with_the_table_its_four_item_actions_and_keys() {
     let secrets_only = statements(&[]);
     assert_eq!(secrets_only.len(), 2);
     for (statement, secret) in secrets_only
@@ -103,7 +103,15 @@ fn the_permissions_are_the_two_secrets_and_with_the_table_its_four_item_actions(
     }
 
     let with_table = statements(&["UseTokenTable"]);
-    assert_eq!(with_table.len(), 3);
+    assert_eq!(with_table.len(), 4);
+    // The keys secret: read, nothing more, that one secret only.
+    let keys = &with_table[3];
+    assert_eq!(keys["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        keys["Action"].as_str(),
+        Some("secretsmanager:GetSecretValue")
+    );
+    assert_eq!(keys["Resource"].as_str(), Some("TokenTableKeysSecret"));
     let table = &with_table[2];
     assert_eq!(table["Effect"].as_str(), Some("Allow"));
     let actions: Vec<&str> = table["Action"]
@@ -123,6 +131,64 @@ fn the_permissions_are_the_two_secrets_and_with_the_table_its_four_item_actions(
     );
     // `!GetAtt TokenTableResource.Arn`: the one table, no wildcard.
     assert_eq!(table["Resource"].as_str(), Some("TokenTableResource.Arn"));
+}
+
+#[test]
+fn with_the_table_the_stack_generates_its_keys_and_tells_the_function_where() {
+    let template = template();
+    let resources = resources_with(&template, &["UseTokenTable"]);
+    let secret = &resources["TokenTableKeysSecret"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    let properties = &secret["Properties"];
+    assert!(
+        properties["SecretString"].is_badvalue(),
+        "generated, never written in the template"
+    );
+    let generate = &properties["GenerateSecretString"];
+    assert_eq!(generate["GenerateStringKey"].as_str(), Some("key"));
+    assert_eq!(generate["ExcludePunctuation"].as_bool(), Some(true));
+    let length = generate["PasswordLength"].as_i64().expect("a length");
+    // Letters and digits only: log2(62) bits a character, at least 256 bits in all.
+    assert!(
+        length as f64 * 62f64.log2() >= 256.0
+            && usize::try_from(length)
+                .is_ok_and(|n| n >= auth0_idp_proxy::fleet::seal::MIN_KEY_CHARS),
+        "{length} characters"
+    );
+    // What Secrets Manager will store: the template with the generated key in it, which the
+    // function's own rule accepts.
+    let mut value: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .expect("a template"),
+    )
+    .expect("JSON");
+    value["key"] = Value::String("aZ9".repeat(usize::try_from(length).expect("length") / 3 + 1));
+    assert!(auth0_idp_proxy::fleet::seal::keys_from_secret(&value.to_string()).is_ok());
+
+    let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables["TOKEN_STORE_KEYS_SECRET_ID"].as_str(),
+        Some("TokenTableKeysSecret")
+    );
+    assert_eq!(
+        template["Outputs"]["TokenTableKeysSecretArn"]["Condition"].as_str(),
+        Some("UseTokenTable")
+    );
+
+    let without = resources_with(&template, &[]);
+    assert!(!without.contains_key("TokenTableKeysSecret"));
+    let variables = &without["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["TOKEN_STORE_KEYS_SECRET_ID"].as_str(), Some(""));
+    // No parameter asks for keys: nobody writes them by hand.
+    let parameters = template["Parameters"].as_hash().expect("parameters");
+    for (name, parameter) in parameters {
+        let text = parameter["Description"].as_str().unwrap_or_default();
+        assert!(
+            !text.contains("token_store_keys"),
+            "{name:?} asks for token_store_keys"
+        );
+    }
 }
 
 #[test]
@@ -464,6 +530,7 @@ async fn a_full_summary_line() -> Value {
         telemetry::renewal(false);
         telemetry::rate_limited(Service::ManagementApi);
         telemetry::token_table_degraded();
+        telemetry::token_table_keys_unusable();
         telemetry::error_code("reconsent_required");
     })
     .await;
@@ -520,6 +587,7 @@ async fn alarms_watch_what_the_runbook_names_on_metrics_that_exist() {
             "ReconsentBurstAlarm",
             "ServerErrorRateAlarm",
             "TokenTableDegradedAlarm",
+            "TokenTableKeysAlarm",
         ]
     );
     let watched = |name: &str| {
@@ -533,6 +601,7 @@ async fn alarms_watch_what_the_runbook_names_on_metrics_that_exist() {
         ("ReconsentBurstAlarm", "Reconsents"),
         ("Auth0RateLimitAlarm", "Auth0RateLimited"),
         ("TokenTableDegradedAlarm", "TokenTableDegraded"),
+        ("TokenTableKeysAlarm", "TokenTableKeysUnusable"),
     ] {
         assert_eq!(
             watched(alarm),
@@ -594,6 +663,17 @@ async fn alarms_watch_what_the_runbook_names_on_metrics_that_exist() {
     // Without the topic the alarms have no actions; without the table, no table alarm.
     let plain = resources_with(&template, &[]);
     assert!(!plain.contains_key("TokenTableDegradedAlarm"));
+    assert!(!plain.contains_key("TokenTableKeysAlarm"));
+    // One bad environment is enough to alarm on: every invocation it serves counts 1.
+    let keys = &resources["TokenTableKeysAlarm"]["Properties"];
+    assert_eq!(
+        (
+            keys["Statistic"].as_str(),
+            keys["Threshold"].as_i64(),
+            keys["ComparisonOperator"].as_str()
+        ),
+        (Some("Sum"), Some(1), Some("GreaterThanOrEqualToThreshold"))
+    );
     for (name, alarm) in resources_of_type(&plain, "AWS::CloudWatch::Alarm") {
         assert!(alarm["Properties"]["AlarmActions"].is_badvalue(), "{name}");
     }
@@ -686,6 +766,7 @@ async fn the_dashboard_shows_every_metric_per_connection() {
         "SecretsManagerTime",
         "Auth0RateLimited",
         "TokenTableDegraded",
+        "TokenTableKeysUnusable",
     ] {
         assert!(drawn.iter().any(|(m, _)| m == metric), "{metric} drawn");
     }

@@ -164,38 +164,30 @@ pub async fn start(
         tokens.record(&tenant.connect_account(user, "google-oauth2", profile));
     }
 
-    // With `--fleet`, the token table in moto's DynamoDB, and a key to seal its values with.
+    // With `--fleet`, the token table in moto's DynamoDB, and its keys in their own secret, as
+    // the template makes them.
     let table = match fleet {
         true => Some(token_table(&moto).await?),
         false => None,
     };
-    let store_keys = match &table {
-        Some(_) => json!([demo_key()?]),
-        None => Value::Null,
-    };
 
     let secrets = standin::secrets_client(moto.endpoint(), None).await;
+    let keys_secret_id = match &table {
+        Some(_) => {
+            let id = "auth0-idp-proxy/demo-table-keys";
+            let keys = json!({"key": demo_key()?, "previous_keys": []});
+            create_secret(&secrets, id, &keys).await?;
+            id
+        }
+        None => "",
+    };
     let secret_id = "auth0-idp-proxy/demo";
-    secrets
-        .create_secret()
-        .name(secret_id)
-        .secret_string(
-            json!({
-                "client_id": M2M_CLIENT_ID,
-                "client_secret": client_secret,
-                "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
-                "token_store_keys": store_keys,
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "moto: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            )
-        })?;
+    let credentials = json!({
+        "client_id": M2M_CLIENT_ID,
+        "client_secret": client_secret,
+        "token_vault_client": {"client_id": VAULT_CLIENT_ID, "client_secret": client_secret},
+    });
+    create_secret(&secrets, secret_id, &credentials).await?;
 
     let table_name = table
         .as_ref()
@@ -203,6 +195,7 @@ pub async fn start(
         .unwrap_or_default();
     let env = [
         ("TOKEN_TABLE", table_name),
+        ("TOKEN_STORE_KEYS_SECRET_ID", keys_secret_id.to_owned()),
         ("AUTH0_DOMAIN", tenant.origin()),
         ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
@@ -246,6 +239,27 @@ pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
     })
 }
 
+/// Creates the secret `id` holding `value` in moto's Secrets Manager.
+async fn create_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    value: &Value,
+) -> Result<(), String> {
+    secrets
+        .create_secret()
+        .name(id)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "moto: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })
+}
+
 /// Creates the demo's token table in `moto`, as `template.yaml` declares it.
 async fn token_table(moto: &Moto) -> Result<(String, aws_sdk_dynamodb::Client), String> {
     let name = "auth0-idp-proxy-demo-tokens".to_owned();
@@ -256,11 +270,12 @@ async fn token_table(moto: &Moto) -> Result<(String, aws_sdk_dynamodb::Client), 
     Ok((name, client))
 }
 
-/// A fresh 32-byte key for `token_store_keys`, base64, from the system's random source.
+/// A fresh key for the keys secret, from the system's random source: 48 bytes as 64 characters
+/// of base64, as long as the template's generated one.
 fn demo_key() -> Result<String, String> {
     use base64::Engine;
     use std::io::Read;
-    let mut key = [0u8; 32];
+    let mut key = [0u8; 48];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut key))
         .map_err(|e| format!("no random key for the token table: {e}"))?;

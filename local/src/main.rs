@@ -45,7 +45,52 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
     }
 }
 
-/// Calls `path` with `token` and prints the answer, as the demo's first proof of life.
+/// Widest line of the ready screen: it fits a terminal of 80 columns and 24 lines.
+const WIDTH: usize = 80;
+
+/// `text` cut to `width` characters, an ellipsis marking the cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Writes the demo user's Auth0 access token to `demo-token` beside the build (`target/`),
+/// readable by its owner only, and returns the file's path, relative to the working directory
+/// (dev/run's is the repository) when inside it: the screen names it instead of 900 characters.
+fn write_token(token: &str) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let exe = std::env::current_exe().map_err(|e| format!("the token's file: {e}"))?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or("the token's file: no target directory")?;
+    let path = dir.join("demo-token");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(token.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            path.strip_prefix(cwd)
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
+        .unwrap_or(path);
+    Ok(shown.display().to_string())
+}
+
+/// Calls `path` with `token` and prints the answer on one line, as the demo's first proof of
+/// life.
 async fn show(http: &reqwest::Client, api: &str, path: &str, token: &str) -> Result<(), String> {
     let url = format!("{api}{path}");
     let response = http
@@ -56,10 +101,9 @@ async fn show(http: &reqwest::Client, api: &str, path: &str, token: &str) -> Res
         .map_err(|e| format!("{url}: {e}"))?;
     let status = response.status();
     let body: Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
-    println!(
-        "GET {path} -> {status}\n{}\n",
-        serde_json::to_string_pretty(&body).unwrap_or_default()
-    );
+    let head = format!("GET {path} -> {status}: ");
+    let room = WIDTH.saturating_sub(head.chars().count());
+    println!("{head}{}", fit(&body.to_string(), room));
     if status.is_success() {
         Ok(())
     } else {
@@ -71,10 +115,15 @@ async fn show(http: &reqwest::Client, api: &str, path: &str, token: &str) -> Res
 fn mode_line(demo_table: Option<&str>, token_table: bool) -> String {
     match (demo_table, token_table) {
         (Some(table), _) => format!(
-            "mode: token table {table} in moto's DynamoDB (--fleet): the Management API token, IdP tokens and rate budgets are kept there, sealed, as a deployment's instances share them with TOKEN_TABLE"
+            "mode: token table {table} in moto's DynamoDB (--fleet),\n  \
+             sealed, shared as a deployment's environments share TOKEN_TABLE"
         ),
-        (None, true) => "mode: token table (TOKEN_TABLE): the Management API token, IdP tokens and rate budgets are kept there".to_owned(),
-        (None, false) => "mode: memory: tokens and rate budgets live in this process only (--fleet keeps them in a token table in moto's DynamoDB)".to_owned(),
+        (None, true) => {
+            "mode: token table (TOKEN_TABLE): Management token, IdP tokens, rate budgets".to_owned()
+        }
+        (None, false) => {
+            "mode: memory: tokens live in this process (--fleet: in a token table)".to_owned()
+        }
     }
 }
 
@@ -174,22 +223,31 @@ async fn run(options: Options) -> Result<(), String> {
     }
 
     println!("auth0-idp-proxy: the function's handler is serving {api_origin}");
+    // The demo user's token, in a file rather than on the screen.
+    let mut token_file: Option<String> = None;
     let demo_table = demo.as_ref().and_then(|d| d.token_table.as_deref());
     println!("{}", mode_line(demo_table, dynamodb.is_some()));
     if let Some(demo) = &demo {
+        let port = |origin: String| {
+            origin
+                .rsplit_once(':')
+                .map_or(origin.clone(), |(_, port)| format!(":{port}"))
+        };
         println!(
-            "demo: stand-in Auth0 tenant {}, stand-in GitHub {}, stand-in Google {} (through the tenant's Token Vault), {} (all on 127.0.0.1)\n",
-            demo.tenant.origin(),
-            demo.github.origin(),
-            demo.google.origin(),
+            "demo on 127.0.0.1: stand-in Auth0 tenant {}, stand-in GitHub {},\n  \
+             stand-in Google {} (through Token Vault), {}\n",
+            port(demo.tenant.origin()),
+            port(demo.github.origin()),
+            port(demo.google.origin()),
             match demo.token_table {
-                Some(_) => "moto's Secrets Manager and DynamoDB",
+                Some(_) => "moto's Secrets Manager, DynamoDB",
                 None => "moto's Secrets Manager",
             }
         );
         // An Auth0 access token, as the frontend's getTokenSilently() would return: the
         // GitHub token itself stays in the function and is never printed.
         let token = demo.tenant.token(demo::AUDIENCE, demo::DEMO_USER).sign();
+        token_file = Some(write_token(&token)?);
         let http = reqwest::Client::new();
         show(&http, &api_origin, "/identities", &token).await?;
         show(&http, &api_origin, "/idp/github/user", &token).await?;
@@ -203,13 +261,12 @@ async fn run(options: Options) -> Result<(), String> {
         .await?;
         // With --once the server is gone when this is read: no command it cannot serve.
         if !options.once {
+            let file = token_file.as_deref().unwrap_or_default();
             println!(
-                "Call it with curl. An Auth0 access token is what a frontend gets from Auth0's SPA SDK\n\
-                 (getTokenSilently, audience {aud}); in the demo the stand-in tenant signed this one for\n\
-                 {user}, valid for an hour (run dev/run again for a new one):\n\n  \
-                 TOKEN={token}\n  \
-                 curl -H \"Authorization: Bearer $TOKEN\" {api_origin}/idp/github/user\n",
-                aud = demo::AUDIENCE,
+                "\nAn Auth0 access token for {user}, as a frontend gets it (getTokenSilently),\n\
+                 valid for an hour, is in {file}. Call the function with it:\n  \
+                 curl -H \"Authorization: Bearer $(cat {file})\" \\\n    \
+                 {api_origin}/idp/github/user\n",
                 user = demo::DEMO_USER,
             );
         }
@@ -217,26 +274,31 @@ async fn run(options: Options) -> Result<(), String> {
     if let Some(origin) = page_origins.first() {
         println!("Sample frontend: open {origin}/ and sign in as a demo user.");
     }
-    println!(
-        "READY {}",
-        json!({
-            "api": api_origin,
-            "spa": page_origins.first(),
-            "other_spa": page_origins.get(1),
-            "tenant": demo.as_ref().map(|d| d.tenant.origin()),
-            "github": demo.as_ref().map(|d| d.github.origin()),
-            "google": demo.as_ref().map(|d| d.google.origin()),
-            "token_table": demo.as_ref().and_then(|d| d.token_table.clone()),
-        })
-    );
+    // For programs (the browser test, CI's API check): what is not there is left out.
+    let mut ready = json!({
+        "api": api_origin,
+        "spa": page_origins.first(),
+        "other_spa": page_origins.get(1),
+        "tenant": demo.as_ref().map(|d| d.tenant.origin()),
+        "github": demo.as_ref().map(|d| d.github.origin()),
+        "google": demo.as_ref().map(|d| d.google.origin()),
+        "token_table": demo.as_ref().and_then(|d| d.token_table.clone()),
+        "token_file": token_file,
+    });
+    if let Some(members) = ready.as_object_mut() {
+        members.retain(|_, value| !value.is_null());
+    }
+    println!("READY {ready}");
     if options.once {
         println!(
-            "--once: the demo calls went through; the server stops now (dev/run without --once keeps it serving)."
+            "--once: the demo calls went through; the server stops now\n\
+             (dev/run without --once keeps it serving)."
         );
         return Ok(());
     }
     println!(
-        "Request logs follow (stderr, one JSON line per call; RUST_LOG=warn quiets them). Ctrl-C stops."
+        "Request logs follow (stderr, a JSON line per call; RUST_LOG=warn quiets them).\n\
+         Ctrl-C stops."
     );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
@@ -258,5 +320,19 @@ mod tests {
         );
         let memory = super::mode_line(None, false);
         assert!(memory.starts_with("mode: memory"), "{memory}");
+        for line in [fleet, real, memory]
+            .iter()
+            .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
+        {
+            assert!(line.chars().count() <= super::WIDTH, "{line}");
+        }
+    }
+
+    #[test]
+    fn long_answers_are_cut_to_the_screen() {
+        assert_eq!(super::fit("short", 10), "short");
+        let cut = super::fit(&"é".repeat(100), 20);
+        assert_eq!(cut.chars().count(), 20);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -70,10 +70,15 @@ impl App {
             .kill_switch_secret_id
             .clone()
             .map(|id| KillSwitch::new(secrets.clone(), id));
-        let credentials = Arc::new(CredentialStore::new(
-            secrets,
-            config.credentials_secret_id.clone(),
-        ));
+        // The table's keys secret matters only with the table.
+        let keys_secret_id = config
+            .token_table
+            .as_ref()
+            .and(config.token_store_keys_secret_id.clone());
+        let credentials = Arc::new(
+            CredentialStore::new(secrets, config.credentials_secret_id.clone())
+                .with_keys_secret(keys_secret_id),
+        );
         Self {
             auth: Authenticator::new(&config, http.clone(), policy),
             cors: Cors::new(config.allowed_origins.clone()),

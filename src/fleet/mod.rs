@@ -217,17 +217,21 @@ impl FleetTable {
         }
     }
 
-    /// The table with the secret's `keys`, or `None` when they cannot be used: then the
-    /// function runs as if `TOKEN_TABLE` were unset, never writing a value in plaintext.
+    /// The table with the `keys` read with the credentials, or `None` when they cannot be
+    /// used: then the function runs as if `TOKEN_TABLE` were unset, never writing a value in
+    /// plaintext. Each invocation that wanted the table and could not have it is counted (the
+    /// `TokenTableKeysUnusable` metric, which the template alarms on); the cause is logged once
+    /// per environment.
     pub fn with_keys<'a>(&'a self, keys: &'a Result<Sealer, seal::KeyError>) -> Option<Fleet<'a>> {
         match keys {
             Ok(sealer) => Some(Fleet::new(&self.table, sealer, &self.owner)),
             Err(error) => {
+                crate::telemetry::token_table_keys_unusable();
                 if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     tracing::error!(
-                        error = %error,
-                        "TOKEN_TABLE is set but the secret's token_store_keys cannot be used; \
-                         running without the table"
+                        error = %crate::error::error_chain(error),
+                        "TOKEN_TABLE is set but the table's keys cannot be used; running without \
+                         the table"
                     );
                 }
                 None

@@ -10,8 +10,8 @@ use super::{Cache, Invocation, SUMMARY_TARGET, Trace, timestamp, upstream_metric
 use crate::service::Service;
 
 /// Most metrics one line declares: the duration, one time per upstream, the IdP token cache's
-/// two counts, the two rates and the six event counts.
-const MAX_METRICS: usize = 1 + Service::ALL.len() + 2 + 2 + 6;
+/// two counts, the two rates and the seven event counts.
+const MAX_METRICS: usize = 1 + Service::ALL.len() + 2 + 2 + 7;
 
 impl Trace {
     /// The summary line: who, what, how it ended, where the time went; and the EMF document that
@@ -67,6 +67,7 @@ impl Trace {
             ("RenewalFailures", self.renewal_failures),
             ("Auth0RateLimited", self.auth0_rate_limited),
             ("TokenTableDegraded", self.token_table_degraded),
+            ("TokenTableKeysUnusable", self.token_table_keys_unusable),
             ("HeaderValuesDropped", self.header_values_dropped),
         ] {
             if count > 0 {
@@ -185,7 +186,7 @@ mod tests {
     use super::*;
     use crate::telemetry::{
         cache_lookup, error_code, header_value_dropped, rate_limited, renewal,
-        token_table_degraded, traced, upstream_time,
+        token_table_degraded, token_table_keys_unusable, traced, upstream_time,
     };
     use serde_json::{Value, json};
 
@@ -223,6 +224,8 @@ mod tests {
             rate_limited(Service::TokenEndpoint);
             rate_limited(Service::Idp);
             token_table_degraded();
+            token_table_keys_unusable();
+            token_table_keys_unusable();
             header_value_dropped();
             header_value_dropped();
             error_code("reconsent_required");
@@ -245,9 +248,11 @@ mod tests {
                 "RenewalFailures",
                 "Auth0RateLimited",
                 "TokenTableDegraded",
+                "TokenTableKeysUnusable",
                 "HeaderValuesDropped"
             ]
         );
+        assert_eq!(line["TokenTableKeysUnusable"], 1, "once per invocation");
         assert_eq!(line["HeaderValuesDropped"], 2);
         assert_eq!(line["Duration"], 12.345);
         assert_eq!(line["IdpTime"], 7.0);

@@ -220,6 +220,8 @@ pub struct Trace {
     renewal_failures: u32,
     auth0_rate_limited: u32,
     token_table_degraded: u32,
+    /// 0 or 1: the table is configured but its keys cannot be used.
+    token_table_keys_unusable: u32,
     header_values_dropped: u32,
     /// The `error` code answered, when the answer is an error of the function's own.
     error_code: Option<&'static str>,
@@ -348,6 +350,13 @@ pub fn rate_limited(service: Service) {
 /// without it (docs/fleet-state.md): the `TokenTableDegraded` metric.
 pub fn token_table_degraded() {
     update(|trace| trace.token_table_degraded += 1);
+}
+
+/// Records that the invocation wanted the fleet token table but its keys cannot be used, so the
+/// table is not (docs/fleet-state.md): the `TokenTableKeysUnusable` metric, 1 however many times
+/// the invocation asked.
+pub fn token_table_keys_unusable() {
+    update(|trace| trace.token_table_keys_unusable = 1);
 }
 
 /// Records a response header value left out of the Lambda response, which cannot carry it

@@ -29,8 +29,17 @@ pub(crate) fn start_bootstrap(
 /// The command that starts the real binary as Lambda does (its AWS environment included) with
 /// the test app's configuration, pointed at `runtime`.
 pub fn bootstrap(app: &TestApp, runtime: &RuntimeApi) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    bootstrap_as(&[env!("CARGO_BIN_EXE_bootstrap").into()], app, runtime)
+}
+
+/// As [`bootstrap`], the process being `program`: a binary, or a runner, its arguments and the
+/// binary (`qemu-aarch64 -L /usr/aarch64-linux-gnu bootstrap`). A bare runner name is looked up
+/// in the test's `PATH`: the function's own environment has none.
+pub fn bootstrap_as(program: &[String], app: &TestApp, runtime: &RuntimeApi) -> Command {
+    let (first, arguments) = program.split_first().expect("a program");
+    let mut command = Command::new(on_path(first));
     command
+        .args(arguments)
         .env_clear()
         .envs(app.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
@@ -47,6 +56,20 @@ pub fn bootstrap(app: &TestApp, runtime: &RuntimeApi) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     command
+}
+
+/// `name` as a path: itself when it has a slash, else the first match in `PATH`.
+fn on_path(name: &str) -> std::path::PathBuf {
+    if name.contains('/') {
+        return name.into();
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| name.into())
 }
 
 /// Stops `child` and returns what it wrote.
@@ -86,8 +109,15 @@ fn drain(
 impl RealBinary {
     /// The real binary with `app`'s configuration and `extra` variables.
     pub async fn start(app: &TestApp, extra: &[(&str, &str)]) -> Self {
+        Self::start_as(&[env!("CARGO_BIN_EXE_bootstrap").into()], app, extra).await
+    }
+
+    /// As [`RealBinary::start`], the process being `program` ([`bootstrap_as`]).
+    pub async fn start_as(program: &[String], app: &TestApp, extra: &[(&str, &str)]) -> Self {
         let runtime = RuntimeApi::start().await.expect("runtime API");
-        let mut child = start_bootstrap(app, &runtime, extra);
+        let mut command = bootstrap_as(program, app, &runtime);
+        command.envs(extra.iter().copied());
+        let mut child = command.spawn().expect("bootstrap starts");
         let mut output = Vec::new();
         if let Some(out) = child.stdout.take() {
             output.push(drain(out));
@@ -200,6 +230,23 @@ fn answer(outcome: Option<Outcome>) -> LambdaAnswer {
     }
 }
 
+/// The names of the sample events in `events/`, sorted.
+fn sample_events() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
+        .expect("events/")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The status each sample event must get with a valid token in place of the placeholder.
 fn expected_status(name: &str) -> u16 {
     if name.contains("missing-token") || name.contains("malformed-token") {
@@ -220,18 +267,7 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
         &[("METRICS_NAMESPACE", "auth0-idp-proxy/test-stack")],
     );
 
-    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
-        .expect("events/")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".json"))
-        .collect();
-    names.sort();
+    let names = sample_events();
     assert!(names.len() >= 8, "{names:?}");
     for name in &names {
         let event = event_text(name).replace(PLACEHOLDER, &jwt);
@@ -480,4 +516,67 @@ async fn the_real_binary_keeps_repeated_fields_and_drops_only_unwritable_values(
     assert!(!logs.contains("panicked"), "{logs}");
     assert!(!logs.contains(&github_token(USER)));
     assert!(!logs.contains(&jwt));
+}
+
+/// The artifact that ships is the one tested (.ci/run, after `sam build`): `SHIPPED_BOOTSTRAP`,
+/// the aarch64 `bootstrap` that `sam build` makes, run through `SHIPPED_BOOTSTRAP_RUNNER`
+/// (Debian's qemu-user: `qemu-aarch64 -L /usr/aarch64-linux-gnu`), and `REFERENCE_BOOTSTRAP`,
+/// the x86-64 release build, each a cold environment under its own Runtime API with the same
+/// stand-ins, answer every sample event byte for byte the same, and as expected. Without those
+/// variables (a plain `cargo test`) there is nothing to compare: the test says so and passes.
+#[tokio::test]
+async fn the_shipped_bootstrap_answers_every_sample_event_as_the_x86_64_release_build() {
+    let (Ok(shipped), Ok(reference)) = (
+        std::env::var("SHIPPED_BOOTSTRAP"),
+        std::env::var("REFERENCE_BOOTSTRAP"),
+    ) else {
+        eprintln!("SHIPPED_BOOTSTRAP and REFERENCE_BOOTSTRAP are unset: nothing to compare");
+        return;
+    };
+    let mut emulated: Vec<String> = std::env::var("SHIPPED_BOOTSTRAP_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    emulated.push(shipped);
+    let app = TestApp::spawn().await;
+    let jwt = app.token(USER).sign();
+    let names = sample_events();
+    assert!(names.len() >= 8, "{names:?}");
+
+    let mut answers: Vec<Vec<Value>> = Vec::new();
+    for program in [emulated, vec![reference]] {
+        // Info: the SDKs' debug lines cost seconds under emulation and are not compared.
+        let real = RealBinary::start_as(&program, &app, &[("AWS_LAMBDA_LOG_LEVEL", "info")]).await;
+        let mut these = Vec::new();
+        for name in &names {
+            let event = event_text(name).replace(PLACEHOLDER, &jwt);
+            let outcome = real
+                .runtime
+                .invoke(&event, Duration::from_secs(10), Duration::from_secs(60))
+                .await;
+            let Some(Outcome::Response(response)) = outcome else {
+                panic!(
+                    "{program:?} {name}: no response: {outcome:?}; logs: {}",
+                    real.logs().await
+                );
+            };
+            assert_eq!(
+                response["statusCode"],
+                expected_status(name),
+                "{program:?} {name}: {response}"
+            );
+            these.push(response);
+        }
+        assert!(real.runtime.init_errors().is_empty(), "{program:?}");
+        let logs = real.logs().await;
+        assert!(!logs.contains("panicked"), "{program:?}: {logs}");
+        answers.push(these);
+    }
+    for (name, (shipped, reference)) in names.iter().zip(answers[0].iter().zip(&answers[1])) {
+        assert_eq!(
+            shipped, reference,
+            "{name}: the shipped aarch64 bootstrap answers otherwise than the x86-64 build"
+        );
+    }
 }

@@ -76,6 +76,33 @@ impl World {
         more: serde_json::Value,
         keys: Option<serde_json::Value>,
     ) -> Self {
+        Self::spawn_configured(more, keys, &[]).await
+    }
+
+    /// The world with the table's keys in their own secret, as the template makes it: the
+    /// secret `id` holds `text` (`None`: no such secret), and the credentials secret has no
+    /// `token_store_keys`.
+    async fn spawn_with_keys_secret(text: Option<&str>) -> (Self, String) {
+        let id = unique("auth0-idp-proxy/table-keys-");
+        let world = Self::spawn_configured(
+            json!({}),
+            None,
+            &[("TOKEN_STORE_KEYS_SECRET_ID", id.as_str())],
+        )
+        .await;
+        if let Some(text) = text {
+            world.app.write_secret(&id, text).await;
+        }
+        (world, id)
+    }
+
+    /// The world with `more` connections, `keys` as the credentials secret's
+    /// `token_store_keys`, and `vars` in the function's environment.
+    async fn spawn_configured(
+        more: serde_json::Value,
+        keys: Option<serde_json::Value>,
+        vars: &[(&str, &str)],
+    ) -> Self {
         let table = unique("tokens-");
         let mut connections = json!({
             "github": {"api_base": "{github}", "token_url": "{github}/login/oauth/access_token"},
@@ -84,14 +111,12 @@ impl World {
             all.extend(more.clone());
         }
         let connections = connections.to_string();
-        let app = TestApp::spawn_with(
-            &[
-                ("IDP_CONNECTIONS", connections.as_str()),
-                ("TOKEN_TABLE", table.as_str()),
-            ],
-            KeyPolicy::default(),
-        )
-        .await;
+        let mut env = vec![
+            ("IDP_CONNECTIONS", connections.as_str()),
+            ("TOKEN_TABLE", table.as_str()),
+        ];
+        env.extend_from_slice(vars);
+        let app = TestApp::spawn_with(&env, KeyPolicy::default()).await;
         app.github.register_client("github-app", GITHUB_APP_SECRET);
         app.github.set_revoke_on_renewal(true);
         let client_secret = app.client_secret.lock().expect("lock").clone();
@@ -471,6 +496,135 @@ async fn without_usable_keys_the_table_is_not_used() {
             .any(|l| l.contains("token_store_keys") && l.contains("ERROR")),
         "an error log line names token_store_keys"
     );
+}
+
+/// One call of `path` by `env`, with a fresh request id: the answer and its summary line.
+async fn get_traced(env: &App, path: &str, jwt: &str) -> (TestResponse, serde_json::Value) {
+    let (request, id) = crate::metrics::with_request_id(event_at(path, jwt));
+    let response = send_to(env, request).await;
+    let line = crate::metrics::summary(&id);
+    crate::metrics::assert_emf(&line);
+    (response, line)
+}
+
+/// Asserts that the summary `line` counts the table's keys as unusable (`true`) or says nothing
+/// of them (`false`).
+fn assert_keys_unusable(line: &serde_json::Value, unusable: bool) {
+    let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .any(|m| m["Name"] == "TokenTableKeysUnusable");
+    assert_eq!(declared, unusable, "{line}");
+    if unusable {
+        assert_eq!(line["TokenTableKeysUnusable"], 1, "{line}");
+    } else {
+        assert!(line.get("TokenTableKeysUnusable").is_none(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_bad_token_store_keys_are_a_metric_on_every_call_and_good_ones_are_not() {
+    for (keys, unusable) in [
+        (None, true),
+        (Some(json!(["bm90IDMyIGJ5dGVz"])), true),
+        (Some(json!("one-key")), true),
+        (Some(json!([KEY])), false),
+    ] {
+        let world = World::spawn_with_keys(keys.clone()).await;
+        let jwt = world.user("github|7020", "gho_live_7020", "ghr_7020", true);
+        let env = world.environment().await;
+        // Every call that wanted the table counts, not only the first (which alone is logged).
+        for _ in 0..2 {
+            let (response, line) = get_traced(&env, GITHUB_USER, &jwt).await;
+            assert_ok(&response);
+            assert_keys_unusable(&line, unusable);
+            assert!(line.get("TokenTableDegraded").is_none(), "{line}");
+        }
+        assert_eq!(world.scan().await.is_empty(), unusable, "{keys:?}");
+    }
+}
+
+/// As the template deploys it: the keys from their own secret, none in the credentials.
+#[tokio::test]
+async fn the_keys_come_from_the_generated_secret_when_the_function_is_told_where() {
+    const GENERATED: &str = "Zx8mQ2rT7vLp0aNc4WbY9sKd3HfJ6uEo1iGq5tRlXyVnMzBwCe2kPj8hSa7dUf0g";
+    let (world, _) = World::spawn_with_keys_secret(Some(
+        &json!({"key": GENERATED, "previous_keys": []}).to_string(),
+    ))
+    .await;
+    let jwt = world.user("github|7021", "gho_live_7021", "ghr_7021", true);
+    let first = world.environment().await;
+    let (response, line) = get_traced(&first, GITHUB_USER, &jwt).await;
+    assert_ok(&response);
+    assert_keys_unusable(&line, false);
+    assert!(!world.scan().await.is_empty(), "the table is used");
+    // Another environment opens what the first sealed: no Management read for the user.
+    let reads = world.app.tenant.user_calls();
+    let second = world.environment().await;
+    assert_ok(&world.get(&second, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.tenant.user_calls(), reads, "{}", table_warnings());
+    assert_not_logged(&[GENERATED]);
+}
+
+/// A stack that sealed with `token_store_keys` and is updated to the template's keys secret:
+/// what the old keys sealed still opens, what is sealed now is sealed with the new key.
+#[tokio::test]
+async fn moving_from_token_store_keys_to_the_keys_secret_loses_no_item() {
+    const GENERATED: &str = "Pq3Lm8Vx2Rt6Yb0Nc4Hj7Kd1Wf5Gs9Za3Ue8Io2Qy6Tn0Mb4Vc7Xl1Rh5Sk9Dp3F";
+    let world = World::spawn().await;
+    let jwt = world.user("github|7023", "gho_live_7023", "ghr_7023", true);
+    let before = world.environment().await;
+    assert_ok(&world.get(&before, GITHUB_USER, &jwt).await);
+    let reads = world.app.tenant.user_calls();
+
+    let id = unique("auth0-idp-proxy/table-keys-");
+    world
+        .app
+        .write_secret(&id, &json!({"key": GENERATED}).to_string())
+        .await;
+    let after = world
+        .app
+        .environment_with(
+            &world.dynamodb,
+            TablePolicy {
+                call_timeout: Duration::from_secs(5),
+                ..TablePolicy::default()
+            },
+            &[("TOKEN_STORE_KEYS_SECRET_ID", id.as_str())],
+        )
+        .await;
+    let (response, line) = get_traced(&after, GITHUB_USER, &jwt).await;
+    assert_ok(&response);
+    assert_keys_unusable(&line, false);
+    assert_eq!(
+        world.app.tenant.user_calls(),
+        reads,
+        "the old key still opens the user's item: {}",
+        table_warnings()
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_or_unreadable_keys_secret_is_a_metric_and_the_function_carries_on() {
+    let weak = json!({"key": "too-short"}).to_string();
+    for text in [Some(weak.as_str()), Some("not JSON"), None] {
+        let (world, _) = World::spawn_with_keys_secret(text).await;
+        let jwt = world.user("github|7022", "gho_live_7022", "ghr_7022", true);
+        let env = world.environment().await;
+        let (response, line) = get_traced(&env, GITHUB_USER, &jwt).await;
+        assert_ok(&response);
+        assert_keys_unusable(&line, true);
+        assert!(world.scan().await.is_empty(), "{text:?}: nothing written");
+    }
+    assert!(
+        logs().lines().any(|l| l.contains("ERROR")
+            && l.contains("TOKEN_STORE_KEYS_SECRET_ID")
+            && l.contains("running without the table")),
+        "the error line names the variable: {}",
+        table_warnings()
+    );
+    assert_not_logged(&["too-short"]);
 }
 
 /// The function answers within `limit` and correctly while the table is in `mode`.

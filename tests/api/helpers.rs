@@ -309,12 +309,29 @@ impl TestApp {
         dynamodb: &aws_sdk_dynamodb::Client,
         policy: auth0_idp_proxy::fleet::TablePolicy,
     ) -> App {
+        self.environment_with(dynamodb, policy, &[]).await
+    }
+
+    /// As [`TestApp::environment`], with `extra` variables over the configuration (an updated
+    /// deployment of the same function).
+    pub async fn environment_with(
+        &self,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        policy: auth0_idp_proxy::fleet::TablePolicy,
+        extra: &[(&str, &str)],
+    ) -> App {
         let config = Config::from_lookup(|name| {
-            self.env
+            extra
                 .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .or_else(|| {
+                    self.env
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                })
         })
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
