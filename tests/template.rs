@@ -144,6 +144,11 @@ fn with_the_table_the_stack_generates_its_keys_and_tells_the_function_where() {
         properties["SecretString"].is_badvalue(),
         "generated, never written in the template"
     );
+    // Named after the stack, so that `deploy check` finds it from samconfig.toml's stack name.
+    assert_eq!(
+        properties["Name"].as_str(),
+        Some("${AWS::StackName}-token-table-keys")
+    );
     let generate = &properties["GenerateSecretString"];
     assert_eq!(generate["GenerateStringKey"].as_str(), Some("key"));
     assert_eq!(generate["ExcludePunctuation"].as_bool(), Some(true));
