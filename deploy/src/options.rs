@@ -30,13 +30,15 @@ setup options:
   --secret-file PATH         write the secret's value to PATH (mode 0600) ...
   --create-secret            ... or create/update it in Secrets Manager
   --samconfig PATH           where to write samconfig.toml (./samconfig.toml)
+  --token-file PATH          read the Management API token from PATH
   --apply                    make the changes (without it: show the plan only)
 
 check options:
   --samconfig PATH           the samconfig.toml setup wrote (./samconfig.toml)
   --secret-file PATH         read the secret's value from PATH, not Secrets Manager
   --api-url URL              the stack's ApiUrl output: call it without and with a token
-  --name NAME                setup's --name, where the stack's name differs from it";
+  --name NAME                setup's --name, where the stack's name differs from it
+  --token-file PATH          read the Management API token from PATH";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +127,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         };
         flags.push((flag, value));
     }
-    if flags.iter().any(|(f, _)| f == "--help" || f == "-h") || command == "--help" {
+    if flags.iter().any(|(f, _)| f == "--help" || f == "-h")
+        || command == "--help"
+        || command == "-h"
+    {
         return Ok(Command::Help);
     }
     let all = |name: &str| -> Vec<String> {
