@@ -11,10 +11,11 @@
 //! `openapi/_original/auth0-management-api-openapi.yml` (each endpoint's scopes, query
 //! parameters, request properties with `additionalProperties: false`, 409 descriptions) and
 //! `auth0/terraform-provider-auth0` `test/data/recordings/` (real answers: what a creation
-//! returns, paged bodies, the `404 inexistent_…` and `409 …_conflict` bodies). Not confirmed
-//! by any of them, and kept as written: the `errorCode` of the three `409`s below, the
-//! client-grant `404`'s code, and the `400` messages' wording (only `invalid_body` /
-//! `invalid_query_string` and the `Payload validation error:` prefix are seen).
+//! returns, paged bodies, the `404 inexistent_client` / `inexistent_resource_server` /
+//! `inexistent_connection` bodies, a `409 custom_domain_conflict` body). Not confirmed by any
+//! of them, and kept as written: the `errorCode` of the three `409`s below, the client grant's
+//! `409` message and `404` code, the `invalid_query_string` code, and the `400` messages'
+//! wording (only `invalid_body` and the `Payload validation error:` prefix are seen).
 //!
 //! Callers authenticate with an operator token minted by [`ManagementApi::operator_token`];
 //! the scopes it was minted with are the ones the endpoints check. Clients created here may
@@ -37,8 +38,10 @@ use crate::opaque_token::new_token;
 
 /// Auth0's largest `per_page`.
 const MAX_PER_PAGE: usize = 100;
-/// Auth0's `per_page` when the request names none.
+/// Auth0's `per_page` when the request names none: 50 (`GET /clients`), 100 for connections
+/// (the OpenAPI's parameter descriptions).
 const DEFAULT_PER_PAGE: usize = 50;
+const DEFAULT_PER_PAGE_CONNECTIONS: usize = 100;
 
 /// One kind of Management API object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +108,8 @@ impl Kind {
         lists.iter().any(|list| list.contains(&property))
     }
 
-    /// The scopes of which the caller needs one for `verb` (`read`, `create`, `update`).
+    /// The scopes of which the caller needs one for `verb` (`read`, `create`, `update`): each
+    /// endpoint's `security` in the OpenAPI.
     fn scopes(self, verb: &str) -> Vec<String> {
         let extra: &[&str] = match (self, verb) {
             (Self::Clients, "read") => &[
@@ -113,7 +117,11 @@ impl Kind {
                 "read:client_credentials",
                 "read:client_summary",
             ],
-            (Self::Clients, "update") => &["update:client_keys", "update:client_credentials"],
+            (Self::Clients, "update") => &[
+                "update:client_keys",
+                "update:client_credentials",
+                "update:client_token_vault_privileged_access",
+            ],
             _ => &[],
         };
         std::iter::once(format!("{verb}:{}", self.noun()))
@@ -122,112 +130,52 @@ impl Kind {
     }
 }
 
-// `POST` bodies' properties; `identifier` (resource servers) and `name`, `strategy`
-// (connections) come first: a `PATCH` takes the rest.
+// `POST` bodies' properties (the api-evangelist copy's request schemas, and the newer ones of
+// `auth0/node-auth0` `src/management/api/requests/requests.ts`); `identifier` (resource servers)
+// and `name`, `strategy` (connections) come first: a `PATCH` takes the rest.
+#[rustfmt::skip]
 const RESOURCE_SERVER_CREATE: &[&str] = &[
-    "identifier",
-    "allow_offline_access",
-    "allow_online_access",
-    "authorization_details",
-    "authorization_policy",
-    "consent_policy",
-    "enforce_policies",
-    "name",
-    "proof_of_possession",
-    "scopes",
-    "signing_alg",
-    "signing_secret",
-    "skip_consent_for_verifiable_first_party_clients",
-    "subject_type_authorization",
-    "token_dialect",
-    "token_encryption",
-    "token_lifetime",
+    "identifier", "allow_offline_access", "allow_online_access", "authorization_details",
+    "authorization_policy", "consent_policy", "enforce_policies", "name", "proof_of_possession",
+    "scopes", "signing_alg", "signing_secret", "skip_consent_for_verifiable_first_party_clients",
+    "subject_type_authorization", "token_dialect", "token_encryption", "token_lifetime",
+    "allow_online_access_with_ephemeral_sessions",
 ];
+#[rustfmt::skip]
 const CONNECTION_CREATE: &[&str] = &[
-    "name",
-    "strategy",
-    "authentication",
-    "connected_accounts",
-    "display_name",
-    "enabled_clients",
-    "is_domain_connection",
-    "metadata",
-    "options",
-    "realms",
-    "show_as_button",
+    "name", "strategy", "authentication", "connected_accounts", "display_name", "enabled_clients",
+    "is_domain_connection", "metadata", "options", "realms", "show_as_button",
+    "cross_app_access_requesting_app", "cross_app_access_resource_app",
 ];
+#[rustfmt::skip]
 const CLIENT_GRANT_CREATE: &[&str] = &[
-    "allow_all_scopes",
-    "allow_any_organization",
-    "audience",
-    "authorization_details_types",
-    "client_id",
-    "default_for",
-    "organization_usage",
-    "scope",
-    "subject_type",
+    "allow_all_scopes", "allow_any_organization", "audience", "authorization_details_types",
+    "client_id", "default_for", "organization_usage", "scope", "subject_type",
 ];
+#[rustfmt::skip]
 const CLIENT_GRANT_UPDATE: &[&str] = &[
-    "allow_all_scopes",
-    "allow_any_organization",
-    "authorization_details_types",
-    "organization_usage",
-    "scope",
+    "allow_all_scopes", "allow_any_organization", "authorization_details_types",
+    "organization_usage", "scope",
 ];
 /// A client's properties common to `POST` and `PATCH`.
+#[rustfmt::skip]
 const CLIENT_COMMON: &[&str] = &[
-    "addons",
-    "allowed_clients",
-    "allowed_logout_urls",
-    "allowed_origins",
-    "app_type",
-    "async_approval_notification_channels",
-    "callbacks",
-    "client_aliases",
-    "client_authentication_methods",
-    "client_metadata",
-    "compliance_level",
-    "cross_origin_authentication",
-    "cross_origin_loc",
-    "custom_login_page",
-    "custom_login_page_on",
-    "custom_login_page_preview",
-    "default_organization",
-    "description",
-    "encryption_key",
-    "express_configuration",
-    "form_template",
-    "grant_types",
-    "initiate_login_uri",
-    "is_first_party",
-    "is_token_endpoint_ip_header_trusted",
-    "jwt_configuration",
-    "logo_uri",
-    "mobile",
-    "my_organization_configuration",
-    "name",
-    "native_social_login",
-    "oidc_backchannel_logout",
-    "oidc_conformant",
-    "oidc_logout",
-    "organization_discovery_methods",
-    "organization_require_behavior",
-    "organization_usage",
-    "par_request_expiry",
-    "redirection_policy",
-    "refresh_token",
-    "require_proof_of_possession",
-    "require_pushed_authorization_requests",
-    "session_transfer",
-    "signed_request_object",
-    "skip_non_verifiable_callback_uri_confirmation_prompt",
-    "sso",
-    "sso_disabled",
-    "third_party_security_mode",
-    "token_endpoint_auth_method",
-    "token_exchange",
-    "token_quota",
-    "web_origins",
+    "addons", "allowed_clients", "allowed_logout_urls", "allowed_origins", "app_type",
+    "async_approval_notification_channels", "callbacks", "client_aliases",
+    "client_authentication_methods", "client_metadata", "compliance_level",
+    "cross_origin_authentication", "cross_origin_loc", "custom_login_page", "custom_login_page_on",
+    "custom_login_page_preview", "default_organization", "description", "encryption_key",
+    "express_configuration", "form_template", "grant_types", "initiate_login_uri", "is_first_party",
+    "is_token_endpoint_ip_header_trusted", "jwt_configuration", "logo_uri", "mobile",
+    "my_organization_configuration", "name", "native_social_login", "oidc_backchannel_logout",
+    "oidc_conformant", "oidc_logout", "organization_discovery_methods",
+    "organization_require_behavior", "organization_usage", "par_request_expiry",
+    "redirection_policy", "refresh_token", "require_proof_of_possession",
+    "require_pushed_authorization_requests", "session_transfer", "signed_request_object",
+    "skip_non_verifiable_callback_uri_confirmation_prompt", "sso", "sso_disabled",
+    "third_party_security_mode", "token_endpoint_auth_method", "token_exchange", "token_quota",
+    "web_origins", "fedcm_login", "identity_assertion_authorization_grant",
+    "token_vault_privileged_access",
 ];
 // A client's link to an API is set at its creation only; its secret can be set by a `PATCH`.
 const CLIENT_CREATE: &[&str] = &["resource_server_identifier"];
@@ -427,7 +375,17 @@ async fn list(
             .map(|(_, v)| v.as_str())
     };
     let number = |name: &str, default: usize| param(name).map_or(Ok(default), str::parse);
-    let (Ok(page), Ok(per_page)) = (number("page", 0), number("per_page", DEFAULT_PER_PAGE)) else {
+    let (Ok(page), Ok(per_page)) = (
+        number("page", 0),
+        number(
+            "per_page",
+            if kind == Kind::Connections {
+                DEFAULT_PER_PAGE_CONNECTIONS
+            } else {
+                DEFAULT_PER_PAGE
+            },
+        ),
+    ) else {
         return error(
             StatusCode::BAD_REQUEST,
             "Query validation error: page and per_page must be integers",
