@@ -155,28 +155,31 @@ pub async fn check(
     let mut findings = Vec::new();
 
     // The secret: read, parsed as the function parses it, never printed.
-    let secret =
-        match store.read().await {
-            Ok(Some(secret)) => Some(secret),
-            Ok(None) => {
-                findings.push(finding(
-                    "secret_missing",
-                    "the credentials secret does not exist".into(),
-                    "the function answers every call 503 credentials_unavailable",
-                    SETUP_FIX,
-                ));
-                None
-            }
-            Err(e) => {
-                findings.push(finding(
+    let secret = match store.read().await {
+        Ok(Some(secret)) => Some(secret),
+        Ok(None) => {
+            findings.push(finding(
+                "secret_missing",
+                "the credentials secret does not exist".into(),
+                "the function answers every call 503 credentials_unavailable",
+                SETUP_FIX,
+            ));
+            None
+        }
+        Err(e) => {
+            let what = format!(
+                "the credentials secret cannot be read: {}",
+                crate::report(&e)
+            );
+            findings.push(finding(
                 "secret_unreadable",
-                format!("the credentials secret cannot be read: {}", crate::report(&e)),
+                what,
                 "the function answers every call 503 credentials_unavailable",
                 "check CredentialsSecretArn in samconfig.toml and your AWS credentials and region",
             ));
-                None
-            }
-        };
+            None
+        }
+    };
     let credentials = secret.as_ref().and_then(|s| match Credentials::parse(s.expose_secret()) {
         Ok(c) => Some(c),
         Err(e) => {
