@@ -150,7 +150,7 @@ pub async fn check(
     api_url: Option<&str>,
     user_token: Option<&SecretString>,
 ) -> Result<Vec<Finding>, String> {
-    let http = crate::http_client().map_err(|e| e.to_string())?;
+    let http = crate::http_client().map_err(|e| crate::report(&e))?;
     let management = Management::new(http.clone(), deployment.origin.clone(), token);
     let mut findings = Vec::new();
 
@@ -167,9 +167,13 @@ pub async fn check(
             None
         }
         Err(e) => {
+            let what = format!(
+                "the credentials secret cannot be read: {}",
+                crate::report(&e)
+            );
             findings.push(finding(
                 "secret_unreadable",
-                format!("the credentials secret cannot be read: {e}"),
+                what,
                 "the function answers every call 503 credentials_unavailable",
                 "check CredentialsSecretArn in samconfig.toml and your AWS credentials and region",
             ));
@@ -199,7 +203,7 @@ pub async fn check(
     let permissions = deployment.permissions();
     let state = plan::read(&management, deployment)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::report(&e))?;
     match &state.api {
         None => findings.push(finding(
             "api_missing",
@@ -257,7 +261,7 @@ pub async fn check(
         }
         let grant = plan::grant_of(&management, client_id, &deployment.management_audience())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::report(&e))?;
         let wanted = deployment.m2m_scopes();
         match grant {
             None => findings.push(finding("m2m_grant_missing", "the secret's application has no grant on the Management API".into(),
@@ -289,7 +293,7 @@ pub async fn check(
                     &[("fields", APP_FIELDS), ("include_fields", "true")],
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| crate::report(&e))?;
             let allowed = clients.iter().any(|c| {
                 c["client_id"] == exchanger
                     && c["grant_types"]
@@ -350,15 +354,20 @@ pub async fn check(
     }
 
     // Each served connection: exists, with its strategy and the Token Vault setting its source needs.
-    let connections = management
-        .list("connections", "connections", &[])
-        .await
-        .map_err(|e| e.to_string())?;
+    // One read per connection, by `name` (a documented filter of `GET /connections`): no
+    // paging through a tenant's every connection.
     for connection in deployment.served() {
-        let Some(found) = connections
-            .iter()
-            .find(|c| c["name"] == connection.name.as_str())
-        else {
+        let found = management
+            .list(
+                "connections",
+                "connections",
+                &[("name", connection.name.as_str())],
+            )
+            .await
+            .map_err(|e| crate::report(&e))?
+            .into_iter()
+            .find(|c| c["name"] == connection.name.as_str());
+        let Some(found) = found else {
             findings.push(finding("connection_missing", format!("connection {} does not exist in the tenant", connection.name),
                 "every call to /idp/{connection}/… answers 404 identity_not_linked: no user can have that identity",
                 format!("Dashboard > Authentication > Social (or Enterprise) > Create Connection named {} (README's connection table says how)", connection.name)));
@@ -373,8 +382,14 @@ pub async fn check(
                 "the catalogue entry that serves it speaks another provider's API: calls fail or are refused",
                 format!("set \"strategy\" for {} in IdpConnections, or rename the connection", connection.name)));
         }
-        let vault_on = found["options"]["federated_connections_access_tokens"]["active"] == true
-            || found["connected_accounts"]["active"] == true;
+        // Token Vault on a connection: its purpose "Connected Accounts for Token Vault",
+        // `connected_accounts.active` (auth0/docs-v2 `main/docs/secure/call-apis-on-users-behalf/
+        // token-vault/connected-accounts-for-token-vault.mdx`; terraform-provider-auth0
+        // `test/data/recordings/TestAccConnectionConnectedAccounts.yaml`), or on an OIDC
+        // connection `options.federated_connections_access_tokens.active` (terraform-provider-auth0
+        // `docs/resources/connection.md`).
+        let vault_on = found["connected_accounts"]["active"] == true
+            || found["options"]["federated_connections_access_tokens"]["active"] == true;
         match (connection.token_source, vault_on) {
             (TokenSourceKind::TokenVault, false) => findings.push(finding("connection_vault_off", format!("connection {} uses token_source token_vault, but Token Vault is off on it", connection.name),
                 "Auth0 holds no token for it: every call answers 403 reconsent_required",

@@ -52,7 +52,7 @@ pub async fn run(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> u8 
     let command = match options::parse(args) {
         Ok(command) => command,
         Err(message) => {
-            eprintln!("{message}\n\n{}", options::USAGE);
+            eprintln!("{message}\n(cargo run -p deploy -- --help lists every option)");
             return USAGE;
         }
     };
@@ -64,6 +64,17 @@ pub async fn run(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> u8 
         Command::Setup(options) => setup::run(*options, env).await,
         Command::Check(options) => check::run(options, env).await,
     }
+}
+
+/// `error` and each of its causes, as one line for the operator: `a: b: c`.
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line
 }
 
 /// The HTTP client for the tenant and the deployed API: every call bounded by [`HTTP_TIMEOUT`],

@@ -1,6 +1,14 @@
 //! The Management API client: every list read page by page (`page`, `per_page`,
 //! `include_totals`), writes as `POST` and `PATCH`, Auth0's error bodies turned into
 //! [`ManagementError`], a missing scope named. Each call is bounded by [`crate::HTTP_TIMEOUT`].
+//!
+//! The shapes, as public sources show them: a paged list answers `{"start", "limit", "total",
+//! <list>}` (`auth0/terraform-provider-auth0` `test/data/recordings/TestAccClientGrant.yaml`,
+//! `TestAccDataClients.yaml`); `per_page` is at most 100 (`api-evangelist/auth0`
+//! `openapi/_original/auth0-management-api-openapi.yml`); an error answers `{"statusCode",
+//! "error", "message", "errorCode"}` (the recordings' `404 inexistent_client`, `409
+//! custom_domain_conflict`), and a missing scope `403 insufficient_scope` with `Insufficient
+//! scope, expected any of: a,b` (the message quoted in `auth0/auth0-cli#538`).
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -16,10 +24,10 @@ const PER_PAGE: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
     /// The token lacks a scope the call needs (`403 insufficient_scope`).
-    #[error("the Management API token lacks {scope} (needed for {call})")]
+    #[error("the Management API token lacks {} (needed for {call})", lacking(.scopes))]
     InsufficientScope {
-        /// The scope Auth0 named.
-        scope: String,
+        /// The scopes Auth0 named, any of which would do.
+        scopes: Vec<String>,
         /// The call refused.
         call: String,
     },
@@ -152,11 +160,17 @@ impl Management {
         match status {
             StatusCode::UNAUTHORIZED => Err(ManagementError::Unauthorized { call }),
             StatusCode::FORBIDDEN if text("errorCode").as_deref() == Some("insufficient_scope") => {
-                // "Insufficient scope, expected any of: read:clients"
-                let scope = message
+                // "Insufficient scope, expected any of: read:clients,read:client_keys"
+                let named = message
                     .rsplit_once(": ")
-                    .map_or_else(|| message.clone(), |(_, scope)| scope.to_owned());
-                Err(ManagementError::InsufficientScope { scope, call })
+                    .map_or(message.as_str(), |(_, s)| s);
+                let scopes = named
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Err(ManagementError::InsufficientScope { scopes, call })
             }
             _ => Err(ManagementError::Refused {
                 call,
@@ -165,6 +179,14 @@ impl Management {
                 code: text("errorCode"),
             }),
         }
+    }
+}
+
+/// `read:clients`, or `any of read:clients, read:client_keys` when Auth0 names several.
+fn lacking(scopes: &[String]) -> String {
+    match scopes {
+        [one] => one.clone(),
+        several => format!("any of {}", several.join(", ")),
     }
 }
 

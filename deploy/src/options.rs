@@ -30,13 +30,15 @@ setup options:
   --secret-file PATH         write the secret's value to PATH (mode 0600) ...
   --create-secret            ... or create/update it in Secrets Manager
   --samconfig PATH           where to write samconfig.toml (./samconfig.toml)
+  --token-file PATH          read the Management API token from PATH
   --apply                    make the changes (without it: show the plan only)
 
 check options:
   --samconfig PATH           the samconfig.toml setup wrote (./samconfig.toml)
   --secret-file PATH         read the secret's value from PATH, not Secrets Manager
   --api-url URL              the stack's ApiUrl output: call it without and with a token
-  --name NAME                setup's --name, where the stack's name differs from it";
+  --name NAME                setup's --name, where the stack's name differs from it
+  --token-file PATH          read the Management API token from PATH";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,30 +114,9 @@ pub struct CheckOptions {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let command = args.next().ok_or("a command is needed: setup or check")?;
-    let mut flags: Vec<(String, Option<String>)> = Vec::new();
-    while let Some(flag) = args.next() {
-        let takes_value = !matches!(
-            flag.as_str(),
-            "--apply" | "--create-secret" | "--help" | "-h"
-        );
-        let value = if takes_value {
-            Some(args.next().ok_or_else(|| format!("{flag} needs a value"))?)
-        } else {
-            None
-        };
-        flags.push((flag, value));
-    }
-    if flags.iter().any(|(f, _)| f == "--help" || f == "-h") || command == "--help" {
+    if command == "--help" || command == "-h" {
         return Ok(Command::Help);
     }
-    let all = |name: &str| -> Vec<String> {
-        flags
-            .iter()
-            .filter(|(f, _)| f == name)
-            .filter_map(|(_, v)| v.clone())
-            .collect()
-    };
-    let one = |name: &str| all(name).pop();
     let known: &[&str] = match command.as_str() {
         "setup" => &[
             "--domain",
@@ -165,9 +146,31 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         ],
         other => return Err(format!("unknown command {other:?}: setup or check")),
     };
-    if let Some((flag, _)) = flags.iter().find(|(f, _)| !known.contains(&f.as_str())) {
-        return Err(format!("{command}: unknown option {flag}"));
+    let mut flags: Vec<(String, Option<String>)> = Vec::new();
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(Command::Help);
+        }
+        if !known.contains(&flag.as_str()) {
+            return Err(format!("{command}: unknown option {flag}"));
+        }
+        let value = if matches!(flag.as_str(), "--apply" | "--create-secret") {
+            None
+        } else {
+            // A value never starts with `--`: `--domain --audience …` lacks the domain.
+            let value = args.next().filter(|v| !v.starts_with("--"));
+            Some(value.ok_or_else(|| format!("{command}: {flag} needs a value"))?)
+        };
+        flags.push((flag, value));
     }
+    let all = |name: &str| -> Vec<String> {
+        flags
+            .iter()
+            .filter(|(f, _)| f == name)
+            .filter_map(|(_, v)| v.clone())
+            .collect()
+    };
+    let one = |name: &str| all(name).pop();
     let samconfig = PathBuf::from(one("--samconfig").unwrap_or_else(|| "samconfig.toml".into()));
     let token_file = one("--token-file").map(PathBuf::from);
     if command == "check" {
@@ -263,5 +266,13 @@ mod tests {
         assert!(parse_line("check --token abc").is_err_and(|e| e.contains("--token")));
         assert!(parse_line("deploy").is_err_and(|e| e.contains("setup or check")));
         assert_eq!(parse_line("check --help"), Ok(Command::Help));
+        assert_eq!(
+            parse_line("setup --domain t --bogus"),
+            Err("setup: unknown option --bogus".into())
+        );
+        assert_eq!(
+            parse_line("setup --domain --audience a"),
+            Err("setup: --domain needs a value".into())
+        );
     }
 }

@@ -1,5 +1,23 @@
 //! The tenant's state against what the deployment needs, as a list of changes: what setup
 //! shows, and with `--apply` makes. Each change says what it does and why, never a secret.
+//!
+//! What is sent is what Auth0 takes, as public sources show it:
+//! - the API: `signing_alg`, `enforce_policies`, `token_dialect: access_token_authz` and
+//!   `scopes: [{value, description}]`, in a `POST` and a `PATCH` (`auth0/terraform-provider-auth0`
+//!   `test/data/recordings/TestAccResourceServer.yaml`, `TestAccResourceServerScopes.yaml`);
+//! - the applications: `app_type`, `callbacks`, `web_origins`, `allowed_origins`,
+//!   `allowed_logout_urls`, `grant_types`, `token_endpoint_auth_method` (the create and update
+//!   schemas of `api-evangelist/auth0` `openapi/_original/auth0-management-api-openapi.yml`,
+//!   both `additionalProperties: false`);
+//! - Token Vault's Custom API Client: `{"name", "app_type": "resource_server",
+//!   "resource_server_identifier", "grant_types": [the Token Vault grant]}` (`auth0/docs-v2`
+//!   `main/docs/secure/call-apis-on-users-behalf/token-vault/configure-token-vault.mdx`, and
+//!   `TestAccClientResourceServer.yaml`). `resource_server_identifier` is a creation property
+//!   only: the update schema has no such property, so the client is found by it and never
+//!   patched on it;
+//! - a client grant: `{"client_id", "audience", "scope"}`, and a `PATCH` of `scope` alone (the
+//!   update schema takes `scope`, `allow_all_scopes`, `allow_any_organization`,
+//!   `authorization_details_types`, `organization_usage`; `TestAccClientGrant.yaml`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,7 +47,11 @@ pub async fn read(
     deployment: &Deployment,
 ) -> Result<TenantState, ManagementError> {
     let api = management
-        .list("resource-servers", "resource_servers", &[])
+        .list(
+            "resource-servers",
+            "resource_servers",
+            &[("identifiers", deployment.audience.as_str())],
+        )
         .await?
         .into_iter()
         .find(|rs| rs["identifier"] == deployment.audience.as_str());
@@ -41,11 +63,19 @@ pub async fn read(
         )
         .await?;
     let mut apps = BTreeMap::new();
-    for role in [AppRole::M2m, AppRole::Spa, AppRole::TokenVault] {
+    for role in [AppRole::M2m, AppRole::Spa] {
         let name = deployment.app_name(role);
         if let Some(app) = clients.iter().find(|c| c["name"] == name.as_str()) {
             apps.insert(role, app.clone());
         }
+    }
+    // The Custom API Client is the one linked to the API, whatever its name (the Dashboard
+    // names it after the API).
+    if let Some(app) = clients.iter().find(|c| {
+        c["app_type"] == "resource_server"
+            && c["resource_server_identifier"] == deployment.audience.as_str()
+    }) {
+        apps.insert(AppRole::TokenVault, app.clone());
     }
     let grant = match apps
         .get(&AppRole::M2m)
@@ -262,10 +292,18 @@ pub fn changes(deployment: &Deployment, state: &TenantState, spa: &SpaUrls) -> V
             }
         }
     }
+    // Per role: the settings kept in line, then those a creation alone sets.
     let mut wanted = vec![
         (
             AppRole::M2m,
-            json!({"app_type": "non_interactive", "grant_types": ["client_credentials"]}),
+            // The function sends its secret in the token request's body
+            // (src/management/token.rs): `client_secret_post`.
+            json!({
+                "app_type": "non_interactive",
+                "token_endpoint_auth_method": "client_secret_post",
+                "grant_types": ["client_credentials"],
+            }),
+            json!({}),
         ),
         (
             AppRole::Spa,
@@ -278,23 +316,31 @@ pub fn changes(deployment: &Deployment, state: &TenantState, spa: &SpaUrls) -> V
                 "web_origins": spa.origins,
                 "allowed_origins": spa.origins,
             }),
+            json!({}),
         ),
     ];
     if deployment.uses_token_vault() {
         wanted.push((
             AppRole::TokenVault,
+            json!({"grant_types": [TOKEN_VAULT_GRANT]}),
             json!({
                 "app_type": "resource_server",
                 "resource_server_identifier": deployment.audience,
-                "grant_types": [TOKEN_VAULT_GRANT],
             }),
         ));
     }
-    for (role, settings) in wanted {
+    for (role, settings, at_creation) in wanted {
         match state.apps.get(&role) {
             None => {
-                let mut body = settings;
-                body["name"] = json!(deployment.app_name(role));
+                let mut body = json!({"name": deployment.app_name(role)});
+                for (field, value) in at_creation
+                    .as_object()
+                    .into_iter()
+                    .chain(settings.as_object())
+                    .flatten()
+                {
+                    body[field] = value.clone();
+                }
                 changes.push(Change::CreateApp { role, body });
             }
             Some(app) => {

@@ -79,7 +79,7 @@ async fn setup(
     token: OperatorToken,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
-    let http = crate::http_client().map_err(|e| e.to_string())?;
+    let http = crate::http_client().map_err(|e| crate::report(&e))?;
     let management = Management::new(http, deployment.origin.clone(), token);
     let region = options
         .region
@@ -108,7 +108,7 @@ async fn setup(
 
     let state = plan::read(&management, deployment)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::report(&e))?;
     let changes = plan::changes(deployment, &state, &spa);
     let id_of = |role| {
         state
@@ -122,7 +122,7 @@ async fn setup(
     } else {
         None
     };
-    let previous = store.read().await.map_err(|e| e.to_string())?;
+    let previous = store.read().await.map_err(|e| crate::report(&e))?;
     let secret_reason = secret_reason(
         previous.as_ref(),
         deployment,
@@ -131,7 +131,7 @@ async fn setup(
     );
     let arn = match &options.secret {
         SecretPlace::File(_) => options.secret_arn.clone(),
-        SecretPlace::Manager => store.arn().await.map_err(|e| e.to_string())?,
+        SecretPlace::Manager => store.arn().await.map_err(|e| crate::report(&e))?,
     };
     let samconfig = |arn: Option<&str>| samconfig_of(deployment, &region, arn);
     let current_samconfig = std::fs::read_to_string(&options.samconfig).ok();
@@ -180,7 +180,7 @@ async fn setup(
     for change in &changes {
         apply(&management, deployment, change, &state, &mut created)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::report(&e))?;
         println!("  done: {change}");
     }
     let mut arn = arn;
@@ -198,7 +198,7 @@ async fn setup(
             false => None,
         };
         let value = secret::value(&m2m, vault.as_ref(), previous.as_ref(), new_key.as_ref());
-        if let Some(written) = store.write(&value).await.map_err(|e| e.to_string())? {
+        if let Some(written) = store.write(&value).await.map_err(|e| crate::report(&e))? {
             arn = Some(written);
         }
         println!("  done: the credentials secret is in the {secret_place}");
@@ -360,7 +360,7 @@ async fn credentials_of(
             ],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::report(&e))?;
     let secret = app["client_secret"]
         .as_str()
         .ok_or("the tenant did not return the application's secret (read:client_keys)")?;

@@ -67,7 +67,8 @@ async fn tenant_with(connections: &[Value]) -> (Tenant, String) {
 fn standard_connections() -> Vec<Value> {
     vec![
         json!({"name": "github", "strategy": "github", "options": {"client_id": "gh", "client_secret": "gh-app-secret"}}),
-        json!({"name": "google-oauth2", "strategy": "google-oauth2", "options": {"federated_connections_access_tokens": {"active": true}}}),
+        // Token Vault on: the purpose "Connected Accounts for Token Vault".
+        json!({"name": "google-oauth2", "strategy": "google-oauth2", "connected_accounts": {"active": true}}),
     ]
 }
 
@@ -304,6 +305,67 @@ async fn setup_twice_changes_nothing_the_second_time() {
     let samconfig_text = std::fs::read_to_string(dir.join("samconfig.toml")).expect("written");
     let secret_text = std::fs::read_to_string(dir.join("secret.json")).expect("written");
 
+    // What setup made is what Auth0 documents (plan.rs names the sources).
+    let listed = |path: &'static str| {
+        let (origin, token) = (tenant.origin(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{origin}/api/v2/{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("stand-in answers")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    let clients = listed("clients").await;
+    let app = |name: &str| {
+        clients
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {clients}"))
+    };
+    let m2m = app("proxy-test (M2M)");
+    assert_eq!(
+        (
+            &m2m["app_type"],
+            &m2m["token_endpoint_auth_method"],
+            &m2m["grant_types"]
+        ),
+        (
+            &json!("non_interactive"),
+            &json!("client_secret_post"),
+            &json!(["client_credentials"])
+        )
+    );
+    let vault = app("proxy-test (Token Vault)");
+    assert_eq!(
+        (
+            &vault["app_type"],
+            &vault["resource_server_identifier"],
+            &vault["grant_types"]
+        ),
+        (
+            &json!("resource_server"),
+            &json!(AUDIENCE),
+            &json!([deploy::deployment::TOKEN_VAULT_GRANT])
+        )
+    );
+    let api = listed("resource-servers").await[0].clone();
+    assert_eq!(
+        (
+            &api["signing_alg"],
+            &api["enforce_policies"],
+            &api["token_dialect"]
+        ),
+        (&json!("RS256"), &json!(true), &json!("access_token_authz"))
+    );
+
     let second = f.setup(true).await;
     assert_eq!(second.code, 0, "{}", second.all());
     assert!(
@@ -327,6 +389,60 @@ async fn setup_twice_changes_nothing_the_second_time() {
         secret_text
     );
     assert!(!samconfig_text.contains("client_secret") && !samconfig_text.contains(token.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_adopts_the_custom_api_client_the_dashboard_made() {
+    let f = Fixture::standard("adopt").await;
+    let (origin, token) = (f.tenant.origin(), f.token.clone());
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{origin}/api/v2/{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // The API and its Custom API Client, as the Dashboard makes them (its own name).
+    let response = post(
+        "resource-servers",
+        json!({"name": "Proxy", "identifier": AUDIENCE}),
+    )
+    .await
+    .expect("stand-in answers");
+    assert_eq!(response.status(), 201);
+    let response = post(
+        "clients",
+        json!({"name": "Proxy (Test Application)", "app_type": "resource_server",
+               "resource_server_identifier": AUDIENCE,
+               "grant_types": [deploy::deployment::TOKEN_VAULT_GRANT]}),
+    )
+    .await
+    .expect("stand-in answers");
+    let custom: Value = response.json().await.expect("JSON");
+
+    let plan = f.setup(false).await;
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("~ update the API"), "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("Token Vault Custom API Client"),
+        "{}",
+        plan.stdout
+    );
+    f.applied().await;
+    let secret: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("secret.json")).expect("written"))
+            .expect("JSON");
+    assert_eq!(
+        secret["token_vault_client"]["client_id"],
+        custom["client_id"]
+    );
+    assert!(
+        !writes(&f.tenant)
+            .iter()
+            .any(|w| w.starts_with("PATCH /api/v2/clients")),
+        "the linked client is not patched: {:?}",
+        writes(&f.tenant)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -474,13 +590,13 @@ async fn check_names_each_misconfiguration() {
     call(
         reqwest::Method::PATCH,
         format!("connections/{}", id_of("github")),
-        json!({"options": {"federated_connections_access_tokens": {"active": true}}}),
+        json!({"connected_accounts": {"active": true}}),
     )
     .await;
     call(
         reqwest::Method::PATCH,
         format!("connections/{}", id_of("google-oauth2")),
-        json!({"options": {}}),
+        json!({"connected_accounts": {"active": false}}),
     )
     .await;
     // The secret loses its table keys.
@@ -772,4 +888,88 @@ async fn the_stand_in_management_api_answers_as_auth0_documents() {
         Some(2),
         "without include_totals, a bare array"
     );
+
+    // Reading clients takes any of four scopes; the summary one shows four fields.
+    let none = tenant.operator_token(&["read:connections"]);
+    let (status, refused) = send(reqwest::Method::GET, "clients", &none, None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        refused["message"],
+        "Insufficient scope, expected any of: read:clients,read:client_keys,read:client_credentials,read:client_summary"
+    );
+    let summary = tenant.operator_token(&["read:client_summary"]);
+    let (status, listed) = send(reqwest::Method::GET, "clients", &summary, None).await;
+    assert_eq!(status, 200);
+    let keys: Vec<&String> = listed[0]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert!(
+        keys.iter()
+            .all(|k| ["client_id", "name", "app_type", "description"].contains(&k.as_str())),
+        "{keys:?}"
+    );
+
+    // Properties an endpoint does not take are refused, as its schema says.
+    let client_id = bare[0]["client_id"].as_str().expect("an id").to_owned();
+    let (status, refused) = send(
+        reqwest::Method::PATCH,
+        &format!("clients/{client_id}"),
+        &token,
+        Some(json!({"resource_server_identifier": "https://a"})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["errorCode"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let management = format!("{origin}/api/v2/");
+    let (status, grant) = send(
+        reqwest::Method::POST,
+        "client-grants",
+        &token,
+        Some(json!({"client_id": client_id, "audience": management, "scope": ["read:users"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{grant}");
+    let (status, refused) = send(
+        reqwest::Method::PATCH,
+        &format!("client-grants/{}", grant["id"].as_str().expect("id")),
+        &token,
+        Some(json!({"client_id": "another", "scope": []})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["errorCode"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let (status, _) = send(
+        reqwest::Method::POST,
+        "client-grants",
+        &token,
+        Some(json!({"client_id": client_id, "audience": "https://nowhere", "scope": []})),
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "a grant's audience must be an API of the tenant"
+    );
+
+    // `identifiers` filters the APIs.
+    let (_, found) = send(
+        reqwest::Method::GET,
+        "resource-servers?identifiers=https%3A%2F%2Fa&include_totals=true",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(found["total"], 1);
+    let (_, found) = send(
+        reqwest::Method::GET,
+        "resource-servers?identifiers=https%3A%2F%2Fb",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(found, json!([]));
 }

@@ -2,9 +2,20 @@
 //! `/api/v2/resource-servers`, `/api/v2/clients`, `/api/v2/client-grants` and
 //! `/api/v2/connections`, each with `GET` (a page of the list, or one by id), `POST` and
 //! `PATCH`, answered as Auth0 documents them: `page` / `per_page` / `include_totals`
-//! pagination, `201` on a creation, `409` on a duplicate, `404` for an unknown id, and `403
-//! insufficient_scope` naming the scope when the caller's token lacks it. Error bodies are
-//! Auth0's: `{"statusCode", "error", "message", "errorCode"}`.
+//! pagination, `201` on a creation, `409` on a duplicate, `404` for an unknown id, `400
+//! invalid_body` for a property the endpoint does not take, and `403 insufficient_scope`
+//! naming the scopes when the caller's token lacks them. Error bodies are Auth0's:
+//! `{"statusCode", "error", "message", "errorCode"}`.
+//!
+//! Sources, read rather than remembered: `api-evangelist/auth0`
+//! `openapi/_original/auth0-management-api-openapi.yml` (each endpoint's scopes, query
+//! parameters, request properties with `additionalProperties: false`, 409 descriptions) and
+//! `auth0/terraform-provider-auth0` `test/data/recordings/` (real answers: what a creation
+//! returns, paged bodies, the `404 inexistent_client` / `inexistent_resource_server` /
+//! `inexistent_connection` bodies, a `409 custom_domain_conflict` body). Not confirmed by any
+//! of them, and kept as written: the `errorCode` of the three `409`s below, the client grant's
+//! `409` message and `404` code, the `invalid_query_string` code, and the `400` messages'
+//! wording (only `invalid_body` and the `Payload validation error:` prefix are seen).
 //!
 //! Callers authenticate with an operator token minted by [`ManagementApi::operator_token`];
 //! the scopes it was minted with are the ones the endpoints check. Clients created here may
@@ -27,8 +38,10 @@ use crate::opaque_token::new_token;
 
 /// Auth0's largest `per_page`.
 const MAX_PER_PAGE: usize = 100;
-/// Auth0's `per_page` when the request names none.
+/// Auth0's `per_page` when the request names none: 50 (`GET /clients`), 100 for connections
+/// (the OpenAPI's parameter descriptions).
 const DEFAULT_PER_PAGE: usize = 50;
+const DEFAULT_PER_PAGE_CONNECTIONS: usize = 100;
 
 /// One kind of Management API object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,16 +92,94 @@ impl Kind {
         }
     }
 
-    /// Fields a `PATCH` may not change.
-    fn read_only(self) -> &'static [&'static str] {
-        match self {
-            Self::ResourceServers => &["id", "identifier", "is_system"],
-            Self::Clients => &["client_id", "client_secret"],
-            Self::ClientGrants => &["id", "client_id", "audience"],
-            Self::Connections => &["id", "name", "strategy"],
-        }
+    /// Whether a `POST` (`create`) or a `PATCH` takes `property`; Auth0 refuses any other
+    /// with `400 invalid_body` (`additionalProperties: false` in its OpenAPI).
+    fn takes(self, create: bool, property: &str) -> bool {
+        let lists: [&[&str]; 2] = match (self, create) {
+            (Self::ResourceServers, true) => [RESOURCE_SERVER_CREATE, &[]],
+            (Self::ResourceServers, false) => [&RESOURCE_SERVER_CREATE[1..], &[]],
+            (Self::Clients, true) => [CLIENT_COMMON, CLIENT_CREATE],
+            (Self::Clients, false) => [CLIENT_COMMON, CLIENT_UPDATE],
+            (Self::ClientGrants, true) => [CLIENT_GRANT_CREATE, &[]],
+            (Self::ClientGrants, false) => [CLIENT_GRANT_UPDATE, &[]],
+            (Self::Connections, true) => [CONNECTION_CREATE, &[]],
+            (Self::Connections, false) => [&CONNECTION_CREATE[2..], &[]],
+        };
+        lists.iter().any(|list| list.contains(&property))
+    }
+
+    /// The scopes of which the caller needs one for `verb` (`read`, `create`, `update`): each
+    /// endpoint's `security` in the OpenAPI.
+    fn scopes(self, verb: &str) -> Vec<String> {
+        let extra: &[&str] = match (self, verb) {
+            (Self::Clients, "read") => &[
+                "read:client_keys",
+                "read:client_credentials",
+                "read:client_summary",
+            ],
+            (Self::Clients, "update") => &[
+                "update:client_keys",
+                "update:client_credentials",
+                "update:client_token_vault_privileged_access",
+            ],
+            _ => &[],
+        };
+        std::iter::once(format!("{verb}:{}", self.noun()))
+            .chain(extra.iter().map(|s| (*s).to_owned()))
+            .collect()
     }
 }
+
+// `POST` bodies' properties (the api-evangelist copy's request schemas, and the newer ones of
+// `auth0/node-auth0` `src/management/api/requests/requests.ts`); `identifier` (resource servers)
+// and `name`, `strategy` (connections) come first: a `PATCH` takes the rest.
+#[rustfmt::skip]
+const RESOURCE_SERVER_CREATE: &[&str] = &[
+    "identifier", "allow_offline_access", "allow_online_access", "authorization_details",
+    "authorization_policy", "consent_policy", "enforce_policies", "name", "proof_of_possession",
+    "scopes", "signing_alg", "signing_secret", "skip_consent_for_verifiable_first_party_clients",
+    "subject_type_authorization", "token_dialect", "token_encryption", "token_lifetime",
+    "allow_online_access_with_ephemeral_sessions",
+];
+#[rustfmt::skip]
+const CONNECTION_CREATE: &[&str] = &[
+    "name", "strategy", "authentication", "connected_accounts", "display_name", "enabled_clients",
+    "is_domain_connection", "metadata", "options", "realms", "show_as_button",
+    "cross_app_access_requesting_app", "cross_app_access_resource_app",
+];
+#[rustfmt::skip]
+const CLIENT_GRANT_CREATE: &[&str] = &[
+    "allow_all_scopes", "allow_any_organization", "audience", "authorization_details_types",
+    "client_id", "default_for", "organization_usage", "scope", "subject_type",
+];
+#[rustfmt::skip]
+const CLIENT_GRANT_UPDATE: &[&str] = &[
+    "allow_all_scopes", "allow_any_organization", "authorization_details_types",
+    "organization_usage", "scope",
+];
+/// A client's properties common to `POST` and `PATCH`.
+#[rustfmt::skip]
+const CLIENT_COMMON: &[&str] = &[
+    "addons", "allowed_clients", "allowed_logout_urls", "allowed_origins", "app_type",
+    "async_approval_notification_channels", "callbacks", "client_aliases",
+    "client_authentication_methods", "client_metadata", "compliance_level",
+    "cross_origin_authentication", "cross_origin_loc", "custom_login_page", "custom_login_page_on",
+    "custom_login_page_preview", "default_organization", "description", "encryption_key",
+    "express_configuration", "form_template", "grant_types", "initiate_login_uri", "is_first_party",
+    "is_token_endpoint_ip_header_trusted", "jwt_configuration", "logo_uri", "mobile",
+    "my_organization_configuration", "name", "native_social_login", "oidc_backchannel_logout",
+    "oidc_conformant", "oidc_logout", "organization_discovery_methods",
+    "organization_require_behavior", "organization_usage", "par_request_expiry",
+    "redirection_policy", "refresh_token", "require_proof_of_possession",
+    "require_pushed_authorization_requests", "session_transfer", "signed_request_object",
+    "skip_non_verifiable_callback_uri_confirmation_prompt", "sso", "sso_disabled",
+    "third_party_security_mode", "token_endpoint_auth_method", "token_exchange", "token_quota",
+    "web_origins", "fedcm_login", "identity_assertion_authorization_grant",
+    "token_vault_privileged_access",
+];
+// A client's link to an API is set at its creation only; its secret can be set by a `PATCH`.
+const CLIENT_CREATE: &[&str] = &["resource_server_identifier"];
+const CLIENT_UPDATE: &[&str] = &["client_secret"];
 
 #[derive(Debug, Default)]
 struct Store {
@@ -184,14 +275,17 @@ fn caller(api: &ManagementApi, headers: &HeaderMap) -> Result<Vec<String>, Refus
         .ok_or_else(|| Box::new(error(StatusCode::UNAUTHORIZED, "Invalid token", None)))
 }
 
-/// The `403` of a token that lacks `scope`, in Auth0's words.
-fn require(scopes: &[String], scope: &str) -> Result<(), Refusal> {
-    if scopes.iter().any(|s| s == scope) {
+/// The `403` of a token that holds none of `any_of`, in Auth0's words: `Insufficient scope,
+/// expected any of: read:users,read:current_user,read:user_idp_tokens` with `errorCode
+/// insufficient_scope` (a real answer quoted in raster-foundry/raster-foundry#2030 and
+/// auth0/auth0-cli#538).
+fn require(scopes: &[String], any_of: &[String]) -> Result<(), Refusal> {
+    if scopes.iter().any(|s| any_of.contains(s)) {
         return Ok(());
     }
     Err(Box::new(error(
         StatusCode::FORBIDDEN,
-        &format!("Insufficient scope, expected any of: {scope}"),
+        &format!("Insufficient scope, expected any of: {}", any_of.join(",")),
         Some("insufficient_scope"),
     )))
 }
@@ -213,18 +307,27 @@ fn admit(
     let kind = Kind::from_segment(kind)
         .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "Not Found", None)))?;
     let scopes = caller(api, headers)?;
-    require(&scopes, &format!("{verb}:{}", kind.noun()))?;
+    require(&scopes, &kind.scopes(verb))?;
     Ok((kind, scopes))
 }
 
-/// An object as the caller may see it: a client's secret only with `read:client_keys`.
+/// An object as the caller may see it: a client's secret only with `read:client_keys` or
+/// `read:client_credentials`, and with `read:client_summary` alone only its `client_id`,
+/// `app_type`, `name` and `description` (Auth0's `GET /clients` description).
 fn visible(kind: Kind, object: &Value, scopes: &[String]) -> Value {
     let mut object = object.clone();
+    let holds = |scope: &str| scopes.iter().any(|s| s == scope);
     if kind == Kind::Clients
-        && !scopes.iter().any(|s| s == "read:client_keys")
         && let Some(map) = object.as_object_mut()
     {
-        map.remove("client_secret");
+        if !holds("read:client_keys") && !holds("read:client_credentials") {
+            map.remove("client_secret");
+        }
+        if !holds("read:clients") && !holds("read:client_keys") {
+            map.retain(|k, _| {
+                ["client_id", "app_type", "name", "description"].contains(&k.as_str())
+            });
+        }
     }
     object
 }
@@ -272,7 +375,17 @@ async fn list(
             .map(|(_, v)| v.as_str())
     };
     let number = |name: &str, default: usize| param(name).map_or(Ok(default), str::parse);
-    let (Ok(page), Ok(per_page)) = (number("page", 0), number("per_page", DEFAULT_PER_PAGE)) else {
+    let (Ok(page), Ok(per_page)) = (
+        number("page", 0),
+        number(
+            "per_page",
+            if kind == Kind::Connections {
+                DEFAULT_PER_PAGE_CONNECTIONS
+            } else {
+                DEFAULT_PER_PAGE
+            },
+        ),
+    ) else {
         return error(
             StatusCode::BAD_REQUEST,
             "Query validation error: page and per_page must be integers",
@@ -286,12 +399,13 @@ async fn list(
             Some("invalid_query_string"),
         );
     }
-    // The filters Auth0 documents for these lists that setup and check use.
-    let filters: &[&str] = match kind {
-        Kind::ClientGrants => &["client_id", "audience"],
-        Kind::Connections => &["strategy", "name"],
-        Kind::Clients => &["app_type"],
-        Kind::ResourceServers => &[],
+    // The filters Auth0 documents for these lists that setup and check use: (query
+    // parameter, the field it matches).
+    let filters: &[(&str, &str)] = match kind {
+        Kind::ClientGrants => &[("client_id", "client_id"), ("audience", "audience")],
+        Kind::Connections => &[("strategy", "strategy"), ("name", "name")],
+        Kind::Clients => &[("app_type", "app_type")],
+        Kind::ResourceServers => &[("identifiers", "identifier")],
     };
     let all: Vec<Value> = lock(&api.store)
         .objects
@@ -299,10 +413,10 @@ async fn list(
         .into_iter()
         .flatten()
         .filter(|object| {
-            filters.iter().all(|field| {
+            filters.iter().all(|(param, field)| {
                 let wanted: Vec<&str> = params
                     .iter()
-                    .filter(|(k, _)| k == field)
+                    .filter(|(k, _)| k == param)
                     .flat_map(|(_, v)| v.split(','))
                     .collect();
                 wanted.is_empty() || wanted.iter().any(|w| object[*field] == *w)
@@ -381,6 +495,16 @@ async fn one(
     }
 }
 
+/// The `400` of a body holding a property the endpoint does not take, if it holds one.
+fn unknown_property(kind: Kind, create: bool, body: &Map<String, Value>) -> Option<Response> {
+    let field = body.keys().find(|k| !kind.takes(create, k))?;
+    Some(error(
+        StatusCode::BAD_REQUEST,
+        &format!("Payload validation error: 'Additional properties not allowed: {field}'."),
+        Some("invalid_body"),
+    ))
+}
+
 /// A `400` for a body that misses a required field.
 fn missing(field: &str) -> Response {
     error(
@@ -408,6 +532,9 @@ async fn create(
             Some("invalid_body"),
         );
     };
+    if let Some(refusal) = unknown_property(kind, true, &object) {
+        return refusal;
+    }
     let mut store = lock(&api.store);
     let exists = |store: &Store, kind: Kind, test: &dyn Fn(&Value) -> bool| {
         store.objects.get(&kind).into_iter().flatten().any(test)
@@ -421,6 +548,7 @@ async fn create(
                 return missing("identifier");
             };
             if exists(&store, kind, &|o| o["identifier"] == identifier.as_str()) {
+                // The message is the OpenAPI's 409 description; the code is unconfirmed.
                 return error(
                     StatusCode::CONFLICT,
                     "A resource server with the same identifier already exists",
@@ -428,12 +556,9 @@ async fn create(
                 );
             }
             object.insert("id".to_owned(), json!(new_token("rs_")));
+            // A recorded creation without `signing_alg` answers RS256 (TestAccResourceServer),
+            // and leaves `enforce_policies`, `token_dialect` and `scopes` out of the answer.
             object.entry("signing_alg").or_insert(json!("RS256"));
-            object.entry("enforce_policies").or_insert(json!(false));
-            object
-                .entry("token_dialect")
-                .or_insert(json!("access_token"));
-            object.entry("scopes").or_insert(json!([]));
         }
         Kind::Clients => {
             if text(&object, "name").is_none() {
@@ -441,14 +566,18 @@ async fn create(
             }
             object.insert("client_id".to_owned(), json!(new_token("cl")));
             object.insert("client_secret".to_owned(), json!(new_token("secret-")));
-            for list in [
-                "callbacks",
-                "web_origins",
-                "allowed_origins",
-                "allowed_logout_urls",
-            ] {
-                object.entry(list).or_insert(json!([]));
-            }
+            // As recorded (TestAccDataClientById, TestAccClientResourceServer): the URL lists
+            // are left out when not sent, and the grant types default by application type.
+            let default_grants = match object.get("app_type").and_then(Value::as_str) {
+                Some("resource_server") => json!([]),
+                _ => json!([
+                    "authorization_code",
+                    "implicit",
+                    "refresh_token",
+                    "client_credentials"
+                ]),
+            };
+            object.entry("grant_types").or_insert(default_grants);
         }
         Kind::ClientGrants => {
             let (Some(client_id), Some(audience)) =
@@ -456,6 +585,21 @@ async fn create(
             else {
                 return missing("client_id, audience");
             };
+            // Auth0's own Management API (`…/api/v2/`) is in every tenant; another audience
+            // must be an API of the tenant ("No resource with identifier …", as quoted in
+            // auth0/auth0-deploy-cli#29 and #59).
+            if !audience.ends_with("/api/v2/")
+                && !exists(&store, Kind::ResourceServers, &|r| {
+                    r["identifier"] == audience.as_str()
+                })
+            {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("No resource with identifier {audience}"),
+                    None,
+                );
+            }
+            // "Client not found", as quoted in auth0/auth0-deploy-cli#144.
             if !exists(&store, Kind::Clients, &|c| {
                 c["client_id"] == client_id.as_str()
             }) {
@@ -468,6 +612,8 @@ async fn create(
             if exists(&store, kind, &|g| {
                 g["client_id"] == client_id.as_str() && g["audience"] == audience.as_str()
             }) {
+                // Message and code unconfirmed (the OpenAPI's 409 text here is a copy of the
+                // resource server's).
                 return error(
                     StatusCode::CONFLICT,
                     "A client grant for this client and audience already exists",
@@ -482,6 +628,7 @@ async fn create(
                 return missing("name, strategy");
             };
             if exists(&store, kind, &|c| c["name"] == name.as_str()) {
+                // The message is the OpenAPI's 409 description; the code is unconfirmed.
                 return error(
                     StatusCode::CONFLICT,
                     "A connection with the same name already exists",
@@ -517,15 +664,8 @@ async fn update(
             Some("invalid_body"),
         );
     };
-    if let Some(field) = changes
-        .keys()
-        .find(|k| kind.read_only().contains(&k.as_str()))
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("Payload validation error: 'Additional properties not allowed: {field}'."),
-            Some("invalid_body"),
-        );
+    if let Some(refusal) = unknown_property(kind, false, &changes) {
+        return refusal;
     }
     let mut store = lock(&api.store);
     let objects = store.objects.entry(kind).or_default();
