@@ -93,11 +93,20 @@ pub async fn run(options: CheckOptions, env: &dyn Fn(&str) -> Option<String>) ->
             return USAGE;
         }
     };
+    let client = secret::manager_client(Some(&config.region)).await;
     let store = match &options.secret_file {
         Some(path) => SecretStore::File(path.clone()),
         None => SecretStore::Manager {
-            client: secret::manager_client(Some(&config.region)).await,
+            client: client.clone(),
             id: p("CredentialsSecretArn"),
+        },
+    };
+    // The keys secret the template generates, named after the stack.
+    let keys_store = match &options.keys_secret_file {
+        Some(path) => SecretStore::File(path.clone()),
+        None => SecretStore::Manager {
+            client,
+            id: keys::keys_secret_name(&config.stack_name),
         },
     };
     let user_token = env(USER_TOKEN_VAR)
@@ -107,6 +116,7 @@ pub async fn run(options: CheckOptions, env: &dyn Fn(&str) -> Option<String>) ->
         &deployment,
         token,
         &store,
+        &keys_store,
         options.api_url.as_deref(),
         user_token.as_ref(),
     )
@@ -147,6 +157,7 @@ pub async fn check(
     deployment: &Deployment,
     token: OperatorToken,
     store: &SecretStore,
+    keys_store: &SecretStore,
     api_url: Option<&str>,
     user_token: Option<&SecretString>,
 ) -> Result<Vec<Finding>, String> {
@@ -189,14 +200,25 @@ pub async fn check(
             None
         }
     });
-    if deployment.token_table
-        && let Some(secret) = &secret
-        && credentials.is_some()
-        && let Err(reason) = keys::token_store_keys(secret)
-    {
-        findings.push(finding("token_store_keys", format!("TokenTable is Enabled but the keys are unusable: {reason}"),
-            "the function runs without the fleet table: single-use refresh tokens can be lost and every environment pays its own Management API reads",
-            format!("{SETUP_FIX} (it adds a key), or set TokenTable=Disabled")));
+    if deployment.token_table {
+        let legacy = secret.as_ref().is_some_and(keys::legacy_keys);
+        let problem = match keys_store.read().await {
+            Ok(Some(keys)) => keys::table_keys(&keys)
+                .err()
+                .map(|reason| format!("the token table's keys secret is unusable: {reason}")),
+            // A stack from before the generated keys: its `token_store_keys` still serve.
+            Ok(None) if legacy => None,
+            Ok(None) => Some("the token table's keys secret does not exist".to_owned()),
+            Err(e) => Some(format!(
+                "the token table's keys secret cannot be read: {}",
+                crate::report(&e)
+            )),
+        };
+        if let Some(what) = problem {
+            findings.push(finding("token_table_keys", what,
+                "the function runs without the fleet table (metric TokenTableKeysUnusable): single-use refresh tokens can be lost and every environment pays its own Management API reads",
+                "deploy the stack with TokenTable=Enabled: the template generates the keys (docs/fleet-state.md, Keys); or set TokenTable=Disabled"));
+        }
     }
 
     // The API.

@@ -1,33 +1,31 @@
-//! The token table's keys: the one place that validates them and makes a new one.
+//! The token table's keys: the one place that validates them, by the function's own rule.
 //!
-//! Today the function reads the keys from the credentials secret's `token_store_keys` (a list
-//! of base64 32-byte keys) with [`auth0_idp_proxy::credentials::Credentials::parse`]; when the
-//! keys move to a secret the template generates, [`token_store_keys`] is the function to switch
-//! to the library's parser of that secret.
+//! With the table on, the stack generates the keys in a secret of its own, named after the
+//! stack ([`keys_secret_name`]); the function reads it through `TOKEN_STORE_KEYS_SECRET_ID`
+//! (docs/fleet-state.md). Nobody writes a key by hand.
 
-use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
 use auth0_idp_proxy::credentials::Credentials;
+use auth0_idp_proxy::fleet::seal;
 
-/// Whether the secret whose JSON is `secret` holds token-table keys the function can use;
-/// `Err` says why not, never quoting the secret.
-pub fn token_store_keys(secret: &SecretString) -> Result<(), String> {
-    let credentials = Credentials::parse(secret.expose_secret()).map_err(|e| e.to_string())?;
-    credentials
-        .store_keys
-        .map(|_| ())
+/// The name the template gives the stack's keys secret.
+pub fn keys_secret_name(stack: &str) -> String {
+    format!("{stack}-token-table-keys")
+}
+
+/// Whether the keys secret whose JSON is `secret` holds keys the function can use; `Err` says
+/// why not, never quoting a key.
+pub fn table_keys(secret: &SecretString) -> Result<(), String> {
+    seal::keys_from_secret(secret.expose_secret())
+        .map(drop)
         .map_err(|e| e.to_string())
 }
 
-/// A new key for `token_store_keys`: 32 bytes from the system's random source, base64.
-pub fn new_key() -> Result<SecretString, String> {
-    let mut key = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut key)
-        .map_err(|_| "no random source for a token-store key".to_owned())?;
-    Ok(SecretString::from(
-        base64::engine::general_purpose::STANDARD.encode(key),
-    ))
+/// Whether the credentials secret `secret` still holds usable `token_store_keys` (a stack from
+/// before the generated keys): they still open the table's items.
+pub fn legacy_keys(secret: &SecretString) -> bool {
+    Credentials::parse(secret.expose_secret()).is_ok_and(|c| c.store_keys.is_ok())
 }
 
 #[cfg(test)]
@@ -35,19 +33,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_key_is_usable_and_a_bad_one_is_named() {
-        let key = new_key().expect("a key");
-        let good = format!(
-            r#"{{"client_id":"c","client_secret":"s","token_store_keys":["{}"]}}"#,
-            key.expose_secret()
-        );
-        assert_eq!(token_store_keys(&SecretString::from(good)), Ok(()));
-        let short = r#"{"client_id":"c","client_secret":"s","token_store_keys":["AAAA"]}"#;
-        assert!(token_store_keys(&SecretString::from(short)).is_err());
-        let none = r#"{"client_id":"c","client_secret":"s"}"#;
-        assert!(
-            token_store_keys(&SecretString::from(none))
-                .is_err_and(|e| e.contains("token_store_keys"))
-        );
+    fn the_functions_own_rule_decides() {
+        let generated = format!(r#"{{"key": "{}", "previous_keys": []}}"#, "a1".repeat(32));
+        assert_eq!(table_keys(&SecretString::from(generated)), Ok(()));
+        let weak = r#"{"key": "short", "previous_keys": []}"#;
+        let error = table_keys(&SecretString::from(weak)).expect_err("too short");
+        assert!(!error.contains("short"), "{error}");
+        assert!(table_keys(&SecretString::from("not json")).is_err());
+        assert_eq!(keys_secret_name("proxy"), "proxy-token-table-keys");
+        assert!(!legacy_keys(&SecretString::from(
+            r#"{"client_id":"c","client_secret":"s"}"#
+        )));
     }
 }

@@ -36,6 +36,8 @@ setup options:
 check options:
   --samconfig PATH           the samconfig.toml setup wrote (./samconfig.toml)
   --secret-file PATH         read the secret's value from PATH, not Secrets Manager
+  --keys-secret-file PATH    read the token table's keys secret from PATH, not Secrets Manager
+                             (where the stack keeps it: <stack name>-token-table-keys)
   --api-url URL              the stack's ApiUrl output: call it without and with a token
   --name NAME                setup's --name, where the stack's name differs from it
   --token-file PATH          read the Management API token from PATH";
@@ -102,6 +104,9 @@ pub struct CheckOptions {
     pub samconfig: PathBuf,
     /// `--secret-file`: the secret's value from a file instead of Secrets Manager.
     pub secret_file: Option<PathBuf>,
+    /// `--keys-secret-file`: the token table's keys secret from a file instead of Secrets
+    /// Manager.
+    pub keys_secret_file: Option<PathBuf>,
     /// `--api-url`: the stack's `ApiUrl` output.
     pub api_url: Option<String>,
     /// `--name`: what setup's `--name` was, where the stack's name differs from it.
@@ -140,6 +145,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         "check" => &[
             "--samconfig",
             "--secret-file",
+            "--keys-secret-file",
             "--api-url",
             "--name",
             "--token-file",
@@ -177,6 +183,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         return Ok(Command::Check(CheckOptions {
             samconfig,
             secret_file: one("--secret-file").map(PathBuf::from),
+            keys_secret_file: one("--keys-secret-file").map(PathBuf::from),
             api_url: one("--api-url"),
             name: one("--name"),
             token_file,

@@ -173,14 +173,13 @@ pub struct AppCredentials {
     pub client_secret: SecretString,
 }
 
-/// The secret's JSON: the M2M client, the Token Vault client when there is one, the token
-/// table's keys (kept from `previous`, else one new key), and whatever else `previous` held
-/// (`idp_clients`, which only the operator can fill in).
+/// The secret's JSON: the M2M client, the Token Vault client when there is one, and whatever
+/// else `previous` held (`idp_clients`, which only the operator can fill in). The token table's
+/// keys are not here: the stack generates them in a secret of their own.
 pub fn value(
     m2m: &AppCredentials,
     vault: Option<&AppCredentials>,
     previous: Option<&SecretString>,
-    new_key: Option<&SecretString>,
 ) -> SecretString {
     let mut object: Map<String, Value> = previous
         .and_then(|p| serde_json::from_str(p.expose_secret()).ok())
@@ -200,9 +199,6 @@ pub fn value(
         None => {
             object.remove("token_vault_client");
         }
-    }
-    if let Some(key) = new_key {
-        object.insert("token_store_keys".into(), json!([key.expose_secret()]));
     }
     SecretString::from(Value::Object(object).to_string())
 }

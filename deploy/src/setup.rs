@@ -13,7 +13,7 @@ use crate::options::{SecretPlace, SetupOptions};
 use crate::plan::{self, Change, SpaUrls};
 use crate::samconfig::SamConfig;
 use crate::secret::{self, AppCredentials, SecretStore};
-use crate::{FAILED, USAGE, keys};
+use crate::{FAILED, USAGE};
 
 /// Runs `setup`; returns the exit code.
 pub async fn run(options: SetupOptions, env: &dyn Fn(&str) -> Option<String>) -> u8 {
@@ -51,7 +51,6 @@ pub async fn run(options: SetupOptions, env: &dyn Fn(&str) -> Option<String>) ->
 /// The secret must be (re)written: why, or `None` when it already fits.
 fn secret_reason(
     previous: Option<&SecretString>,
-    deployment: &Deployment,
     m2m: Option<&str>,
     vault: Option<&str>,
 ) -> Option<&'static str> {
@@ -66,9 +65,6 @@ fn secret_reason(
     }
     if secret::field(previous, &["token_vault_client", "client_id"]).as_deref() != vault {
         return Some("its token_vault_client is not the Token Vault client's");
-    }
-    if deployment.token_table && keys::token_store_keys(previous).is_err() {
-        return Some("it has no usable token_store_keys");
     }
     None
 }
@@ -125,7 +121,6 @@ async fn setup(
     let previous = store.read().await.map_err(|e| crate::report(&e))?;
     let secret_reason = secret_reason(
         previous.as_ref(),
-        deployment,
         id_of(AppRole::M2m).as_deref(),
         vault_id.as_deref(),
     );
@@ -190,14 +185,7 @@ async fn setup(
             true => Some(credentials_of(&management, &state, &created, AppRole::TokenVault).await?),
             false => None,
         };
-        let keep_keys = previous
-            .as_ref()
-            .is_some_and(|p| keys::token_store_keys(p).is_ok());
-        let new_key = match deployment.token_table && !keep_keys {
-            true => Some(keys::new_key()?),
-            false => None,
-        };
-        let value = secret::value(&m2m, vault.as_ref(), previous.as_ref(), new_key.as_ref());
+        let value = secret::value(&m2m, vault.as_ref(), previous.as_ref());
         if let Some(written) = store.write(&value).await.map_err(|e| crate::report(&e))? {
             arn = Some(written);
         }

@@ -470,6 +470,31 @@ async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_sec
         .secret_string
         .expect("text");
     let stored: Value = serde_json::from_str(&stored).expect("JSON");
+    assert!(
+        stored.get("token_store_keys").is_none(),
+        "setup writes no table key: the stack generates them"
+    );
+    // The keys secret the template generates, under the name it gives it.
+    let key = "k3y".repeat(22);
+    let keys_value = json!({"key": key, "previous_keys": []}).to_string();
+    let keys_id = deploy::keys::keys_secret_name(&config.stack_name);
+    let admin = secrets_client(moto().endpoint(), None).await;
+    if admin
+        .create_secret()
+        .name(&keys_id)
+        .secret_string(&keys_value)
+        .send()
+        .await
+        .is_err()
+    {
+        admin
+            .put_secret_value()
+            .secret_id(&keys_id)
+            .secret_string(&keys_value)
+            .send()
+            .await
+            .expect("the keys secret in moto");
+    }
 
     let api = serve_function(&config.parameters, tenant).await;
     tenant.add_user(profile(
@@ -493,9 +518,7 @@ async fn setup_then_check_on_a_fresh_tenant_reports_no_finding_and_prints_no_sec
         stored["token_vault_client"]["client_secret"]
             .as_str()
             .expect("Token Vault client secret"),
-        stored["token_store_keys"][0]
-            .as_str()
-            .expect("a token-store key"),
+        key.as_str(),
     ];
     for run in [&setup, &check] {
         for secret in secrets {
@@ -599,15 +622,12 @@ async fn check_names_each_misconfiguration() {
         json!({"connected_accounts": {"active": false}}),
     )
     .await;
-    // The secret loses its table keys.
-    let mut secret_value: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("secret.json")).expect("written"))
-            .expect("JSON");
-    secret_value
-        .as_object_mut()
-        .expect("an object")
-        .remove("token_store_keys");
-    std::fs::write(dir.join("secret.json"), secret_value.to_string()).expect("rewritten");
+    // The table's keys secret holds a key too short to seal with.
+    std::fs::write(
+        dir.join("keys.json"),
+        json!({"key": "too-short", "previous_keys": []}).to_string(),
+    )
+    .expect("written");
 
     // An API URL that is not the function: the tenant itself answers 404 there.
     let not_the_api = format!("{origin}/");
@@ -617,6 +637,8 @@ async fn check_names_each_misconfiguration() {
                 "check",
                 "--secret-file",
                 "secret.json",
+                "--keys-secret-file",
+                "keys.json",
                 "--api-url",
                 &not_the_api,
             ],
@@ -645,7 +667,7 @@ async fn check_names_each_misconfiguration() {
             "m2m_scopes_extra",
             "m2m_scopes_missing",
             "spa_origins",
-            "token_store_keys",
+            "token_table_keys",
             "vault_client",
         ],
         "{}",
