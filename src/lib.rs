@@ -62,6 +62,11 @@
 //! - [`service`]: the names of the remote services, for errors, logs and the summary line.
 //! - [`deadline`]: the invocation's deadline, from which every timeout is cut.
 
+// The proxied call's future nests the resolver, the token sources and the IdP call, one async
+// layer each: computing its layout takes more than the default 128 query levels in some builds
+// (clippy of this crate alone).
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod audit;
 pub mod auth;
