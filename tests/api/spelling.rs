@@ -30,12 +30,15 @@ fn connections() -> String {
 }
 
 async fn spawn() -> TestApp {
+    spawn_with(&[]).await
+}
+
+/// As [`spawn`], with `extra` variables too.
+async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
     let connections = connections();
-    TestApp::spawn_with(
-        &[("IDP_CONNECTIONS", &connections)],
-        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
-    )
-    .await
+    let mut vars = vec![("IDP_CONNECTIONS", connections.as_str())];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(&vars, auth0_idp_proxy::auth::jwks::KeyPolicy::default()).await
 }
 
 /// Runs `event` through the Lambda entry point; the answer and the invocation's audit line.
@@ -262,15 +265,7 @@ async fn fields_the_idps_connection_header_nominates_are_dropped() {
 
 #[tokio::test]
 async fn an_authenticated_refusal_is_audited_with_the_callers_sub_and_an_anonymous_one_without() {
-    let connections = connections();
-    let app = TestApp::spawn_with(
-        &[
-            ("IDP_CONNECTIONS", &connections),
-            ("REQUIRED_SCOPE", "call:idp"),
-        ],
-        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
-    )
-    .await;
+    let app = spawn_with(&[("REQUIRED_SCOPE", "call:idp")]).await;
     let jwt = app.token(USER).sign();
     let (answer, audit) = invoke(&app, &idp_event("GET", "/idp/github/user", "", &jwt, &[])).await;
     answer.assert_error(403, "insufficient_scope");
@@ -305,15 +300,7 @@ async fn an_authenticated_refusal_is_audited_with_the_callers_sub_and_an_anonymo
 /// the foreign provider and the authenticated refusal's audit line.
 #[tokio::test]
 async fn the_real_binary_holds_permissions_and_tokens_whatever_the_spelling() {
-    let connections = connections();
-    let app = TestApp::spawn_with(
-        &[
-            ("IDP_CONNECTIONS", &connections),
-            ("REQUIRED_SCOPE", "call:idp"),
-        ],
-        auth0_idp_proxy::auth::jwks::KeyPolicy::default(),
-    )
-    .await;
+    let app = spawn_with(&[("REQUIRED_SCOPE", "call:idp")]).await;
     let jwt = app.token(USER).claim("scope", "call:idp").sign();
     let foreign = "google-oauth2|3306";
     let google_token = add_user(&app, foreign, "work-github", "google-oauth2");
