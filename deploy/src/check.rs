@@ -395,10 +395,14 @@ pub async fn check(
                 format!("Dashboard > Authentication > Social (or Enterprise) > Create Connection named {} (README's connection table says how)", connection.name)));
             continue;
         };
+        // The tenant's strategy is what Auth0 writes as its identities' `provider`: one the
+        // entry is for (its own name; `oauth2` for a Marketplace or custom social entry such as
+        // Slack or Discord, and only for those).
         if let Some(strategy) = &connection.strategy
-            && found["strategy"] != strategy.as_str()
-            // Marketplace and custom social connections (Slack, Discord, …) are `oauth2`.
-            && found["strategy"] != "oauth2"
+            && !connection
+                .providers
+                .iter()
+                .any(|p| found["strategy"] == p.as_str())
         {
             findings.push(finding("connection_strategy", format!("connection {} has strategy {}, the configuration expects {strategy}", connection.name, found["strategy"]),
                 "the catalogue entry that serves it speaks another provider's API: calls fail or are refused",

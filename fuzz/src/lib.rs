@@ -326,35 +326,24 @@ fn reference_matching(
     )
 }
 
-/// The segments as a server that reads matrix parameters and normalises Unicode serves them:
-/// each cut at its first `;`, each look-alike dot the dots it stands for. `None` when that is
-/// the path as written; `Err` for a segment that would read as nothing or as a dot segment.
+/// The segments as a server that normalises Unicode (NFKC) and reads matrix parameters serves
+/// them: each in its compatibility form, the ideographic full stops as dots, cut at its first
+/// `;`. `None` when that is the path as written; `Err` for a segment that would read as nothing
+/// or as a dot segment.
 fn reference_served(segments: &[String]) -> Result<Option<Vec<String>>, ()> {
-    let dots = |c: char| match c {
-        '\u{2024}' | '\u{fe52}' | '\u{ff0e}' | '\u{3002}' | '\u{ff61}' => Some("."),
-        '\u{2025}' => Some(".."),
-        '\u{2026}' => Some("..."),
-        _ => None,
-    };
-    if !segments
-        .iter()
-        .any(|s| s.contains(';') || s.chars().any(|c| dots(c).is_some()))
-    {
-        return Ok(None);
-    }
+    let nfkc = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc();
     let mut served = Vec::new();
     for segment in segments {
-        let before = &segment[..segment.find(';').unwrap_or(segment.len())];
-        let read: String = before
-            .chars()
-            .map(|c| dots(c).map_or_else(|| c.to_string(), str::to_owned))
-            .collect();
+        let normal = nfkc
+            .normalize(segment)
+            .replace(['\u{3002}', '\u{ff61}'], ".");
+        let read = normal.split(';').next().unwrap_or_default().to_owned();
         if read.is_empty() || read == "." || read == ".." {
             return Err(());
         }
         served.push(read);
     }
-    Ok(Some(served))
+    Ok((served != segments).then_some(served))
 }
 
 /// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,

@@ -189,7 +189,10 @@ impl App {
 
     /// Answers one request. Never fails: every error is a documented JSON response, and every
     /// response fits in Lambda's response limit.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    pub async fn handle(&self, mut request: Request) -> Response<Body> {
+        // Canonical already when it comes through `invoke`; a direct caller gets the same rule.
+        let method = routes::canonical_method(request.method());
+        *request.method_mut() = method;
         let started = Instant::now();
         let context = request.lambda_context_ref();
         let request_id = context.map(|c| c.request_id.clone()).unwrap_or_default();

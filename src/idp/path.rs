@@ -2,6 +2,9 @@
 //! connection's API base: every form that could leave that origin or climb out of the allowed
 //! paths is refused before any upstream call.
 
+use std::borrow::Cow;
+
+use icu_normalizer::ComposingNormalizerBorrowed;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// Characters re-encoded in a path segment: controls, space and everything with a meaning in a
@@ -98,48 +101,68 @@ pub fn normalise(raw: &str) -> Result<IdpPath, PathError> {
 /// Refuses segments holding a [`GUARDED`] character that is not in `allowed`.
 pub fn check_guarded(segments: &[String], allowed: &[char]) -> Result<(), PathError> {
     let refused = |c: char| GUARDED.contains(&c) && !allowed.contains(&c);
-    if segments.iter().any(|s| s.chars().any(refused)) {
+    // A compatibility form of `;` or `@` (U+FF1B, U+037E, U+FF20…) is the character itself to a
+    // normalising server: it needs the same leave.
+    let spelled = |s: &String| {
+        !s.is_ascii()
+            && compatibility_form(s)
+                .chars()
+                .any(|c| matches!(c, ';' | '@') && refused(c))
+    };
+    if segments
+        .iter()
+        .any(|s| s.chars().any(refused) || spelled(s))
+    {
         return Err(PathError::GuardedCharacter);
     }
     Ok(())
 }
 
+/// `segment` as a server that applies Unicode compatibility normalisation (NFKC) reads it:
+/// fullwidth letters as letters, `․` (U+2024) as `.`, `；` as `;`. ASCII reads as itself.
+fn compatibility_form(segment: &str) -> Cow<'_, str> {
+    if segment.is_ascii() {
+        return Cow::Borrowed(segment);
+    }
+    ComposingNormalizerBorrowed::new_nfkc().normalize(segment)
+}
+
 /// The segments as an upstream may serve them, where that differs from how they are written:
-/// each cut at its first `;` (matrix or path parameters: `/user/emails;x=1` is `/user/emails` to
-/// such a server) and each look-alike dot read as the dots it stands for under Unicode
-/// normalisation. `None` when every segment reads as written, which is every path without a
-/// [`GUARDED`] character. A segment that reads as nothing, `.` or `..` is refused: it would name
-/// another resource than the one the rules were checked for.
+/// each in its Unicode compatibility form (NFKC: fullwidth letters as letters, look-alike dots
+/// as the dots they stand for), then cut at its first `;` (matrix or path parameters:
+/// `/user/emails;x=1` is `/user/emails` to such a server). `None` when every segment reads as
+/// written, which is every ASCII path without `;`. A segment that reads as nothing, `.` or `..`
+/// is refused: it would name another resource than the one the rules were checked for.
 ///
 /// Allow rules are checked against both readings ([`super::allow::verdict`]), so that a rule that
 /// `needs` something guards its resource whichever the upstream applies.
 pub fn served(segments: &[String]) -> Result<Option<Vec<String>>, PathError> {
-    // `@` reads as itself; every other guarded character reads differently.
-    let differs = |c: char| c != '@' && GUARDED.contains(&c);
-    if !segments.iter().any(|s| s.contains(differs)) {
+    let plain = |s: &String| s.is_ascii() && !s.contains(';');
+    if segments.iter().all(plain) {
         return Ok(None);
     }
-    segments
+    let read: Vec<String> = segments
         .iter()
         .map(|segment| {
-            let path_part = segment.split(';').next().unwrap_or_default();
-            let mut read = String::with_capacity(path_part.len());
-            for c in path_part.chars() {
-                match c {
-                    '\u{2025}' => read.push_str(".."),
-                    '\u{2026}' => read.push_str("..."),
-                    c if differs(c) => read.push('.'),
-                    c => read.push(c),
-                }
-            }
+            let normal = compatibility_form(segment);
+            let path_part = normal.split(';').next().unwrap_or_default();
+            // The ideographic full stops stay themselves under NFKC; some servers (and every
+            // IDNA host parser) read them as `.`: so does this reading.
+            let read: String = path_part
+                .chars()
+                .map(|c| match c {
+                    '\u{3002}' | '\u{ff61}' => '.',
+                    c => c,
+                })
+                .collect();
             match read.as_str() {
                 "" => Err(PathError::EmptySegment),
                 "." | ".." => Err(PathError::DotSegment),
                 _ => Ok(read),
             }
         })
-        .collect::<Result<_, _>>()
-        .map(Some)
+        .collect::<Result<_, _>>()?;
+    Ok((read != segments).then_some(read))
 }
 
 fn decode_segment(raw: &str) -> Result<String, PathError> {
@@ -156,10 +179,16 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
         return Err(PathError::DotSegment);
     }
     // `%` after one decoding means double encoding (`%252e`), which a later hop could decode
-    // into something this check never saw.
+    // into something this check never saw; and a character whose compatibility form is a
+    // separator (`／` U+FF0F is `/` to a normalising server) would climb out the same way.
+    let forbidden = |c: char| matches!(c, '/' | '\\' | '%') || c.is_control();
+    let separator = |c: char| forbidden(c) || matches!(c, '?' | '#');
+    let reads_as_separator = |c: char| {
+        !c.is_ascii() && compatibility_form(c.encode_utf8(&mut [0; 4])).contains(separator)
+    };
     if decoded
         .chars()
-        .any(|c| matches!(c, '/' | '\\' | '%') || c.is_control())
+        .any(|c| forbidden(c) || reads_as_separator(c))
     {
         return Err(PathError::ForbiddenCharacter);
     }
@@ -245,6 +274,48 @@ mod tests {
         ] {
             assert_eq!(read(raw), Err(error), "{raw}");
         }
+    }
+
+    #[test]
+    fn compatibility_forms_are_read_as_a_normalising_server_reads_them() {
+        let read = |raw: &str| served(&normalise(raw).expect("normalises").segments);
+        // Fullwidth letters are the letters: a rule on `emails` sees them.
+        let fullwidth = "/user/%EF%BD%85%EF%BD%8D%EF%BD%81%EF%BD%89%EF%BD%8C%EF%BD%93";
+        assert_eq!(
+            read(fullwidth),
+            Ok(Some(vec!["user".to_owned(), "emails".to_owned()]))
+        );
+        assert_eq!(
+            read("/search/caf%C3%A9"),
+            Ok(None),
+            "NFKC leaves it as it is"
+        );
+        // A compatibility form of a separator is refused like the separator.
+        for raw in [
+            "/user/x%EF%BC%8F..%EF%BC%8Femails",
+            "/a%EF%BC%BCb",
+            "/a%EF%BC%85b",
+            "/a%EF%BC%9Fb",
+            "/a%EF%BC%83b",
+        ] {
+            assert_eq!(normalise(raw), Err(PathError::ForbiddenCharacter), "{raw}");
+        }
+        // `?` and `#` written as themselves (encoded) stay plain segment characters.
+        assert_eq!(normalise("/a%3Fb").expect("valid").segments, ["a?b"]);
+        // `;` and `@` in another form need the same leave as themselves.
+        for raw in ["/a%EF%BC%9Bb", "/a%CD%BEb", "/a%EF%BC%A0b", "/a%EF%B9%ABb"] {
+            let path = normalise(raw).expect("normalises");
+            assert_eq!(
+                check_guarded(&path.segments, &[]),
+                Err(PathError::GuardedCharacter),
+                "{raw}"
+            );
+            assert_eq!(check_guarded(&path.segments, &[';', '@']), Ok(()), "{raw}");
+        }
+        assert_eq!(
+            read("/user/emails%EF%BC%9Bx=1"),
+            Ok(Some(vec!["user".to_owned(), "emails".to_owned()]))
+        );
     }
 
     #[test]

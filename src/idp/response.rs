@@ -233,9 +233,9 @@ fn nominated(upstream: &HeaderMap) -> Vec<String> {
     upstream
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
+        // Bytes, not text: a value with one byte past ASCII still nominates its other names.
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|name| String::from_utf8_lossy(name).trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
         .collect()
 }
@@ -359,6 +359,15 @@ mod tests {
         assert!(shaped.get(header::CONNECTION).is_none());
         assert_eq!(shaped["x-ratelimit-limit"], "5000");
         assert_eq!(shaped[header::CONTENT_TYPE], "application/json");
+        // A value that is not visible ASCII throughout still nominates its names.
+        let mut idp = HeaderMap::new();
+        idp.insert(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"ETag, x\x80").expect("obs-text is a valid value"),
+        );
+        idp.insert(header::ETAG, HeaderValue::from_static("\"abc\""));
+        let shaped = shape_headers(&idp, &links(&upstream, &base, None));
+        assert!(shaped.get(header::ETAG).is_none());
     }
 
     #[test]
