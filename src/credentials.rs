@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::deadline::Deadline;
 use crate::fleet::seal::{self, KeyError, Sealer};
+pub use crate::secret::SecretReadError;
 use crate::service::Service;
 use crate::single_flight::{SingleFlight, WaitExpired};
 use crate::telemetry::{self, Cache};
@@ -272,28 +273,6 @@ impl CredentialStore {
         );
         Ok(credentials)
     }
-}
-
-/// Why a secret's text could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretReadError {
-    /// Secrets Manager refused or failed the read.
-    #[error("the secret cannot be read")]
-    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Secrets Manager did not answer within the deadline.
-    #[error("the secret could not be read within the deadline")]
-    Timeout,
-    /// The secret holds binary data, not a JSON string.
-    #[error("the secret is not a JSON string")]
-    NotText,
-    /// The secret is not the documented JSON (only a position: a message could quote it).
-    #[error("the secret is malformed (JSON error at line {line}, column {column})")]
-    Malformed {
-        /// Line of the JSON error.
-        line: usize,
-        /// Column of the JSON error.
-        column: usize,
-    },
 }
 
 impl From<SecretReadError> for CredentialsError {

@@ -23,6 +23,7 @@ use crate::idp::tokens::source::SourceFailure;
 use crate::idp::vault_source::VaultError;
 use crate::kill_switch::KillSwitchError;
 use crate::management::ManagementError;
+pub use crate::telemetry::error_chain;
 use crate::upstream::UpstreamError;
 
 /// Everything a request can fail with.
@@ -285,18 +286,6 @@ impl ApiError {
         }
         response
     }
-}
-
-/// `error: cause: cause…`, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A JSON response of the function's own; never cached by browsers or proxies.

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::credentials::{self, SecretReadError};
+use crate::credentials;
 use crate::deadline::Deadline;
+use crate::secret::SecretReadError;
 use crate::single_flight::{SingleFlight, WaitExpired};
 
 /// How long a list read is used before it is read again: well inside the minute an operator

@@ -125,6 +125,28 @@ token_type! {
     CallerToken
 }
 
+/// Why a secret's text could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretReadError {
+    /// Secrets Manager refused or failed the read.
+    #[error("the secret cannot be read")]
+    Unreadable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Secrets Manager did not answer within the deadline.
+    #[error("the secret could not be read within the deadline")]
+    Timeout,
+    /// The secret holds binary data, not a JSON string.
+    #[error("the secret is not a JSON string")]
+    NotText,
+    /// The secret is not the documented JSON (only a position: a message could quote it).
+    #[error("the secret is malformed (JSON error at line {line}, column {column})")]
+    Malformed {
+        /// Line of the JSON error.
+        line: usize,
+        /// Column of the JSON error.
+        column: usize,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

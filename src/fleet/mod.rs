@@ -229,7 +229,7 @@ impl FleetTable {
                 crate::telemetry::token_table_keys_unusable();
                 if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     tracing::error!(
-                        error = %crate::error::error_chain(error),
+                        error = %crate::telemetry::error_chain(error),
                         "TOKEN_TABLE is set but the table's keys cannot be used; running without \
                          the table"
                     );

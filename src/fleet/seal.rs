@@ -20,7 +20,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::credentials::SecretReadError;
+use crate::secret::SecretReadError;
 
 /// The format version in the first byte of every sealed value.
 const VERSION: u8 = 1;

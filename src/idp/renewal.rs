@@ -232,7 +232,7 @@ mod tests {
             "weird\n{}",
             "x".repeat(100)
         )));
-        let text = crate::error::error_chain(&odd);
+        let text = crate::telemetry::error_chain(&odd);
         assert!(!text.contains('\n') && text.len() < 150, "{text}");
     }
 

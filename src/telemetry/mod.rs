@@ -365,6 +365,18 @@ pub fn header_value_dropped() {
     update(|trace| trace.header_values_dropped += 1);
 }
 
+/// `error: cause: cause…`, for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
