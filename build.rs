@@ -4,21 +4,25 @@
 //!   `OUT_DIR`: a PEM bundle for the AWS SDK's trust store (`src/aws.rs`), and the roots reduced
 //!   to rustls trust anchors, as Rust source, for the shared HTTP client (`src/upstream/mod.rs`).
 //!   One set of roots, neither encoded nor parsed at run time.
-//! - The provider catalogue (`src/idp/catalogue.json`, 76 KB) split into its entries, each
-//!   strategy with its entry's JSON text, as Rust source: a cold start no longer scans the whole
-//!   document to find them (0.1 ms and some twenty page faults of every init), and each entry is
-//!   still parsed only when first needed (`src/idp/catalogue.rs`).
+//! - The provider catalogue (`src/idp/catalogue.json`) checked against its JSON Schema
+//!   (`catalogue.schema.json`) and the rules between its fields, then split into its entries,
+//!   each strategy with the JSON text of what the function reads at run time, as Rust source:
+//!   a bad entry fails the build, the setup prose stays out of the binary, a cold start scans
+//!   no document to find an entry, and each entry is parsed only when first needed
+//!   (`src/idp/catalogue.rs`).
 //! - `bootstrap` linked as a position-dependent executable (`-no-pie`): the dynamic loader then
 //!   applies none of the 21 000 relative relocations a PIE of this size carries (half a megabyte
 //!   of them to read, 300 KB of pointers to write), and a cold start takes about 90 page faults
 //!   fewer. Shared libraries, the heap and the stack are still placed at random; the
 //!   executable's own code and data are not.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+
+#[path = "build/catalogue.rs"]
+mod catalogue;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -60,18 +64,31 @@ fn main() {
     std::fs::write(out.join("trust_anchors.rs"), anchors).expect("writing trust_anchors.rs");
 }
 
-/// The provider catalogue, from the package's root.
+/// The provider catalogue and its schema, from the package's root.
 const CATALOGUE: &str = "src/idp/catalogue.json";
+const SCHEMA: &str = "src/idp/catalogue.schema.json";
 
-/// Writes `catalogue_entries.rs`: the catalogue's entries as `(strategy, JSON text)` pairs,
-/// sorted by strategy (`Debug` of a `str` is a Rust string literal).
+/// Checks the catalogue against its schema and the rules a schema cannot say
+/// (`build/catalogue.rs`), then writes `catalogue_entries.rs`: each entry's run-time members as
+/// `(strategy, JSON text)` pairs, sorted by strategy (`Debug` of a `str` is a Rust string
+/// literal). A bad entry fails the build, naming the entry and the field.
 fn split_catalogue(out: &Path) {
-    let text = std::fs::read_to_string(CATALOGUE).expect("reading the catalogue");
-    let entries: BTreeMap<String, Box<serde_json::value::RawValue>> =
-        serde_json::from_str(&text).expect("the catalogue is a JSON object of entries");
+    let read = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
+    };
+    println!("cargo:rerun-if-changed={SCHEMA}");
+    println!("cargo:rerun-if-changed=build/catalogue.rs");
+    let catalogue = read(CATALOGUE);
+    let faults = catalogue::faults(&catalogue, &read(SCHEMA));
+    if !faults.is_empty() {
+        panic!("{CATALOGUE} is not valid:\n  {}", faults.join("\n  "));
+    }
     let mut split = String::from("&[\n");
-    for (strategy, entry) in &entries {
-        writeln!(split, "({strategy:?}, {:?}),", entry.get()).expect("writing to a String");
+    for (strategy, entry) in catalogue::entries(&catalogue) {
+        let text =
+            serde_json::to_string(&catalogue::run_time(entry)).expect("JSON values serialise");
+        writeln!(split, "({strategy:?}, {text:?}),").expect("writing to a String");
     }
     split.push(']');
     std::fs::write(out.join("catalogue_entries.rs"), split).expect("writing catalogue_entries.rs");

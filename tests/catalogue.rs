@@ -1,10 +1,16 @@
 //! The provider catalogue against its documentation: `docs/providers.md`'s table is generated
-//! from `src/idp/catalogue.json` (`UPDATE_DOCS=1 cargo test --test catalogue` writes it), and
-//! every entry is valid as data.
+//! from `src/idp/catalogue.json` (`UPDATE_DOCS=1 cargo test --test catalogue` writes it); the
+//! checks the build runs (`build/catalogue.rs`) name a bad entry and its field; and what the
+//! build can only say in patterns (allow rules, URLs) holds by the function's own parsers.
 
 use auth0_idp_proxy::idp::allow::AllowRule;
-use auth0_idp_proxy::idp::catalogue::{self, Entry, Refresh};
+use auth0_idp_proxy::idp::catalogue::{self, Entry};
+use serde_json::{Value, json};
 use url::Url;
+
+#[path = "../build/catalogue.rs"]
+#[allow(dead_code)]
+mod check;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/providers.md");
 const START: &str = "<!-- catalogue table: generated from src/idp/catalogue.json -->";
@@ -116,34 +122,143 @@ fn every_entry_is_valid() {
     for (strategy, entry) in &entries {
         let Entry {
             api_base,
-            api_host,
             token_url,
-            refresh,
             allow,
             docs,
             ..
         } = entry;
-        assert!(
-            api_base.is_some() != api_host.is_some(),
-            "{strategy}: api_base or api_host"
-        );
         if let Some(base) = api_base {
             https(base, &format!("{strategy} api_base"));
         }
-        https(docs, &format!("{strategy} docs"));
-        match (refresh, token_url) {
-            (Refresh::None, None) => {}
-            (Refresh::None, Some(_)) => panic!("{strategy}: a token_url but no refresh"),
-            (_, None) => panic!("{strategy}: refresh claimed without a token_url"),
-            (_, Some(url)) => https(url, &format!("{strategy} token_url")),
+        if let Some(url) = token_url {
+            https(url, &format!("{strategy} token_url"));
         }
-        assert!(!allow.is_empty(), "{strategy}: no allow rule");
+        https(docs, &format!("{strategy} docs"));
         for rule in allow {
             AllowRule::parse(rule).unwrap_or_else(|e| panic!("{strategy}: {e}"));
         }
+    }
+}
+
+/// The data file and its schema, as the build reads them.
+fn data() -> (Value, Value) {
+    let read = |path: &str| -> Value {
+        let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect("JSON")
+    };
+    (
+        read("src/idp/catalogue.json"),
+        read("src/idp/catalogue.schema.json"),
+    )
+}
+
+#[test]
+fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
+    let (catalogue, schema) = data();
+    assert_eq!(check::faults(&catalogue, &schema), Vec::<String>::new());
+    // Each change to a good entry, and the fault the build must name for it.
+    let cases: &[(&str, &str, Value, &str)] = &[
+        (
+            "github",
+            "colour",
+            json!("blue"),
+            "entry `github`: Additional properties",
+        ),
+        (
+            "github",
+            "refresh",
+            json!("sometimes"),
+            "entry `github`, field `refresh`",
+        ),
+        (
+            "github",
+            "token_url",
+            json!("http://github.com/t"),
+            "field `token_url`",
+        ),
+        (
+            "github",
+            "allow",
+            json!(["get /**"]),
+            "entry `github`, field `allow/0`",
+        ),
+        (
+            "github",
+            "expires_in",
+            json!("often"),
+            "entry `github`, field `expires_in`",
+        ),
+        (
+            "github",
+            "headers",
+            json!({"authorization": "x"}),
+            "field `headers`",
+        ),
+        (
+            "github",
+            "api_host",
+            json!({"pattern": "*.github.com", "fields": ["/user/x"]}),
+            "entry `github`, field `api_base`: give exactly one of api_base and api_host",
+        ),
+        (
+            "facebook",
+            "refresh",
+            json!("rotating"),
+            "entry `facebook`, field `refresh`: `none` exactly",
+        ),
+        (
+            "github",
+            "params",
+            json!(["org"]),
+            "entry `github`, field `params`: org is used in no URL",
+        ),
+        (
+            "github",
+            "api_base",
+            json!("https://{org}.github.com"),
+            "entry `github`, field `api_base`: placeholder {org} is not one of params",
+        ),
+        (
+            "discord",
+            "providers",
+            Value::Null,
+            "entry `discord`, field `providers`: a custom",
+        ),
+        (
+            "github",
+            "providers",
+            json!(["github"]),
+            "entry `github`, field `providers`: Auth0 writes",
+        ),
+    ];
+    for (strategy, field, value, want) in cases {
+        let mut bad = catalogue.clone();
+        let entry = bad[*strategy].as_object_mut().expect("an entry");
+        match value {
+            Value::Null => entry.remove(*field),
+            value => entry.insert((*field).to_owned(), value.clone()),
+        };
+        let faults = check::faults(&bad, &schema);
         assert!(
-            !entry.auth0_setup.is_empty() && !entry.provider_setup.is_empty(),
+            faults.iter().any(|f| f.contains(want)),
+            "{strategy}.{field} = {value}: want {want:?}, got {faults:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_run_time_members_are_compiled_in() {
+    let (catalogue, _) = data();
+    for (strategy, entry) in check::entries(&catalogue) {
+        let compiled: Value =
+            serde_json::from_str(catalogue::text(strategy).expect("compiled in")).expect("JSON");
+        assert_eq!(
+            compiled,
+            Value::Object(check::run_time(entry)),
             "{strategy}"
         );
+        let text = compiled.to_string();
+        let prose = entry["auth0_setup"].as_str().expect("setup");
+        assert!(!text.contains(prose), "{strategy}: setup prose compiled in");
     }
 }

@@ -1,25 +1,41 @@
 //! The provider catalogue: every built-in provider, keyed by Auth0 strategy name (the identity's
-//! `provider`), kept as data in `catalogue.json` and compiled into the binary.
+//! `provider`), kept as data in `catalogue.json` beside its JSON Schema
+//! (`catalogue.schema.json`).
 //!
 //! An entry says where the provider's API is, what may be called there by default, how its
-//! tokens are renewed, and what a team must set up in Auth0 and at the provider. The connection
-//! table ([`super::connections`]) turns entries into connections; the unit tests below and
-//! `tests/catalogue.rs` prove every entry valid, so a malformed entry fails the tests, never a cold
-//! start.
+//! tokens are renewed, and what a team must set up in Auth0 and at the provider. The build
+//! (`build.rs`) checks every entry against the schema and the rules between its fields, and
+//! compiles in only what the function reads at run time, entry by entry ([`text`]); the
+//! connection table ([`super::connections`]) turns those into connections. The whole entry,
+//! setup prose included, is read from the data file by the generated providers page and the
+//! tests ([`Entry`]).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The catalogue as compiled in.
-pub const CATALOGUE_JSON: &str = include_str!("catalogue.json");
-
-/// The catalogue split into its entries by the build (`build.rs`): each strategy with its
-/// entry's JSON text, sorted by strategy.
+/// The catalogue as the build split it: each strategy with the JSON text of its entry's run-time
+/// members, sorted by strategy.
 const SPLIT: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalogue_entries.rs"));
 
-/// One provider.
+/// Where `strategy` stands among the entries (sorted by strategy), if it has one.
+pub fn position(strategy: &str) -> Option<usize> {
+    SPLIT.binary_search_by(|&(name, _)| name.cmp(strategy)).ok()
+}
+
+/// The run-time members of `strategy`'s entry, as JSON text (what a
+/// [`Spec`](super::connections::Spec) is read from); `None` if it has no entry.
+pub fn text(strategy: &str) -> Option<&'static str> {
+    position(strategy).map(|index| SPLIT[index].1)
+}
+
+/// Every strategy with an entry, sorted (in the order of [`position`]).
+pub fn strategies() -> impl ExactSizeIterator<Item = &'static str> {
+    SPLIT.iter().map(|&(strategy, _)| strategy)
+}
+
+/// One provider as the data file describes it: the run-time members and the documentation.
+/// Read by the providers page and the tests, never by the function ([`text`] is what it reads).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
@@ -27,57 +43,39 @@ pub struct Entry {
     pub display_name: String,
     /// Which kind of Auth0 connection serves it.
     pub kind: Kind,
-    /// The `provider` values Auth0 writes in the identities of such a connection: an IdP token
-    /// goes only to the API of the provider that issued it. `None`: the strategy name itself,
-    /// as Auth0 writes for its social and enterprise connections; a custom social connection
-    /// (a Marketplace one such as Discord) is `oauth2`, and must say so.
-    #[serde(default)]
+    /// The `provider` values Auth0 writes in the identities of such a connection; `None`: the
+    /// strategy name itself (a custom social connection's are `["oauth2"]`).
     pub providers: Option<Vec<String>>,
-    /// Scheme, host and base path of the provider's API; `{param}` placeholders are filled from
-    /// the connection's `IDP_CONNECTIONS` entry. `None` where the host is per user.
+    /// Scheme, host and base path of the provider's API, with `{param}` placeholders; `None`
+    /// where the host is per user.
     pub api_base: Option<String>,
-    /// Where a per-user API host comes from, and the pattern it must fit; `None` for a fixed
-    /// `api_base` ([`super::host`]).
-    #[serde(default)]
+    /// Where a per-user API host comes from.
     pub api_host: Option<ApiHost>,
-    /// Default allow rules (`"METHOD /path/glob"`), read-only unless there is a reason.
+    /// Default allow rules (`"METHOD /path/glob"`).
     pub allow: Vec<String>,
-    /// Headers the API needs on every call (API versions, media types).
+    /// Headers the API needs on every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// The header and format the token goes in; `None`: `Authorization: Bearer`. With one, no
-    /// `Authorization` header is sent.
-    #[serde(default)]
+    /// The header and format the token goes in, where it is not `Authorization: Bearer`.
     pub token_header: Option<TokenHeader>,
-    /// The token endpoint for refresh grants, with `{param}` placeholders; `None` where the
-    /// provider has no refresh grant.
+    /// The token endpoint for refresh grants; `None` where the provider has none.
     pub token_url: Option<String>,
     /// How the IdP app authenticates at `token_url`.
     #[serde(default)]
     pub token_auth: TokenAuth,
-    /// How the provider's refresh tokens behave.
-    pub refresh: Refresh,
-    /// What the token endpoint answers.
+    /// What the token endpoint answers when JSON is not asked for.
     #[serde(default)]
     pub token_response: TokenResponse,
-    /// Whether the token endpoint's answer carries `expires_in`: `"always"`, `"sometimes"`,
-    /// `"never"`, or the documented lifetime in seconds where it is left out.
-    #[serde(default)]
-    pub expires_in: Option<serde_json::Value>,
-    /// Whether Auth0 stores an OAuth 1.0a `access_token_secret` (X in its `oauth1` mode): an
-    /// identity that carries one has its calls signed (RFC 5849, [`super::oauth1`]) with the
-    /// secret's `idp_clients.<connection>`; one without is called with its bearer token.
-    #[serde(default)]
-    pub oauth1: bool,
-    /// Characters refused in paths by default that the provider's API paths need (Discord's
-    /// `@` in `/users/@me`), as `IDP_CONNECTIONS`' `path_characters`.
-    #[serde(default)]
+    /// How the provider's refresh tokens behave.
+    pub refresh: Refresh,
+    /// Whether the token endpoint's answer carries `expires_in`.
+    pub expires_in: ExpiresIn,
+    /// Guarded characters the provider's API paths need.
     pub path_characters: Option<String>,
     /// Scopes a refresh grant must send.
     #[serde(default)]
     pub refresh_scopes: Vec<String>,
-    /// Names of the `{param}` placeholders, each a field of the connection's `IDP_CONNECTIONS`
-    /// entry (`{"acme-entra": {"strategy": "waad", "tenant": "contoso.onmicrosoft.com"}}`).
+    /// Names of the `{param}` placeholders.
     #[serde(default)]
     pub params: Vec<String>,
     /// What the Auth0 connection needs so that a usable (and renewable) token is stored.
@@ -90,22 +88,54 @@ pub struct Entry {
     #[serde(default)]
     pub sources: Vec<String>,
     /// What could not be confirmed from the provider's own documentation.
-    #[serde(default)]
     pub unconfirmed: Option<String>,
 }
 
+/// Every entry of the data file, by strategy, read from the source tree: for the providers page,
+/// the tests and the fuzz targets (the function itself reads only [`text`]).
+pub fn entries() -> Result<BTreeMap<String, Entry>, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/idp/catalogue.json");
+    let json = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Entry::all(&json)
+}
+
+impl Entry {
+    /// Every entry of the catalogue text `json` (the data file), by strategy.
+    pub fn all(json: &str) -> Result<BTreeMap<String, Self>, String> {
+        let mut entries: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|e| format!("catalogue.json: {e}"))?;
+        entries.remove("$schema");
+        entries
+            .into_iter()
+            .map(|(strategy, entry)| {
+                let entry = serde_json::from_value(entry)
+                    .map_err(|e| format!("catalogue.json: {strategy}: {e}"))?;
+                Ok((strategy, entry))
+            })
+            .collect()
+    }
+
+    /// The `provider` values of the identities this entry (of `strategy`) serves.
+    pub fn providers(&self, strategy: &str) -> Vec<String> {
+        self.providers
+            .clone()
+            .unwrap_or_else(|| vec![strategy.to_owned()])
+    }
+}
+
 /// A per-user API host: the pattern it must fit and where it is read.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiHost {
     /// The host pattern (`*.my.salesforce.com`).
     pub pattern: String,
     /// The base path under that host, prefixed to every route path (the allow rules see the
     /// route path without it); none where the allow rules name whole paths.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Where the host comes from, in words.
-    #[serde(default)]
+    /// Where the host comes from, in words: documentation, not compiled in, and accepted (and
+    /// ignored) in `IDP_CONNECTIONS` as it always was.
+    #[serde(default, skip_serializing)]
     pub from: Option<String>,
     /// JSON pointers read in order, into `{"user": <the user's root profile>, "identity": <the
     /// connection's identity>}` as the Management API returns them (`/user/urls/custom_domain`,
@@ -115,7 +145,7 @@ pub struct ApiHost {
 }
 
 /// A header other than `Authorization: Bearer` for the token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenHeader {
     /// The header's name.
@@ -124,14 +154,14 @@ pub struct TokenHeader {
     pub format: String,
 }
 
-/// What a token endpoint answers.
+/// What a token endpoint answers when JSON is not asked for (the function always asks for it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenResponse {
     /// A JSON object (RFC 6749 §5.1).
     #[default]
     Json,
-    /// A form-encoded body unless JSON is asked for (GitHub).
+    /// A form-encoded body (GitHub).
     Form,
 }
 
@@ -147,8 +177,31 @@ pub enum Kind {
     Custom,
 }
 
+/// Whether a token endpoint's answer carries `expires_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ExpiresIn {
+    /// Always, sometimes or never, as the provider documents it.
+    Said(Presence),
+    /// Left out, and the access token lives this many seconds, as documented (compiled in as
+    /// the connection's lifetime).
+    Documented(u64),
+}
+
+/// How often a token endpoint's answer carries `expires_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    /// In every answer.
+    Always,
+    /// In some (GitHub: only for expiring tokens).
+    Sometimes,
+    /// In none: the token does not expire.
+    Never,
+}
+
 /// How the IdP app's client credentials travel in a refresh grant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenAuth {
     /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1's alternative; what
@@ -160,7 +213,7 @@ pub enum TokenAuth {
 }
 
 /// How a provider's refresh tokens behave.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refresh {
     /// No refresh grant: a token is renewed only by a new login.
@@ -185,74 +238,6 @@ impl Refresh {
             Self::SingleUse => "single_use",
         }
     }
-}
-
-impl Entry {
-    /// The access token lifetime the provider documents for answers that leave `expires_in` out
-    /// (`expires_in` given as a number of seconds).
-    pub fn documented_lifetime(&self) -> Option<std::time::Duration> {
-        self.expires_in
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            .map(std::time::Duration::from_secs)
-    }
-
-    /// The `provider` values of the identities this entry (of `strategy`) serves.
-    pub fn providers(&self, strategy: &str) -> Vec<String> {
-        self.providers
-            .clone()
-            .unwrap_or_else(|| vec![strategy.to_owned()])
-    }
-}
-
-/// The compiled-in catalogue as the function holds it: split into entries at build time (each
-/// one's JSON text), each entry parsed the first time it is needed. Parsing all 33 at once, or
-/// even splitting them at cold init, cost more than cold init allows (measured in
-/// `bench/run --only init`); [`entries`] parses them all, for the tests that prove every one
-/// valid.
-#[derive(Debug, Clone)]
-pub struct Catalogue {
-    /// Per entry of [`SPLIT`], in its order: the entry once parsed. A cold start makes only
-    /// these slots (boxed entries: one page of them), and reads no name and no entry.
-    parsed: Box<[OnceLock<Option<Box<Entry>>>]>,
-}
-
-impl Catalogue {
-    /// The compiled-in catalogue, as the build split it.
-    pub fn compiled() -> Self {
-        Self {
-            parsed: SPLIT.iter().map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    /// Where `strategy` stands among the entries (sorted by strategy), if it has one.
-    pub fn position(&self, strategy: &str) -> Option<usize> {
-        SPLIT.binary_search_by(|&(name, _)| name.cmp(strategy)).ok()
-    }
-
-    /// Whether `strategy` has an entry.
-    pub fn contains(&self, strategy: &str) -> bool {
-        self.position(strategy).is_some()
-    }
-
-    /// The entry of `strategy`, parsed on first use; `None` if there is none (or it does not
-    /// parse, which the unit tests rule out).
-    pub fn get(&self, strategy: &str) -> Option<&Entry> {
-        let index = self.position(strategy)?;
-        self.parsed[index]
-            .get_or_init(|| serde_json::from_str(SPLIT[index].1).ok())
-            .as_deref()
-    }
-
-    /// Every strategy with an entry, sorted (in the order of [`Catalogue::position`]).
-    pub fn strategies(&self) -> impl Iterator<Item = &'static str> + use<> {
-        SPLIT.iter().map(|&(strategy, _)| strategy)
-    }
-}
-
-/// Every entry by strategy name, sorted.
-pub fn entries() -> Result<BTreeMap<String, Entry>, String> {
-    serde_json::from_str(CATALOGUE_JSON).map_err(|e| format!("catalogue.json: {e}"))
 }
 
 /// `text` with each `{name}` of `params` replaced by its value; `None` if a placeholder has no
@@ -295,21 +280,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalogue_parses() {
-        let entries = entries().expect("catalogue.json");
-        assert!(entries.contains_key("github"));
-        for (strategy, entry) in &entries {
-            for param in &entry.params {
+    fn every_entry_is_compiled_in_with_its_run_time_members_only() {
+        let all = entries().expect("catalogue.json");
+        assert!(all.contains_key("github"));
+        assert_eq!(strategies().len(), all.len());
+        for (strategy, entry) in &all {
+            let compiled: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text(strategy).expect("compiled in")).expect("JSON");
+            assert_eq!(
+                compiled["allow"],
+                serde_json::json!(entry.allow),
+                "{strategy}"
+            );
+            for prose in [
+                "display_name",
+                "auth0_setup",
+                "provider_setup",
+                "unconfirmed",
+            ] {
                 assert!(
-                    entry
-                        .api_base
-                        .iter()
-                        .chain(&entry.token_url)
-                        .any(|t| t.contains(&format!("{{{param}}}"))),
-                    "{strategy}: param {param} is used nowhere"
+                    !compiled.contains_key(prose),
+                    "{strategy}: {prose} compiled in"
                 );
             }
+            let lifetime = compiled.get("token_lifetime").and_then(|v| v.as_u64());
+            match entry.expires_in {
+                ExpiresIn::Documented(seconds) => assert_eq!(lifetime, Some(seconds)),
+                ExpiresIn::Said(_) => assert_eq!(lifetime, None, "{strategy}"),
+            }
         }
+        assert!(text("nope").is_none() && position("nope").is_none());
     }
 
     #[test]
@@ -322,18 +322,6 @@ mod tests {
                 Kind::Social | Kind::Enterprise => assert_eq!(providers, [strategy.as_str()]),
             }
         }
-    }
-
-    #[test]
-    fn every_entry_parses_when_first_needed() {
-        let all = entries().expect("catalogue.json");
-        let lazy = Catalogue::compiled();
-        assert_eq!(lazy.strategies().count(), all.len());
-        for strategy in lazy.strategies() {
-            let entry = lazy.get(strategy).expect("parses");
-            assert_eq!(entry.display_name, all[strategy].display_name);
-        }
-        assert!(lazy.get("nope").is_none() && !lazy.contains("nope"));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::credentials::ClientCredentials;
 use auth0_idp_proxy::deadline::Deadline;
 use auth0_idp_proxy::fleet::TablePolicy;
-use auth0_idp_proxy::idp::catalogue::{self, Entry, Refresh, TokenAuth, TokenResponse};
+use auth0_idp_proxy::idp::catalogue::{
+    self, Entry, ExpiresIn, Presence, Refresh, TokenAuth, TokenResponse,
+};
 use auth0_idp_proxy::idp::connections::Connections;
 use auth0_idp_proxy::idp::renewal;
 use auth0_idp_proxy::secret::IdpRefreshToken;
@@ -49,7 +51,7 @@ fn rules_of(entry: &Entry) -> RefreshRules {
             TokenResponse::Json => AnswerFormat::Json,
             TokenResponse::Form => AnswerFormat::FormUnlessJson,
         },
-        expires_in: entry.expires_in == Some(json!("always")),
+        expires_in: entry.expires_in == ExpiresIn::Said(Presence::Always),
     }
 }
 

@@ -9,11 +9,11 @@
 //! tenant) or adds connections of its own. `IDP_TOKEN_SOURCE` sets the token source of every
 //! connection that does not name its own.
 
-mod configured;
 mod learned;
 mod resolve;
+mod spec;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue, Method};
@@ -21,12 +21,13 @@ use serde::Deserialize;
 use url::Url;
 
 pub use super::allow::AllowRule;
-use super::catalogue::Catalogue;
+use super::catalogue;
 pub use super::catalogue::{Refresh, TokenAuth};
 use super::host::{HostError, HostRule};
-use configured::{Override, draft, merge, needs, params};
 use learned::Learned;
 pub use resolve::ResolveError;
+use spec::BuildError;
+pub use spec::Spec;
 
 /// One connection's entry.
 #[derive(Debug, Clone)]
@@ -196,12 +197,10 @@ pub struct Connections {
     /// `IDP_CONNECTIONS`' connections by name (a catalogue entry's name included, overridden).
     named: HashMap<String, Arc<Connection>>,
     /// The catalogue's entries that need no configuration, served under their strategy name, at
-    /// each entry's [`Catalogue::position`]: each built on first use, so that cold init builds
+    /// each entry's [`catalogue::position`]: each built on first use, so that cold init builds
     /// only what it serves (every entry is proven to build by the unit tests).
     /// Boxed, so that making the slots at cold init touches one page, not one per entry.
     built_in: Box<[OnceLock<Option<Arc<Connection>>>]>,
-    /// The catalogue, for connections served by the entry of their strategy.
-    catalogue: Catalogue,
     /// Connections served by their strategy's entry, as learned from identities
     /// ([`Connections::resolve`]).
     learned: Learned,
@@ -224,12 +223,10 @@ impl Connections {
         overrides: Option<&serde_json::Map<String, serde_json::Value>>,
         default_source: TokenSourceKind,
     ) -> Result<Self, String> {
-        let catalogue = Catalogue::compiled();
-        let built_in = catalogue.strategies().map(|_| OnceLock::new()).collect();
+        let built_in = catalogue::strategies().map(|_| OnceLock::new()).collect();
         let mut table = Self {
             named: HashMap::new(),
             built_in,
-            catalogue,
             learned: Learned::default(),
             default_source,
         };
@@ -274,7 +271,7 @@ impl Connections {
         if let Some(connection) = self.named.get(name) {
             return Some(connection);
         }
-        let index = self.catalogue.position(name)?;
+        let index = catalogue::position(name)?;
         self.built_in[index]
             .get_or_init(|| self.built_in_connection(name).map(Arc::new))
             .as_ref()
@@ -289,16 +286,15 @@ impl Connections {
     /// The catalogue entry `strategy` as the connection of that name, if it needs no
     /// configuration.
     fn built_in_connection(&self, strategy: &str) -> Option<Connection> {
-        let entry = self.catalogue.get(strategy)?;
-        draft(
-            strategy,
-            strategy,
-            entry,
-            &BTreeMap::new(),
-            self.default_source,
-        )
-        .ok()?
-        .complete()
+        match Spec::of_entry(strategy)?.build(strategy, Some(strategy), self.default_source) {
+            Ok(connection) => Some(connection),
+            // A parameter it needs: served only as configured.
+            Err(BuildError::NoApi) => None,
+            Err(BuildError::Invalid(reason)) => {
+                spec::compiled_in_fault(strategy, &reason);
+                None
+            }
+        }
     }
 
     /// The connection `name` (not itself in the table) served by the catalogue entry of
@@ -307,7 +303,7 @@ impl Connections {
     /// The table's connection named after the strategy, `IDP_CONNECTIONS`' changes included,
     /// is the one followed, so that an override of `github` holds for every GitHub connection.
     pub fn for_strategy(&self, name: &str, strategy: &str) -> Result<Connection, String> {
-        if self.catalogue.contains(strategy)
+        if catalogue::position(strategy).is_some()
             && let Some(named) = self.get(strategy)
         {
             return Ok(Connection {
@@ -315,17 +311,15 @@ impl Connections {
                 ..named.clone()
             });
         }
-        let entry = self
-            .catalogue
-            .get(strategy)
+        let spec = Spec::of_entry(strategy)
             .ok_or_else(|| format!("no catalogue entry for strategy {strategy:?}"))?;
-        draft(name, strategy, entry, &BTreeMap::new(), self.default_source)?
-            .complete()
-            .ok_or_else(|| {
-                format!(
-                    "strategy {strategy:?} needs an IDP_CONNECTIONS entry for {name:?} ({})",
-                    needs(entry)
-                )
+        let needs = spec.needs();
+        spec.build(name, Some(strategy), self.default_source)
+            .map_err(|error| match error {
+                BuildError::NoApi => format!(
+                    "strategy {strategy:?} needs an IDP_CONNECTIONS entry for {name:?} ({needs})"
+                ),
+                BuildError::Invalid(reason) => reason,
             })
     }
 
@@ -336,8 +330,7 @@ impl Connections {
             .keys()
             .map(String::as_str)
             .chain(
-                self.catalogue
-                    .strategies()
+                catalogue::strategies()
                     .filter(|k| !self.named.contains_key(*k))
                     // As long-lived as the names before them, for `chain`.
                     .map(|k| -> &str { k }),
@@ -351,34 +344,22 @@ impl Connections {
     }
 
     /// The connection of `IDP_CONNECTIONS` entry `value` for `name`: merged over the catalogue
-    /// entry of its `strategy` (else of its name), or a connection of its own.
+    /// entry of its `strategy` (else of its name), or a connection of its own ([`spec`]).
     fn configured(&self, name: &str, value: &serde_json::Value) -> Result<Connection, String> {
-        let entry: Override = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-        let strategy = match &entry.strategy {
-            Some(strategy) => Some(strategy.as_str()),
-            None => self.catalogue.contains(name).then_some(name),
+        let serde_json::Value::Object(patch) = value else {
+            return Err("an entry must be a JSON object".to_owned());
         };
-        let base_entry = match strategy {
-            Some(strategy) => Some((
-                strategy,
-                self.catalogue
-                    .get(strategy)
-                    .ok_or_else(|| format!("no catalogue entry for strategy {strategy:?}"))?,
-            )),
-            None => None,
+        let strategy = match patch.get("strategy") {
+            Some(serde_json::Value::String(strategy)) => Some(strategy.as_str()),
+            Some(_) => return Err("strategy must be a string".to_owned()),
+            None => catalogue::position(name).is_some().then_some(name),
         };
-        let params = params(base_entry.map(|(_, e)| e), &entry.params)?;
-        let base = match base_entry {
-            Some((strategy, catalogue_entry)) => Some(draft(
-                name,
-                strategy,
-                catalogue_entry,
-                &params,
-                self.default_source,
-            )?),
-            None => None,
-        };
-        merge(name, base, entry, self.default_source)
+        spec::patched(strategy, patch)?
+            .build(name, strategy, self.default_source)
+            .map_err(|error| match error {
+                BuildError::NoApi => "api_base is required for this connection".to_owned(),
+                BuildError::Invalid(reason) => reason,
+            })
     }
 }
 
@@ -558,23 +539,23 @@ mod tests {
     }
 
     #[test]
-    fn every_catalogue_entry_drafts_with_its_parameters_given() {
+    fn every_catalogue_entry_builds_with_its_parameters_given() {
         // Built lazily at run time, so a bad field must fail here, not as a 404 later.
         let entries = crate::idp::catalogue::entries().expect("catalogue");
         for (strategy, entry) in &entries {
-            let params = entry
-                .params
-                .iter()
-                .map(|p| (p.clone(), "example".to_owned()))
-                .collect();
-            let draft = draft(
-                strategy,
-                strategy,
-                entry,
-                &params,
-                TokenSourceKind::Identities,
+            let mut patch = serde_json::Map::new();
+            for param in &entry.params {
+                patch.insert(param.clone(), "example".into());
+            }
+            let built = spec::patched(Some(strategy), &patch).map(|spec| {
+                spec.build(strategy, Some(strategy), TokenSourceKind::Identities)
+                    .map(|c| c.api_base)
+            });
+            assert!(
+                matches!(built, Ok(Ok(_))),
+                "{strategy}: {:?}",
+                built.map(|b| b.map_err(|e| format!("{e:?}")))
             );
-            assert!(draft.is_ok(), "{strategy}: {:?}", draft.err());
         }
     }
 
