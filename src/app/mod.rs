@@ -25,7 +25,7 @@ use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
 use crate::management::Management;
 use crate::management::profiles::{self, RequestProfile};
-use crate::routes::{self, Route};
+use crate::routes::{self, Route, RouteName};
 use crate::service::Service;
 use crate::telemetry::{self, Invocation};
 use crate::upstream::{Http, UpstreamError};
@@ -160,8 +160,7 @@ impl App {
                 event::serialize(origin, response)
             }
             Err(refused) => {
-                let started = Instant::now();
-                let (response, trace) = telemetry::traced(async {
+                let answer = async {
                     let response = self.finish(
                         refused.origin,
                         &refused.headers,
@@ -173,15 +172,15 @@ impl App {
                         Method::GET
                     };
                     answer_to(&method, response)
-                })
-                .await;
-                trace.log(&Invocation {
+                };
+                // Not yet a request: no route, and no audit line.
+                let facts = Facts {
                     request_id: &context.request_id,
-                    route: "none",
+                    route: RouteName::Unrouted,
                     connection: None,
-                    status: response.status().as_u16(),
-                    duration: started.elapsed(),
-                });
+                    started: Instant::now(),
+                };
+                let response = logged(facts, None, answer).await;
                 event::serialize(refused.origin, response)
             }
         }
@@ -200,53 +199,42 @@ impl App {
             context.map_or(0, |c| c.deadline),
             self.config.default_budget,
         );
-        let path = routes::request_path(&request);
-        let route = routes::route(path);
-        let (route_name, connection) = match (&route, request.method()) {
-            (_, &Method::OPTIONS) => ("preflight", None),
-            (Some(Route::Identities), _) => ("identities", None),
+        let route = routes::route(routes::request_path(&request));
+        let name = RouteName::of(route.as_ref(), request.method());
+        let connection = match &route {
             // A dimension of the metrics: never a name the caller made up.
-            (Some(Route::Idp { connection, .. }), _) => {
-                let known = self.config.connections.is_known(connection);
-                ("idp", known.then(|| connection.to_string()))
+            Some(Route::Idp { connection, .. })
+                if name == RouteName::Idp && self.config.connections.is_known(connection) =>
+            {
+                Some(*connection)
             }
-            (None, _) => ("none", None),
+            _ => None,
         };
-
-        let record = audit::Record::of(&request);
-        let ((response, trace), record) = audit::recorded(
-            record,
-            telemetry::traced(async {
-                if request.method() == Method::OPTIONS {
-                    return self.cors.preflight(request.headers());
-                }
-                if let Some(Route::Idp { connection, .. }) = &route {
-                    audit::connection_asked(connection);
-                }
-                let response = match self.serve(&request, route, &deadline).await {
-                    Ok(response) => response,
-                    Err(error) => error.into_response(),
-                };
-                answer_to(
-                    request.method(),
-                    self.finish(Origin::of(&request), request.headers(), response),
-                )
-            }),
-        )
-        .await;
-
-        let invocation = Invocation {
+        let facts = Facts {
             request_id: &request_id,
-            route: route_name,
-            connection: connection.as_deref(),
-            status: response.status().as_u16(),
-            duration: started.elapsed(),
+            route: name,
+            connection,
+            started,
         };
-        trace.log(&invocation);
-        if route_name != "preflight" {
-            audit::log(&record.line(&invocation, &trace, response.body()));
-        }
-        response
+        // A preflight is only the browser asking: no audit line.
+        let record = (name != RouteName::Preflight).then(|| audit::Record::of(&request));
+        let answer = async {
+            if name == RouteName::Preflight {
+                return self.cors.preflight(request.headers());
+            }
+            if let Some(Route::Idp { connection, .. }) = &route {
+                audit::connection_asked(connection);
+            }
+            let response = match self.serve(&request, route, &deadline).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            };
+            answer_to(
+                request.method(),
+                self.finish(Origin::of(&request), request.headers(), response),
+            )
+        };
+        logged(facts, record, answer).await
     }
 
     /// What every answer but a preflight carries: `Authorization` merged into its `Vary`
@@ -324,6 +312,48 @@ impl App {
     }
 }
 
+/// What an invocation's summary line says beside its answer and its trace, known at its start.
+struct Facts<'a> {
+    request_id: &'a str,
+    route: RouteName,
+    connection: Option<&'a str>,
+    started: Instant,
+}
+
+/// Answers with `answer`, traced and, for a request to a route (`record`), recorded; then
+/// writes the invocation's summary line and, with a record, its audit line: the one place an
+/// invocation ends, whether it was a request or an event refused before it became one.
+fn logged<'a>(
+    facts: Facts<'a>,
+    record: Option<audit::Record>,
+    answer: impl Future<Output = Response<Body>> + Send + 'a,
+) -> impl Future<Output = Response<Body>> + Send + 'a {
+    // Traced (boxed) here, not in the async block: a future holding `answer`'s whole call chain
+    // in its type overruns rustc's query depth limit (`telemetry::traced`).
+    let traced = telemetry::traced(answer);
+    async move {
+        let ((response, trace), record) = match record {
+            Some(record) => {
+                let (output, record) = audit::recorded(record, traced).await;
+                (output, Some(record))
+            }
+            None => (traced.await, None),
+        };
+        let invocation = Invocation {
+            request_id: facts.request_id,
+            route: facts.route,
+            connection: facts.connection,
+            status: response.status().as_u16(),
+            duration: facts.started.elapsed(),
+        };
+        trace.log(&invocation);
+        if let Some(record) = record {
+            audit::log(&record.line(&invocation, &trace, response.body()));
+        }
+        response
+    }
+}
+
 /// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
 /// (`Content-Length` of that body included) and no body (RFC 9110 §9.3.2), the function's own
 /// errors included.
@@ -331,7 +361,7 @@ fn answer_to(method: &Method, mut response: Response<Body>) -> Response<Body> {
     if method != Method::HEAD {
         return response;
     }
-    let length = audit::body_len(response.body());
+    let length = event::body_len(response.body());
     // A proxied `HEAD` is bodiless already, with the IdP's own `Content-Length`.
     if length > 0 {
         response
