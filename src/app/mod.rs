@@ -53,47 +53,20 @@ pub struct App {
 impl App {
     /// Builds the state from `config`, with `http` as the clients for every outbound HTTP
     /// call and `secrets` (a client, or the SDK configuration to make one from at the first
-    /// read) for the secrets. Nothing is fetched yet.
+    /// read) for the secrets, memory only (no fleet table). Nothing is fetched yet.
     pub fn new(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> Self {
-        Self::with_key_policy(config, http, secrets, KeyPolicy::default())
+        Self::builder(config, http, secrets).build()
     }
 
-    /// As [`App::new`], with the JWKS cache timings given (tests shorten them).
-    pub fn with_key_policy(
-        config: Config,
-        http: Http,
-        secrets: impl Into<SecretsSource>,
-        policy: KeyPolicy,
-    ) -> Self {
-        let secrets = secrets.into();
-        let kill_switch = config
-            .kill_switch_secret_id
-            .clone()
-            .map(|id| KillSwitch::new(secrets.clone(), id));
-        // The table's keys secret matters only with the table.
-        let keys_secret_id = config
-            .token_table
-            .as_ref()
-            .and(config.token_store_keys_secret_id.clone());
-        let credentials = Arc::new(
-            CredentialStore::new(secrets, config.credentials_secret_id.clone())
-                .with_keys_secret(keys_secret_id),
-        );
-        Self {
-            auth: Authenticator::new(&config, http.clone(), policy),
-            cors: Cors::new(config.allowed_origins.clone()),
-            management: Management::new(
-                http.clone(),
-                config.auth0_origin.clone(),
-                Arc::clone(&credentials),
-                None,
-            ),
-            credentials,
-            fleet: None,
-            tokens: IdpTokens::new(config.idp_tokens),
-            kill_switch,
-            http,
+    /// As [`App::new`], with the choices beyond the configuration (the fleet table's client,
+    /// timings) made on the [`AppBuilder`] before the state is built.
+    pub fn builder(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> AppBuilder {
+        AppBuilder {
             config,
+            http,
+            secrets: secrets.into(),
+            key_policy: KeyPolicy::default(),
+            fleet: None,
         }
     }
 
@@ -101,33 +74,6 @@ impl App {
     /// an operator's edit at the next call).
     pub fn with_kill_switch_max_age(mut self, max_age: Duration) -> Self {
         self.kill_switch = self.kill_switch.map(|s| s.with_max_age(max_age));
-        self
-    }
-
-    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
-    /// Without `TOKEN_TABLE` in the configuration, the state is left as it is (memory only).
-    pub fn with_token_table(self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
-        self.with_token_table_policy(dynamodb, TablePolicy::default())
-    }
-
-    /// As [`App::with_token_table`], with the table's call timings given (tests lengthen them
-    /// on a loaded machine, or keep them short to prove a hanging table is left behind).
-    pub fn with_token_table_policy(
-        mut self,
-        dynamodb: &aws_sdk_dynamodb::Client,
-        policy: TablePolicy,
-    ) -> Self {
-        let Some(name) = self.config.token_table.clone() else {
-            return self;
-        };
-        let table = Arc::new(FleetTable::new(dynamodb, name, policy));
-        self.management = Management::new(
-            self.http.clone(),
-            self.config.auth0_origin.clone(),
-            Arc::clone(&self.credentials),
-            Some(Arc::clone(&table)),
-        );
-        self.fleet = Some(table);
         self
     }
 
@@ -309,6 +255,77 @@ impl App {
             )
         })?;
         Ok(json_response(StatusCode::OK, &body))
+    }
+}
+
+/// The choices made before [`App`] is built ([`App::builder`]): each part of the state is then
+/// built once, with all of them.
+pub struct AppBuilder {
+    config: Config,
+    http: Http,
+    secrets: SecretsSource,
+    key_policy: KeyPolicy,
+    fleet: Option<Arc<FleetTable>>,
+}
+
+impl AppBuilder {
+    /// The JWKS cache timings (tests shorten them).
+    pub fn key_policy(mut self, policy: KeyPolicy) -> Self {
+        self.key_policy = policy;
+        self
+    }
+
+    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`
+    /// and the call timings of `policy` (tests lengthen them on a loaded machine, or keep them
+    /// short to prove a hanging table is left behind). Without `TOKEN_TABLE` in the
+    /// configuration, nothing changes (memory only).
+    pub fn token_table(mut self, dynamodb: &aws_sdk_dynamodb::Client, policy: TablePolicy) -> Self {
+        self.fleet = self
+            .config
+            .token_table
+            .clone()
+            .map(|name| Arc::new(FleetTable::new(dynamodb, name, policy)));
+        self
+    }
+
+    /// The state. Nothing is fetched yet.
+    pub fn build(self) -> App {
+        let Self {
+            config,
+            http,
+            secrets,
+            key_policy,
+            fleet,
+        } = self;
+        let kill_switch = config
+            .kill_switch_secret_id
+            .clone()
+            .map(|id| KillSwitch::new(secrets.clone(), id));
+        // The table's keys secret matters only with the table.
+        let keys_secret_id = config
+            .token_table
+            .as_ref()
+            .and(config.token_store_keys_secret_id.clone());
+        let credentials = Arc::new(
+            CredentialStore::new(secrets, config.credentials_secret_id.clone())
+                .with_keys_secret(keys_secret_id),
+        );
+        App {
+            auth: Authenticator::new(&config, http.clone(), key_policy),
+            cors: Cors::new(config.allowed_origins.clone()),
+            management: Management::new(
+                http.clone(),
+                config.auth0_origin.clone(),
+                Arc::clone(&credentials),
+                fleet.clone(),
+            ),
+            credentials,
+            fleet,
+            tokens: IdpTokens::new(config.idp_tokens),
+            kill_switch,
+            http,
+            config,
+        }
     }
 }
 
