@@ -11,7 +11,6 @@ use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use serde_json::value::RawValue;
 
 use crate::audit;
-use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
 use crate::cors::Cors;
@@ -19,7 +18,7 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
-use crate::fleet::{FleetTable, TablePolicy};
+use crate::fleet::FleetTable;
 use crate::identities;
 use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
@@ -31,7 +30,10 @@ use crate::telemetry::{self, Invocation};
 use crate::upstream::{Http, UpstreamError};
 use crate::vary;
 
+mod builder;
 mod proxy;
+
+pub use builder::AppBuilder;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -61,13 +63,7 @@ impl App {
     /// As [`App::new`], with the choices beyond the configuration (the fleet table's client,
     /// timings) made on the [`AppBuilder`] before the state is built.
     pub fn builder(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> AppBuilder {
-        AppBuilder {
-            config,
-            http,
-            secrets: secrets.into(),
-            key_policy: KeyPolicy::default(),
-            fleet: None,
-        }
+        AppBuilder::new(config, http, secrets.into())
     }
 
     /// The same state with each kill switch list used for `max_age` (tests shorten it, to see
@@ -255,77 +251,6 @@ impl App {
             )
         })?;
         Ok(json_response(StatusCode::OK, &body))
-    }
-}
-
-/// The choices made before [`App`] is built ([`App::builder`]): each part of the state is then
-/// built once, with all of them.
-pub struct AppBuilder {
-    config: Config,
-    http: Http,
-    secrets: SecretsSource,
-    key_policy: KeyPolicy,
-    fleet: Option<Arc<FleetTable>>,
-}
-
-impl AppBuilder {
-    /// The JWKS cache timings (tests shorten them).
-    pub fn key_policy(mut self, policy: KeyPolicy) -> Self {
-        self.key_policy = policy;
-        self
-    }
-
-    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`
-    /// and the call timings of `policy` (tests lengthen them on a loaded machine, or keep them
-    /// short to prove a hanging table is left behind). Without `TOKEN_TABLE` in the
-    /// configuration, nothing changes (memory only).
-    pub fn token_table(mut self, dynamodb: &aws_sdk_dynamodb::Client, policy: TablePolicy) -> Self {
-        self.fleet = self
-            .config
-            .token_table
-            .clone()
-            .map(|name| Arc::new(FleetTable::new(dynamodb, name, policy)));
-        self
-    }
-
-    /// The state. Nothing is fetched yet.
-    pub fn build(self) -> App {
-        let Self {
-            config,
-            http,
-            secrets,
-            key_policy,
-            fleet,
-        } = self;
-        let kill_switch = config
-            .kill_switch_secret_id
-            .clone()
-            .map(|id| KillSwitch::new(secrets.clone(), id));
-        // The table's keys secret matters only with the table.
-        let keys_secret_id = config
-            .token_table
-            .as_ref()
-            .and(config.token_store_keys_secret_id.clone());
-        let credentials = Arc::new(
-            CredentialStore::new(secrets, config.credentials_secret_id.clone())
-                .with_keys_secret(keys_secret_id),
-        );
-        App {
-            auth: Authenticator::new(&config, http.clone(), key_policy),
-            cors: Cors::new(config.allowed_origins.clone()),
-            management: Management::new(
-                http.clone(),
-                config.auth0_origin.clone(),
-                Arc::clone(&credentials),
-                fleet.clone(),
-            ),
-            credentials,
-            fleet,
-            tokens: IdpTokens::new(config.idp_tokens),
-            kill_switch,
-            http,
-            config,
-        }
     }
 }
 
