@@ -10,9 +10,10 @@
 //! security team keeps them (docs/audit.md). Both carry the Lambda request id, which joins
 //! them. Nothing here is an EMF dimension.
 //!
-//! Like the trace, the record is a task-local recorder: the handler, the authenticator's
-//! caller, the path normalisation, the IdP call and the token lease each note what they learn
-//! where they learn it.
+//! Like the trace, the record is a task-local recorder; only the handler (`src/app`) writes to
+//! it: the verified caller, the connection, the normalised path, each IdP answer (handed back by
+//! `idp::call`) and the token's provenance, as the steps of the request return them. The modules
+//! below the handler note nothing themselves.
 //!
 //! What never goes in: the query string, a body, a token or secret, and no header value but
 //! the IdP's own request id, itself kept only when it looks like an id.

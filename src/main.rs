@@ -38,13 +38,10 @@ async fn main() -> ExitCode {
         .then(|| aws_sdk_dynamodb::Client::new(&aws));
     // The SDK configuration, not a client: the Secrets Manager clients are made at their first
     // read, so a cold start without the prefetch does not pay for them before it is ready.
-    let app = App::builder(config, http, aws);
     let app = Arc::new(
-        match &dynamodb {
-            Some(client) => app.token_table(client, TablePolicy::default()),
-            None => app,
-        }
-        .build(),
+        App::builder(config, http, aws)
+            .token_table(dynamodb.as_ref(), TablePolicy::default())
+            .build(),
     );
 
     // `COLD_START_PREFETCH=off` leaves all the work to the first invocation: a benchmark knob,

@@ -220,11 +220,12 @@ impl World {
         let secrets = self.secrets(Some(Arc::clone(&secret_reads))).await;
         let app = App::builder(self.config()?, http_client()?, secrets);
         Ok(InProcess {
-            app: match &self.table {
-                Some(table) => app.token_table(&table.client, TablePolicy::default()),
-                None => app,
-            }
-            .build(),
+            app: app
+                .token_table(
+                    self.table.as_ref().map(|table| &table.client),
+                    TablePolicy::default(),
+                )
+                .build(),
             secret_reads,
         })
     }

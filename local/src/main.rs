@@ -203,13 +203,10 @@ async fn run(options: Options) -> Result<(), String> {
         )
     };
     let http = upstream::build_client().map_err(|e| e.to_string())?;
-    let app = App::builder(config, http, secrets);
     let app = Arc::new(
-        match &dynamodb {
-            Some(client) => app.token_table(client, TablePolicy::default()),
-            None => app,
-        }
-        .build(),
+        App::builder(config, http, secrets)
+            .token_table(dynamodb.as_ref(), TablePolicy::default())
+            .build(),
     );
     let router = Router::new().fallback(api).with_state(app);
     tokio::spawn(async move { axum::serve(api_listener, router).await });

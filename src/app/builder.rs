@@ -46,13 +46,18 @@ impl AppBuilder {
     /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`
     /// and the call timings of `policy` (tests lengthen them on a loaded machine, or keep them
     /// short to prove a hanging table is left behind). Without `TOKEN_TABLE` in the
-    /// configuration, nothing changes (memory only).
-    pub fn token_table(mut self, dynamodb: &aws_sdk_dynamodb::Client, policy: TablePolicy) -> Self {
+    /// configuration, or without a client (`None`), nothing changes (memory only).
+    pub fn token_table<'c>(
+        mut self,
+        dynamodb: impl Into<Option<&'c aws_sdk_dynamodb::Client>>,
+        policy: TablePolicy,
+    ) -> Self {
         self.fleet = self
             .config
             .token_table
             .clone()
-            .map(|name| Arc::new(FleetTable::new(dynamodb, name, policy)));
+            .zip(dynamodb.into())
+            .map(|(name, dynamodb)| Arc::new(FleetTable::new(dynamodb, name, policy)));
         self
     }
 
