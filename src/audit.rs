@@ -10,9 +10,10 @@
 //! security team keeps them (docs/audit.md). Both carry the Lambda request id, which joins
 //! them. Nothing here is an EMF dimension.
 //!
-//! Like the trace, the record is a task-local recorder: the handler, the authenticator's
-//! caller, the path normalisation, the IdP call and the token lease each note what they learn
-//! where they learn it.
+//! Like the trace, the record is a task-local recorder; only the handler (`src/app`) writes to
+//! it: the verified caller, the connection, the normalised path, each IdP answer (handed back by
+//! `idp::call`) and the token's provenance, as the steps of the request return them. The modules
+//! below the handler note nothing themselves.
 //!
 //! What never goes in: the query string, a body, a token or secret, and no header value but
 //! the IdP's own request id, itself kept only when it looks like an id.
@@ -25,6 +26,7 @@ use http::{HeaderMap, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt};
 
+use crate::event::body_len;
 pub use crate::telemetry::AUDIT_TARGET;
 use crate::telemetry::line::JsonLine;
 use crate::telemetry::{self, Invocation, Trace};
@@ -91,7 +93,7 @@ impl Record {
         line.member("message", "audit");
         line.member("target", AUDIT_TARGET);
         line.member("request_id", invocation.request_id);
-        line.member("route", invocation.route);
+        line.member("route", invocation.route.as_str());
         line.member_if("sub", self.sub.as_deref());
         line.member_if("source_ip", self.source_ip);
         line.member("method", self.method.as_str());
@@ -110,15 +112,6 @@ impl Record {
         line.member("request_bytes", self.request_bytes);
         line.member("response_bytes", body_len(response));
         line.finish()
-    }
-}
-
-/// The length of `body` as the caller receives it.
-pub fn body_len(body: &Body) -> usize {
-    match body {
-        Body::Text(text) => text.len(),
-        Body::Binary(bytes) => bytes.len(),
-        _ => 0,
     }
 }
 
@@ -255,6 +248,7 @@ fn is_request_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteName;
     use http::HeaderValue;
     use serde_json::Value;
     use std::time::Duration;
@@ -291,7 +285,7 @@ mod tests {
         caller("github|2");
         let invocation = Invocation {
             request_id: "req-1",
-            route: "idp",
+            route: RouteName::Idp,
             connection: Some("github"),
             status: 200,
             duration: Duration::from_millis(1),
@@ -371,7 +365,7 @@ mod tests {
             .await;
             let invocation = Invocation {
                 request_id: "req-1",
-                route: "idp",
+                route: RouteName::Idp,
                 connection: Some("github"),
                 status: 502,
                 duration: Duration::from_millis(1),

@@ -92,5 +92,5 @@ pub mod tenant;
 pub mod upstream;
 pub mod vary;
 
-pub use app::App;
+pub use app::{App, AppBuilder};
 pub use config::Config;

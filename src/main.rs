@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth0_idp_proxy::fleet::TablePolicy;
 use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{LambdaEvent, service_fn};
@@ -37,11 +38,11 @@ async fn main() -> ExitCode {
         .then(|| aws_sdk_dynamodb::Client::new(&aws));
     // The SDK configuration, not a client: the Secrets Manager clients are made at their first
     // read, so a cold start without the prefetch does not pay for them before it is ready.
-    let app = App::new(config, http, aws);
-    let app = Arc::new(match &dynamodb {
-        Some(client) => app.with_token_table(client),
-        None => app,
-    });
+    let app = Arc::new(
+        App::builder(config, http, aws)
+            .token_table(dynamodb.as_ref(), TablePolicy::default())
+            .build(),
+    );
 
     // `COLD_START_PREFETCH=off` leaves all the work to the first invocation: a benchmark knob,
     // to measure what the prefetch buys.

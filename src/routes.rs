@@ -24,6 +24,44 @@ pub enum Route<'a> {
     },
 }
 
+/// The name a request's route goes by in the summary line (the `Route` dimension of the
+/// metrics) and in the audit line: a fixed set, so that no name a caller made up becomes a
+/// dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteName {
+    /// A CORS preflight (`OPTIONS`), on any path.
+    Preflight,
+    /// [`Route::Identities`].
+    Identities,
+    /// [`Route::Idp`].
+    Idp,
+    /// No route matched, or the event was refused before it was a request.
+    Unrouted,
+}
+
+impl RouteName {
+    /// The name of the route of a request of `method` for `route`: a preflight whatever its
+    /// path, since it is answered before routing.
+    pub fn of(route: Option<&Route<'_>>, method: &Method) -> Self {
+        match route {
+            _ if method == Method::OPTIONS => Self::Preflight,
+            Some(Route::Identities) => Self::Identities,
+            Some(Route::Idp { .. }) => Self::Idp,
+            None => Self::Unrouted,
+        }
+    }
+
+    /// The name as written in the lines: `preflight`, `identities`, `idp` or `none`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Preflight => "preflight",
+            Self::Identities => "identities",
+            Self::Idp => "idp",
+            Self::Unrouted => "none",
+        }
+    }
+}
+
 /// The path the client asked for, without the API Gateway stage: percent-encoded as sent for
 /// HTTP API and Function URL events.
 pub fn request_path(request: &Request) -> &str {
@@ -163,6 +201,23 @@ mod tests {
             "/idpx/github",
         ] {
             assert_eq!(route(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn route_names_are_the_dimension_values() {
+        let idp = Route::Idp {
+            connection: "github",
+            path: "",
+        };
+        for (route, method, name) in [
+            (Some(&Route::Identities), Method::GET, "identities"),
+            (Some(&idp), Method::POST, "idp"),
+            (Some(&idp), Method::OPTIONS, "preflight"),
+            (None, Method::OPTIONS, "preflight"),
+            (None, Method::GET, "none"),
+        ] {
+            assert_eq!(RouteName::of(route, &method).as_str(), name);
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
+use auth0_idp_proxy::routes::RouteName;
 use auth0_idp_proxy::service::Service;
 use auth0_idp_proxy::telemetry::{self, Cache, Invocation};
 use serde_json::Value;
@@ -541,7 +542,7 @@ async fn a_full_summary_line() -> Value {
     .await;
     let invocation = Invocation {
         request_id: "r",
-        route: "idp",
+        route: RouteName::Idp,
         connection: Some("github"),
         status: 503,
         duration: Duration::from_millis(3),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use auth0_idp_proxy::fleet::TablePolicy;
 use auth0_idp_proxy::{App, Config, upstream};
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use serde_json::json;
@@ -217,12 +218,14 @@ impl World {
     pub async fn in_process(&self) -> Result<InProcess, String> {
         let secret_reads = Arc::new(AtomicUsize::new(0));
         let secrets = self.secrets(Some(Arc::clone(&secret_reads))).await;
-        let app = App::new(self.config()?, http_client()?, secrets);
+        let app = App::builder(self.config()?, http_client()?, secrets);
         Ok(InProcess {
-            app: match &self.table {
-                Some(table) => app.with_token_table(&table.client),
-                None => app,
-            },
+            app: app
+                .token_table(
+                    self.table.as_ref().map(|table| &table.client),
+                    TablePolicy::default(),
+                )
+                .build(),
             secret_reads,
         })
     }

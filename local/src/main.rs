@@ -16,6 +16,7 @@ mod page;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use auth0_idp_proxy::fleet::TablePolicy;
 use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -202,11 +203,11 @@ async fn run(options: Options) -> Result<(), String> {
         )
     };
     let http = upstream::build_client().map_err(|e| e.to_string())?;
-    let app = App::new(config, http, secrets);
-    let app = Arc::new(match &dynamodb {
-        Some(client) => app.with_token_table(client),
-        None => app,
-    });
+    let app = Arc::new(
+        App::builder(config, http, secrets)
+            .token_table(dynamodb.as_ref(), TablePolicy::default())
+            .build(),
+    );
     let router = Router::new().fallback(api).with_state(app);
     tokio::spawn(async move { axum::serve(api_listener, router).await });
 

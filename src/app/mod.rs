@@ -11,7 +11,6 @@ use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use serde_json::value::RawValue;
 
 use crate::audit;
-use crate::auth::jwks::KeyPolicy;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
 use crate::cors::Cors;
@@ -19,19 +18,22 @@ use crate::credentials::CredentialStore;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, error_chain, json_response};
 use crate::event::{self, Origin};
-use crate::fleet::{FleetTable, TablePolicy};
+use crate::fleet::FleetTable;
 use crate::identities;
 use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
 use crate::management::Management;
 use crate::management::profiles::{self, RequestProfile};
-use crate::routes::{self, Route};
+use crate::routes::{self, Route, RouteName};
 use crate::service::Service;
 use crate::telemetry::{self, Invocation};
 use crate::upstream::{Http, UpstreamError};
 use crate::vary;
 
+mod builder;
 mod proxy;
+
+pub use builder::AppBuilder;
 
 /// The function's state, built once per cold start and shared by every invocation.
 pub struct App {
@@ -53,81 +55,21 @@ pub struct App {
 impl App {
     /// Builds the state from `config`, with `http` as the clients for every outbound HTTP
     /// call and `secrets` (a client, or the SDK configuration to make one from at the first
-    /// read) for the secrets. Nothing is fetched yet.
+    /// read) for the secrets, memory only (no fleet table). Nothing is fetched yet.
     pub fn new(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> Self {
-        Self::with_key_policy(config, http, secrets, KeyPolicy::default())
+        Self::builder(config, http, secrets).build()
     }
 
-    /// As [`App::new`], with the JWKS cache timings given (tests shorten them).
-    pub fn with_key_policy(
-        config: Config,
-        http: Http,
-        secrets: impl Into<SecretsSource>,
-        policy: KeyPolicy,
-    ) -> Self {
-        let secrets = secrets.into();
-        let kill_switch = config
-            .kill_switch_secret_id
-            .clone()
-            .map(|id| KillSwitch::new(secrets.clone(), id));
-        // The table's keys secret matters only with the table.
-        let keys_secret_id = config
-            .token_table
-            .as_ref()
-            .and(config.token_store_keys_secret_id.clone());
-        let credentials = Arc::new(
-            CredentialStore::new(secrets, config.credentials_secret_id.clone())
-                .with_keys_secret(keys_secret_id),
-        );
-        Self {
-            auth: Authenticator::new(&config, http.clone(), policy),
-            cors: Cors::new(config.allowed_origins.clone()),
-            management: Management::new(
-                http.clone(),
-                config.auth0_origin.clone(),
-                Arc::clone(&credentials),
-                None,
-            ),
-            credentials,
-            fleet: None,
-            tokens: IdpTokens::new(config.idp_tokens),
-            kill_switch,
-            http,
-            config,
-        }
+    /// As [`App::new`], with the choices beyond the configuration (the fleet table's client,
+    /// timings) made on the [`AppBuilder`] before the state is built.
+    pub fn builder(config: Config, http: Http, secrets: impl Into<SecretsSource>) -> AppBuilder {
+        AppBuilder::new(config, http, secrets.into())
     }
 
     /// The same state with each kill switch list used for `max_age` (tests shorten it, to see
     /// an operator's edit at the next call).
     pub fn with_kill_switch_max_age(mut self, max_age: Duration) -> Self {
         self.kill_switch = self.kill_switch.map(|s| s.with_max_age(max_age));
-        self
-    }
-
-    /// Shares tokens with the rest of the fleet through `TOKEN_TABLE`, reached with `dynamodb`.
-    /// Without `TOKEN_TABLE` in the configuration, the state is left as it is (memory only).
-    pub fn with_token_table(self, dynamodb: &aws_sdk_dynamodb::Client) -> Self {
-        self.with_token_table_policy(dynamodb, TablePolicy::default())
-    }
-
-    /// As [`App::with_token_table`], with the table's call timings given (tests lengthen them
-    /// on a loaded machine, or keep them short to prove a hanging table is left behind).
-    pub fn with_token_table_policy(
-        mut self,
-        dynamodb: &aws_sdk_dynamodb::Client,
-        policy: TablePolicy,
-    ) -> Self {
-        let Some(name) = self.config.token_table.clone() else {
-            return self;
-        };
-        let table = Arc::new(FleetTable::new(dynamodb, name, policy));
-        self.management = Management::new(
-            self.http.clone(),
-            self.config.auth0_origin.clone(),
-            Arc::clone(&self.credentials),
-            Some(Arc::clone(&table)),
-        );
-        self.fleet = Some(table);
         self
     }
 
@@ -160,8 +102,7 @@ impl App {
                 event::serialize(origin, response)
             }
             Err(refused) => {
-                let started = Instant::now();
-                let (response, trace) = telemetry::traced(async {
+                let answer = async {
                     let response = self.finish(
                         refused.origin,
                         &refused.headers,
@@ -173,15 +114,15 @@ impl App {
                         Method::GET
                     };
                     answer_to(&method, response)
-                })
-                .await;
-                trace.log(&Invocation {
+                };
+                // Not yet a request: no route, and no audit line.
+                let facts = Facts {
                     request_id: &context.request_id,
-                    route: "none",
+                    route: RouteName::Unrouted,
                     connection: None,
-                    status: response.status().as_u16(),
-                    duration: started.elapsed(),
-                });
+                    started: Instant::now(),
+                };
+                let response = logged(facts, None, answer).await;
                 event::serialize(refused.origin, response)
             }
         }
@@ -200,53 +141,42 @@ impl App {
             context.map_or(0, |c| c.deadline),
             self.config.default_budget,
         );
-        let path = routes::request_path(&request);
-        let route = routes::route(path);
-        let (route_name, connection) = match (&route, request.method()) {
-            (_, &Method::OPTIONS) => ("preflight", None),
-            (Some(Route::Identities), _) => ("identities", None),
+        let route = routes::route(routes::request_path(&request));
+        let name = RouteName::of(route.as_ref(), request.method());
+        let connection = match &route {
             // A dimension of the metrics: never a name the caller made up.
-            (Some(Route::Idp { connection, .. }), _) => {
-                let known = self.config.connections.is_known(connection);
-                ("idp", known.then(|| connection.to_string()))
+            Some(Route::Idp { connection, .. })
+                if name == RouteName::Idp && self.config.connections.is_known(connection) =>
+            {
+                Some(*connection)
             }
-            (None, _) => ("none", None),
+            _ => None,
         };
-
-        let record = audit::Record::of(&request);
-        let ((response, trace), record) = audit::recorded(
-            record,
-            telemetry::traced(async {
-                if request.method() == Method::OPTIONS {
-                    return self.cors.preflight(request.headers());
-                }
-                if let Some(Route::Idp { connection, .. }) = &route {
-                    audit::connection_asked(connection);
-                }
-                let response = match self.serve(&request, route, &deadline).await {
-                    Ok(response) => response,
-                    Err(error) => error.into_response(),
-                };
-                answer_to(
-                    request.method(),
-                    self.finish(Origin::of(&request), request.headers(), response),
-                )
-            }),
-        )
-        .await;
-
-        let invocation = Invocation {
+        let facts = Facts {
             request_id: &request_id,
-            route: route_name,
-            connection: connection.as_deref(),
-            status: response.status().as_u16(),
-            duration: started.elapsed(),
+            route: name,
+            connection,
+            started,
         };
-        trace.log(&invocation);
-        if route_name != "preflight" {
-            audit::log(&record.line(&invocation, &trace, response.body()));
-        }
-        response
+        // A preflight is only the browser asking: no audit line.
+        let record = (name != RouteName::Preflight).then(|| audit::Record::of(&request));
+        let answer = async {
+            if name == RouteName::Preflight {
+                return self.cors.preflight(request.headers());
+            }
+            if let Some(Route::Idp { connection, .. }) = &route {
+                audit::connection_asked(connection);
+            }
+            let response = match self.serve(&request, route, &deadline).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            };
+            answer_to(
+                request.method(),
+                self.finish(Origin::of(&request), request.headers(), response),
+            )
+        };
+        logged(facts, record, answer).await
     }
 
     /// What every answer but a preflight carries: `Authorization` merged into its `Vary`
@@ -324,6 +254,48 @@ impl App {
     }
 }
 
+/// What an invocation's summary line says beside its answer and its trace, known at its start.
+struct Facts<'a> {
+    request_id: &'a str,
+    route: RouteName,
+    connection: Option<&'a str>,
+    started: Instant,
+}
+
+/// Answers with `answer`, traced and, for a request to a route (`record`), recorded; then
+/// writes the invocation's summary line and, with a record, its audit line: the one place an
+/// invocation ends, whether it was a request or an event refused before it became one.
+fn logged<'a>(
+    facts: Facts<'a>,
+    record: Option<audit::Record>,
+    answer: impl Future<Output = Response<Body>> + Send + 'a,
+) -> impl Future<Output = Response<Body>> + Send + 'a {
+    // Traced (boxed) here, not in the async block: a future holding `answer`'s whole call chain
+    // in its type overruns rustc's query depth limit (`telemetry::traced`).
+    let traced = telemetry::traced(answer);
+    async move {
+        let ((response, trace), record) = match record {
+            Some(record) => {
+                let (output, record) = audit::recorded(record, traced).await;
+                (output, Some(record))
+            }
+            None => (traced.await, None),
+        };
+        let invocation = Invocation {
+            request_id: facts.request_id,
+            route: facts.route,
+            connection: facts.connection,
+            status: response.status().as_u16(),
+            duration: facts.started.elapsed(),
+        };
+        trace.log(&invocation);
+        if let Some(record) = record {
+            audit::log(&record.line(&invocation, &trace, response.body()));
+        }
+        response
+    }
+}
+
 /// The complete answer as `method` gets it: for a `HEAD`, the headers its `GET` would get
 /// (`Content-Length` of that body included) and no body (RFC 9110 §9.3.2), the function's own
 /// errors included.
@@ -331,7 +303,7 @@ fn answer_to(method: &Method, mut response: Response<Body>) -> Response<Body> {
     if method != Method::HEAD {
         return response;
     }
-    let length = audit::body_len(response.body());
+    let length = event::body_len(response.body());
     // A proxied `HEAD` is bodiless already, with the IdP's own `Content-Length`.
     if length > 0 {
         response

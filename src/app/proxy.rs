@@ -16,7 +16,7 @@ use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
 use crate::idp::response::Links;
 use crate::idp::tokens::source::TokenSource;
-use crate::idp::tokens::{Provenance, TokenError};
+use crate::idp::tokens::{Provenance, TokenError, TokenKey};
 use crate::idp::vault_source::VaultSource;
 use crate::idp::{self, IdpError, IdpRequest};
 use crate::management::profiles::RequestProfile;
@@ -50,17 +50,23 @@ impl App {
             connection.token_source.as_str(),
         );
         let body: &[u8] = request.body().as_ref();
+        let path = idp::path::normalise(path).map_err(IdpError::from)?;
+        // Noted before the checks, so that a refused call is audited with what it asked for.
+        audit::path(&path.encoded);
         // Everything about the request is checked before any upstream call.
-        let idp_request = IdpRequest::new(
+        let idp_request = IdpRequest::checked(
             connection,
             request.method().clone(),
-            path,
+            &path,
             request.uri().query(),
             request.headers(),
             body,
             &|scope| caller.holds(scope),
         )?;
-        let user_id = caller.user_id.as_str();
+        let key = TokenKey {
+            user: &caller.user_id,
+            connection: name,
+        };
         // The table's keys are in the secret; without them the table is not used.
         let credentials = match &self.fleet {
             Some(_) => self.credentials.get(deadline).await.ok(),
@@ -82,8 +88,8 @@ impl App {
                     profile: &profile,
                     connection,
                 };
-                let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline)
+                let source = FleetSource::new(source, fleet, key, max_age);
+                self.call_idp(key, request, &idp_request, &source, deadline)
                     .await
             }
             TokenSourceKind::TokenVault => {
@@ -94,8 +100,8 @@ impl App {
                     subject_token: &caller.token,
                     connection,
                 };
-                let source = FleetSource::new(source, fleet, user_id, name, max_age);
-                self.call_idp(caller, request, &idp_request, &source, deadline)
+                let source = FleetSource::new(source, fleet, key, max_age);
+                self.call_idp(key, request, &idp_request, &source, deadline)
                     .await
             }
         }
@@ -105,7 +111,7 @@ impl App {
     /// after a 401, once more with a replacement.
     async fn call_idp<S: TokenSource>(
         &self,
-        caller: &Caller,
+        key: TokenKey<'_>,
         request: &Request,
         idp_request: &IdpRequest<'_>,
         source: &S,
@@ -115,28 +121,28 @@ impl App {
         ApiError: From<TokenError<S::Error>>,
     {
         let name = idp_request.connection.name.as_str();
-        let lease = self
-            .tokens
-            .lease(&caller.user_id, name, source, deadline)
-            .await?;
-        telemetry::cache_lookup(Cache::IdpToken, lease.provenance == Provenance::Cache);
-        note_token(lease.provenance);
-        let mut token = lease;
-        let mut response = idp::call(
-            &self.http,
-            idp_request,
-            token.token(),
-            &self.credentials,
-            deadline,
-        )
-        .await?;
-        // A claims challenge is about this request, not the token: it goes to the caller as the
-        // IdP sent it, and the token stays. A 401 means the IdP did not act on the request, so
-        // even a POST may be sent again: with a replacement, and once more if that replacement
-        // was only another environment's word (the fleet table's), so that Auth0 is read before
-        // the user is sent to log in again.
+        let mut token = self.tokens.lease(key, source, deadline).await?;
+        telemetry::cache_lookup(Cache::IdpToken, token.provenance == Provenance::Cache);
         let mut replacements = 0;
-        while response.status == StatusCode::UNAUTHORIZED && !response.is_claims_challenge() {
+        let response = loop {
+            note_token(token.provenance);
+            let response = idp::call(
+                &self.http,
+                idp_request,
+                token.token(),
+                &self.credentials,
+                audit::idp_answer,
+                deadline,
+            )
+            .await?;
+            // A claims challenge is about this request, not the token: it goes to the caller as
+            // the IdP sent it, and the token stays. A 401 means the IdP did not act on the
+            // request, so even a POST may be sent again: with a replacement, and once more if
+            // that replacement was only another environment's word (the fleet table's), so that
+            // Auth0 is read before the user is sent to log in again.
+            if response.status != StatusCode::UNAUTHORIZED || response.is_claims_challenge() {
+                break response;
+            }
             let final_word = replacements > 0 && token.provenance != Provenance::Shared;
             if final_word || replacements == MAX_REPLACEMENTS {
                 self.tokens.forget(&token, source, deadline).await;
@@ -149,17 +155,8 @@ impl App {
                 .tokens
                 .replace_refused(name, &token, source, deadline)
                 .await?;
-            note_token(token.provenance);
             replacements += 1;
-            response = idp::call(
-                &self.http,
-                idp_request,
-                token.token(),
-                &self.credentials,
-                deadline,
-            )
-            .await?;
-        }
+        };
         // Only a `Link` needs the function's own URL.
         let own = response
             .headers

@@ -1,6 +1,7 @@
 //! Caller authentication: the `Authorization: Bearer` Auth0 access token, verified with the tenant's
 //! JWKS and strict claim rules. The only identity the rest of the function sees is [`Caller`].
 
+mod caller;
 pub mod jwks;
 pub mod verified;
 
@@ -19,6 +20,8 @@ use crate::telemetry::{self, Cache};
 use crate::upstream::{Http, UpstreamError};
 use jwks::{KeyCache, KeyError, KeyPolicy};
 use verified::{TokenDigest, VerifiedTokens, Window};
+
+pub use caller::Caller;
 
 /// Tokens longer than this are refused before any decoding work: Auth0 access tokens are well
 /// under 2 KiB, and a huge header is a cheap way to make a verifier burn CPU.
@@ -83,33 +86,12 @@ pub enum AuthError {
     KeysUnavailable(#[source] Option<UpstreamError>),
 }
 
-/// The authenticated caller. `user_id` is the verified `sub` claim: the only user id the function
-/// ever acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The Auth0 user id, e.g. `github|42`.
-    pub user_id: String,
-    /// The verified token itself: the subject token of a Token Vault exchange, and used for
-    /// nothing else.
-    pub token: CallerToken,
-    /// The words of the token's `scope` claim and its RBAC `permissions`, for the allow rules
-    /// that need some of them.
-    pub scopes: Vec<String>,
-}
-
-impl Caller {
-    /// Whether the caller's token carries `scope`, in its `scope` claim or its `permissions`.
-    pub fn holds(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-}
-
 /// Verifies callers' access tokens.
 pub struct Authenticator {
     keys: KeyCache,
     validation: Validation,
     rules: Rules,
-    // Checked apart from the token's validity (`Authenticator::authorize`), so that a caller
+    // Checked apart from the token's validity ([`Authenticator::authorize`], in `caller`), so that a caller
     // refused for it is already known by its verified `sub`, and the refusal is audited as theirs.
     required_scope: Option<String>,
     verified: VerifiedTokens,
@@ -150,15 +132,6 @@ impl Authenticator {
     /// The signing key cache, e.g. to prefetch it during the cold start.
     pub fn keys(&self) -> &KeyCache {
         &self.keys
-    }
-
-    /// Whether the authenticated `caller` may use the function at all: its token carries
-    /// `REQUIRED_SCOPE`, where one is configured.
-    pub fn authorize(&self, caller: &Caller) -> Result<(), AuthError> {
-        match &self.required_scope {
-            Some(scope) if !caller.holds(scope) => Err(AuthError::InsufficientScope(scope.clone())),
-            _ => Ok(()),
-        }
     }
 
     /// Authenticates the request that carries `headers`: who the caller is, not yet what they
@@ -517,31 +490,5 @@ mod tests {
             check(&rules("i", "c"), 700),
             Err(AuthError::Audience)
         ));
-    }
-
-    #[test]
-    fn scope_is_granted_by_scope_or_permissions() {
-        let map = json!({"sub": "u", "scope": "read:a proxy:call", "permissions": ["other"]});
-        let Value::Object(map) = map else {
-            unreachable!()
-        };
-        let parsed = Claims {
-            sub: "u",
-            iss: "i",
-            aud: vec!["a"],
-            exp: 1,
-            nbf: None,
-            scope: map.get("scope").and_then(Value::as_str),
-            permissions: vec!["other"],
-        };
-        assert_eq!(parsed.scopes(), ["read:a", "proxy:call", "other"]);
-        let caller = Caller {
-            user_id: "u".to_owned(),
-            token: CallerToken::new("t"),
-            scopes: parsed.scopes(),
-        };
-        assert!(caller.holds("proxy:call"));
-        assert!(caller.holds("other"));
-        assert!(!caller.holds("proxy"));
     }
 }

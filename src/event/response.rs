@@ -25,6 +25,15 @@ pub struct TooLarge {
     pub size: usize,
 }
 
+/// The length of `body` as the caller receives it.
+pub fn body_len(body: &Body) -> usize {
+    match body {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
 /// `response` ready for Lambda: the header values it cannot carry dropped, each logged by name
 /// and counted (the `HeaderValuesDropped` metric), never the answer; its size as the Lambda
 /// response measured; and a text body that would only fit base64-encoded (JSON escaping can make
@@ -79,7 +88,7 @@ pub fn serialize(origin: Origin, response: Response<Body>) -> Box<RawValue> {
 /// The exact length of [`serialize`]'s output, without copying the body: the response is
 /// serialized with an empty body, and the body's encoded length added.
 fn serialized_size(origin: Origin, response: &Response<Body>) -> usize {
-    let (skeleton_body, body_len) = match response.body() {
+    let (skeleton_body, encoded_len) = match response.body() {
         Body::Text(text) => {
             let mut counter = Counter(0);
             // The escaped string, quotes included; the skeleton's `""` counts the quotes.
@@ -94,7 +103,7 @@ fn serialized_size(origin: Origin, response: &Response<Body>) -> usize {
     *skeleton.headers_mut() = response.headers().clone();
     let mut counter = Counter(0);
     write(origin, skeleton, &mut counter);
-    counter.0 + body_len
+    counter.0 + encoded_len
 }
 
 /// No less than [`serialized_size`], for either origin, counted without writing anything: JSON

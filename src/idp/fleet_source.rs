@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::tokens::TokenKey;
 use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenSource};
 use crate::deadline::Deadline;
 use crate::fleet::table::now_millis;
@@ -155,19 +156,14 @@ pub struct FleetSource<'a, S> {
 }
 
 impl<'a, S: TokenSource> FleetSource<'a, S> {
-    /// `inner` for `user_id` at `connection`, behind `fleet`.
-    pub fn new(
-        inner: S,
-        fleet: Option<Fleet<'a>>,
-        user_id: &str,
-        connection: &str,
-        max_age: Duration,
-    ) -> Self {
+    /// `inner` for `key`'s token, behind `fleet`.
+    pub fn new(inner: S, fleet: Option<Fleet<'a>>, key: TokenKey<'_>, max_age: Duration) -> Self {
+        let TokenKey { user, connection } = key;
         Self {
             inner,
             fleet,
             // Connection names hold no `#`, so the user id (which may) is unambiguous after it.
-            key: format!("idp#{connection}#{user_id}"),
+            key: format!("idp#{connection}#{user}"),
             max_age,
             refused: Mutex::new(Vec::new()),
         }

@@ -17,7 +17,7 @@ pub mod vault_source;
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use url::Url;
 
 use crate::credentials::{ClientCredentials, CredentialStore, CredentialsError};
@@ -125,7 +125,20 @@ impl<'a> IdpRequest<'a> {
         holds: &dyn Fn(&str) -> bool,
     ) -> Result<Self, IdpError> {
         let path = path::normalise(raw_path)?;
-        crate::audit::path(&path.encoded);
+        Self::checked(connection, method, &path, query, headers, body, holds)
+    }
+
+    /// As [`IdpRequest::new`], for a path already normalised ([`path::normalise`]): for a
+    /// caller that notes the normalised path even when the call is then refused.
+    pub fn checked(
+        connection: &'a Connection,
+        method: Method,
+        path: &IdpPath,
+        query: Option<&'a str>,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        holds: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, IdpError> {
         path::check_guarded(&path.segments, &connection.path_characters)?;
         let served = path::served(&path.segments)?;
         match allow::verdict(
@@ -140,7 +153,7 @@ impl<'a> IdpRequest<'a> {
             Verdict::NotAllowed => return Err(PathError::NotAllowed.into()),
         }
         Ok(Self {
-            url: upstream_url(&connection.api_base, &path, query)?,
+            url: upstream_url(&connection.api_base, path, query)?,
             connection,
             method,
             headers,
@@ -171,12 +184,14 @@ fn upstream_url(base: &Url, path: &IdpPath, query: Option<&str>) -> Result<Url, 
 /// OAuth 1.0a token, signing each attempt with the connection's IdP app (the secret's
 /// `idp_clients`, read from `credentials` only for such a token). Redirects are not followed
 /// (the shared client never does). A 5xx answer is an error, after retries for idempotent
-/// methods.
+/// methods. Every answer, a retried one included, is handed to `answered` with the token's
+/// text as it arrives, for the caller to note (the audit record keeps the last).
 pub async fn call(
     http: &Http,
     request: &IdpRequest<'_>,
     token: &IdpAccessToken,
     credentials: &CredentialStore,
+    answered: Answered,
     deadline: &Deadline,
 ) -> Result<IdpResponse, IdpError> {
     let signing = match token.secret() {
@@ -248,7 +263,7 @@ pub async fn call(
                 attempt = attempt.header(header::AUTHORIZATION, signed);
             }
             let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
-            crate::audit::idp_answer(response.status(), response.headers(), token.expose());
+            answered(response.status(), response.headers(), token.expose());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response).into());
             }
@@ -264,6 +279,10 @@ pub async fn call(
         body,
     })
 }
+
+/// What [`call`] hands each answer of the IdP to, with the text of the token the call carried:
+/// a plain function, so that it costs nothing and the call needs no state of its caller.
+pub type Answered = fn(StatusCode, &HeaderMap, &str);
 
 /// How one call carries the user's token.
 enum Presented<'a> {

@@ -31,7 +31,7 @@ impl Trace {
         line.root.member("request_id", invocation.request_id);
         line.root.member("status", invocation.status);
 
-        line.root.member("Route", invocation.route);
+        line.root.member("Route", invocation.route.as_str());
         line.root.member_if("Connection", invocation.connection);
         line.root.member_if("ErrorCode", self.error_code);
 
@@ -184,6 +184,7 @@ fn milliseconds(duration: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteName;
     use crate::telemetry::{
         cache_lookup, error_code, header_value_dropped, rate_limited, renewal,
         token_table_degraded, token_table_keys_unusable, traced, upstream_time,
@@ -197,7 +198,7 @@ mod tests {
     fn invocation(connection: Option<&str>, status: u16) -> Invocation<'_> {
         Invocation {
             request_id: "req-1",
-            route: "idp",
+            route: RouteName::Idp,
             connection,
             status,
             duration: Duration::from_micros(12_345),

@@ -27,6 +27,7 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime as LogClock};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::routes::RouteName;
 use crate::service::Service;
 
 mod emf;
@@ -269,8 +270,8 @@ pub fn timestamp() -> Option<String> {
 pub struct Invocation<'a> {
     /// Lambda's request id.
     pub request_id: &'a str,
-    /// `identities`, `idp`, `preflight` or `none`.
-    pub route: &'a str,
+    /// The route's name.
+    pub route: RouteName,
     /// The connection asked for on the IdP route, when it is a configured one: a dimension, so
     /// never a name an anonymous caller made up.
     pub connection: Option<&'a str>,

@@ -220,7 +220,9 @@ impl TestApp {
         let secrets =
             secrets_client(&secrets_manager.endpoint(), Some(Arc::clone(&secret_reads))).await;
         Self {
-            app: App::with_key_policy(config, http, secrets, policy),
+            app: App::builder(config, http, secrets)
+                .key_policy(policy)
+                .build(),
             secrets_manager,
             tenant,
             github,
@@ -336,7 +338,9 @@ impl TestApp {
         .expect("test configuration is valid");
         let http = upstream::build_client().expect("HTTP client");
         let secrets = secrets_client(moto().endpoint(), None).await;
-        App::new(config, http, secrets).with_token_table_policy(dynamodb, policy)
+        App::builder(config, http, secrets)
+            .token_table(dynamodb, policy)
+            .build()
     }
 
     /// Runs `event` (an event's JSON text) through the function's Lambda entry point, as the

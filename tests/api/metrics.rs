@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
+use auth0_idp_proxy::routes::RouteName;
 use auth0_idp_proxy::telemetry::{Invocation, Trace};
 use lambda_http::{Request, RequestExt};
 use serde_json::{Value, json};
@@ -378,7 +379,7 @@ async fn the_secret_unreadable_is_a_server_error_with_its_own_code() {
 fn the_emf_check_refuses_what_cloudwatch_would_reject() {
     let invocation = Invocation {
         request_id: "req-1",
-        route: "idp",
+        route: RouteName::Idp,
         connection: Some("github"),
         status: 200,
         duration: Duration::from_millis(3),

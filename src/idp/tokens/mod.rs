@@ -100,6 +100,17 @@ impl Lease {
 /// the provider reads it, so the answer must have time to come back.
 const MIN_GRANT_TIME: Duration = Duration::from_secs(1);
 
+/// Whose IdP token at which connection: the key of a cached token and of its fleet table item.
+/// Named fields, not two `&str` side by side, so that a user id and a connection name (both
+/// plain text) cannot change places unseen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKey<'a> {
+    /// The user's id: the verified `sub`.
+    pub user: &'a str,
+    /// The connection's name.
+    pub connection: &'a str,
+}
+
 /// The IdP tokens of every (user, connection) seen by this execution environment.
 pub struct IdpTokens {
     policy: TokenPolicy,
@@ -126,10 +137,10 @@ impl IdpTokens {
         self.len() == 0
     }
 
-    fn entry(&self, user_id: &str, connection: &str) -> Arc<Entry> {
+    fn entry(&self, key: TokenKey<'_>) -> Arc<Entry> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
-            entries.get_or_insert((user_id.to_owned(), connection.to_owned()), || {
+            entries.get_or_insert((key.user.to_owned(), key.connection.to_owned()), || {
                 Arc::new(Entry::default())
             }),
         )
@@ -140,16 +151,16 @@ impl IdpTokens {
         move |c: &Current| c.is_fresh(Instant::now(), max_age)
     }
 
-    /// A token for `user_id` at `connection`: the cached one if fresh, else one source read (and
-    /// a renewal if the source holds no usable token) shared by every invocation that needs it.
+    /// A token for `key`: the cached one if fresh, else one source read (and a renewal if the
+    /// source holds no usable token) shared by every invocation that needs it.
     pub async fn lease<S: TokenSource>(
         &self,
-        user_id: &str,
-        connection: &str,
+        key: TokenKey<'_>,
         source: &S,
         deadline: &Deadline,
     ) -> Result<Lease, TokenError<S::Error>> {
-        let entry = self.entry(user_id, connection);
+        let connection = key.connection;
+        let entry = self.entry(key);
         let fresh = self.fresh();
         if let Some(lease) = entry.state().lease(&entry, &fresh, true) {
             return Ok(lease);

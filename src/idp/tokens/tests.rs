@@ -97,6 +97,14 @@ impl TokenSource for Script {
     }
 }
 
+/// `user`'s token at connection `c`.
+fn key(user: &str) -> TokenKey<'_> {
+    TokenKey {
+        user,
+        connection: "c",
+    }
+}
+
 fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(5))
 }
@@ -104,7 +112,7 @@ fn deadline() -> Deadline {
 /// User `u`'s token at connection `c`.
 async fn lease_u(tokens: &IdpTokens, source: &impl TokenSource) -> Lease {
     tokens
-        .lease("u", "c", source, &deadline())
+        .lease(key("u"), source, &deadline())
         .await
         .expect("lease")
 }
@@ -204,7 +212,7 @@ async fn a_dead_refresh_token_means_reconsent_and_is_not_tried_again() {
             .await,
         Err(TokenError::ReconsentRequired { .. })
     ));
-    assert!(tokens.lease("u", "c", &script, &deadline()).await.is_err());
+    assert!(tokens.lease(key("u"), &script, &deadline()).await.is_err());
     assert_eq!(script.grants.load(Ordering::SeqCst), 1);
 }
 
@@ -216,7 +224,7 @@ async fn concurrent_refusals_share_one_renewal() {
         .map(|_| {
             let (tokens, script) = (Arc::clone(&tokens), Arc::clone(&script));
             tokio::spawn(async move {
-                let lease = tokens.lease("u", "c", &*script, &deadline()).await.ok()?;
+                let lease = tokens.lease(key("u"), &*script, &deadline()).await.ok()?;
                 if token_of(&lease) != "a0" {
                     // Arrived after the renewal: the IdP accepts this one.
                     return Some(token_of(&lease).to_owned());
@@ -247,7 +255,7 @@ async fn a_token_past_its_max_age_is_used_while_auth0_is_down() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     script.down.store(true, Ordering::SeqCst);
     let stale = tokens
-        .lease("u", "c", &script, &deadline())
+        .lease(key("u"), &script, &deadline())
         .await
         .expect("stale lease");
     assert_eq!(
@@ -261,7 +269,7 @@ async fn a_token_past_its_max_age_is_used_while_auth0_is_down() {
     );
     // With nothing cached, Auth0's failure is the answer.
     assert!(matches!(
-        tokens.lease("v", "c", &script, &deadline()).await,
+        tokens.lease(key("v"), &script, &deadline()).await,
         Err(TokenError::Source(Down))
     ));
 }
@@ -277,7 +285,7 @@ async fn a_refusal_is_settled_on_its_own_entry_even_after_an_eviction() {
     let leased = lease_u(&tokens, &script).await;
     // Another user's call evicts u's entry while u's IdP call is in flight.
     let _ = tokens
-        .lease("v", "c", &script, &deadline())
+        .lease(key("v"), &script, &deadline())
         .await
         .expect("lease");
     let replaced = tokens
@@ -293,7 +301,7 @@ async fn a_refused_token_is_not_handed_out_while_its_replacement_is_found() {
     let script = Arc::new(Script::new(Some("a0"), Some("r0")));
     let cached = lease_u(&tokens, &*script).await;
     // Another invocation is busy with this entry (an Auth0 read, say).
-    let entry = tokens.entry("u", "c");
+    let entry = tokens.entry(key("u"));
     let busy = entry.work.lock().await;
     let replacing = {
         let (tokens, script) = (Arc::clone(&tokens), Arc::clone(&script));
@@ -351,7 +359,7 @@ async fn no_grant_starts_too_close_to_the_deadline() {
     let script = Script::new(None, Some("r0"));
     let short = Deadline::after(MIN_GRANT_TIME / 2);
     assert!(matches!(
-        tokens.lease("u", "c", &script, &short).await,
+        tokens.lease(key("u"), &script, &short).await,
         Err(TokenError::OutOfTime)
     ));
     assert_eq!(script.grants.load(Ordering::SeqCst), 0);
@@ -366,13 +374,13 @@ async fn entries_are_bounded_least_recently_used_first() {
     let tokens = IdpTokens::new(policy);
     let script = Script::new(Some("a0"), None);
     for user in ["a", "b", "a", "c"] {
-        let _ = tokens.lease(user, "c", &script, &deadline()).await;
+        let _ = tokens.lease(key(user), &script, &deadline()).await;
     }
     assert_eq!(tokens.len(), 2);
     assert_eq!(script.reads.load(Ordering::SeqCst), 3);
-    let _ = tokens.lease("a", "c", &script, &deadline()).await;
+    let _ = tokens.lease(key("a"), &script, &deadline()).await;
     assert_eq!(script.reads.load(Ordering::SeqCst), 3, "a was kept");
-    let _ = tokens.lease("b", "c", &script, &deadline()).await;
+    let _ = tokens.lease(key("b"), &script, &deadline()).await;
     assert_eq!(script.reads.load(Ordering::SeqCst), 4, "b was evicted");
 }
 
@@ -487,7 +495,7 @@ async fn a_self_renewing_source_holding_nothing_means_reconsent() {
     let vault = SelfRenewing::new("v0", HOUR);
     vault.hold(None);
     assert!(matches!(
-        tokens.lease("u", "c", &vault, &deadline()).await,
+        tokens.lease(key("u"), &vault, &deadline()).await,
         Err(TokenError::ReconsentRequired { .. })
     ));
     // Connected since: the next call is served.
@@ -510,7 +518,7 @@ async fn a_refusal_is_checked_again_after_the_recheck_time_not_before() {
         .await
         .err();
     assert!(matches!(error, Some(TokenError::ReconsentRequired { .. })));
-    let again = tokens.lease("u", "c", &source, &deadline()).await.err();
+    let again = tokens.lease(key("u"), &source, &deadline()).await.err();
     assert!(
         matches!(again, Some(TokenError::ReconsentRequired { .. })),
         "within the recheck time, the refusal stands"
@@ -521,7 +529,7 @@ async fn a_refusal_is_checked_again_after_the_recheck_time_not_before() {
     assert_eq!(rechecked.provenance, Provenance::Source);
     // Refused again: it stands again for the recheck time.
     tokens.forget(&rechecked, &source, &deadline()).await;
-    assert!(tokens.lease("u", "c", &source, &deadline()).await.is_err());
+    assert!(tokens.lease(key("u"), &source, &deadline()).await.is_err());
 }
 
 #[tokio::test]
