@@ -21,6 +21,7 @@ const RUN_TIME: &[&str] = &[
     "path_characters",
     "refresh_scopes",
     "params",
+    "scope_answer",
 ];
 
 /// The catalogue's entries by strategy (its `$schema` member left out).

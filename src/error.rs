@@ -15,7 +15,8 @@ use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
 use crate::event::{EventError, TooLarge};
 use crate::idp::IdpError;
-use crate::idp::connections::ResolveError;
+use crate::idp::connections::{ResolveError, TokenSourceKind};
+use crate::idp::consent::{Consent, Reason};
 use crate::idp::identity_source::SourceError;
 use crate::idp::renewal::RenewalError;
 use crate::idp::tokens::TokenError;
@@ -79,8 +80,8 @@ struct Answer {
     /// Whether the caller (rather than the function or an upstream) is at fault: decides the
     /// log level.
     client_fault: bool,
-    /// An extra member of the JSON body, e.g. the connection to log in with again.
-    extra: Option<(&'static str, String)>,
+    /// Extra members of the JSON body, e.g. the connection to log in with again.
+    extra: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Answer {
@@ -90,7 +91,7 @@ impl Answer {
             code,
             header: None,
             client_fault: true,
-            extra: None,
+            extra: Vec::new(),
         }
     }
 
@@ -128,10 +129,24 @@ impl Answer {
         Self::client(StatusCode::NOT_FOUND, "identity_not_linked")
     }
 
-    fn reconsent(connection: &str) -> Self {
+    /// No usable IdP token, or one without the scopes a call needs: what the user must do, with
+    /// the scopes to ask for (README, "Consent answers").
+    fn consent(consent: &Consent) -> Self {
+        let code = match consent.reason {
+            Reason::NoToken => "reconsent_required",
+            Reason::ScopesMissing => "consent_required",
+        };
+        let mut extra = vec![
+            ("connection", consent.connection.clone().into()),
+            ("action", consent.action.as_str().into()),
+            ("scopes", consent.scopes.clone().into()),
+        ];
+        if consent.reason == Reason::ScopesMissing {
+            extra.push(("missing", consent.missing.clone().into()));
+        }
         Self {
-            extra: Some(("connection", connection.to_owned())),
-            ..Self::client(StatusCode::FORBIDDEN, "reconsent_required")
+            extra,
+            ..Self::client(StatusCode::FORBIDDEN, code)
         }
     }
 
@@ -154,7 +169,7 @@ impl Answer {
             // The tenant's connection and the function's configuration disagree: an operator's
             // fix, logged at error level.
             SourceError::ProviderMismatch { connection, .. } => Self {
-                extra: Some(("connection", connection.clone())),
+                extra: vec![("connection", connection.clone().into())],
                 ..Self::infrastructure(StatusCode::BAD_GATEWAY, "provider_mismatch")
             },
             SourceError::Management(error) => Self::management(error),
@@ -176,10 +191,17 @@ impl Answer {
         }
     }
 
-    /// The cache's own answers, and `source`'s for its source's failures.
-    fn tokens<E: SourceFailure>(error: &TokenError<E>, source: impl FnOnce(&E) -> Self) -> Self {
+    /// The cache's own answers, and `source`'s for its source's failures; a connection whose
+    /// tokens come from `kind` is reconnected or logged in with again.
+    fn tokens<E: SourceFailure>(
+        error: &TokenError<E>,
+        kind: TokenSourceKind,
+        source: impl FnOnce(&E) -> Self,
+    ) -> Self {
         match error {
-            TokenError::ReconsentRequired { connection } => Self::reconsent(connection),
+            TokenError::ReconsentRequired { connection } => {
+                Self::consent(&Consent::no_token(connection, kind, &[]))
+            }
             TokenError::OutOfTime => {
                 Self::infrastructure(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
@@ -244,7 +266,7 @@ impl ApiError {
             Self::Idp(IdpError::ForbiddenPath(_)) => {
                 Answer::client(StatusCode::FORBIDDEN, "forbidden_path")
             }
-            Self::Idp(IdpError::ReconsentRequired { connection }) => Answer::reconsent(connection),
+            Self::Idp(IdpError::Consent(consent)) => Answer::consent(consent),
             // The secret lacks, or cannot give, what an OAuth 1.0a call is signed with.
             Self::Idp(
                 IdpError::NoSigningClient { .. } | IdpError::Signing(_) | IdpError::Credentials(_),
@@ -253,14 +275,18 @@ impl ApiError {
                 Answer::client(StatusCode::FORBIDDEN, "user_blocked")
             }
             Self::KillSwitch(KillSwitchError::ConnectionBlocked(connection)) => Answer {
-                extra: Some(("connection", connection.clone())),
+                extra: vec![("connection", connection.clone().into())],
                 ..Answer::client(StatusCode::FORBIDDEN, "connection_blocked")
             },
             Self::KillSwitch(
                 KillSwitchError::Unavailable(_) | KillSwitchError::FailedRecently(_),
             ) => Answer::infrastructure(StatusCode::SERVICE_UNAVAILABLE, "kill_switch_unavailable"),
-            Self::Tokens(error) => Answer::tokens(error, Answer::source),
-            Self::VaultTokens(error) => Answer::tokens(error, Answer::vault),
+            Self::Tokens(error) => {
+                Answer::tokens(error, TokenSourceKind::Identities, Answer::source)
+            }
+            Self::VaultTokens(error) => {
+                Answer::tokens(error, TokenSourceKind::TokenVault, Answer::vault)
+            }
         }
     }
 
@@ -275,8 +301,8 @@ impl ApiError {
             tracing::error!(status = answer.status.as_u16(), error = answer.code, cause = %error_chain(&self), "request failed");
         }
         let mut body = json!({ "error": answer.code, "error_description": description });
-        if let Some((name, value)) = answer.extra {
-            body[name] = value.into();
+        for (name, value) in answer.extra {
+            body[name] = value;
         }
         let mut response = json_response(answer.status, &body);
         if let Some((name, value)) = answer.header

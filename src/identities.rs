@@ -46,6 +46,22 @@ pub struct IdentitiesView<'a> {
     /// Every configured connection served through Token Vault, linked identity or not (an
     /// account connected for Token Vault need not be one of the user's identities).
     pub token_vault_connections: Vec<&'a str>,
+    /// The same connections with the user's state at each: connected or not, and the scopes
+    /// granted where Auth0 says.
+    pub token_vault: Vec<VaultState<'a>>,
+}
+
+/// The user's state at one Token Vault connection, as Auth0's profile tells it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct VaultState<'a> {
+    /// The connection.
+    pub connection: &'a str,
+    /// Whether Auth0 holds the user's account there: connected through Connected Accounts, or
+    /// an identity from a login through the connection (whose tokens Token Vault keeps too).
+    pub connected: bool,
+    /// The scopes granted, where a connected account says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<&'a [String]>,
 }
 
 /// The token-free view of `user`'s identities.
@@ -96,10 +112,26 @@ pub fn view<'a>(
             }
         })
         .collect();
+    let token_vault_connections = connections.served_by(TokenSourceKind::TokenVault);
+    let token_vault = token_vault_connections
+        .iter()
+        .map(|&name| {
+            let account = user
+                .connected_accounts
+                .iter()
+                .find(|a| a.connection == name);
+            VaultState {
+                connection: name,
+                connected: account.is_some() || user.identity(name).is_some(),
+                scopes: account.and_then(|a| a.scopes.as_deref()),
+            }
+        })
+        .collect();
     IdentitiesView {
         user_id: &user.user_id,
         identities,
-        token_vault_connections: connections.served_by(TokenSourceKind::TokenVault),
+        token_vault_connections,
+        token_vault,
     }
 }
 

@@ -5,6 +5,8 @@
 //! Reading the value is an explicit [`expose`](IdpAccessToken::expose) call, made only where the
 //! token goes on the wire.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
@@ -62,6 +64,9 @@ token_type! {
 pub struct IdpAccessToken {
     token: SecretString,
     secret: Option<TokenSecret>,
+    /// The scopes it was granted, space-separated, where its issuer said (Token Vault's
+    /// exchange answers `scope`): not secret, but true only of this token.
+    scopes: Option<Arc<str>>,
 }
 
 impl IdpAccessToken {
@@ -70,7 +75,26 @@ impl IdpAccessToken {
         Self {
             token: SecretString::from(value.into()),
             secret: None,
+            scopes: None,
         }
+    }
+
+    /// This token with the scopes its issuer said it was granted (space-separated).
+    pub fn with_scopes(mut self, scopes: Option<&str>) -> Self {
+        self.scopes = scopes.map(Arc::from);
+        self
+    }
+
+    /// The scopes it was granted, where its issuer said.
+    pub fn scopes(&self) -> Option<Vec<&str>> {
+        self.scopes
+            .as_deref()
+            .map(|s| s.split_whitespace().collect())
+    }
+
+    /// The scopes as its issuer wrote them (space-separated), to keep with the token.
+    pub fn scopes_text(&self) -> Option<&str> {
+        self.scopes.as_deref()
     }
 
     /// This token with its OAuth 1.0a token secret: its calls are signed.
@@ -110,6 +134,7 @@ impl<'de> Deserialize<'de> for IdpAccessToken {
         SecretString::deserialize(deserializer).map(|token| Self {
             token,
             secret: None,
+            scopes: None,
         })
     }
 }

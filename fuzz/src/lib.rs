@@ -321,7 +321,7 @@ fn reference_matching(
         matching
             .iter()
             .filter_map(|rule| rule_parts(rule))
-            .flat_map(|(_, _, needs)| needs)
+            .flat_map(|(_, _, needs, _)| needs)
             .collect(),
     )
 }
@@ -349,7 +349,7 @@ fn reference_served(segments: &[String]) -> Result<Option<Vec<String>>, ()> {
 /// The allow-rule semantics of the README, naively: the method or `*`, then `*` for one segment,
 /// `**` for any number, anything else for itself. For texts `AllowRule::parse` accepts.
 fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
-    let Some((rule_method, path, _)) = rule_parts(rule) else {
+    let Some((rule_method, path, _, _)) = rule_parts(rule) else {
         return false;
     };
     let path = path.trim_start_matches('/');
@@ -363,15 +363,27 @@ fn reference_allows(rule: &str, method: &Method, segments: &[String]) -> bool {
 
 /// A rule's method, path and what it `needs` (the words after the path), split as the README
 /// says.
-fn rule_parts(rule: &str) -> Option<(&str, &str, Vec<&str>)> {
+/// A rule's parts as the oracle reads them: method, path, `needs` scopes, `idp-scopes` lists.
+type RuleParts<'a> = (&'a str, &'a str, Vec<&'a str>, Vec<Vec<&'a str>>);
+
+fn rule_parts(rule: &str) -> Option<RuleParts<'_>> {
     let (method, rest) = rule.trim().split_once(' ')?;
     let mut words = rest.split_whitespace();
     let path = words.next().unwrap_or_default();
-    let needs = match words.next() {
-        Some("needs") => words.collect(),
-        _ => Vec::new(),
-    };
-    Some((method, path, needs))
+    let (mut needs, mut idp) = (Vec::new(), Vec::new());
+    let (mut clause, mut seen) = ("", Vec::new());
+    for word in words {
+        // A clause's word starts it once; after that it is a scope like any other.
+        if matches!(word, "needs" | "idp-scopes") && !seen.contains(&word) {
+            seen.push(word);
+            clause = word;
+        } else if clause == "needs" {
+            needs.push(word);
+        } else {
+            idp.push(word.split('|').collect());
+        }
+    }
+    Some((method, path, needs, idp))
 }
 
 /// Backtracking, so exponential in the number of `**`: only for short inputs.
@@ -689,8 +701,10 @@ fn check_allow_rule(text: &str) {
     let Ok(rule) = AllowRule::parse(text) else {
         return;
     };
-    let (method, path, needs) = rule_parts(text).expect("an accepted rule is METHOD PATH");
+    let (method, path, needs, idp) = rule_parts(text).expect("an accepted rule is METHOD PATH");
     assert_eq!(rule.needs(), needs, "{text:?}");
+    let alternatives: Vec<&[String]> = rule.idp_scopes().iter().map(|n| n.alternatives()).collect();
+    assert_eq!(alternatives, idp, "{text:?}");
     assert!(
         method == "*" || (!method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase())),
         "method {method:?}"

@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::idp::connections::TokenSourceKind;
+use crate::idp::consent::{self, Consent};
 use crate::idp::fleet_source::FleetSource;
 use crate::idp::identity_source::IdentitySource;
 use crate::idp::response::Links;
@@ -120,11 +121,41 @@ impl App {
     where
         ApiError: From<TokenError<S::Error>>,
     {
-        let name = idp_request.connection.name.as_str();
-        let mut token = self.tokens.lease(key, source, deadline).await?;
+        let connection = idp_request.connection;
+        let name = connection.name.as_str();
+        // No token at all: the user connects the account or logs in, asking for what the call
+        // needs.
+        let no_token = || Consent::no_token(name, connection.token_source, &idp_request.idp_scopes);
+        let or_consent = |error: TokenError<S::Error>| -> ApiError {
+            match error {
+                TokenError::ReconsentRequired { .. } => IdpError::Consent(no_token()).into(),
+                error => error.into(),
+            }
+        };
+        let lacking = |missing: Vec<String>, granted: Option<&[&str]>| -> ApiError {
+            IdpError::Consent(Consent::scopes_missing(
+                name,
+                connection.token_source,
+                missing,
+                granted,
+            ))
+            .into()
+        };
+        let mut token = self
+            .tokens
+            .lease(key, source, deadline)
+            .await
+            .map_err(or_consent)?;
         telemetry::cache_lookup(Cache::IdpToken, token.provenance == Provenance::Cache);
         let mut replacements = 0;
         let response = loop {
+            // Where the token's scopes are known, a call they cannot serve is not sent.
+            if let Some(granted) = token.token().scopes() {
+                let missing = consent::unmet(&idp_request.idp_scopes, &granted);
+                if !missing.is_empty() {
+                    return Err(lacking(missing, Some(&granted)));
+                }
+            }
             note_token(token.provenance);
             let response = idp::call(
                 &self.http,
@@ -146,17 +177,28 @@ impl App {
             let final_word = replacements > 0 && token.provenance != Provenance::Shared;
             if final_word || replacements == MAX_REPLACEMENTS {
                 self.tokens.forget(&token, source, deadline).await;
-                return Err(IdpError::ReconsentRequired {
-                    connection: name.to_owned(),
-                }
-                .into());
+                return Err(IdpError::Consent(no_token()).into());
             }
             token = self
                 .tokens
                 .replace_refused(name, &token, source, deadline)
-                .await?;
+                .await
+                .map_err(or_consent)?;
             replacements += 1;
         };
+        // The IdP's own word that the token lacks a scope, in its dialect: the frontend is told
+        // what to ask for rather than handed an opaque error.
+        let granted = token.token().scopes();
+        if let Some(missing) = consent::refused_for_scope(
+            response.status,
+            &response.headers,
+            &response.body,
+            connection.scope_answer,
+            &idp_request.idp_scopes,
+            granted.as_deref(),
+        ) {
+            return Err(lacking(missing, granted.as_deref()));
+        }
         // Only a `Link` needs the function's own URL.
         let own = response
             .headers

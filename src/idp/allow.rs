@@ -1,11 +1,14 @@
 //! Allow rules: which methods and paths a connection may call at its API, as
 //! `"METHOD /path/glob"` texts, each optionally for callers whose token carries some Auth0
-//! permissions or scopes: `"POST /user/repos needs github:write"`.
+//! permissions or scopes (`"POST /user/repos needs github:write"`), and naming the IdP scopes its
+//! calls need (`"GET /drive/v3/** idp-scopes drive.readonly|drive"`: one of each `|` list).
 
 use http::Method;
 
-/// The word that starts a rule's requirements.
+/// The word that starts what a rule needs of the caller.
 const NEEDS: &str = "needs";
+/// The word that starts the IdP scopes a rule's calls need.
+const IDP_SCOPES: &str = "idp-scopes";
 
 /// One rule of a connection's allow-list: `"GET /user/**"`, `"POST /user/repos needs
 /// github:write"`.
@@ -18,6 +21,56 @@ pub struct AllowRule {
     /// What the caller's token must carry, every one of them, in its `scope` claim or its
     /// `permissions`; none for a rule open to every caller.
     needs: Vec<String>,
+    /// The IdP scopes the IdP token must have been granted for these calls; none where the
+    /// rule does not say.
+    idp_scopes: Vec<ScopeNeed>,
+}
+
+/// One IdP scope a call needs: any of its alternatives will do (a broader scope serves too:
+/// Google's `drive` for `drive.readonly`); the first is the one to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeNeed(Vec<String>);
+
+impl ScopeNeed {
+    /// The scope to ask the user for.
+    pub fn ask(&self) -> &str {
+        &self.0[0]
+    }
+
+    /// Whether a token granted `granted` meets this need.
+    pub fn met_by(&self, granted: &[&str]) -> bool {
+        self.0.iter().any(|scope| granted.contains(&scope.as_str()))
+    }
+
+    /// Every scope that meets it.
+    pub fn alternatives(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// The IdP scopes the rules matching `method` on `segments` (or on `served`, as for
+/// [`verdict`]) name, each once, in rule order.
+pub fn idp_scopes(
+    rules: &[AllowRule],
+    method: &Method,
+    segments: &[String],
+    served: Option<&[String]>,
+) -> Vec<ScopeNeed> {
+    let head_as_get = *method == Method::HEAD;
+    let matches = |rule: &AllowRule, segments: &[String]| {
+        rule.matches(method, segments) || (head_as_get && rule.matches(&Method::GET, segments))
+    };
+    let mut needs: Vec<ScopeNeed> = Vec::new();
+    for rule in rules.iter().filter(|rule| {
+        matches(rule, segments) || served.is_some_and(|served| matches(rule, served))
+    }) {
+        for need in &rule.idp_scopes {
+            if !needs.contains(need) {
+                needs.push(need.clone());
+            }
+        }
+    }
+    needs
 }
 
 /// What the allow rules say of one call.
@@ -98,9 +151,9 @@ impl AllowRule {
             .trim()
             .split_once(' ')
             .ok_or_else(|| format!("allow rule {rule:?} is not \"METHOD /path\""))?;
-        let (path, needs) = match rest.trim().split_once(char::is_whitespace) {
-            Some((path, needs)) => (path, needs_of(rule, needs)?),
-            None => (rest, Vec::new()),
+        let (path, (needs, idp_scopes)) = match rest.trim().split_once(char::is_whitespace) {
+            Some((path, clauses)) => (path, clauses_of(rule, clauses)?),
+            None => (rest, (Vec::new(), Vec::new())),
         };
         let method = match method {
             "*" => None,
@@ -137,12 +190,18 @@ impl AllowRule {
             method,
             pattern,
             needs,
+            idp_scopes,
         })
     }
 
     /// What the caller's token must carry for this rule to allow a call.
     pub fn needs(&self) -> &[String] {
         &self.needs
+    }
+
+    /// The IdP scopes this rule's calls need.
+    pub fn idp_scopes(&self) -> &[ScopeNeed] {
+        &self.idp_scopes
     }
 
     /// Whether `method` on the decoded `segments` is what this rule is about, whatever it
@@ -152,26 +211,60 @@ impl AllowRule {
     }
 }
 
-/// The requirements after a rule's path: `needs` and one or more scope tokens (RFC 6749 §3.3:
-/// printable ASCII but space, `"` and `\`, which also keeps them quotable in a challenge).
-fn needs_of(rule: &str, text: &str) -> Result<Vec<String>, String> {
-    let mut words = text.split_whitespace();
-    if words.next() != Some(NEEDS) {
-        return Err(format!(
-            "allow rule {rule:?}: after the path only `needs` and scopes may follow"
-        ));
-    }
-    let needs: Vec<String> = words.map(str::to_owned).collect();
-    let scope_token = |s: &String| {
-        s.bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+/// The clauses after a rule's path: `needs` and one or more scope tokens, and `idp-scopes` and
+/// one or more IdP scopes (`|` between alternatives), each clause at most once. Scope tokens
+/// are RFC 6749 §3.3's: printable ASCII but space, `"` and `\`, which also keeps them quotable in
+/// a challenge.
+fn clauses_of(rule: &str, text: &str) -> Result<(Vec<String>, Vec<ScopeNeed>), String> {
+    let scope_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
     };
-    if needs.is_empty() || !needs.iter().all(scope_token) {
+    let mut needs: Option<Vec<String>> = None;
+    let mut idp_scopes: Option<Vec<ScopeNeed>> = None;
+    let mut clause = None;
+    for word in text.split_whitespace() {
+        match word {
+            NEEDS if needs.is_none() => {
+                needs = Some(Vec::new());
+                clause = Some(NEEDS);
+            }
+            IDP_SCOPES if idp_scopes.is_none() => {
+                idp_scopes = Some(Vec::new());
+                clause = Some(IDP_SCOPES);
+            }
+            scope if clause == Some(NEEDS) && scope_token(scope) => {
+                needs.get_or_insert_default().push(scope.to_owned());
+            }
+            scope if clause == Some(IDP_SCOPES) && scope.split('|').all(scope_token) => {
+                let alternatives = scope.split('|').map(str::to_owned).collect();
+                idp_scopes
+                    .get_or_insert_default()
+                    .push(ScopeNeed(alternatives));
+            }
+            _ if clause.is_none() => {
+                return Err(format!(
+                    "allow rule {rule:?}: after the path only `needs` and scopes may follow, \
+                     or `idp-scopes` and IdP scopes"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "allow rule {rule:?}: `needs` takes one or more scopes (no quotes or \
+                     backslashes), `idp-scopes` one or more IdP scopes (`|` between \
+                     alternatives), each once"
+                ));
+            }
+        }
+    }
+    if needs.as_ref().is_some_and(Vec::is_empty) || idp_scopes.as_ref().is_some_and(Vec::is_empty) {
         return Err(format!(
-            "allow rule {rule:?}: `needs` takes one or more scopes (no quotes or backslashes)"
+            "allow rule {rule:?}: `needs` takes one or more scopes (no quotes or backslashes), \
+             `idp-scopes` one or more IdP scopes"
         ));
     }
-    Ok(needs)
+    Ok((needs.unwrap_or_default(), idp_scopes.unwrap_or_default()))
 }
 
 /// Whether `pattern` matches all of `segments`, in pattern × segments steps. Backtracking instead

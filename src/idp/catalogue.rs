@@ -53,6 +53,9 @@ pub struct Entry {
     pub api_host: Option<ApiHost>,
     /// Default allow rules (`"METHOD /path/glob"`).
     pub allow: Vec<String>,
+    /// How the provider says that a token lacks a scope.
+    #[serde(default)]
+    pub scope_answer: crate::idp::consent::ScopeAnswer,
     /// Headers the API needs on every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

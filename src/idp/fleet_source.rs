@@ -42,6 +42,9 @@ struct Shared {
     /// The access token's OAuth 1.0a token secret, where it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_secret: Option<String>,
+    /// The scopes the access token was granted, where its issuer said (Token Vault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_scopes: Option<String>,
     /// When the access token expires (epoch ms), where known (renewed tokens).
     access_expires_ms: Option<u64>,
     /// When the source was last read (epoch ms).
@@ -63,14 +66,17 @@ impl Shared {
         self.access_secret = token
             .and_then(|t| t.secret())
             .map(|s| s.expose().to_owned());
+        self.access_scopes = token.and_then(|t| t.scopes_text()).map(str::to_owned);
     }
 
     /// The access token held, with its secret.
     fn access(&self) -> Option<IdpAccessToken> {
         let secret = self.access_secret.as_deref().map(TokenSecret::new);
-        self.access_token
-            .as_deref()
-            .map(|t| IdpAccessToken::new(t).with_secret(secret))
+        self.access_token.as_deref().map(|t| {
+            IdpAccessToken::new(t)
+                .with_secret(secret)
+                .with_scopes(self.access_scopes.as_deref())
+        })
     }
 
     fn life_left(&self, now_ms: u64) -> Option<Duration> {

@@ -5,6 +5,7 @@
 pub mod allow;
 pub mod catalogue;
 pub mod connections;
+pub mod consent;
 pub mod fleet_source;
 pub mod host;
 pub mod identity_source;
@@ -58,13 +59,10 @@ pub enum IdpError {
     /// The allow rules that match need permissions or scopes the caller's token lacks.
     #[error("this call needs the caller's token to carry {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
-    /// The IdP refused even a replaced or renewed token: the user must log in with the
-    /// connection again.
-    #[error("the user must log in with connection {connection:?} again")]
-    ReconsentRequired {
-        /// The connection to log in with.
-        connection: String,
-    },
+    /// The user must connect the account or log in again, for a usable token or for scopes it
+    /// lacks.
+    #[error(transparent)]
+    Consent(#[from] consent::Consent),
     /// The IdP failed, timed out or answered garbage.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -109,6 +107,8 @@ pub struct IdpRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The request body, forwarded for methods other than GET and HEAD.
     pub body: &'a [u8],
+    /// The IdP scopes the matching allow rules name for this call.
+    pub idp_scopes: Vec<allow::ScopeNeed>,
 }
 
 impl<'a> IdpRequest<'a> {
@@ -154,6 +154,12 @@ impl<'a> IdpRequest<'a> {
         }
         Ok(Self {
             url: upstream_url(&connection.api_base, path, query)?,
+            idp_scopes: allow::idp_scopes(
+                &connection.allow,
+                &method,
+                &path.segments,
+                served.as_deref(),
+            ),
             connection,
             method,
             headers,
@@ -328,8 +334,12 @@ impl<'a> Presented<'a> {
             });
         }
         // A token that cannot be a header value cannot be presented: the user must log in anew.
-        let unusable = || IdpError::ReconsentRequired {
-            connection: connection.clone(),
+        let unusable = || {
+            IdpError::Consent(consent::Consent::no_token(
+                connection,
+                request.connection.token_source,
+                &request.idp_scopes,
+            ))
         };
         let (name, mut value) = match &request.connection.token_header {
             Some(token_header) => (

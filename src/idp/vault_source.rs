@@ -86,6 +86,8 @@ struct Exchanged {
     expires_in: u64,
     issued_token_type: Option<String>,
     token_type: Option<String>,
+    /// The scopes the user granted at the provider, space-separated.
+    scope: Option<String>,
 }
 
 /// The IdP access token that Token Vault holds for the caller at `connection`.
@@ -166,8 +168,10 @@ impl VaultSource<'_> {
             .map_err(|e| failed(UpstreamError::garbage(service, e)))?;
         check(&answer).map_err(|what| failed(UpstreamError::garbage(service, what)))?;
         tracing::info!(expires_in = answer.expires_in, "Token Vault token obtained");
+        // An empty `scope` says nothing: the scopes are then unknown, not none.
+        let scopes = answer.scope.as_deref().filter(|s| !s.trim().is_empty());
         Ok(Stored {
-            access_token: Some(answer.access_token),
+            access_token: Some(answer.access_token.with_scopes(scopes)),
             refresh_token: None,
             expires_in: Some(Duration::from_secs(answer.expires_in)),
             shared: false,

@@ -33,7 +33,7 @@ pub use user::{Identity, User};
 /// The user fields read from the Management API: the identities, and the root profile fields a
 /// per-user API host may be read from (catalogue `api_host.fields` under `/user/`; a unit test
 /// keeps the two in step).
-pub const USER_FIELDS: &str = "user_id,identities,urls,myshopify_domain";
+pub const USER_FIELDS: &str = "user_id,identities,connected_accounts,urls,myshopify_domain";
 
 /// Cap on one attempt at a token exchange or user read, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(4);

@@ -12,10 +12,25 @@ pub struct User {
     /// The linked identities; the first is the primary one.
     #[serde(default)]
     pub identities: Vec<Identity>,
+    /// The accounts connected for Token Vault through Connected Accounts (My Account API):
+    /// Auth0 keeps them beside `identities`, with the scopes granted.
+    #[serde(default)]
+    pub connected_accounts: Vec<ConnectedAccount>,
     /// The root profile fields a per-user API host is read from (`urls`, `myshopify_domain`:
     /// [`super::USER_FIELDS`]); nothing else is asked for.
     #[serde(flatten)]
     pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An account the user connected for Token Vault, as the Management API shows it (never a token:
+/// Auth0 keeps those in Token Vault).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ConnectedAccount {
+    /// The Auth0 connection.
+    pub connection: String,
+    /// The scopes the user granted at the provider, where Auth0 says.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// One identity of a user at one connection. `Debug` never shows the tokens.

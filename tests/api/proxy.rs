@@ -242,7 +242,7 @@ async fn the_user_is_the_verified_sub_and_is_url_encoded() {
     assert_eq!(requests.len(), 1);
     assert_eq!(
         requests[0],
-        "/api/v2/users/github%7C1001?fields=user_id%2Cidentities%2Curls%2Cmyshopify_domain&include_fields=true"
+        "/api/v2/users/github%7C1001?fields=user_id%2Cidentities%2Cconnected_accounts%2Curls%2Cmyshopify_domain&include_fields=true"
     );
 }
 

@@ -68,6 +68,8 @@ pub struct Connection {
     /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
     /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
     pub path_characters: Vec<char>,
+    /// How the provider says that a token lacks a scope (RFC 6750's challenge is read for all).
+    pub scope_answer: super::consent::ScopeAnswer,
     /// Where the API host is per user (Salesforce, Shopify): the rule that reads and checks it;
     /// `api_base` is then a placeholder that never resolves until [`Connection::for_host`].
     pub api_host: Option<HostRule>,

@@ -26,6 +26,7 @@ use url::Url;
 
 use super::{AllowRule, Connection, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::{self, ApiHost, Refresh, TokenAuth};
+use crate::idp::consent::ScopeAnswer;
 use crate::idp::host::HostRule;
 
 /// The members an `IDP_CONNECTIONS` entry may give (besides `strategy` and the values of its
@@ -43,6 +44,7 @@ const PATCHABLE: &[&str] = &[
     "refresh_scopes",
     "token_source",
     "path_characters",
+    "scope_answer",
 ];
 
 /// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
@@ -83,6 +85,8 @@ pub struct Spec {
     refresh_scopes: Option<Vec<String>>,
     /// Where the tokens come from.
     token_source: Option<TokenSourceKind>,
+    /// How the provider says that a token lacks a scope.
+    scope_answer: Option<ScopeAnswer>,
     /// The entry's `{param}` placeholders.
     params: Option<Vec<String>>,
 }
@@ -194,6 +198,7 @@ impl Spec {
             token_lifetime: self.token_lifetime.map(Duration::from_secs),
             refresh_scopes,
             token_source: self.token_source.unwrap_or(default_source),
+            scope_answer: self.scope_answer.unwrap_or_default(),
             path_characters: match self.path_characters {
                 Some(characters) => path_characters(&characters)?,
                 None => Vec::new(),
