@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod binary_gates;
 mod catalogue;
+mod consent;
 mod dialects;
 mod faults;
 mod fleet;
