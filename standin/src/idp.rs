@@ -281,6 +281,14 @@ impl Idp {
         format!("http://{}", self.addr)
     }
 
+    /// The Auth0 strategy of a connection to this IdP: `github` or `google-oauth2`, by flavor.
+    pub fn strategy(&self) -> &'static str {
+        match self.state.flavor {
+            Flavor::GitHub => "github",
+            Flavor::Google => "google-oauth2",
+        }
+    }
+
     /// `{origin}/token`: the `token_url` to configure for a connection.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.origin())

@@ -95,6 +95,10 @@ impl Tenant {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/oauth/token", post(token).options(token_preflight))
             .route("/api/v2/users/{id}", get(user))
+            .route(
+                "/api/v2/users/{id}/connected-accounts",
+                get(user_connected_accounts),
+            )
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
             .with_state(Arc::clone(&state))
@@ -220,14 +224,16 @@ impl Tenant {
         lock(&self.state.users).contains_key(user_id)
     }
 
-    /// How many `GET /api/v2/users/{id}` requests were served.
+    /// How many user reads (`GET /api/v2/users/{id}` and `…/{id}/connected-accounts`) were
+    /// served.
     pub fn user_calls(&self) -> usize {
         self.state.user_calls.load(Ordering::SeqCst)
     }
 
-    /// The profile of `user_id`, as the Management API would return it.
+    /// The profile of `user_id`, as the Management API would return it (with its
+    /// `connected_accounts`).
     pub fn user(&self, user_id: &str) -> Option<Value> {
-        lock(&self.state.users).get(user_id).cloned()
+        user_read(&self.state, user_id, &Uri::from_static("/"))
     }
 
     /// Registers a single page application that may sign users in (see [`crate::login`]).
@@ -272,9 +278,48 @@ impl Tenant {
 
     /// The user connects their account at `connection` (Token Vault enabled): Auth0 now keeps a
     /// tokenset, whose access token the IdP accepts for the user whose profile is `profile`.
-    /// Returns that access token.
+    /// Returns that access token. Its scopes are `openid profile` (a sign-in's), which the
+    /// exchange answers as `scope` and the IdP knows, as it answered before scopes were tracked.
     pub fn connect_account(&self, user_id: &str, connection: &str, profile: Value) -> String {
-        self.state.vault.connect(user_id, connection, profile)
+        let scopes = crate::vault::DEFAULT_SCOPES.map(str::to_owned);
+        self.state
+            .vault
+            .connect(user_id, connection, profile, &scopes)
+    }
+
+    /// As [`Tenant::connect_account`], the user having granted exactly `scopes` at the IdP: the
+    /// exchange answers them as `scope` (space-separated) and the IdP's token carries them.
+    /// Returns the IdP access token.
+    pub fn connect_account_with_scopes(
+        &self,
+        user_id: &str,
+        connection: &str,
+        profile: Value,
+        scopes: &[&str],
+    ) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state
+            .vault
+            .connect(user_id, connection, profile, &scopes)
+    }
+
+    /// The user grants `scopes` more at `connection`, as a completed incremental consent does:
+    /// Token Vault's tokenset now holds the union, with a new IdP access token carrying it (the
+    /// old token stays valid at the IdP until it expires). Returns the new token; `None` if the
+    /// user has no connected account there.
+    pub fn grant_scopes(&self, user_id: &str, connection: &str, scopes: &[&str]) -> Option<String> {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state.vault.grant(user_id, connection, &scopes)
+    }
+
+    /// The IdP scopes Token Vault holds for the user at `connection`, `None` if not connected.
+    pub fn granted_scopes(&self, user_id: &str, connection: &str) -> Option<Vec<String>> {
+        self.state.vault.scopes(user_id, connection)
+    }
+
+    /// The user's connected accounts, as the Management API and the My Account API list them.
+    pub fn connected_accounts(&self, user_id: &str) -> Vec<Value> {
+        self.state.vault.connected_accounts(user_id)
     }
 
     /// The user disconnects the account: Auth0 keeps no tokenset for it any more.
@@ -477,12 +522,39 @@ async fn logout(
     login::logout(&state.login, &headers, &params)
 }
 
-async fn user(
-    State(state): State<Arc<TenantState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+/// The profile Auth0's Management API returns for `user_id`: the stored one, with the user's
+/// Token Vault connected accounts as `connected_accounts` (the Management API's
+/// `ConnectedAccount` shape) unless a `fields` list that leaves it out was asked for.
+fn user_read(state: &TenantState, user_id: &str, uri: &Uri) -> Option<Value> {
+    let mut profile = lock(&state.users).get(user_id).cloned()?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let listed = param("fields")
+        .is_none_or(|fields| fields.split(',').any(|f| f.trim() == "connected_accounts"));
+    let include = param("include_fields") != Some("false");
+    if (param("fields").is_none() || listed == include)
+        && let Some(map) = profile.as_object_mut()
+    {
+        map.insert(
+            "connected_accounts".to_owned(),
+            Value::Array(state.vault.connected_accounts(user_id)),
+        );
+    }
+    Some(profile)
+}
+
+/// Counts, records and authenticates a Management API user read; `Err` is the answer to give.
+async fn admit_user_read(
+    state: &TenantState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
     state.user_calls.fetch_add(1, Ordering::SeqCst);
     lock(&state.user_requests).push(
         uri.path_and_query()
@@ -490,7 +562,7 @@ async fn user(
             .unwrap_or_default(),
     );
     if let Some(fault) = take_fault(&state.user_fault) {
-        return play(fault).await;
+        return Err(play(fault).await);
     }
     let bearer = headers
         .get("authorization")
@@ -501,22 +573,55 @@ async fn user(
         .get(bearer)
         .is_some_and(|expires| *expires > Instant::now());
     if !live {
-        return (
+        return Err((
             StatusCode::UNAUTHORIZED,
             axum::Json(
                 json!({"statusCode": 401, "error": "Unauthorized", "message": "Invalid token"}),
             ),
         )
-            .into_response();
+            .into_response());
     }
-    match lock(&state.users).get(&id) {
-        Some(profile) => axum::Json(profile.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})),
-        )
-            .into_response(),
+    Ok(())
+}
+
+fn inexistent_user() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})),
+    )
+        .into_response()
+}
+
+async fn user(
+    State(state): State<Arc<TenantState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(answer) = admit_user_read(&state, &uri, &headers).await {
+        return answer;
     }
+    match user_read(&state, &id, &uri) {
+        Some(profile) => axum::Json(profile).into_response(),
+        None => inexistent_user(),
+    }
+}
+
+/// `GET /api/v2/users/{id}/connected-accounts`: `{"connected_accounts": [...]}` (all of them:
+/// a stand-in user has fewer than a page, so no `next`). Counted as a user read.
+async fn user_connected_accounts(
+    State(state): State<Arc<TenantState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(answer) = admit_user_read(&state, &uri, &headers).await {
+        return answer;
+    }
+    if !lock(&state.users).contains_key(&id) {
+        return inexistent_user();
+    }
+    axum::Json(json!({"connected_accounts": state.vault.connected_accounts(&id)})).into_response()
 }
 
 async fn jwks(State(state): State<Arc<TenantState>>) -> Response {
