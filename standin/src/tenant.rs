@@ -104,7 +104,10 @@ impl Tenant {
             .with_state(Arc::clone(&state))
             .merge(state.management.router());
         let addr = crate::serve(router).await?;
-        Ok(Self { addr, state })
+        let tenant = Self { addr, state };
+        // The My Account API exists in every tenant (once activated, which the stand-in is).
+        tenant.register_api(&tenant.my_account_audience());
+        Ok(tenant)
     }
 
     /// `http://127.0.0.1:port`: the value for `AUTH0_DOMAIN`.
@@ -239,6 +242,22 @@ impl Tenant {
     /// Registers a single page application that may sign users in (see [`crate::login`]).
     pub fn register_spa(&self, client: SpaClient) {
         self.state.login.register_client(client);
+    }
+
+    /// Adds a refresh token policy to the single page application `client_id` (Auth0's
+    /// Multi-Resource Refresh Token, `refresh_token.policies`): its refresh tokens may then get
+    /// access tokens for `audience` with (at most) `scopes`, e.g. the My Account API
+    /// ([`Tenant::my_account_audience`]) with `create:me:connected_accounts`.
+    pub fn allow_refresh_audience(&self, client_id: &str, audience: &str, scopes: &[&str]) {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state
+            .login
+            .add_refresh_policy(client_id, audience, &scopes);
+    }
+
+    /// `{origin}/me/`: the My Account API's audience (see [`crate::my_account`]).
+    pub fn my_account_audience(&self) -> String {
+        format!("{}/me/", self.origin())
     }
 
     /// Registers an API: an `audience` that sign-ins may ask access tokens for.
@@ -436,10 +455,14 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
     if let Some(fault) = fault {
         return play(fault).await;
     }
-    if field("grant_type") == "authorization_code" {
+    if field("grant_type") == "authorization_code" || field("grant_type") == "refresh_token" {
         let cors = state.login.cors(&headers);
         let users = lock(&state.users).clone();
-        let answer = login::exchange_code(&state.login, &users, &issuer, &fields);
+        let answer = if field("grant_type") == "refresh_token" {
+            login::refresh(&state.login, &users, &issuer, &fields)
+        } else {
+            login::exchange_code(&state.login, &users, &issuer, &fields)
+        };
         let mut response = match answer {
             Ok(tokens) => axum::Json(tokens).into_response(),
             Err((status, error, description)) => oauth_error(status, error, &description),
