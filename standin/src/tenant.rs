@@ -43,9 +43,9 @@ pub enum JwksMode {
 }
 
 #[derive(Debug)]
-struct TenantState {
+pub(crate) struct TenantState {
     jwks_calls: AtomicUsize,
-    published: Mutex<Vec<TestKey>>,
+    pub(crate) published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
     token_calls: AtomicUsize,
     token_fault: Mutex<Option<Injected>>,
@@ -55,10 +55,11 @@ struct TenantState {
     user_calls: AtomicUsize,
     user_fault: Mutex<Option<Injected>>,
     user_requests: Mutex<Vec<String>>,
-    users: Mutex<HashMap<String, Value>>,
-    login: Login,
-    vault: VaultState,
+    pub(crate) users: Mutex<HashMap<String, Value>>,
+    pub(crate) login: Login,
+    pub(crate) vault: VaultState,
     management: ManagementApi,
+    pub(crate) my_account: crate::my_account::MyAccount,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -89,6 +90,7 @@ impl Tenant {
             login: Login::default(),
             vault: VaultState::default(),
             management: ManagementApi::default(),
+            my_account: crate::my_account::MyAccount::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
@@ -101,6 +103,7 @@ impl Tenant {
             )
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
+            .merge(crate::my_account::router())
             .with_state(Arc::clone(&state))
             .merge(state.management.router());
         let addr = crate::serve(router).await?;
@@ -260,6 +263,16 @@ impl Tenant {
         format!("{}/me/", self.origin())
     }
 
+    /// The user's account at the IdP of `connection` is `profile`: what a connection through the
+    /// My Account API stores (otherwise the profile of a tokenset kept before, else one made of
+    /// the user's identity there: `id`, `sub`, `login` = the IdP user id, and the user's `email`
+    /// and `name`).
+    pub fn set_idp_profile(&self, user_id: &str, connection: &str, profile: Value) {
+        self.state
+            .my_account
+            .set_profile(user_id, connection, profile);
+    }
+
     /// Registers an API: an `audience` that sign-ins may ask access tokens for.
     pub fn register_api(&self, identifier: &str) {
         self.state.login.register_api(identifier);
@@ -399,7 +412,7 @@ pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
 }
 
 /// The issuer a request to this tenant names: `http://{Host}/`.
-fn issuer_of(headers: &HeaderMap) -> String {
+pub(crate) fn issuer_of(headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())

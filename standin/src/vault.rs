@@ -407,6 +407,19 @@ pub(crate) async fn exchange(
 /// The `sub` of `token` if it is an access token of this tenant (a `published` key's signature,
 /// its `issuer`, not expired) for `api`.
 fn verify_subject(published: &[TestKey], issuer: &str, token: &str, api: &str) -> Option<String> {
+    verify_claims(published, issuer, token, api)?["sub"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The claims of `token` if it is an access token of this tenant (a `published` key's
+/// signature, its `issuer`, not expired, a `sub`) for `api`.
+pub(crate) fn verify_claims(
+    published: &[TestKey],
+    issuer: &str,
+    token: &str,
+    api: &str,
+) -> Option<Map<String, Value>> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = published
         .iter()
@@ -418,5 +431,6 @@ fn verify_subject(published: &[TestKey], issuer: &str, token: &str, api: &str) -
     validation.set_audience(&[api]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).ok()?;
-    data.claims["sub"].as_str().map(str::to_owned)
+    data.claims.get("sub")?.as_str()?;
+    Some(data.claims)
 }
