@@ -88,6 +88,9 @@ struct RefreshGrant {
 /// those of OpenID Connect and `offline_access`, which no API's policy lists.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
+/// One refresh token policy: an audience and the scopes allowed for it.
+type Policy = (String, Vec<String>);
+
 /// What the sign-in side keeps: registered clients and APIs, sessions, codes, hooks, refresh
 /// tokens and each client's refresh token policies (MRRT).
 #[derive(Default)]
@@ -99,7 +102,7 @@ pub(crate) struct Login {
     minters: Mutex<HashMap<String, MintIdpToken>>,
     refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
     /// client id → its `refresh_token.policies`: (audience, scopes).
-    policies: Mutex<HashMap<String, Vec<(String, Vec<String>)>>>,
+    policies: Mutex<HashMap<String, Vec<Policy>>>,
 }
 
 impl std::fmt::Debug for Login {
@@ -702,10 +705,10 @@ pub(crate) fn refresh(
         grant.auth_time,
         &profile,
     );
-    if !scope.split_whitespace().any(|s| s == "openid") {
-        if let Some(map) = tokens.as_object_mut() {
-            map.remove("id_token");
-        }
+    if !scope.split_whitespace().any(|s| s == "openid")
+        && let Some(map) = tokens.as_object_mut()
+    {
+        map.remove("id_token");
     }
     let rotated = new_token("v1.rt-");
     lock(&login.refresh_tokens).insert(rotated.clone(), grant);

@@ -30,6 +30,9 @@
 //! union of scopes on a second connection (the docs say nothing of a reconnect), and the
 //! check of `redirect_uri` against the application's Allowed Callback URLs.
 
+// A refusal is the request's one answer, built once: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

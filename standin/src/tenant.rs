@@ -586,6 +586,7 @@ fn user_read(state: &TenantState, user_id: &str, uri: &Uri) -> Option<Value> {
 }
 
 /// Counts, records and authenticates a Management API user read; `Err` is the answer to give.
+#[allow(clippy::result_large_err)] // the request's one answer, built once
 async fn admit_user_read(
     state: &TenantState,
     uri: &Uri,
