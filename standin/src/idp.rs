@@ -56,6 +56,9 @@ use serde_json::{Value, json};
 
 use crate::lock;
 use crate::opaque_token::new_token;
+use crate::scopes::{
+    Requirement, ScopeDialect, github_headers, refusal, requirement_for, satisfied,
+};
 
 /// How many repositories `/user/repos` lists.
 pub const LIST_SIZE: usize = 5;
@@ -192,10 +195,13 @@ impl Flavor {
 struct Grant {
     profile: Value,
     expires_at: Option<Instant>,
+    /// The scopes the token carries; `None`: unknown (tokens of the IdP's own flows), which
+    /// counts as none where a requirement is configured.
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
-struct IdpState {
+pub(crate) struct IdpState {
     flavor: Flavor,
     calls: AtomicUsize,
     tokens: Mutex<HashMap<String, Grant>>,
@@ -215,6 +221,10 @@ struct IdpState {
     /// The header the API reads the token from, whole (Shopify's `x-shopify-access-token`);
     /// `None`: `Authorization: Bearer`.
     token_header: Mutex<Option<String>>,
+    /// What `require_scope` configured.
+    requirements: Mutex<Vec<Requirement>>,
+    /// The consent side ([`crate::consent`]): codes waiting for the tenant.
+    pub(crate) consent: crate::consent::ConsentState,
 }
 
 /// A running stand-in IdP.
@@ -249,11 +259,17 @@ impl Idp {
             client_auth: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
             token_header: Mutex::new(None),
+            requirements: Mutex::new(Vec::new()),
+            consent: crate::consent::ConsentState::default(),
         });
         let router = Router::new()
             .route("/token", post(token))
             .route("/login/oauth/access_token", post(token))
             .route("/avatars/u/{id}", get(avatar))
+            .route(
+                crate::consent::AUTHORIZE_PATH,
+                get(crate::consent::page).post(crate::consent::decide),
+            )
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let addr = crate::serve(router).await?;
@@ -263,6 +279,14 @@ impl Idp {
     /// `http://127.0.0.1:port`: the `api_base` to configure for a connection.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Auth0 strategy of a connection to this IdP: `github` or `google-oauth2`, by flavor.
+    pub fn strategy(&self) -> &'static str {
+        match self.state.flavor {
+            Flavor::GitHub => "github",
+            Flavor::Google => "google-oauth2",
+        }
     }
 
     /// `{origin}/token`: the `token_url` to configure for a connection.
@@ -286,8 +310,51 @@ impl Idp {
             Grant {
                 profile,
                 expires_at,
+                scopes: None,
             },
         );
+    }
+
+    /// Accepts `token` for `lifetime` from now, carrying `scopes` (what the user granted): a
+    /// path given a requirement by [`Idp::require_scope`] checks them.
+    pub fn grant_scoped(&self, token: &str, profile: Value, lifetime: Duration, scopes: &[String]) {
+        lock(&self.state.tokens).insert(
+            token.to_owned(),
+            Grant {
+                profile,
+                expires_at: Some(Instant::now() + lifetime),
+                scopes: Some(scopes.to_vec()),
+            },
+        );
+    }
+
+    /// The scopes `token` carries: `None` for a token unknown here or whose scopes are unknown.
+    pub fn token_scopes(&self, token: &str) -> Option<Vec<String>> {
+        lock(&self.state.tokens).get(token)?.scopes.clone()
+    }
+
+    /// Calls under path `prefix` (as the IdP sees it, after a per-user host's segment) need one
+    /// of `any_of`: a token holding none of them gets `dialect`'s insufficient-scope answer. The
+    /// longest matching prefix applies. Tokens of unknown scopes (those of [`Idp::grant`] and
+    /// refresh grants) hold none here; paths without a requirement are not checked.
+    pub fn require_scope(&self, prefix: &str, any_of: &[&str], dialect: ScopeDialect) {
+        let mut requirements = lock(&self.state.requirements);
+        requirements.retain(|r| r.prefix != prefix);
+        requirements.push(Requirement {
+            prefix: prefix.to_owned(),
+            any_of: any_of.iter().map(|s| (*s).to_owned()).collect(),
+            dialect,
+        });
+    }
+
+    /// Redeems a consent code the consent page sent to `redirect_uri`: the scopes granted, once.
+    pub(crate) fn redeem_consent(&self, code: &str, redirect_uri: &str) -> Option<Vec<String>> {
+        self.state.consent.redeem(code, redirect_uri)
+    }
+
+    /// `{origin}/oauth/authorize`: the stand-in IdP's consent page (see [`crate::consent`]).
+    pub fn authorize_url(&self) -> String {
+        format!("{}{}", self.origin(), crate::consent::AUTHORIZE_PATH)
     }
 
     /// Makes `token` expired from now on (as a stored token dies after its lifetime).
@@ -517,6 +584,7 @@ async fn token(
         Grant {
             profile: profile.clone(),
             expires_at: Some(Instant::now() + lifetime),
+            scopes: None,
         },
     );
     lock(&state.issued).push(access_token.clone());
@@ -583,8 +651,8 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
     let live = lock(&state.tokens)
         .get(&bearer)
         .filter(|g| g.expires_at.is_none_or(|t| t > Instant::now()))
-        .map(|g| g.profile.clone());
-    let Some(profile) = live else {
+        .map(|g| (g.profile.clone(), g.scopes.clone()));
+    let Some((profile, scopes)) = live else {
         let mut response = (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"message": "Bad credentials"})),
@@ -605,6 +673,33 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         }
         _ => (host, path),
     };
+    let requirement = requirement_for(&lock(&state.requirements), &path).cloned();
+    let granted = scopes.unwrap_or_default();
+    if let Some(requirement) = &requirement
+        && !satisfied(requirement, &granted)
+    {
+        return decorate(refusal(requirement, &granted, &recorded.method, &path));
+    }
+    // GitHub sends its scope headers on every answer to a token request, successes included.
+    let github = requirement
+        .filter(|r| r.dialect == ScopeDialect::GitHub)
+        .map(|r| r.any_of);
+    let response = answer(&parts, &recorded, profile, &bearer, host, path).await;
+    match github {
+        Some(accepted) => github_headers(response, &granted, &accepted),
+        None => response,
+    }
+}
+
+/// The answer to an API call whose token is live and holds what the path requires.
+async fn answer(
+    parts: &axum::http::request::Parts,
+    recorded: &Recorded,
+    profile: Value,
+    bearer: &str,
+    host: String,
+    path: String,
+) -> Response {
     let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
         .map(|Query(q)| q)
         .unwrap_or_default();

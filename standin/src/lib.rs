@@ -7,6 +7,7 @@
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
 
+mod consent;
 mod fault;
 mod idp;
 mod keys;
@@ -14,10 +15,12 @@ mod login;
 mod m2m_client;
 mod management_api;
 mod moto;
+mod my_account;
 mod oauth_error;
 mod opaque_token;
 mod relay;
 mod runtime_api;
+mod scopes;
 mod secrets;
 mod tenant;
 mod vault;
@@ -37,6 +40,7 @@ pub use moto::{LinkMode, Moto, MotoLink};
 pub use opaque_token::new_token;
 pub use relay::{Ending, Relay};
 pub use runtime_api::{Invocation, Outcome, RuntimeApi};
+pub use scopes::ScopeDialect;
 pub use secrets::{create_token_table, dynamodb_client, secrets_client};
 pub use tenant::{JwksMode, Tenant, profile};
 pub use x_api::XApi;

@@ -73,7 +73,26 @@ struct Code {
     expires: Instant,
 }
 
-/// What the sign-in side keeps: registered clients and APIs, sessions, codes, hooks.
+/// A refresh token issued at sign-in (`offline_access`), and what it may be exchanged for.
+#[derive(Debug, Clone)]
+struct RefreshGrant {
+    client_id: String,
+    sub: String,
+    /// The audience and scope of the sign-in that issued it.
+    audience: Option<String>,
+    scope: String,
+    auth_time: i64,
+}
+
+/// The scopes of a sign-in a refresh token carries to any audience its MRRT policies allow:
+/// those of OpenID Connect and `offline_access`, which no API's policy lists.
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// One refresh token policy: an audience and the scopes allowed for it.
+type Policy = (String, Vec<String>);
+
+/// What the sign-in side keeps: registered clients and APIs, sessions, codes, hooks, refresh
+/// tokens and each client's refresh token policies (MRRT).
 #[derive(Default)]
 pub(crate) struct Login {
     clients: Mutex<Vec<SpaClient>>,
@@ -81,6 +100,9 @@ pub(crate) struct Login {
     sessions: Mutex<HashMap<String, String>>,
     codes: Mutex<HashMap<String, Code>>,
     minters: Mutex<HashMap<String, MintIdpToken>>,
+    refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
+    /// client id → its `refresh_token.policies`: (audience, scopes).
+    policies: Mutex<HashMap<String, Vec<Policy>>>,
 }
 
 impl std::fmt::Debug for Login {
@@ -98,6 +120,27 @@ impl Login {
 
     pub(crate) fn register_api(&self, identifier: &str) {
         lock(&self.apis).push(identifier.to_owned());
+    }
+
+    /// Adds a refresh token policy to `client_id` (Auth0's `refresh_token.policies`): its
+    /// refresh tokens may get access tokens for `audience` with (at most) `scopes`.
+    pub(crate) fn add_refresh_policy(&self, client_id: &str, audience: &str, scopes: &[String]) {
+        let mut policies = lock(&self.policies);
+        let list = policies.entry(client_id.to_owned()).or_default();
+        list.retain(|(a, _)| a != audience);
+        list.push((audience.to_owned(), scopes.to_vec()));
+    }
+
+    /// Whether `origin` is an allowed web origin of some registered application.
+    pub(crate) fn web_origin_allowed(&self, origin: &str) -> bool {
+        lock(&self.clients)
+            .iter()
+            .any(|c| c.web_origins.iter().any(|o| o == origin))
+    }
+
+    /// The registered application `client_id`, if any.
+    pub(crate) fn registered(&self, client_id: &str) -> Option<SpaClient> {
+        self.client(client_id)
     }
 
     pub(crate) fn on_connection_login(&self, connection: &str, mint: MintIdpToken) {
@@ -509,38 +552,168 @@ pub(crate) fn exchange_code(
         return invalid_grant("Failed to verify code verifier");
     }
     let profile = users.get(&code.sub).cloned().unwrap_or(Value::Null);
+    let mut tokens = issue_tokens(
+        issuer,
+        &code.client_id,
+        &code.sub,
+        code.audience.as_deref(),
+        &code.scope,
+        code.nonce.as_deref(),
+        code.auth_time,
+        &profile,
+    );
+    // `offline_access` asks for a refresh token (Auth0: when the API allows offline access).
+    if code.scope.split_whitespace().any(|s| s == "offline_access") {
+        let refresh_token = new_token("v1.rt-");
+        lock(&login.refresh_tokens).insert(
+            refresh_token.clone(),
+            RefreshGrant {
+                client_id: code.client_id.clone(),
+                sub: code.sub.clone(),
+                audience: code.audience.clone(),
+                scope: code.scope.clone(),
+                auth_time: code.auth_time,
+            },
+        );
+        tokens["refresh_token"] = Value::String(refresh_token);
+    }
+    Ok(tokens)
+}
+
+/// An access token for `audience` (opaque without one, as Auth0's for its `/userinfo`) and an
+/// ID token for `client_id`, with the answer's other members.
+#[allow(clippy::too_many_arguments)]
+fn issue_tokens(
+    issuer: &str,
+    client_id: &str,
+    sub: &str,
+    audience: Option<&str>,
+    scope: &str,
+    nonce: Option<&str>,
+    auth_time: i64,
+    profile: &Value,
+) -> Value {
     let now = crate::now();
-    let mut id_token = TokenBuilder::new(issuer, &code.client_id, &code.sub)
-        .claim("aud", code.client_id.clone())
+    let mut id_token = TokenBuilder::new(issuer, client_id, sub)
+        .claim("aud", client_id.to_owned())
         .without("scope")
         .without("azp")
         .claim("exp", now + TOKEN_LIFETIME_SECS)
-        .claim("auth_time", code.auth_time)
+        .claim("auth_time", auth_time)
         .claim("sid", new_token("sid-"));
     for claim in ["name", "nickname", "picture", "email"] {
         if let Some(value) = profile.get(claim) {
             id_token = id_token.claim(claim, value.clone());
         }
     }
-    if let Some(nonce) = &code.nonce {
-        id_token = id_token.claim("nonce", nonce.clone());
+    if let Some(nonce) = nonce {
+        id_token = id_token.claim("nonce", nonce.to_owned());
     }
-    let access_token = match &code.audience {
-        Some(audience) => TokenBuilder::new(issuer, audience, &code.sub)
-            .claim("azp", code.client_id.clone())
-            .claim("scope", code.scope.clone())
+    let access_token = match audience {
+        Some(audience) => TokenBuilder::new(issuer, audience, sub)
+            .claim("azp", client_id.to_owned())
+            .claim("scope", scope.to_owned())
             .claim("exp", now + TOKEN_LIFETIME_SECS)
             .sign(),
         // Without an audience Auth0 issues an opaque token for its /userinfo.
         None => new_token("opaque-"),
     };
-    Ok(json!({
+    json!({
         "access_token": access_token,
         "id_token": id_token.sign(),
-        "scope": code.scope,
+        "scope": scope,
         "expires_in": TOKEN_LIFETIME_SECS,
         "token_type": "Bearer",
-    }))
+    })
+}
+
+/// `POST /oauth/token` with `grant_type=refresh_token`, as Auth0 answers a public client (SPA)
+/// with Multi-Resource Refresh Token: without `audience` (or with the sign-in's), a new token
+/// for the sign-in's audience with the scopes asked for among the sign-in's; with another
+/// `audience` that one of the client's refresh token policies names, a token for it with the
+/// scopes asked for among the policy's and the sign-in's OpenID ones (`openid profile email
+/// offline_access`); with an audience no policy names, Auth0 ignores it and answers for the
+/// sign-in's audience and scopes (what the SDK then reports as missing scopes). The refresh
+/// token rotates (a new one in each answer); the old one stays usable, as within Auth0's reuse
+/// interval (the stand-in detects no reuse).
+pub(crate) fn refresh(
+    login: &Login,
+    users: &HashMap<String, Value>,
+    issuer: &str,
+    form: &HashMap<String, String>,
+) -> Result<Value, (StatusCode, &'static str, String)> {
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let unknown = || {
+        Err((
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "Unknown or invalid refresh token.".to_owned(),
+        ))
+    };
+    let Some(grant) =
+        field("refresh_token").and_then(|t| lock(&login.refresh_tokens).get(t).cloned())
+    else {
+        return unknown();
+    };
+    if field("client_id") != Some(grant.client_id.as_str()) {
+        return unknown();
+    }
+    let asked: Option<Vec<&str>> = field("scope").map(|s| s.split_whitespace().collect());
+    let signed_in: Vec<&str> = grant.scope.split_whitespace().collect();
+    let among = |allowed: &dyn Fn(&str) -> bool| -> String {
+        match &asked {
+            Some(asked) => asked
+                .iter()
+                .filter(|s| allowed(s))
+                .copied()
+                .collect::<Vec<_>>(),
+            None => signed_in.iter().filter(|s| allowed(s)).copied().collect(),
+        }
+        .join(" ")
+    };
+    let policy = field("audience")
+        .filter(|a| Some(*a) != grant.audience.as_deref())
+        .and_then(|audience| {
+            lock(&login.policies)
+                .get(&grant.client_id)?
+                .iter()
+                .find(|(a, _)| a == audience)
+                .cloned()
+        });
+    let (audience, scope) = match policy {
+        Some((audience, allowed)) => {
+            let scope = among(&|s| {
+                allowed.iter().any(|a| a == s)
+                    || (OIDC_SCOPES.contains(&s) && signed_in.contains(&s))
+            });
+            (Some(audience), scope)
+        }
+        None if field("audience").is_none() || field("audience") == grant.audience.as_deref() => {
+            (grant.audience.clone(), among(&|s| signed_in.contains(&s)))
+        }
+        // An audience outside the policies: ignored, as Auth0 does.
+        None => (grant.audience.clone(), grant.scope.clone()),
+    };
+    let profile = users.get(&grant.sub).cloned().unwrap_or(Value::Null);
+    let mut tokens = issue_tokens(
+        issuer,
+        &grant.client_id,
+        &grant.sub,
+        audience.as_deref(),
+        &scope,
+        None,
+        grant.auth_time,
+        &profile,
+    );
+    if !scope.split_whitespace().any(|s| s == "openid")
+        && let Some(map) = tokens.as_object_mut()
+    {
+        map.remove("id_token");
+    }
+    let rotated = new_token("v1.rt-");
+    lock(&login.refresh_tokens).insert(rotated.clone(), grant);
+    tokens["refresh_token"] = Value::String(rotated);
+    Ok(tokens)
 }
 
 /// `GET /v2/logout`: ends the session, then returns to `returnTo` if it is an allowed logout
@@ -593,12 +766,12 @@ pub(crate) fn discovery(issuer: &str) -> Value {
         "end_session_endpoint": format!("{issuer}v2/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "web_message"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post"],
-        "scopes_supported": ["openid", "profile", "email"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["aud", "auth_time", "email", "exp", "iat", "iss", "name", "nickname", "nonce", "picture", "sid", "sub"],
     })
 }

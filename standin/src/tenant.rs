@@ -43,9 +43,9 @@ pub enum JwksMode {
 }
 
 #[derive(Debug)]
-struct TenantState {
+pub(crate) struct TenantState {
     jwks_calls: AtomicUsize,
-    published: Mutex<Vec<TestKey>>,
+    pub(crate) published: Mutex<Vec<TestKey>>,
     jwks_mode: Mutex<JwksMode>,
     token_calls: AtomicUsize,
     token_fault: Mutex<Option<Injected>>,
@@ -55,10 +55,11 @@ struct TenantState {
     user_calls: AtomicUsize,
     user_fault: Mutex<Option<Injected>>,
     user_requests: Mutex<Vec<String>>,
-    users: Mutex<HashMap<String, Value>>,
-    login: Login,
-    vault: VaultState,
+    pub(crate) users: Mutex<HashMap<String, Value>>,
+    pub(crate) login: Login,
+    pub(crate) vault: VaultState,
     management: ManagementApi,
+    pub(crate) my_account: crate::my_account::MyAccount,
 }
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
@@ -89,18 +90,27 @@ impl Tenant {
             login: Login::default(),
             vault: VaultState::default(),
             management: ManagementApi::default(),
+            my_account: crate::my_account::MyAccount::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/oauth/token", post(token).options(token_preflight))
             .route("/api/v2/users/{id}", get(user))
+            .route(
+                "/api/v2/users/{id}/connected-accounts",
+                get(user_connected_accounts),
+            )
             .route("/authorize", get(authorize).post(pick))
             .route("/v2/logout", get(logout))
+            .merge(crate::my_account::router())
             .with_state(Arc::clone(&state))
             .merge(state.management.router());
         let addr = crate::serve(router).await?;
-        Ok(Self { addr, state })
+        let tenant = Self { addr, state };
+        // The My Account API exists in every tenant (once activated, which the stand-in is).
+        tenant.register_api(&tenant.my_account_audience());
+        Ok(tenant)
     }
 
     /// `http://127.0.0.1:port`: the value for `AUTH0_DOMAIN`.
@@ -220,19 +230,47 @@ impl Tenant {
         lock(&self.state.users).contains_key(user_id)
     }
 
-    /// How many `GET /api/v2/users/{id}` requests were served.
+    /// How many user reads (`GET /api/v2/users/{id}` and `…/{id}/connected-accounts`) were
+    /// served.
     pub fn user_calls(&self) -> usize {
         self.state.user_calls.load(Ordering::SeqCst)
     }
 
-    /// The profile of `user_id`, as the Management API would return it.
+    /// The profile of `user_id`, as the Management API would return it (with its
+    /// `connected_accounts`).
     pub fn user(&self, user_id: &str) -> Option<Value> {
-        lock(&self.state.users).get(user_id).cloned()
+        user_read(&self.state, user_id, &Uri::from_static("/"))
     }
 
     /// Registers a single page application that may sign users in (see [`crate::login`]).
     pub fn register_spa(&self, client: SpaClient) {
         self.state.login.register_client(client);
+    }
+
+    /// Adds a refresh token policy to the single page application `client_id` (Auth0's
+    /// Multi-Resource Refresh Token, `refresh_token.policies`): its refresh tokens may then get
+    /// access tokens for `audience` with (at most) `scopes`, e.g. the My Account API
+    /// ([`Tenant::my_account_audience`]) with `create:me:connected_accounts`.
+    pub fn allow_refresh_audience(&self, client_id: &str, audience: &str, scopes: &[&str]) {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state
+            .login
+            .add_refresh_policy(client_id, audience, &scopes);
+    }
+
+    /// `{origin}/me/`: the My Account API's audience (see [`crate::my_account`]).
+    pub fn my_account_audience(&self) -> String {
+        format!("{}/me/", self.origin())
+    }
+
+    /// The user's account at the IdP of `connection` is `profile`: what a connection through the
+    /// My Account API stores (otherwise the profile of a tokenset kept before, else one made of
+    /// the user's identity there: `id`, `sub`, `login` = the IdP user id, and the user's `email`
+    /// and `name`).
+    pub fn set_idp_profile(&self, user_id: &str, connection: &str, profile: Value) {
+        self.state
+            .my_account
+            .set_profile(user_id, connection, profile);
     }
 
     /// Registers an API: an `audience` that sign-ins may ask access tokens for.
@@ -272,9 +310,48 @@ impl Tenant {
 
     /// The user connects their account at `connection` (Token Vault enabled): Auth0 now keeps a
     /// tokenset, whose access token the IdP accepts for the user whose profile is `profile`.
-    /// Returns that access token.
+    /// Returns that access token. Its scopes are `openid profile` (a sign-in's), which the
+    /// exchange answers as `scope` and the IdP knows, as it answered before scopes were tracked.
     pub fn connect_account(&self, user_id: &str, connection: &str, profile: Value) -> String {
-        self.state.vault.connect(user_id, connection, profile)
+        let scopes = crate::vault::DEFAULT_SCOPES.map(str::to_owned);
+        self.state
+            .vault
+            .connect(user_id, connection, profile, &scopes)
+    }
+
+    /// As [`Tenant::connect_account`], the user having granted exactly `scopes` at the IdP: the
+    /// exchange answers them as `scope` (space-separated) and the IdP's token carries them.
+    /// Returns the IdP access token.
+    pub fn connect_account_with_scopes(
+        &self,
+        user_id: &str,
+        connection: &str,
+        profile: Value,
+        scopes: &[&str],
+    ) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state
+            .vault
+            .connect(user_id, connection, profile, &scopes)
+    }
+
+    /// The user grants `scopes` more at `connection`, as a completed incremental consent does:
+    /// Token Vault's tokenset now holds the union, with a new IdP access token carrying it (the
+    /// old token stays valid at the IdP until it expires). Returns the new token; `None` if the
+    /// user has no connected account there.
+    pub fn grant_scopes(&self, user_id: &str, connection: &str, scopes: &[&str]) -> Option<String> {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state.vault.grant(user_id, connection, &scopes)
+    }
+
+    /// The IdP scopes Token Vault holds for the user at `connection`, `None` if not connected.
+    pub fn granted_scopes(&self, user_id: &str, connection: &str) -> Option<Vec<String>> {
+        self.state.vault.scopes(user_id, connection)
+    }
+
+    /// The user's connected accounts, as the Management API and the My Account API list them.
+    pub fn connected_accounts(&self, user_id: &str) -> Vec<Value> {
+        self.state.vault.connected_accounts(user_id)
     }
 
     /// The user disconnects the account: Auth0 keeps no tokenset for it any more.
@@ -335,7 +412,7 @@ pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
 }
 
 /// The issuer a request to this tenant names: `http://{Host}/`.
-fn issuer_of(headers: &HeaderMap) -> String {
+pub(crate) fn issuer_of(headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
@@ -391,10 +468,14 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
     if let Some(fault) = fault {
         return play(fault).await;
     }
-    if field("grant_type") == "authorization_code" {
+    if field("grant_type") == "authorization_code" || field("grant_type") == "refresh_token" {
         let cors = state.login.cors(&headers);
         let users = lock(&state.users).clone();
-        let answer = login::exchange_code(&state.login, &users, &issuer, &fields);
+        let answer = if field("grant_type") == "refresh_token" {
+            login::refresh(&state.login, &users, &issuer, &fields)
+        } else {
+            login::exchange_code(&state.login, &users, &issuer, &fields)
+        };
         let mut response = match answer {
             Ok(tokens) => axum::Json(tokens).into_response(),
             Err((status, error, description)) => oauth_error(status, error, &description),
@@ -477,12 +558,40 @@ async fn logout(
     login::logout(&state.login, &headers, &params)
 }
 
-async fn user(
-    State(state): State<Arc<TenantState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+/// The profile Auth0's Management API returns for `user_id`: the stored one, with the user's
+/// Token Vault connected accounts as `connected_accounts` (the Management API's
+/// `ConnectedAccount` shape) unless a `fields` list that leaves it out was asked for.
+fn user_read(state: &TenantState, user_id: &str, uri: &Uri) -> Option<Value> {
+    let mut profile = lock(&state.users).get(user_id).cloned()?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let listed = param("fields")
+        .is_none_or(|fields| fields.split(',').any(|f| f.trim() == "connected_accounts"));
+    let include = param("include_fields") != Some("false");
+    if (param("fields").is_none() || listed == include)
+        && let Some(map) = profile.as_object_mut()
+    {
+        map.insert(
+            "connected_accounts".to_owned(),
+            Value::Array(state.vault.connected_accounts(user_id)),
+        );
+    }
+    Some(profile)
+}
+
+/// Counts, records and authenticates a Management API user read; `Err` is the answer to give.
+#[allow(clippy::result_large_err)] // the request's one answer, built once
+async fn admit_user_read(
+    state: &TenantState,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
     state.user_calls.fetch_add(1, Ordering::SeqCst);
     lock(&state.user_requests).push(
         uri.path_and_query()
@@ -490,7 +599,7 @@ async fn user(
             .unwrap_or_default(),
     );
     if let Some(fault) = take_fault(&state.user_fault) {
-        return play(fault).await;
+        return Err(play(fault).await);
     }
     let bearer = headers
         .get("authorization")
@@ -501,22 +610,55 @@ async fn user(
         .get(bearer)
         .is_some_and(|expires| *expires > Instant::now());
     if !live {
-        return (
+        return Err((
             StatusCode::UNAUTHORIZED,
             axum::Json(
                 json!({"statusCode": 401, "error": "Unauthorized", "message": "Invalid token"}),
             ),
         )
-            .into_response();
+            .into_response());
     }
-    match lock(&state.users).get(&id) {
-        Some(profile) => axum::Json(profile.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})),
-        )
-            .into_response(),
+    Ok(())
+}
+
+fn inexistent_user() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"statusCode": 404, "error": "Not Found", "message": "The user does not exist.", "errorCode": "inexistent_user"})),
+    )
+        .into_response()
+}
+
+async fn user(
+    State(state): State<Arc<TenantState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(answer) = admit_user_read(&state, &uri, &headers).await {
+        return answer;
     }
+    match user_read(&state, &id, &uri) {
+        Some(profile) => axum::Json(profile).into_response(),
+        None => inexistent_user(),
+    }
+}
+
+/// `GET /api/v2/users/{id}/connected-accounts`: `{"connected_accounts": [...]}` (all of them:
+/// a stand-in user has fewer than a page, so no `next`). Counted as a user read.
+async fn user_connected_accounts(
+    State(state): State<Arc<TenantState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(answer) = admit_user_read(&state, &uri, &headers).await {
+        return answer;
+    }
+    if !lock(&state.users).contains_key(&id) {
+        return inexistent_user();
+    }
+    axum::Json(json!({"connected_accounts": state.vault.connected_accounts(&id)})).into_response()
 }
 
 async fn jwks(State(state): State<Arc<TenantState>>) -> Response {

@@ -47,19 +47,32 @@ struct VaultClient {
     api: String,
 }
 
+/// The scopes of a tokenset connected by [`VaultState::connect`] without scopes: what the
+/// exchange answered before scopes were tracked, so existing tests see the same answer.
+pub(crate) const DEFAULT_SCOPES: [&str; 2] = ["openid", "profile"];
+
 /// A connection with Token Vault enabled: the stand-in IdP whose tokens it keeps.
 #[derive(Debug)]
-struct VaultConnection {
-    idp: Idp,
+pub(crate) struct VaultConnection {
+    pub(crate) idp: Idp,
     lifetime: Duration,
+    /// Its Auth0 id (`con_…`), as the Management API's connected accounts name it.
+    pub(crate) id: String,
 }
 
-/// What Token Vault keeps for one (user, connection).
+/// What Token Vault keeps for one (user, connection): the tokenset and the connected account
+/// it stands for.
 #[derive(Debug)]
 struct Tokenset {
     access_token: String,
     expires_at: Instant,
     profile: Value,
+    /// The IdP scopes granted, in the order first granted.
+    scopes: Vec<String>,
+    /// The connected account's id (`cac_…`) and creation time (ISO 8601), kept across renewals
+    /// and added scopes.
+    account_id: String,
+    created_at: String,
 }
 
 /// The Token Vault part of the tenant's state.
@@ -83,6 +96,7 @@ impl VaultState {
             VaultConnection {
                 idp: idp.clone(),
                 lifetime,
+                id: format!("con_{:0>16}", new_token("")),
             },
         );
     }
@@ -98,14 +112,110 @@ impl VaultState {
         );
     }
 
-    /// Keeps a new tokenset for (user, connection), its token accepted by the IdP for the user
-    /// whose profile is `profile`; returns that token.
-    pub(crate) fn connect(&self, user_id: &str, connection: &str, profile: Value) -> String {
+    /// Keeps a new tokenset for (user, connection) granting `scopes`, its token accepted by the
+    /// IdP for the user whose profile is `profile`; returns that token. A tokenset there before
+    /// is replaced, its account (id, creation time) kept.
+    pub(crate) fn connect(
+        &self,
+        user_id: &str,
+        connection: &str,
+        profile: Value,
+        scopes: &[String],
+    ) -> String {
         let key = (user_id.to_owned(), connection.to_owned());
-        let tokenset = issue(self, connection, profile);
+        let mut tokenset = issue(self, connection, profile, scopes.to_vec());
+        if let Some(before) = lock(&self.tokensets).get(&key) {
+            tokenset.account_id.clone_from(&before.account_id);
+            tokenset.created_at.clone_from(&before.created_at);
+        }
         let token = tokenset.access_token.clone();
         lock(&self.tokensets).insert(key, tokenset);
         token
+    }
+
+    /// Adds `scopes` to the tokenset of (user, connection), as a completed incremental consent
+    /// does: a new token carrying all of them replaces the stored one (the old one stays valid
+    /// at the IdP until it expires). Returns the new token; `None` if nothing is connected.
+    pub(crate) fn grant(
+        &self,
+        user_id: &str,
+        connection: &str,
+        scopes: &[String],
+    ) -> Option<String> {
+        let (profile, mut merged) = {
+            let tokensets = lock(&self.tokensets);
+            let tokenset = tokensets.get(&(user_id.to_owned(), connection.to_owned()))?;
+            (tokenset.profile.clone(), tokenset.scopes.clone())
+        };
+        for scope in scopes {
+            if !merged.contains(scope) {
+                merged.push(scope.clone());
+            }
+        }
+        Some(self.connect(user_id, connection, profile, &merged))
+    }
+
+    /// The scopes granted to (user, connection), `None` if nothing is connected.
+    pub(crate) fn scopes(&self, user_id: &str, connection: &str) -> Option<Vec<String>> {
+        lock(&self.tokensets)
+            .get(&(user_id.to_owned(), connection.to_owned()))
+            .map(|t| t.scopes.clone())
+    }
+
+    /// The IdP profile of (user, connection)'s tokenset, if one is kept.
+    pub(crate) fn profile(&self, user_id: &str, connection: &str) -> Option<Value> {
+        lock(&self.tokensets)
+            .get(&(user_id.to_owned(), connection.to_owned()))
+            .map(|t| t.profile.clone())
+    }
+
+    /// Whether Token Vault is enabled for `connection`.
+    pub(crate) fn enabled(&self, connection: &str) -> bool {
+        lock(&self.connections).contains_key(connection)
+    }
+
+    /// The stand-in IdP of `connection`, if Token Vault is enabled for it.
+    pub(crate) fn idp(&self, connection: &str) -> Option<Idp> {
+        lock(&self.connections)
+            .get(connection)
+            .map(|c| c.idp.clone())
+    }
+
+    /// The user's connected accounts as the Management API's `ConnectedAccount`: `id`,
+    /// `connection`, `connection_id`, `strategy`, `access_type`, `scopes`, `created_at`; by
+    /// connection name, so the order is stable.
+    pub(crate) fn connected_accounts(&self, user_id: &str) -> Vec<Value> {
+        let connections = lock(&self.connections);
+        let tokensets = lock(&self.tokensets);
+        let mut accounts: Vec<(&String, &Tokenset)> = tokensets
+            .iter()
+            .filter(|((user, _), _)| user == user_id)
+            .map(|((_, connection), tokenset)| (connection, tokenset))
+            .collect();
+        accounts.sort_by(|a, b| a.0.cmp(b.0));
+        accounts
+            .into_iter()
+            .map(|(connection, tokenset)| {
+                let enabled = connections.get(connection);
+                json!({
+                    "id": tokenset.account_id,
+                    "connection": connection,
+                    "connection_id": enabled.map(|c| c.id.clone()).unwrap_or_default(),
+                    "strategy": enabled.map(|c| c.idp.strategy()).unwrap_or("oauth2"),
+                    "access_type": "offline",
+                    "scopes": tokenset.scopes,
+                    "created_at": tokenset.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// The connection of the user's connected account `account_id`, if it is theirs.
+    pub(crate) fn account_connection(&self, user_id: &str, account_id: &str) -> Option<String> {
+        lock(&self.tokensets)
+            .iter()
+            .find(|((user, _), t)| user == user_id && t.account_id == account_id)
+            .map(|((_, connection), _)| connection.clone())
     }
 
     /// Forgets the tokenset of (user, connection).
@@ -113,14 +223,15 @@ impl VaultState {
         lock(&self.tokensets).remove(&(user_id.to_owned(), connection.to_owned()));
     }
 
-    /// Replaces the tokenset of (user, connection) with a new one for the same profile; returns
-    /// its token, `None` if there was none.
+    /// Replaces the tokenset of (user, connection) with a new one for the same profile and
+    /// scopes; returns its token, `None` if there was none.
     pub(crate) fn renew(&self, user_id: &str, connection: &str) -> Option<String> {
-        let profile = lock(&self.tokensets)
-            .get(&(user_id.to_owned(), connection.to_owned()))?
-            .profile
-            .clone();
-        Some(self.connect(user_id, connection, profile))
+        let (profile, scopes) = {
+            let tokensets = lock(&self.tokensets);
+            let tokenset = tokensets.get(&(user_id.to_owned(), connection.to_owned()))?;
+            (tokenset.profile.clone(), tokenset.scopes.clone())
+        };
+        Some(self.connect(user_id, connection, profile, &scopes))
     }
 
     /// How many exchanges were served (of any outcome).
@@ -163,15 +274,15 @@ pub(crate) struct TenantFacts {
     pub(crate) issuer: String,
 }
 
-/// A new tokenset for `connection`, its token accepted by the connection's IdP. A connection
-/// without Token Vault gets a token no IdP accepts.
-fn issue(vault: &VaultState, connection: &str, profile: Value) -> Tokenset {
+/// A new tokenset for `connection` granting `scopes`, its token accepted by the connection's
+/// IdP (which knows its scopes). A connection without Token Vault gets a token no IdP accepts.
+fn issue(vault: &VaultState, connection: &str, profile: Value, scopes: Vec<String>) -> Tokenset {
     let access_token = new_token("vault-");
     let lifetime = match lock(&vault.connections).get(connection) {
         Some(enabled) => {
             enabled
                 .idp
-                .grant_for(&access_token, profile.clone(), enabled.lifetime);
+                .grant_scoped(&access_token, profile.clone(), enabled.lifetime, &scopes);
             enabled.lifetime
         }
         None => Duration::ZERO,
@@ -181,6 +292,9 @@ fn issue(vault: &VaultState, connection: &str, profile: Value) -> Tokenset {
         access_token,
         expires_at: Instant::now() + lifetime,
         profile,
+        scopes,
+        account_id: new_token("cac_"),
+        created_at: crate::scopes::iso_now(),
     }
 }
 
@@ -263,7 +377,15 @@ pub(crate) async fn exchange(
         );
     };
     if tokenset.expires_at <= Instant::now() {
-        *tokenset = issue(vault, connection, tokenset.profile.clone());
+        let renewed = issue(
+            vault,
+            connection,
+            tokenset.profile.clone(),
+            tokenset.scopes.clone(),
+        );
+        // The same connected account, with a fresh token.
+        tokenset.access_token = renewed.access_token;
+        tokenset.expires_at = renewed.expires_at;
     }
     // Whole seconds, rounded to the nearest: a token just issued says its full lifetime.
     let expires_in = (tokenset
@@ -275,7 +397,7 @@ pub(crate) async fn exchange(
     axum::Json(json!({
         "access_token": tokenset.access_token,
         "expires_in": expires_in,
-        "scope": "openid profile",
+        "scope": tokenset.scopes.join(" "),
         "issued_token_type": REQUESTED_TOKEN_TYPE,
         "token_type": "Bearer",
     }))
@@ -285,6 +407,19 @@ pub(crate) async fn exchange(
 /// The `sub` of `token` if it is an access token of this tenant (a `published` key's signature,
 /// its `issuer`, not expired) for `api`.
 fn verify_subject(published: &[TestKey], issuer: &str, token: &str, api: &str) -> Option<String> {
+    verify_claims(published, issuer, token, api)?["sub"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The claims of `token` if it is an access token of this tenant (a `published` key's
+/// signature, its `issuer`, not expired, a `sub`) for `api`.
+pub(crate) fn verify_claims(
+    published: &[TestKey],
+    issuer: &str,
+    token: &str,
+    api: &str,
+) -> Option<Map<String, Value>> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = published
         .iter()
@@ -296,5 +431,6 @@ fn verify_subject(published: &[TestKey], issuer: &str, token: &str, api: &str) -
     validation.set_audience(&[api]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).ok()?;
-    data.claims["sub"].as_str().map(str::to_owned)
+    data.claims.get("sub")?.as_str()?;
+    Some(data.claims)
 }
