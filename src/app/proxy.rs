@@ -148,10 +148,22 @@ impl App {
             .map_err(or_consent)?;
         telemetry::cache_lookup(Cache::IdpToken, token.provenance == Provenance::Cache);
         let mut replacements = 0;
+        let mut reread = false;
         let response = loop {
-            // Where the token's scopes are known, a call they cannot serve is not sent.
+            // Where the token's scopes are known, a call they cannot serve is not sent; a token
+            // held from before is checked against the source first, as the user may have
+            // consented to more since.
             if let Some(granted) = token.token().scopes() {
                 let missing = consent::unmet(&idp_request.idp_scopes, &granted);
+                if !missing.is_empty() && !reread {
+                    reread = true;
+                    token = self
+                        .tokens
+                        .reread(token, source, deadline)
+                        .await
+                        .map_err(or_consent)?;
+                    continue;
+                }
                 if !missing.is_empty() {
                     return Err(lacking(missing, Some(&granted)));
                 }

@@ -154,8 +154,10 @@ pub fn unmet(needs: &[ScopeNeed], granted: &[&str]) -> Vec<String> {
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Whether the IdP's answer (`status`, `headers`, `body`) says that the token lacks a scope, in
-/// RFC 6750's form or `dialect`'s; if so, the scopes to ask for: those the answer names, else
-/// those the matching rules name (`needs`) that the token is not known to have.
+/// RFC 6750's form or `dialect`'s; if so, the scopes to ask for: those the matching rules name
+/// (`needs`) that the token is not known to have, else those the answer names. The rules come
+/// first because they know which scopes are alternatives: Google's challenge lists every scope
+/// that would do (`drive.readonly drive`), where RFC 6749 would read a list as all needed.
 pub fn refused_for_scope(
     status: StatusCode,
     headers: &HeaderMap,
@@ -168,11 +170,8 @@ pub fn refused_for_scope(
     if status == StatusCode::FORBIDDEN
         && let Some(named) = insufficient_scope_challenge(headers)
     {
-        return Some(if named.is_empty() {
-            from_rules()
-        } else {
-            named
-        });
+        let rules = from_rules();
+        return Some(if rules.is_empty() { named } else { rules });
     }
     match dialect {
         ScopeAnswer::Rfc6750 => None,

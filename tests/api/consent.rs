@@ -41,10 +41,13 @@ impl World {
             "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
         })
         .to_string();
-        let app =
-            TestApp::spawn_with(&[("IDP_CONNECTIONS", connections.as_str())], KeyPolicy::default())
-                .await;
-        app.tenant.enable_token_vault("google-oauth2", &google, HOUR);
+        let app = TestApp::spawn_with(
+            &[("IDP_CONNECTIONS", connections.as_str())],
+            KeyPolicy::default(),
+        )
+        .await;
+        app.tenant
+            .enable_token_vault("google-oauth2", &google, HOUR);
         app.tenant
             .add_token_vault_client(VAULT_CLIENT, Some(VAULT_SECRET), AUDIENCE);
         let m2m_secret = app.client_secret.lock().expect("lock").clone();
@@ -79,7 +82,7 @@ impl World {
         self.google
             .requests()
             .iter()
-            .filter(|r| r.path.starts_with("/drive/"))
+            .filter(|r| r.path_and_query.starts_with("/drive/"))
             .count()
     }
 }
@@ -106,10 +109,15 @@ async fn granted_scopes_that_lack_the_rules_send_nothing_and_a_consent_lets_the_
     assert_eq!(body["connection"], "google-oauth2");
     assert_eq!(body["action"], "connect");
     assert_eq!(strings(&body["missing"]), [DRIVE_READONLY]);
-    assert_eq!(strings(&body["scopes"]), [DRIVE_READONLY, "openid", "email"]);
+    assert_eq!(
+        strings(&body["scopes"]),
+        [DRIVE_READONLY, "openid", "email"]
+    );
     assert_eq!(world.drive_calls(), 0, "nothing is sent to the IdP");
     // A call that needs no more than was granted goes through with the same token.
-    let userinfo = world.get("/idp/google-oauth2/oauth2/v3/userinfo", &jwt).await;
+    let userinfo = world
+        .get("/idp/google-oauth2/oauth2/v3/userinfo", &jwt)
+        .await;
     assert_eq!(userinfo.status, 200, "{}", userinfo.body);
 
     // The user consents to Drive: Token Vault now holds a token that carries it, and the
@@ -180,12 +188,18 @@ async fn googles_own_insufficient_scope_answer_becomes_a_consent_answer() {
         "google-oauth2": {"api_base": google.origin()},
     })
     .to_string();
-    let app = TestApp::spawn_with(&[("IDP_CONNECTIONS", connections.as_str())], KeyPolicy::default())
-        .await;
+    let app = TestApp::spawn_with(
+        &[("IDP_CONNECTIONS", connections.as_str())],
+        KeyPolicy::default(),
+    )
+    .await;
     let sub = unique("google-oauth2|identity-");
     let token = format!("ya29.{}", unique("consent"));
     google.grant_scoped(&token, json!({"sub": sub}), HOUR, &["openid".to_owned()]);
-    app.tenant.add_user(standin::profile(&sub, &[("google-oauth2", "google-oauth2", &token)]));
+    app.tenant.add_user(standin::profile(
+        &sub,
+        &[("google-oauth2", "google-oauth2", &token)],
+    ));
     let jwt = app.token(&sub).sign();
     let refused = app.send(event_at(FILES, &jwt)).await;
     refused.assert_error(403, "consent_required");
@@ -212,10 +226,16 @@ async fn github_and_rfc_6750_answers_name_the_scope_to_ask_for() {
     let refused = app.send(event_at("/idp/github/user/repos", &jwt)).await;
     refused.assert_error(403, "consent_required");
     let body = refused.json();
-    assert_eq!((&body["connection"], &body["action"]), (&json!("github"), &json!("login")));
+    assert_eq!(
+        (&body["connection"], &body["action"]),
+        (&json!("github"), &json!("login"))
+    );
     assert_eq!(strings(&body["missing"]), ["repo"]);
     // A path whose scope the token holds is answered by the IdP as before.
-    assert_eq!(app.send(event_at("/idp/github/user", &jwt)).await.status, 200);
+    assert_eq!(
+        app.send(event_at("/idp/github/user", &jwt)).await.status,
+        200
+    );
 
     // Any provider's RFC 6750 challenge, on a connection of IDP_CONNECTIONS alone.
     app.github
@@ -244,6 +264,9 @@ async fn the_real_binary_gives_the_same_consent_answers() {
     assert_eq!(strings(&none.json()["scopes"]), [DRIVE_READONLY]);
     let logs = real.logs().await;
     for secret in world.app.tenant.vault_tokens_issued().iter().chain([&jwt]) {
-        assert!(!logs.contains(secret.as_str()), "a token in the binary's logs");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a token in the binary's logs"
+        );
     }
 }

@@ -274,6 +274,29 @@ impl IdpTokens {
         self.renew(entry, connection, source, deadline).await
     }
 
+    /// A call needs IdP scopes that `held` was not granted: reads the source again, since the
+    /// user may have consented to more since (Token Vault then holds a new token). A token read
+    /// from the source just now is returned as it is; otherwise the token stays in use unless
+    /// the source holds another one. Levels in front of the source (the fleet table) are told
+    /// first, so that they do not hand the same token back.
+    pub async fn reread<S: TokenSource>(
+        &self,
+        held: Lease,
+        source: &S,
+        deadline: &Deadline,
+    ) -> Result<Lease, TokenError<S::Error>> {
+        if matches!(held.provenance, Provenance::Source | Provenance::Renewed) {
+            return Ok(held);
+        }
+        let entry = Arc::clone(&held.entry);
+        source.refused(held.token(), deadline).await;
+        let _work = wait_for(&entry, deadline).await?;
+        let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
+        let mut state = entry.state();
+        state.merge(stored, self.policy.refusal_recheck);
+        Ok(state.lease(&entry, |_| true, false).unwrap_or(held))
+    }
+
     /// The IdP refused even the replacement: forget it (here and in the source), so the next
     /// call starts from the source.
     pub async fn forget<S: TokenSource>(&self, refused: &Lease, source: &S, deadline: &Deadline) {
