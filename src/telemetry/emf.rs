@@ -61,8 +61,10 @@ impl Trace {
         line.count("ServerErrors", u32::from(invocation.status >= 500));
         // Events: only when they happened.
         let reconsents = u32::from(self.error_code == Some("reconsent_required"));
+        let consents = u32::from(self.error_code == Some("consent_required"));
         for (name, count) in [
             ("Reconsents", reconsents),
+            ("ConsentsRequired", consents),
             ("Renewals", self.renewals),
             ("RenewalFailures", self.renewal_failures),
             ("Auth0RateLimited", self.auth0_rate_limited),
