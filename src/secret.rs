@@ -85,14 +85,17 @@ impl IdpAccessToken {
         self
     }
 
-    /// The scopes it was granted, where its issuer said.
+    /// The scopes it was granted, where its issuer said: space-separated as RFC 6749 writes
+    /// them, or comma-separated as some providers do (Slack).
     pub fn scopes(&self) -> Option<Vec<&str>> {
-        self.scopes
-            .as_deref()
-            .map(|s| s.split_whitespace().collect())
+        self.scopes.as_deref().map(|s| {
+            s.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|scope| !scope.is_empty())
+                .collect()
+        })
     }
 
-    /// The scopes as its issuer wrote them (space-separated), to keep with the token.
+    /// The scopes as its issuer wrote them, to keep with the token.
     pub fn scopes_text(&self) -> Option<&str> {
         self.scopes.as_deref()
     }
@@ -174,6 +177,13 @@ pub enum SecretReadError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn granted_scopes_read_with_spaces_or_commas() {
+        let token = IdpAccessToken::new("t").with_scopes(Some("a b,c, d"));
+        assert_eq!(token.scopes(), Some(vec!["a", "b", "c", "d"]));
+        assert_eq!(IdpAccessToken::new("t").scopes(), None);
+    }
     use super::*;
 
     #[test]
