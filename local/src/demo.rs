@@ -1,6 +1,8 @@
 //! The demo's world: a stand-in Auth0 tenant (with the sample frontend registered as a single
-//! page application), a stand-in GitHub and moto's Secrets Manager, all on 127.0.0.1, and two
-//! demo users — one whose GitHub token works, one whose token GitHub has revoked.
+//! page application, refresh tokens and a Multi-Resource Refresh Token policy for the My Account
+//! API), a stand-in GitHub, a stand-in Google served through Token Vault (its Drive needs a Drive
+//! scope) and moto's Secrets Manager, all on 127.0.0.1, and three demo users — one whose GitHub
+//! token works, one whose token GitHub has revoked, one who has not connected Google yet.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use auth0_idp_proxy::Config;
 use serde_json::{Value, json};
-use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, SpaClient, Tenant};
+use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, ScopeDialect, SpaClient, Tenant};
 
 /// The demo's API identifier.
 pub const AUDIENCE: &str = "https://auth0-idp-proxy.local/api";
@@ -18,8 +20,28 @@ pub const SPA_CLIENT_ID: &str = "demo-spa-client";
 pub const DEMO_USER: &str = "github|1001";
 /// The demo user whose GitHub token GitHub has revoked: the page shows the reconnect flow.
 pub const REVOKED_USER: &str = "github|2002";
+/// The demo user who has not connected Google: the page shows the Connected Accounts flow.
+pub const UNCONNECTED_USER: &str = "github|3003";
 /// The demo API's Custom API Client, which performs Token Vault exchanges.
 const VAULT_CLIENT_ID: &str = "demo-api-client";
+/// The Token Vault connection of the demo.
+const GOOGLE: &str = "google-oauth2";
+/// What stand-in Google's Drive (`/drive/v3/…`) accepts: the catalogue's Drive scopes, the
+/// read-only one first, as Google documents them for `files.list`.
+const DRIVE_SCOPES: [&str; 5] = [
+    "https://www.googleapis.com/auth/drive.readonly",
+    "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/drive.file",
+    "https://www.googleapis.com/auth/drive.metadata.readonly",
+    "https://www.googleapis.com/auth/drive.metadata",
+];
+/// The My Account API scopes the sample frontend's refresh token may get a token with (the
+/// SPA SDK's `connectAccountWithRedirect` asks for the first; the page lists and deletes).
+const MY_ACCOUNT_SCOPES: [&str; 3] = [
+    "create:me:connected_accounts",
+    "read:me:connected_accounts",
+    "delete:me:connected_accounts",
+];
 
 /// What the demo started. The servers live as long as the process.
 pub struct Demo {
@@ -40,6 +62,7 @@ pub struct Demo {
 fn github_profile(github: &Idp, id: u64) -> Value {
     let (login, name, repos) = match id {
         1001 => ("octocat", "The Octocat", 42),
+        3003 => ("monalisa", "Mona Lisa", 2),
         _ => ("hubot", "Hubot", 3),
     };
     json!({
@@ -72,6 +95,26 @@ impl TokenLog {
             let _ = writeln!(file, "{token}");
         }
     }
+
+    /// Records each token Token Vault hands out or renews, as it appears (a connection made
+    /// in the browser mints them inside the tenant, where no hook sees them).
+    fn follow_vault(&self, tenant: &Tenant) {
+        if self.0.is_none() {
+            return;
+        }
+        let (log, tenant) = (self.clone(), tenant.clone());
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let issued = tenant.vault_tokens_issued();
+                for token in issued.iter().skip(seen) {
+                    log.record(token);
+                }
+                seen = issued.len();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+    }
 }
 
 /// Starts the stand-ins and returns the function's configuration for them. `page_origins`:
@@ -97,6 +140,9 @@ pub async fn start(
     tokens.record(&github_token);
     let revoked_token = format!("gho_revoked_{}", std::process::id());
     tokens.record(&revoked_token);
+    let mona_token = format!("gho_mona_{}", std::process::id());
+    github.grant(&mona_token, github_profile(&github, 3003));
+    tokens.record(&mona_token);
     // The note is for the tenant's sign-in page only: the name stays true after a reconnect.
     for (user, token, name, nickname, note) in [
         (
@@ -112,6 +158,13 @@ pub async fn start(
             "Hubot",
             "hubot",
             "starts with a GitHub token GitHub has revoked",
+        ),
+        (
+            UNCONNECTED_USER,
+            &mona_token,
+            "Mona Lisa",
+            "monalisa",
+            "has not connected Google yet (Connected Accounts)",
         ),
     ] {
         let id = user.trim_start_matches("github|");
@@ -141,28 +194,42 @@ pub async fn start(
         logout_urls: page_origins.to_vec(),
         web_origins: page_origins.to_vec(),
     });
+    // The page's refresh token (it signs in with offline_access) may get a token for the My
+    // Account API: the SDK's connectAccountWithRedirect, and the page's list and disconnect.
+    tenant.allow_refresh_audience(
+        SPA_CLIENT_ID,
+        &tenant.my_account_audience(),
+        &MY_ACCOUNT_SCOPES,
+    );
 
     let google = Idp::start_as(Flavor::Google)
         .await
         .map_err(|e| format!("stand-in Google: {e}"))?;
-    tenant.enable_token_vault(
-        "google-oauth2",
-        &google,
-        std::time::Duration::from_secs(3600),
-    );
+    tenant.enable_token_vault(GOOGLE, &google, std::time::Duration::from_secs(3600));
+    // Drive answers only a token granted a Drive scope, as Google does (its 403 with
+    // ACCESS_TOKEN_SCOPE_INSUFFICIENT): the page's "one more scope" flow.
+    google.require_scope("/drive/v3/", &DRIVE_SCOPES, ScopeDialect::Google);
     tenant.add_token_vault_client(VAULT_CLIENT_ID, Some(&client_secret), AUDIENCE);
-    // Google through Token Vault: both demo users connected their account, and the tenant
-    // exchanges the caller's token for it with the API's own client.
+    // Google through Token Vault: two demo users connected their account (sign-in scopes, no
+    // Drive), and the tenant exchanges the caller's token for it with the API's own client.
+    // Mona connects hers from the page (Connected Accounts); each user's Google account is
+    // the same whenever it is connected.
     for (user, nickname, name) in [
         (DEMO_USER, "octocat", "The Octocat"),
         (REVOKED_USER, "hubot", "Hubot"),
+        (UNCONNECTED_USER, "monalisa", "Mona Lisa"),
     ] {
         let profile = json!({
             "email": format!("{nickname}@example.test"),
             "name": format!("{name} (stand-in Google)"),
         });
-        tokens.record(&tenant.connect_account(user, "google-oauth2", profile));
+        tenant.set_idp_profile(user, GOOGLE, profile.clone());
+        if user != UNCONNECTED_USER {
+            tenant.connect_account(user, GOOGLE, profile);
+        }
     }
+    // Every token Token Vault holds, those of connections made from the page included.
+    tokens.follow_vault(&tenant);
 
     // With `--fleet`, the token table in moto's DynamoDB, and its keys in their own secret, as
     // the template makes them.
@@ -203,7 +270,7 @@ pub async fn start(
             "IDP_CONNECTIONS",
             json!({
                 "github": {"api_base": github.origin()},
-                "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
+                GOOGLE: {"api_base": google.origin(), "token_source": "token_vault"},
             })
             .to_string(),
         ),
