@@ -22,6 +22,7 @@ const RUN_TIME: &[&str] = &[
     "refresh_scopes",
     "params",
     "scope_answer",
+    "download_hosts",
 ];
 
 /// The catalogue's entries by strategy (its `$schema` member left out).

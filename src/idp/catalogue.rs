@@ -56,6 +56,9 @@ pub struct Entry {
     /// How the provider says that a token lacks a scope.
     #[serde(default)]
     pub scope_answer: crate::idp::consent::ScopeAnswer,
+    /// Host patterns of the provider's pre-signed download URLs.
+    #[serde(default)]
+    pub download_hosts: Vec<String>,
     /// Headers the API needs on every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

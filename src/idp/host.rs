@@ -43,10 +43,7 @@ impl HostRule {
     /// not a lowercase DNS name (with an optional leading `*.` over at least two labels), the path
     /// is not plain, or no source is a JSON pointer under `/user` or `/identity`.
     pub fn new(pattern: &str, path: Option<&str>, sources: &[String]) -> Result<Self, String> {
-        let fixed = pattern.strip_prefix("*.").unwrap_or(pattern);
-        if !is_dns_name(fixed) || (fixed.len() != pattern.len() && !fixed.contains('.')) {
-            return Err(format!("api_host: bad pattern {pattern:?}"));
-        }
+        check_pattern(pattern, "api_host")?;
         let path = path.unwrap_or("").trim_end_matches('/');
         let plain = |s: &str| {
             !s.is_empty()
@@ -80,21 +77,7 @@ impl HostRule {
     /// The rule with calls sent to a loopback stand-in (`IDP_CONNECTIONS`' `api_host_origin`,
     /// for tests): `Err` for anything but plain http(s) on a loopback host.
     pub fn with_standin_origin(mut self, origin: &str) -> Result<Self, String> {
-        let url = Url::parse(origin).map_err(|e| format!("api_host_origin: {e}"))?;
-        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
-        if !loopback
-            || !matches!(url.scheme(), "http" | "https")
-            || url.path() != "/"
-            || url.query().is_some()
-            || url.fragment().is_some()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
-            return Err("api_host_origin must be a loopback origin (a test stand-in)".into());
-        }
-        self.standin_origin = Some(url);
+        self.standin_origin = Some(standin_origin(origin, "api_host_origin")?);
         Ok(self)
     }
 
@@ -162,6 +145,38 @@ pub fn host_of(value: &str) -> Result<&str, HostError> {
         None => value,
     };
     Ok(host)
+}
+
+/// Checks a host pattern of `field`: a lowercase DNS name, with an optional leading `*.` (one
+/// label) over at least two labels.
+pub fn check_pattern(pattern: &str, field: &str) -> Result<(), String> {
+    let fixed = pattern.strip_prefix("*.").unwrap_or(pattern);
+    if !is_dns_name(fixed) || (fixed.len() != pattern.len() && !fixed.contains('.')) {
+        return Err(format!("{field}: bad pattern {pattern:?}"));
+    }
+    Ok(())
+}
+
+/// A loopback stand-in's origin given in `field` (tests only): `Err` for anything but plain
+/// http(s) on a loopback host.
+pub fn standin_origin(origin: &str, field: &str) -> Result<Url, String> {
+    let url = Url::parse(origin).map_err(|e| format!("{field}: {e}"))?;
+    let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || url.host_str() == Some("localhost");
+    if !loopback
+        || !matches!(url.scheme(), "http" | "https")
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(format!(
+            "{field} must be a loopback origin (a test stand-in)"
+        ));
+    }
+    Ok(url)
 }
 
 /// Whether `host` fits `pattern`: equal to it, or, for `*.suffix`, exactly one label then

@@ -6,6 +6,7 @@ pub mod allow;
 pub mod catalogue;
 pub mod connections;
 pub mod consent;
+pub mod download;
 pub mod fleet_source;
 pub mod host;
 pub mod identity_source;

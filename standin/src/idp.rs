@@ -639,6 +639,16 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
         return decorate((StatusCode::SERVICE_UNAVAILABLE, "try again").into_response());
     }
 
+    // A pre-signed download URL (Box's `dl.boxcloud.com/d/1/…`, through the function's
+    // `download_host_origin`): served without any credential, as the real ones are.
+    if let Some(rest) = path.strip_prefix("/d/1/") {
+        let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+        let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
+        let _id = rest;
+        return decorate(body_of_kind("binary", size));
+    }
     let token_header = lock(&state.token_header).clone();
     let bearer = match &token_header {
         Some(name) => recorded.header(name),
@@ -770,6 +780,19 @@ async fn answer(
             [("location", "http://127.0.0.1:9/elsewhere?token=leak")],
         )
             .into_response(),
+        // Box's download: a 302 to a pre-signed URL on its download host (`to` names another
+        // host; `size` passes on to the download).
+        content if content.starts_with("/2.0/files/") && content.ends_with("/content") => {
+            let id = &content["/2.0/files/".len()..content.len() - "/content".len()];
+            let to = query.get("to").map_or("dl.boxcloud.com", String::as_str);
+            let size = query.get("size").map_or("16", String::as_str);
+            let location = format!("https://{to}/d/1/{id}/download?size={size}");
+            let mut response = StatusCode::FOUND.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert("location", value);
+            }
+            response
+        }
         "/fail" => (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke").into_response(),
         "/hang" => std::future::pending().await,
         _ => axum::Json(json!({

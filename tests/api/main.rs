@@ -8,6 +8,7 @@ mod binary_gates;
 mod catalogue;
 mod consent;
 mod dialects;
+mod downloads;
 mod faults;
 mod fleet;
 mod freeze;

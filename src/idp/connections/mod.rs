@@ -68,6 +68,8 @@ pub struct Connection {
     /// Characters of [`path::GUARDED`](super::path::GUARDED) that this connection's paths may
     /// hold (`IDP_CONNECTIONS`' `path_characters`); none by default.
     pub path_characters: Vec<char>,
+    /// Where its pre-signed download redirects may point, followed without the token.
+    pub downloads: super::download::DownloadHosts,
     /// How the provider says that a token lacks a scope (RFC 6750's challenge is read for all).
     pub scope_answer: super::consent::ScopeAnswer,
     /// Where the API host is per user (Salesforce, Shopify): the rule that reads and checks it;

@@ -27,6 +27,7 @@ use url::Url;
 use super::{AllowRule, Connection, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::{self, ApiHost, Refresh, TokenAuth};
 use crate::idp::consent::ScopeAnswer;
+use crate::idp::download::DownloadHosts;
 use crate::idp::host::HostRule;
 
 /// The members an `IDP_CONNECTIONS` entry may give (besides `strategy` and the values of its
@@ -45,6 +46,8 @@ const PATCHABLE: &[&str] = &[
     "token_source",
     "path_characters",
     "scope_answer",
+    "download_hosts",
+    "download_host_origin",
 ];
 
 /// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
@@ -87,6 +90,10 @@ pub struct Spec {
     token_source: Option<TokenSourceKind>,
     /// How the provider says that a token lacks a scope.
     scope_answer: Option<ScopeAnswer>,
+    /// Host patterns of its pre-signed download URLs.
+    download_hosts: Option<Vec<String>>,
+    /// A loopback stand-in that downloads go to (tests only).
+    download_host_origin: Option<String>,
     /// The entry's `{param}` placeholders.
     params: Option<Vec<String>>,
 }
@@ -199,6 +206,10 @@ impl Spec {
             refresh_scopes,
             token_source: self.token_source.unwrap_or(default_source),
             scope_answer: self.scope_answer.unwrap_or_default(),
+            downloads: DownloadHosts::new(
+                self.download_hosts.unwrap_or_default(),
+                self.download_host_origin.as_deref(),
+            )?,
             path_characters: match self.path_characters {
                 Some(characters) => path_characters(&characters)?,
                 None => Vec::new(),
