@@ -2,7 +2,10 @@
 // through the API with the user's Auth0 access token. The page never sees an IdP token.
 //
 // config.json: {"domain", "clientId", "audience", "api"}. It shows GitHub and Google (through
-// Token Vault) when /identities lists them.
+// Token Vault) when /identities lists them. A Token Vault account is connected and disconnected
+// with Auth0's Connected Accounts (the My Account API at https://{domain}/me/): the SDK's
+// connectAccountWithRedirect, which needs refresh tokens and a Multi-Resource Refresh Token
+// policy for that audience (docs/token-vault.md).
 // With a bundler, import from "@auth0/auth0-spa-js" instead; the local runner serves the SDK's
 // ES module build from node_modules under this name.
 import { createAuth0Client } from "./auth0-spa-js.production.esm.js";
@@ -18,6 +21,17 @@ class ApiError extends Error {
     this.status = status;
     this.body = body;
     this.headers = headers;
+  }
+}
+
+/** A refusal of Auth0's My Account API (RFC 7807 problem details: `{type, title, detail}`). */
+class MyAccountError extends Error {
+  constructor(status, body) {
+    super(body.detail || body.title || `HTTP ${status}`);
+    this.name = "MyAccountApiError";
+    this.status = status;
+    this.detail = body.detail;
+    this.title = body.title;
   }
 }
 
@@ -43,29 +57,95 @@ async function api(pathOrUrl) {
   return { body, headers: response.headers };
 }
 
-/** How this page shows each provider it knows: its name and what it calls. */
+/**
+ * How this page shows each provider it knows: its name, what it calls, and for a Token Vault
+ * connection the scopes it asks for when the user connects the account from the page.
+ */
 const PROVIDERS = {
   github: { label: "GitHub", show: showGitHub },
-  "google-oauth2": { label: "Google", show: showGoogle },
+  "google-oauth2": { label: "Google", show: showGoogle, connectScopes: ["openid", "profile", "email"] },
 };
 
 const connectionLabel = (name) => PROVIDERS[name]?.label || name;
 
-/** The refusals that one provider's sign-in fixes: the card offers it for that account only. */
-const REFUSALS = new Set(["reconsent_required", "identity_not_linked"]);
+/** The refusals that the user fixes at the provider: the card offers it for that account only. */
+const REFUSALS = new Set(["reconsent_required", "consent_required", "identity_not_linked"]);
+
+/** A scope as a person reads it: Google's URL scopes by their last part (`drive.readonly`). */
+const scopeName = (scope) => /^https?:\/\//.test(scope) ? scope.split("/").filter(Boolean).at(-1) : scope;
 
 let user;
 
-/** Signs in again at `connection` as the same account, to give the API a fresh token there. */
-function reconnect(connection) {
+/**
+ * Signs in again at `connection` as the same account, to give the API a fresh token there,
+ * asking the provider for `scopes` (`connection_scope`) where an answer named them. `retry`
+ * names the call to make again once back.
+ */
+function reconnect(connection, scopes = [], retry = null) {
   return auth0.loginWithRedirect({
-    authorizationParams: { connection, ...(user?.email ? { login_hint: user.email } : {}) },
-    appState: { reconnect: connection },
+    authorizationParams: {
+      connection,
+      ...(user?.email ? { login_hint: user.email } : {}),
+      ...(scopes.length ? { connection_scope: scopes.join(" ") } : {}),
+    },
+    appState: { reconnect: connection, retry },
   });
 }
 
-/** Plain words for what went wrong, and the one action that fixes it. */
-function explain(error, connection) {
+/**
+ * Connects the user's account at `connection` for Token Vault (Auth0's Connected Accounts,
+ * through the SDK), asking the provider for `scopes`; `retry` names the call to make again once
+ * back. Empty `scopes`: the page's own for that provider.
+ */
+function connect(connection, scopes = [], retry = null) {
+  const asked = scopes.length ? scopes : PROVIDERS[connection]?.connectScopes || [];
+  return auth0.connectAccountWithRedirect({
+    connection,
+    ...(asked.length ? { scopes: asked } : {}),
+    appState: { connect: connection, retry },
+  });
+}
+
+/** The My Account API's base: `https://{domain}/me/` (the SDK's own rule for a bare domain). */
+const myAccountBase = () => `${/^https?:\/\//.test(config.domain) ? config.domain : `https://${config.domain}`}/me/`;
+
+/** Calls the My Account API's connected-accounts `path` with a token for it. */
+async function myAccount(path, init = {}) {
+  const base = myAccountBase();
+  // One token for both calls: a refresh token exchange for the /me/ audience (MRRT).
+  const token = await auth0.getTokenSilently({
+    authorizationParams: { audience: base, scope: "read:me:connected_accounts delete:me:connected_accounts" },
+  });
+  const response = await fetch(`${base}v1/connected-accounts/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) throw new MyAccountError(response.status, await response.json().catch(() => ({})));
+  return response.status === 204 ? null : response.json();
+}
+
+/** Removes the user's connected accounts at `connection`: listed first, each deleted by id. */
+async function disconnect(connection) {
+  const ids = [];
+  let from = null;
+  do {
+    const query = new URLSearchParams({ connection, ...(from ? { from } : {}) });
+    const page = await myAccount(`accounts?${query}`);
+    ids.push(...page.accounts.filter((a) => a.connection === connection).map((a) => a.id));
+    from = page.next || null;
+  } while (from);
+  for (const id of ids) await myAccount(`accounts/${encodeURIComponent(id)}`, { method: "DELETE" });
+  return ids.length;
+}
+
+/** `run`, with whatever it throws shown on the page. */
+const guarded = (run) => () => Promise.resolve().then(run).catch((error) => {
+  showError(error);
+  if (error.unreachable) setState("failed", "The page could not reach the API: see the message above.");
+});
+
+/** Plain words for what went wrong, and the one action that fixes it; `call` names the call. */
+function explain(error, connection, call = null) {
   const signIn = { label: "Sign in again", run: () => auth0.loginWithRedirect() };
   const retry = { label: "Try again", run: () => showAccount() };
   if (error.unreachable) {
@@ -79,6 +159,23 @@ function explain(error, connection) {
   if (error.error === "login_required" || error.error === "missing_refresh_token") {
     return { code: error.error, text: "Your session has ended.", action: signIn };
   }
+  if (error.name === "MyAccountApiError") {
+    return {
+      code: "my_account_api",
+      text: `Auth0's My Account API refused the request: ${error.detail || error.title || error.message}. ` +
+        "Its owner must activate it for this application (docs/token-vault.md).",
+      action: call ? null : retry,
+    };
+  }
+  if (!(error instanceof ApiError) && error.error && error.connection) {
+    // Back from connecting an account that did not complete (access_denied: the user declined).
+    const label = connectionLabel(error.connection);
+    return {
+      code: error.error,
+      text: `Connecting ${label} did not complete: ${error.message}.`,
+      action: { label: `Connect ${label}`, run: guarded(() => connect(error.connection)) },
+    };
+  }
   if (!(error instanceof ApiError) && error.error) {
     // Auth0 refused the sign-in (access_denied, a consent declined…): it says why.
     return { code: error.error, text: `Sign-in did not complete: ${error.message}.`, action: signIn };
@@ -89,19 +186,49 @@ function explain(error, connection) {
   const code = error.body.error;
   const name = error.body.connection || connection;
   const label = connectionLabel(name);
+  // The function's consent answers say what to ask for and how: connect the account (Token
+  // Vault) or log in again through the connection.
+  const scopes = Array.isArray(error.body.scopes) ? error.body.scopes : [];
+  const missing = Array.isArray(error.body.missing) ? error.body.missing : [];
+  const byConnecting = error.body.action === "connect";
   switch (code) {
     case "reconsent_required":
+      if (byConnecting) {
+        return {
+          code,
+          text: `${label} is not connected to this app, so the API cannot call it for you. ` +
+            `Connect ${label}${scopes.length ? `, allowing ${and(scopes.map(scopeName))}` : ""}.`,
+          action: { label: `Connect ${label}`, run: guarded(() => connect(name, scopes, call)) },
+          scopes,
+        };
+      }
       return {
         code,
         text: `${label} no longer accepts this app's access to your account (it expired or ` +
           `was revoked). Reconnect ${label} to give it again.`,
-        action: { label: `Reconnect ${label}`, run: () => reconnect(name) },
+        action: { label: `Reconnect ${label}`, run: guarded(() => reconnect(name, scopes, call)) },
+        scopes,
       };
+    case "consent_required": {
+      const lacking = and((missing.length ? missing : scopes).map(scopeName));
+      return {
+        code,
+        text: `${label} has not allowed this app ${lacking}, which this call needs. ` +
+          (byConnecting
+            ? `Connect ${label} again to allow it: ${label} will ask you for ${and(scopes.map(scopeName))}.`
+            : `Sign in with ${label} again to allow it: ${label} will ask you for ${and(scopes.map(scopeName))}.`),
+        action: {
+          label: `Allow ${lacking} at ${label}`,
+          run: guarded(() => byConnecting ? connect(name, scopes, call) : reconnect(name, scopes, call)),
+        },
+        scopes,
+      };
+    }
     case "identity_not_linked":
       return {
         code,
         text: `Your account has no linked ${label} identity. Sign in with ${label} to link one.`,
-        action: { label: `Sign in with ${label}`, run: () => reconnect(name) },
+        action: { label: `Sign in with ${label}`, run: guarded(() => reconnect(name)) },
       };
     case "invalid_token":
       return { code, text: "The API did not accept your sign-in (it may have expired).", action: signIn };
@@ -213,8 +340,80 @@ async function showGoogle() {
   const { body: info } = await api("/idp/google-oauth2/oauth2/v3/userinfo");
   $("google-name").textContent = info.name || info.email;
   $("google-email").textContent = info.email && info.name ? info.email : "";
+  $("drive-files").replaceChildren();
+  $("drive-note").textContent = "";
+  showProblem($("drive"), null);
   return info.email || info.name;
 }
+
+/**
+ * A call's problem in `container` (its `.idp-problem`): the sentence and the one action, or
+ * nothing (`explained` null). Returns whether the user can fix it at the provider.
+ */
+function showProblem(container, explained) {
+  const problem = container.querySelector(":scope > .idp-problem");
+  problem.hidden = !explained;
+  if (!explained) {
+    delete container.dataset.error;
+    return false;
+  }
+  const { code, text, action, scopes } = explained;
+  container.dataset.error = code;
+  problem.querySelector(".idp-problem-text").textContent = text;
+  const button = problem.querySelector(".idp-action");
+  button.hidden = !action;
+  if (action) {
+    button.textContent = action.label;
+    button.onclick = action.run;
+  }
+  // The scopes the answer names, for the provider's consent: exactly what the button asks for.
+  const list = problem.querySelector(".idp-scopes");
+  if (list) {
+    list.hidden = !scopes?.length;
+    list.replaceChildren(...(scopes || []).map((scope) => {
+      const item = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = scope;
+      item.append(code);
+      return item;
+    }));
+  }
+  return REFUSALS.has(code);
+}
+
+/**
+ * Google Drive's first files, a call whose allow rule needs a Drive scope: where the user has
+ * not granted one, the API answers `consent_required` naming it, and the page offers to ask.
+ */
+async function listDrive() {
+  const drive = $("drive");
+  drive.dataset.state = "loading";
+  $("drive-list").disabled = true;
+  showProblem(drive, null);
+  try {
+    const { body } = await api("/idp/google-oauth2/drive/v3/files?pageSize=10");
+    const files = Array.isArray(body.files) ? body.files : [];
+    $("drive-files").replaceChildren(...files.map((file) => {
+      const item = document.createElement("li");
+      item.textContent = file.name || file.id;
+      return item;
+    }));
+    $("drive-note").textContent = files.length
+      ? `Drive answered through the API: ${files.length} file${files.length > 1 ? "s" : ""}.`
+      : "Drive answered through the API: no files to show.";
+    drive.dataset.state = "ready";
+  } catch (error) {
+    $("drive-files").replaceChildren();
+    $("drive-note").textContent = "";
+    const refused = showProblem(drive, explain(error, "google-oauth2", "drive"));
+    drive.dataset.state = refused ? "refused" : "failed";
+  } finally {
+    $("drive-list").disabled = false;
+  }
+}
+
+/** The calls a page can make again once back from the provider, by name. */
+const RETRIES = { drive: listDrive };
 
 /** One row of the connections table; `status` is filled in when the provider answers. */
 function connectionRow(connection, account, source) {
@@ -234,14 +433,53 @@ function connectionRow(connection, account, source) {
 const cell = (connection, index) =>
   $("identities").querySelector(`tr[data-connection="${connection}"]`).cells[index];
 
+/**
+ * The card's line on the user's Token Vault account there (`vault`: `{connected, scopes}` from
+ * /identities, or what the page itself just did), and its Connect / Disconnect buttons.
+ */
+function showVaultState(connection, vault) {
+  const card = $(`idp-${connection}`);
+  const line = card.querySelector(".vault-state");
+  const label = connectionLabel(connection);
+  const connectButton = card.querySelector(".vault-connect");
+  const disconnectButton = card.querySelector(".vault-disconnect");
+  if (!line) return;
+  line.hidden = !vault;
+  connectButton.hidden = !vault || vault.connected;
+  disconnectButton.hidden = !vault || !vault.connected;
+  if (!vault) return;
+  card.dataset.connected = String(vault.connected);
+  if (!vault.connected) {
+    line.textContent = `${label} is not connected to your account here.`;
+  } else if (Array.isArray(vault.scopes)) {
+    line.textContent = vault.scopes.length
+      ? `Connected (Auth0 Token Vault). Allowed: ${vault.scopes.map(scopeName).join(", ")}.`
+      : "Connected (Auth0 Token Vault), with no scope granted.";
+  } else {
+    line.textContent = "Connected (Auth0 Token Vault).";
+  }
+  connectButton.textContent = `Connect ${label}`;
+  connectButton.onclick = guarded(() => connect(connection));
+  disconnectButton.textContent = `Disconnect ${label}`;
+  disconnectButton.onclick = guarded(async () => {
+    disconnectButton.disabled = true;
+    setState("loading", `Disconnecting ${label} (Auth0's My Account API)…`);
+    try {
+      await disconnect(connection);
+    } finally {
+      disconnectButton.disabled = false;
+    }
+    await showAccount({ disconnected: connection });
+  });
+}
+
 /** Loads one provider's card: its content when the API answers, else what went wrong there. */
 async function loadProvider(connection) {
   const card = $(`idp-${connection}`);
-  const problem = card.querySelector(".idp-problem");
   const content = card.querySelector(".idp-content");
   card.hidden = false;
   card.dataset.state = "loading";
-  problem.hidden = true;
+  showProblem(card, null);
   content.hidden = true;
   cell(connection, 3).textContent = "loading…";
   try {
@@ -252,26 +490,36 @@ async function loadProvider(connection) {
     if (cell(connection, 1).textContent === "—") cell(connection, 1).textContent = account;
     return { connection, ok: true };
   } catch (error) {
-    const { code, text, action } = explain(error, connection);
-    const refused = REFUSALS.has(code);
+    const explained = explain(error, connection);
+    const refused = showProblem(card, explained);
     card.dataset.state = refused ? "refused" : "failed";
-    card.dataset.error = code;
-    problem.hidden = false;
-    problem.querySelector(".idp-problem-text").textContent = text;
-    const button = problem.querySelector(".idp-action");
-    button.hidden = !action;
-    if (action) {
-      button.textContent = action.label;
-      button.onclick = action.run;
-    }
-    cell(connection, 3).textContent = refused ? "refused: reconnect" : `failed (${code})`;
+    cell(connection, 3).textContent = refused
+      ? (error.body?.action === "connect" ? "refused: connect" : "refused: reconnect")
+      : `failed (${explained.code})`;
     if (error.unreachable) throw error;
-    return { connection, ok: false, refused };
+    return { connection, ok: false, refused, code: explained.code };
   }
 }
 
-async function showAccount(reconnected) {
-  clearError();
+/** A Token Vault connection's card when the account is not connected: no call, an offer. */
+function offerConnection(connection) {
+  const card = $(`idp-${connection}`);
+  card.hidden = false;
+  card.dataset.state = "not-connected";
+  card.querySelector(".idp-content").hidden = true;
+  showProblem(card, null);
+  cell(connection, 3).textContent = "not connected";
+  return { connection, ok: false, unconnected: true };
+}
+
+/**
+ * Shows the signed-in page. `after` says what the page has just done, which /identities (a
+ * profile read up to 30 s old) may not show yet: `connected` (the My Account API's connected
+ * account), `disconnected` (a connection), `reconnected` (a login through a connection),
+ * `retry` (a call to make again), `keepError` (leave the message above the cards).
+ */
+async function showAccount(after = {}) {
+  if (!after.keepError) clearError();
   user = await auth0.getUser();
   $("user-name").textContent = user.name || user.nickname || user.sub;
   $("user-sub").textContent = user.sub;
@@ -291,27 +539,58 @@ async function showAccount(reconnected) {
     for (const connection of body.token_vault_connections || []) {
       if (!rows.has(connection)) rows.set(connection, connectionRow(connection, "—", "token_vault"));
     }
+    // Each Token Vault connection's state for the user; what the page just did wins.
+    const vault = new Map((body.token_vault || []).map((state) => [state.connection, state]));
+    if (after.connected) {
+      const { connection, scopes } = after.connected;
+      vault.set(connection, { connection, connected: true, ...(Array.isArray(scopes) ? { scopes } : {}) });
+    }
+    if (after.disconnected) vault.set(after.disconnected, { connection: after.disconnected, connected: false });
     $("identities").tBodies[0].replaceChildren(...rows.values());
     const shown = [...rows.keys()].filter((connection) => PROVIDERS[connection] &&
       rows.get(connection).cells[2].textContent !== "not configured");
     for (const connection of rows.keys()) {
       if (!shown.includes(connection)) cell(connection, 3).textContent = "not called by this page";
     }
-    const results = await Promise.all(shown.map(loadProvider));
+    for (const connection of shown) showVaultState(connection, vault.get(connection));
+    // A connection not connected is not called, except right after the page disconnected it:
+    // that next call shows what the API answers now.
+    const results = await Promise.all(shown.map((connection) =>
+      vault.get(connection)?.connected === false && after.disconnected !== connection
+        ? offerConnection(connection)
+        : loadProvider(connection)));
     const labels = (filter) => results.filter(filter).map((r) => connectionLabel(r.connection));
     const refused = labels((r) => r.refused);
-    const failed = labels((r) => !r.ok && !r.refused);
-    if (refused.length) {
+    const failed = labels((r) => !r.ok && !r.refused && !r.unconnected);
+    const unconnected = labels((r) => r.unconnected);
+    const answered = labels((r) => r.ok);
+    const gone = after.disconnected && results.find((r) => r.connection === after.disconnected);
+    if (gone) {
+      const label = connectionLabel(gone.connection);
+      setState("disconnected", gone.ok
+        ? `${label} disconnected at Auth0, but the API still answered with a token it obtained before; it stops when that token expires.`
+        : `${label} disconnected: the API answered ${gone.code || "an error"} for it, so nothing can call ${label} for you until you connect it again.`);
+    } else if (refused.length) {
       setState("refused", `${and(refused)} refused this app's access to your account: reconnect ${refused.length > 1 ? "them" : "it"} below.`);
     } else if (failed.length) {
       setState("failed", `${and(failed)} could not be loaded: see below.`);
-    } else if (reconnected && shown.includes(reconnected)) {
-      setState("reconnected", `${connectionLabel(reconnected)} reconnected: it answers through the API again.`);
+    } else if (after.reconnected && shown.includes(after.reconnected)) {
+      setState("reconnected", `${connectionLabel(after.reconnected)} reconnected: it answers through the API again.`);
+    } else if (after.connected && answered.includes(connectionLabel(after.connected.connection))) {
+      setState("connected", `${connectionLabel(after.connected.connection)} connected: it answers through the API.`);
     } else if (shown.length) {
-      setState("ready", `Signed in: ${and(labels((r) => r.ok))} answered through the API.`);
+      const parts = [];
+      if (answered.length) parts.push(`${and(answered)} answered through the API.`);
+      if (unconnected.length) {
+        parts.push(`${and(unconnected)} ${unconnected.length > 1 ? "are" : "is"} not connected: connect ${unconnected.length > 1 ? "them" : "it"} below.`);
+      }
+      setState("ready", `Signed in: ${parts.join(" ")}`);
     } else {
       setState("ready", "Signed in: none of your linked connections is one this page shows.");
     }
+    // Back from the provider for a call that needed it: that call again.
+    const retry = RETRIES[after.retry];
+    if (retry && results.some((r) => r.ok)) await retry();
   } catch (error) {
     showError(error);
     setState("failed", "The page could not load your accounts: see the message above.");
@@ -324,9 +603,16 @@ async function main() {
     domain: config.domain,
     clientId: config.clientId,
     authorizationParams: { audience: config.audience, redirect_uri: window.location.origin },
+    // Connected Accounts: a refresh token (kept in the SDK's worker, in memory) gets the My
+    // Account API's token (Multi-Resource Refresh Token); after a reload, a silent sign-in
+    // through the tenant's session gets a new one.
+    useRefreshTokens: true,
+    useRefreshTokensFallback: true,
+    useMrrt: true,
   });
   $("sign-in").onclick = () => auth0.loginWithRedirect();
   $("sign-out").onclick = () => auth0.logout({ logoutParams: { returnTo: window.location.origin } });
+  $("drive-list").onclick = () => listDrive();
   $("next-page").onclick = async () => {
     $("next-page").disabled = true;
     try {
@@ -338,14 +624,21 @@ async function main() {
     }
   };
 
-  let reconnected = null;
+  const after = {};
   const query = new URLSearchParams(window.location.search);
-  if (query.has("state") && (query.has("code") || query.has("error"))) {
+  if (query.has("state") && (query.has("code") || query.has("connect_code") || query.has("error"))) {
     try {
-      const { appState } = await auth0.handleRedirectCallback();
-      reconnected = appState?.reconnect || null;
+      // A login's result (`code`) or a connected account's (`connect_code`, completed with the
+      // My Account API by the SDK): the SDK tells them apart by its transaction.
+      const result = await auth0.handleRedirectCallback();
+      if (result.response_type === "connect_code") {
+        after.connected = { connection: result.connection, scopes: result.scopes };
+      } else {
+        after.reconnected = result.appState?.reconnect || null;
+      }
+      after.retry = result.appState?.retry || null;
     } catch (error) {
-      showError({ error: error.error, message: error.error_description || error.message });
+      showError({ error: error.error, message: error.error_description || error.message, connection: error.connection });
     }
     // The code and state are spent: keep them out of the address bar and history.
     window.history.replaceState({}, document.title, window.location.pathname);
@@ -354,7 +647,8 @@ async function main() {
   $("signed-out").hidden = signedIn;
   $("signed-in").hidden = !signedIn;
   if (signedIn) {
-    await showAccount(reconnected);
+    // A sign-in or connection that did not complete stays said above the cards.
+    await showAccount({ ...after, keepError: !$("error").hidden });
   } else {
     setState("signed-out", "Signed out.");
   }
