@@ -36,10 +36,14 @@ pub fn entries(catalogue: &Value) -> BTreeMap<&str, &Map<String, Value>> {
         .collect()
 }
 
+/// What an allow rule's text is checked with: the function's own parser (`AllowRule::parse`),
+/// so that a rule the function would refuse at start-up fails the build.
+pub type RuleCheck<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
 /// What is wrong with `catalogue` against `schema` and the rules between fields, each as
 /// "entry `…`, field `…`: why"; empty when every entry is valid. The rules between fields are
 /// read only once the schema holds, so that they can rely on its types.
-pub fn faults(catalogue: &Value, schema: &Value) -> Vec<String> {
+pub fn faults(catalogue: &Value, schema: &Value, rule: RuleCheck<'_>) -> Vec<String> {
     let validator = match jsonschema::validator_for(schema) {
         Ok(validator) => validator,
         Err(e) => return vec![format!("the schema is not a JSON Schema: {e}")],
@@ -63,7 +67,7 @@ pub fn faults(catalogue: &Value, schema: &Value) -> Vec<String> {
     entries(catalogue)
         .into_iter()
         .flat_map(|(strategy, entry)| {
-            cross_field_faults(strategy, entry)
+            cross_field_faults(strategy, entry, rule)
                 .into_iter()
                 .map(move |fault| format!("entry `{strategy}`, {fault}"))
         })
@@ -89,7 +93,11 @@ pub fn run_time(entry: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The rules that tie an entry's members together, each broken one as `field `…`: why`.
-fn cross_field_faults(strategy: &str, entry: &Map<String, Value>) -> Vec<String> {
+fn cross_field_faults(
+    strategy: &str,
+    entry: &Map<String, Value>,
+    rule: RuleCheck<'_>,
+) -> Vec<String> {
     let text = |member: &str| entry.get(member).and_then(Value::as_str);
     let strings = |member: &str| -> Vec<&str> {
         entry
@@ -99,6 +107,18 @@ fn cross_field_faults(strategy: &str, entry: &Map<String, Value>) -> Vec<String>
             .unwrap_or_default()
     };
     let mut faults = Vec::new();
+    for (index, text) in strings("allow").iter().enumerate() {
+        if let Err(reason) = rule(text) {
+            faults.push(format!("field `allow/{index}`: {reason}"));
+        }
+    }
+    let format = entry
+        .get("token_header")
+        .and_then(|h| h.get("format"))
+        .and_then(Value::as_str);
+    if format.is_some_and(|f| f.matches("{token}").count() != 1) {
+        faults.push("field `token_header/format`: {token} must appear exactly once".to_owned());
+    }
     if entry.contains_key("api_base") == entry.contains_key("api_host") {
         faults.push("field `api_base`: give exactly one of api_base and api_host".to_owned());
     }

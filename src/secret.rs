@@ -86,10 +86,12 @@ impl IdpAccessToken {
     }
 
     /// The scopes it was granted, where its issuer said: space-separated as RFC 6749 writes
-    /// them, or comma-separated as some providers do (Slack).
+    /// them, or, in a list without a space, comma-separated as some providers write them
+    /// (Slack). A scope may hold a comma (RFC 6749 §3.3), so commas split only such a list.
     pub fn scopes(&self) -> Option<Vec<&str>> {
         self.scopes.as_deref().map(|s| {
-            s.split(|c: char| c == ',' || c.is_whitespace())
+            let spaced = s.contains(char::is_whitespace);
+            s.split(|c: char| c.is_whitespace() || (!spaced && c == ','))
                 .filter(|scope| !scope.is_empty())
                 .collect()
         })
@@ -180,8 +182,10 @@ mod tests {
 
     #[test]
     fn granted_scopes_read_with_spaces_or_commas() {
-        let token = IdpAccessToken::new("t").with_scopes(Some("a b,c, d"));
-        assert_eq!(token.scopes(), Some(vec!["a", "b", "c", "d"]));
+        let slack = IdpAccessToken::new("t").with_scopes(Some("users:read,channels:history"));
+        assert_eq!(slack.scopes(), Some(vec!["users:read", "channels:history"]));
+        let spaced = IdpAccessToken::new("t").with_scopes(Some("a b,c  d"));
+        assert_eq!(spaced.scopes(), Some(vec!["a", "b,c", "d"]));
         assert_eq!(IdpAccessToken::new("t").scopes(), None);
     }
     use super::*;

@@ -155,7 +155,11 @@ fn data() -> (Value, Value) {
 #[test]
 fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
     let (catalogue, schema) = data();
-    assert_eq!(check::faults(&catalogue, &schema), Vec::<String>::new());
+    let rule = |text: &str| AllowRule::parse(text).map(drop);
+    assert_eq!(
+        check::faults(&catalogue, &schema, &rule),
+        Vec::<String>::new()
+    );
     // Each change to a good entry, and the fault the build must name for it.
     let cases: &[(&str, &str, Value, &str)] = &[
         (
@@ -230,6 +234,31 @@ fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
             json!(["github"]),
             "entry `github`, field `providers`: Auth0 writes",
         ),
+        // What only the function's own parsers know: the build runs them too.
+        (
+            "github",
+            "allow",
+            json!(["GET /**", "GET /a*b"]),
+            "entry `github`, field `allow/1`: allow rule \"GET /a*b\": * must be a whole segment",
+        ),
+        (
+            "github",
+            "allow",
+            json!(["GET /x/../y"]),
+            "entry `github`, field `allow/0`",
+        ),
+        (
+            "github",
+            "token_header",
+            json!({"name": "x-token", "format": "{token}{token}"}),
+            "entry `github`, field `token_header/format`",
+        ),
+        (
+            "github",
+            "headers",
+            json!({"accept": "a\r\nx-evil: 1"}),
+            "entry `github`, field `headers/accept`",
+        ),
     ];
     for (strategy, field, value, want) in cases {
         let mut bad = catalogue.clone();
@@ -238,7 +267,7 @@ fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
             Value::Null => entry.remove(*field),
             value => entry.insert((*field).to_owned(), value.clone()),
         };
-        let faults = check::faults(&bad, &schema);
+        let faults = check::faults(&bad, &schema, &rule);
         assert!(
             faults.iter().any(|f| f.contains(want)),
             "{strategy}.{field} = {value}: want {want:?}, got {faults:?}"

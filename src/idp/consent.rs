@@ -167,18 +167,21 @@ pub fn refused_for_scope(
     granted: Option<&[&str]>,
 ) -> Option<Vec<String>> {
     let from_rules = || unmet(needs, granted.unwrap_or_default());
+    // Nothing to ask for is no consent answer: the IdP's own answer then passes on, rather
+    // than a request to consent to what was granted already.
+    let nonempty = |scopes: Vec<String>| (!scopes.is_empty()).then_some(scopes);
     if status == StatusCode::FORBIDDEN
         && let Some(named) = insufficient_scope_challenge(headers)
     {
-        let rules = from_rules();
-        return Some(if rules.is_empty() { named } else { rules });
+        return nonempty(from_rules()).or_else(|| nonempty(named));
     }
     match dialect {
         ScopeAnswer::Rfc6750 => None,
         ScopeAnswer::Google => (status == StatusCode::FORBIDDEN
             && error_body(body).is_some_and(|body| google_scope_error(&body)))
-        .then(from_rules),
-        ScopeAnswer::Github => github_scopes(status, headers),
+        .then(from_rules)
+        .and_then(nonempty),
+        ScopeAnswer::Github => github_scopes(status, headers, from_rules()),
         ScopeAnswer::Graph => {
             let denied = status == StatusCode::FORBIDDEN
                 && error_body(body).is_some_and(|body| {
@@ -187,8 +190,7 @@ pub fn refused_for_scope(
                         Some("Authorization_RequestDenied" | "ErrorAccessDenied")
                     )
                 });
-            let missing = from_rules();
-            (denied && !missing.is_empty()).then_some(missing)
+            denied.then(from_rules).and_then(nonempty)
         }
     }
 }
@@ -200,42 +202,76 @@ fn insufficient_scope_challenge(headers: &HeaderMap) -> Option<Vec<String>> {
         .get_all(header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .find(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("bearer")
-                && auth_param(value, "error") == Some("insufficient_scope")
-        })
-        .map(|value| {
-            auth_param(value, "scope")
+        .filter_map(bearer_params)
+        .find(|params| param(params, "error") == Some("insufficient_scope"))
+        .map(|params| {
+            param(&params, "scope")
                 .unwrap_or_default()
-                .split_whitespace()
+                .split(' ')
+                // Scope tokens only (RFC 6749 §3.3), a bounded number of them.
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+                .take(MAX_NAMED_SCOPES)
                 .map(str::to_owned)
                 .collect()
         })
 }
 
-/// The value of auth-param `name` in a challenge (quoted or a token), without its quotes.
-fn auth_param<'a>(challenge: &'a str, name: &str) -> Option<&'a str> {
-    let mut rest = challenge;
-    while let Some(at) = rest.find(name) {
-        let before_ok = at == 0
-            || rest[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c == ' ' || c == ',');
-        let after = rest[at + name.len()..].trim_start();
-        if before_ok && let Some(value) = after.strip_prefix('=') {
-            let value = value.trim_start();
-            return Some(match value.strip_prefix('"') {
-                Some(quoted) => quoted.split('"').next().unwrap_or_default(),
-                None => value.split([',', ' ']).next().unwrap_or_default(),
-            });
-        }
-        rest = &rest[at + name.len()..];
+/// Most scopes taken from one challenge.
+const MAX_NAMED_SCOPES: usize = 32;
+
+/// The auth-params of a `Bearer` challenge (RFC 7235 §2.1: names case-insensitive, values a
+/// token or a quoted string with `\` escapes), lowercase names; `None` for another scheme or a
+/// challenge that does not parse. One challenge per header value is read: a value holding
+/// several schemes is read up to the next scheme.
+fn bearer_params(challenge: &str) -> Option<Vec<(String, String)>> {
+    let rest = challenge.trim_start();
+    let (scheme, mut rest) = rest.split_at(rest.find(' ').unwrap_or(rest.len()));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
     }
-    None
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            return Some(params);
+        }
+        let name_end = rest.find(['=', ' ', ','])?;
+        let name = rest[..name_end].to_ascii_lowercase();
+        let after = rest[name_end..].trim_start();
+        // A bare word: the next scheme of a list of challenges.
+        let Some(value) = after.strip_prefix('=') else {
+            return Some(params);
+        };
+        let value = value.trim_start();
+        let (value, next) = match value.strip_prefix('"') {
+            Some(quoted) => {
+                let mut text = String::new();
+                let mut chars = quoted.char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (_, '\\') => text.push(chars.next()?.1),
+                        (at, '"') => break at + 1,
+                        (_, c) => text.push(c),
+                    }
+                };
+                (text, &quoted[end..])
+            }
+            None => {
+                let end = value.find([',', ' ']).unwrap_or(value.len());
+                (value[..end].to_owned(), &value[end..])
+            }
+        };
+        params.push((name, value));
+        rest = next;
+    }
+}
+
+/// The value of auth-param `name` (lowercase) among `params`.
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The body as JSON, where it is small enough to be an error and parses.
@@ -257,12 +293,17 @@ fn google_scope_error(body: &serde_json::Value) -> bool {
         })
 }
 
-/// GitHub's scope headers: what the call accepts and what the token has, comma-separated; the
-/// first accepted scope is the one to ask for when the token has none of them.
-fn github_scopes(status: StatusCode, headers: &HeaderMap) -> Option<Vec<String>> {
-    if !matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
-        return None;
-    }
+/// GitHub's scope headers: what the call accepts and what the token has, comma-separated.
+/// GitHub sends them on every answer, a `404` for a resource that simply does not exist
+/// included, so a `404` counts only where the rules name scopes the token lacks (`from_rules`),
+/// and a `403` asks for the rules' scopes where they name any, else for the narrowest accepted
+/// one (a `read:` or `public_` scope before the rest, which GitHub lists alphabetically, `admin:`
+/// first).
+fn github_scopes(
+    status: StatusCode,
+    headers: &HeaderMap,
+    from_rules: Vec<String>,
+) -> Option<Vec<String>> {
     let list = |name: &str| -> Option<Vec<&str>> {
         let value = headers.get(name)?.to_str().ok()?;
         Some(
@@ -275,8 +316,23 @@ fn github_scopes(status: StatusCode, headers: &HeaderMap) -> Option<Vec<String>>
     };
     let accepted = list("x-accepted-oauth-scopes")?;
     let granted = list("x-oauth-scopes")?;
-    let first = accepted.first()?;
-    (!accepted.iter().any(|scope| granted.contains(scope))).then(|| vec![(*first).to_owned()])
+    if accepted.is_empty() || accepted.iter().any(|scope| granted.contains(scope)) {
+        return None;
+    }
+    match status {
+        StatusCode::NOT_FOUND => (!from_rules.is_empty()).then_some(from_rules),
+        StatusCode::FORBIDDEN if !from_rules.is_empty() => Some(from_rules),
+        StatusCode::FORBIDDEN => {
+            let narrowest = accepted
+                .iter()
+                .find(|s| s.starts_with("read:"))
+                .or_else(|| accepted.iter().find(|s| s.starts_with("public_")))
+                .or_else(|| accepted.iter().find(|s| !s.starts_with("admin:")))
+                .or_else(|| accepted.first())?;
+            Some(vec![(*narrowest).to_owned()])
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -397,21 +453,52 @@ mod tests {
     fn githubs_headers_say_which_scopes_a_call_accepts() {
         let lacking = headers(&[
             ("x-oauth-scopes", "read:user, public_repo"),
-            ("x-accepted-oauth-scopes", "repo"),
+            ("x-accepted-oauth-scopes", "admin:org, read:org, write:org"),
         ]);
-        for status in [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND] {
-            assert_eq!(
-                refused_for_scope(status, &lacking, b"", ScopeAnswer::Github, &[], None),
-                Some(vec!["repo".to_owned()])
-            );
-        }
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::FORBIDDEN,
+                &lacking,
+                b"",
+                ScopeAnswer::Github,
+                &[],
+                None
+            ),
+            Some(vec!["read:org".to_owned()]),
+            "the narrowest accepted scope, not the first (admin:)"
+        );
+        // A 404 is a missing resource (GitHub sends its headers on every answer) unless the
+        // rules name a scope the token lacks.
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::NOT_FOUND,
+                &lacking,
+                b"",
+                ScopeAnswer::Github,
+                &[],
+                None
+            ),
+            None
+        );
+        let org = needs("GET /orgs/** idp-scopes read:org|admin:org");
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::NOT_FOUND,
+                &lacking,
+                b"",
+                ScopeAnswer::Github,
+                &org,
+                None
+            ),
+            Some(vec!["read:org".to_owned()])
+        );
         let holding = headers(&[
             ("x-oauth-scopes", "repo, user"),
             ("x-accepted-oauth-scopes", "repo"),
         ]);
         assert_eq!(
             refused_for_scope(
-                StatusCode::NOT_FOUND,
+                StatusCode::FORBIDDEN,
                 &holding,
                 b"",
                 ScopeAnswer::Github,
@@ -419,7 +506,7 @@ mod tests {
                 None
             ),
             None,
-            "a 404 with the scope is a missing resource"
+            "the token has an accepted scope: a permission, not a scope"
         );
         assert_eq!(
             refused_for_scope(
@@ -427,6 +514,81 @@ mod tests {
                 &lacking,
                 b"",
                 ScopeAnswer::Github,
+                &[],
+                None
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn challenges_are_read_as_auth_params() {
+        let read = |value: &str| {
+            let map = headers(&[("www-authenticate", value)]);
+            insufficient_scope_challenge(&map)
+        };
+        let scopes = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(
+            read(
+                r#"Bearer error_description="needs scope=admin", error="insufficient_scope", scope="read""#
+            ),
+            scopes(&["read"])
+        );
+        assert_eq!(
+            read(r#"bearer Error="insufficient_scope", Scope="a b""#),
+            scopes(&["a", "b"])
+        );
+        assert_eq!(
+            read(r#"Bearer scope="a \"b\"", error=insufficient_scope"#),
+            scopes(&["a", "\"b\""])
+        );
+        assert_eq!(
+            read(r#"Bearer realm=" error=insufficient_scope ", error="invalid_token""#),
+            None,
+            "a quoted realm is not the error"
+        );
+        assert_eq!(read(r#"Basic realm="x", error="insufficient_scope""#), None);
+        assert_eq!(
+            read(r#"Bearer error="insufficient_scope", scope="unterminated"#),
+            None
+        );
+    }
+
+    #[test]
+    fn an_answer_with_nothing_to_ask_for_passes_on() {
+        let body =
+            br#"{"error":{"code":403,"details":[{"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT"}]}}"#;
+        let drive = needs("GET /drive/v3/** idp-scopes drive.readonly|drive");
+        // The rules are met, or name nothing: no consent would change anything.
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::FORBIDDEN,
+                &HeaderMap::new(),
+                body,
+                ScopeAnswer::Google,
+                &drive,
+                Some(&["drive"])
+            ),
+            None
+        );
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::FORBIDDEN,
+                &HeaderMap::new(),
+                body,
+                ScopeAnswer::Google,
+                &[],
+                None
+            ),
+            None
+        );
+        let bare = headers(&[("www-authenticate", "Bearer error=insufficient_scope")]);
+        assert_eq!(
+            refused_for_scope(
+                StatusCode::FORBIDDEN,
+                &bare,
+                b"",
+                ScopeAnswer::Rfc6750,
                 &[],
                 None
             ),

@@ -308,10 +308,17 @@ fn normalise(changes: &mut Map<String, Value>, entry: &Map<String, Value>) -> Re
         .iter()
         .find(|(field, value)| value.is_null() && entry.contains_key(*field))
     {
+        let empty = match field.as_str() {
+            "token_url" => ", or \"\" for no token endpoint",
+            "allow" => ", or [] to allow nothing",
+            "headers" => ", or {} for no extra headers",
+            "refresh_scopes" => ", or [] for none",
+            "download_hosts" => ", or [] to follow no download",
+            _ => "",
+        };
         return Err(format!(
             "{field}: null is not read as \"as the catalogue says\" any more, nor as removing \
-             it: leave {field} out to keep the catalogue's value, or give an empty one \
-             (\"\" for token_url, [] or {{}})"
+             it: leave {field} out to keep the catalogue's value{empty}"
         ));
     }
     changes.retain(|_, value| !value.is_null());

@@ -81,6 +81,9 @@ pub(super) struct State {
     /// When the IdP last refused the token in use: the source's unchanged token is tried again
     /// once this is older than the policy's `refusal_recheck`.
     refused_at: Option<Instant>,
+    /// When the source was last read again because the token lacked a scope a call needs
+    /// (`IdpTokens::reread`), to do so at most every few seconds.
+    pub(super) reread_at: Option<Instant>,
 }
 
 impl State {

@@ -96,6 +96,11 @@ impl Lease {
     }
 }
 
+/// Least time between two reads of the source for a token that lacks a scope: long enough that
+/// a frontend retrying such a call in a loop costs one read (a Token Vault exchange) every two
+/// seconds at most, short enough that a user back from a consent screen is read anew.
+const REREAD_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Least time left for a refresh grant to start: a single-use refresh token is spent as soon as
 /// the provider reads it, so the answer must have time to come back.
 const MIN_GRANT_TIME: Duration = Duration::from_secs(1);
@@ -289,8 +294,23 @@ impl IdpTokens {
             return Ok(held);
         }
         let entry = Arc::clone(&held.entry);
-        source.refused(held.token(), deadline).await;
+        {
+            let mut state = entry.state();
+            let recent = state
+                .reread_at
+                .is_some_and(|at| at.elapsed() < REREAD_INTERVAL);
+            if recent {
+                return Ok(held);
+            }
+            state.reread_at = Some(Instant::now());
+        }
         let _work = wait_for(&entry, deadline).await?;
+        // Another invocation replaced it while this one waited.
+        let replaced = |c: &Current| c.generation != held.generation;
+        if let Some(lease) = entry.state().lease(&entry, replaced, false) {
+            return Ok(lease);
+        }
+        source.refused(held.token(), deadline).await;
         let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
         let mut state = entry.state();
         state.merge(stored, self.policy.refusal_recheck);

@@ -599,3 +599,50 @@ async fn a_token_the_shared_level_vouches_for_again_is_labelled_as_its() {
         "the source was read"
     );
 }
+
+#[tokio::test]
+async fn a_token_lacking_a_scope_is_read_again_once_in_a_while_and_a_new_one_replaces_it() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let source = Script::new(Some("narrow"), None);
+    let first = tokens
+        .lease(key("u"), &source, &deadline())
+        .await
+        .expect("read");
+    // Read from the source just now: not read again.
+    let same = tokens
+        .reread(first, &source, &deadline())
+        .await
+        .expect("held");
+    assert_eq!(
+        (token_of(&same), source.reads.load(Ordering::SeqCst)),
+        ("narrow", 1)
+    );
+    // Held from before, and the user has consented since: the source's new token replaces it.
+    *source.stored.lock().expect("lock") = (Some("wide"), None);
+    let cached = tokens
+        .lease(key("u"), &source, &deadline())
+        .await
+        .expect("cache");
+    assert_eq!(cached.provenance, Provenance::Cache);
+    let wide = tokens
+        .reread(cached, &source, &deadline())
+        .await
+        .expect("read");
+    assert_eq!(
+        (token_of(&wide), source.reads.load(Ordering::SeqCst)),
+        ("wide", 2)
+    );
+    // A caller retrying at once costs no further read.
+    let again = tokens
+        .lease(key("u"), &source, &deadline())
+        .await
+        .expect("cache");
+    let held = tokens
+        .reread(again, &source, &deadline())
+        .await
+        .expect("held");
+    assert_eq!(
+        (token_of(&held), source.reads.load(Ordering::SeqCst)),
+        ("wide", 2)
+    );
+}
