@@ -10,29 +10,10 @@
 //! `X-OAuth-Scopes`, or Microsoft Graph's 403 where the rules name the scopes.
 
 use http::{HeaderMap, StatusCode, header};
-use serde::{Deserialize, Serialize};
 
 use super::allow::ScopeNeed;
+pub use super::catalogue::ScopeAnswer;
 use super::connections::TokenSourceKind;
-
-/// How a provider says that a token lacks a scope, beyond RFC 6750's challenge (which is read
-/// for every provider).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScopeAnswer {
-    /// Only a `403` with `WWW-Authenticate: Bearer error="insufficient_scope"` (RFC 6750 §3.1).
-    #[default]
-    Rfc6750,
-    /// Google APIs: a `403` whose error details carry `ACCESS_TOKEN_SCOPE_INSUFFICIENT`.
-    Google,
-    /// GitHub: `X-Accepted-OAuth-Scopes` (what the call accepts) with none of them in
-    /// `X-OAuth-Scopes` (what the token has), on a `403` or the `404` GitHub answers for what
-    /// a token may not see.
-    Github,
-    /// Microsoft Graph: a `403` `Authorization_RequestDenied` or `ErrorAccessDenied`, read as a
-    /// missing scope only where the rules name the scopes (Graph names none).
-    Graph,
-}
 
 /// What the frontend should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

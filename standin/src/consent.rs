@@ -12,10 +12,10 @@
 //! token endpoint would check, without a second round trip the tests would not learn from.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Form, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -49,8 +49,6 @@ impl ConsentState {
             .then_some(issued.scopes)
     }
 }
-
-type IdpState = Arc<crate::idp::IdpState>;
 
 /// `GET /oauth/authorize`: the consent page.
 pub(crate) async fn page(Query(params): Query<HashMap<String, String>>) -> Response {
@@ -97,10 +95,7 @@ button{{margin:.5rem .5rem 0 0;padding:.6rem 1.2rem;font-size:1rem;cursor:pointe
 }
 
 /// `POST /oauth/authorize`: the user's decision, sent back to `redirect_uri`.
-pub(crate) async fn decide(
-    State(state): State<IdpState>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+pub(crate) fn decide(consent: &ConsentState, form: &HashMap<String, String>) -> Response {
     let get = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let redirect_uri = get("redirect_uri");
     if redirect_uri.is_empty() {
@@ -108,7 +103,7 @@ pub(crate) async fn decide(
     }
     let fields: Vec<(&str, String)> = if get("decision") == "allow" {
         let code = new_token("consent-");
-        lock(&state.consent.codes).insert(
+        lock(&consent.codes).insert(
             code.clone(),
             Issued {
                 redirect_uri: redirect_uri.to_owned(),

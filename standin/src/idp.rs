@@ -268,7 +268,7 @@ impl Idp {
             .route("/avatars/u/{id}", get(avatar))
             .route(
                 crate::consent::AUTHORIZE_PATH,
-                get(crate::consent::page).post(crate::consent::decide),
+                get(crate::consent::page).post(decide),
             )
             .fallback(handle)
             .with_state(Arc::clone(&state));
@@ -602,6 +602,14 @@ async fn token(
         fields.push(("refresh_token", json!(refresh_token)));
     }
     answer(fields)
+}
+
+/// `POST /oauth/authorize`: the user's decision on the consent page ([`crate::consent`]).
+async fn decide(
+    State(state): State<Arc<IdpState>>,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    crate::consent::decide(&state.consent, &form)
 }
 
 async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Response {

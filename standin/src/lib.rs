@@ -23,6 +23,7 @@ mod runtime_api;
 mod scopes;
 mod secrets;
 mod tenant;
+mod tenant_state;
 mod vault;
 mod x_api;
 

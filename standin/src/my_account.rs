@@ -34,7 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -50,44 +50,12 @@ use sha2::{Digest, Sha256};
 use crate::consent::{escape, with_query};
 use crate::lock;
 use crate::opaque_token::new_token;
-use crate::tenant::{TenantState, issuer_of};
+use crate::tenant_state::{Session, TenantState, issuer_of};
 
 /// How long a connect ticket and its session live.
 const SESSION_LIFETIME: Duration = Duration::from_secs(300);
 /// The client id the tenant presents at the IdP's consent page.
 const TENANT_CLIENT: &str = "auth0-token-vault";
-
-/// One connection under way, from `connect` to `complete`.
-#[derive(Debug, Clone)]
-struct Session {
-    sub: String,
-    connection: String,
-    redirect_uri: String,
-    /// The application's `state`, returned with the `connect_code`.
-    state: Option<String>,
-    code_challenge: Option<String>,
-    scopes: Vec<String>,
-    ticket: String,
-    /// The state sent to the IdP's consent page.
-    idp_state: String,
-    /// Set once the user consented: the code and the scopes the IdP granted.
-    connect_code: Option<String>,
-    granted: Vec<String>,
-    expires: Instant,
-}
-
-/// The My Account API's state: connections under way, and IdP profiles set by tests.
-#[derive(Debug, Default)]
-pub(crate) struct MyAccount {
-    sessions: Mutex<HashMap<String, Session>>,
-    profiles: Mutex<HashMap<(String, String), Value>>,
-}
-
-impl MyAccount {
-    pub(crate) fn set_profile(&self, user_id: &str, connection: &str, profile: Value) {
-        lock(&self.profiles).insert((user_id.to_owned(), connection.to_owned()), profile);
-    }
-}
 
 type Shared = Arc<TenantState>;
 

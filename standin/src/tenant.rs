@@ -29,38 +29,10 @@ use crate::m2m_client::M2M_CLIENT_ID;
 use crate::management_api::ManagementApi;
 use crate::oauth_error::oauth_error;
 use crate::opaque_token::new_token;
+pub use crate::tenant_state::JwksMode;
+use crate::tenant_state::MyAccount;
+use crate::tenant_state::{TenantState, issuer_of};
 use crate::vault::{self, TenantFacts, VaultState};
-
-/// How the JWKS endpoint behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwksMode {
-    /// Serves the published keys.
-    Serve,
-    /// Answers 500.
-    Fail,
-    /// Never answers.
-    Hang,
-}
-
-#[derive(Debug)]
-pub(crate) struct TenantState {
-    jwks_calls: AtomicUsize,
-    pub(crate) published: Mutex<Vec<TestKey>>,
-    jwks_mode: Mutex<JwksMode>,
-    token_calls: AtomicUsize,
-    token_fault: Mutex<Option<Injected>>,
-    client_secret: Mutex<String>,
-    management_token_lifetime: Mutex<u64>,
-    issued: Mutex<HashMap<String, Instant>>,
-    user_calls: AtomicUsize,
-    user_fault: Mutex<Option<Injected>>,
-    user_requests: Mutex<Vec<String>>,
-    pub(crate) users: Mutex<HashMap<String, Value>>,
-    pub(crate) login: Login,
-    pub(crate) vault: VaultState,
-    management: ManagementApi,
-    pub(crate) my_account: crate::my_account::MyAccount,
-}
 
 /// A running stand-in tenant. Dropping it does not stop the server; it lives until the process
 /// (test binary or demo) ends.
@@ -90,7 +62,7 @@ impl Tenant {
             login: Login::default(),
             vault: VaultState::default(),
             management: ManagementApi::default(),
-            my_account: crate::my_account::MyAccount::default(),
+            my_account: MyAccount::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
@@ -409,15 +381,6 @@ pub fn profile(user_id: &str, identities: &[(&str, &str, &str)]) -> Value {
         "identities": identities,
         "logins_count": 3,
     })
-}
-
-/// The issuer a request to this tenant names: `http://{Host}/`.
-pub(crate) fn issuer_of(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    format!("http://{host}/")
 }
 
 /// A token request's fields: a JSON object (as the SPA SDK may send them; values that are not

@@ -9,6 +9,7 @@
 //! tenant) or adds connections of its own. `IDP_TOKEN_SOURCE` sets the token source of every
 //! connection that does not name its own.
 
+mod checks;
 mod learned;
 mod resolve;
 mod spec;
@@ -71,7 +72,7 @@ pub struct Connection {
     /// Where its pre-signed download redirects may point, followed without the token.
     pub downloads: super::download::DownloadHosts,
     /// How the provider says that a token lacks a scope (RFC 6750's challenge is read for all).
-    pub scope_answer: super::consent::ScopeAnswer,
+    pub scope_answer: super::catalogue::ScopeAnswer,
     /// Where the API host is per user (Salesforce, Shopify): the rule that reads and checks it;
     /// `api_base` is then a placeholder that never resolves until [`Connection::for_host`].
     pub api_host: Option<HostRule>,
