@@ -48,6 +48,22 @@ pub use x_api::XApi;
 
 use std::net::SocketAddr;
 
+/// A CORS preflight's answer: `204` with `cors` (the grant for an allowed web origin), or
+/// `403` when there is none.
+pub(crate) fn preflight_answer(
+    cors: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = if cors.is_empty() {
+        axum::http::StatusCode::FORBIDDEN
+    } else {
+        axum::http::StatusCode::NO_CONTENT
+    };
+    let mut response = status.into_response();
+    response.headers_mut().extend(cors);
+    response
+}
+
 /// Locks a stand-in's state; a test that panicked while holding it must not hide the others'
 /// results behind poisoning.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -147,15 +147,7 @@ fn with_cors(state: &TenantState, headers: &HeaderMap, mut response: Response) -
 }
 
 async fn preflight(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let cors = cors(&state, &headers);
-    let status = if cors.is_empty() {
-        StatusCode::FORBIDDEN
-    } else {
-        StatusCode::NO_CONTENT
-    };
-    let mut response = status.into_response();
-    response.headers_mut().extend(cors);
-    response
+    crate::preflight_answer(cors(&state, &headers))
 }
 
 /// The caller: `(sub, azp)` of a valid token for `{issuer}me/` holding `scope`.

@@ -481,15 +481,7 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
 
 /// The CORS preflight of a sign-in's token request, answered for allowed web origins only.
 async fn token_preflight(State(state): State<Arc<TenantState>>, headers: HeaderMap) -> Response {
-    let cors = state.login.cors(&headers);
-    let status = if cors.is_empty() {
-        StatusCode::FORBIDDEN
-    } else {
-        StatusCode::NO_CONTENT
-    };
-    let mut response = status.into_response();
-    response.headers_mut().extend(cors);
-    response
+    crate::preflight_answer(state.login.cors(&headers))
 }
 
 async fn discovery(headers: HeaderMap) -> Response {
