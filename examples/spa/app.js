@@ -567,6 +567,17 @@ async function showAccount(after = {}) {
     const gone = after.disconnected && results.find((r) => r.connection === after.disconnected);
     if (gone) {
       const label = connectionLabel(gone.connection);
+      if (gone.ok) {
+        // The API keeps an exchanged token until shortly before it expires: say so, and offer
+        // to look again.
+        showProblem($(`idp-${gone.connection}`), {
+          code: "token_still_held",
+          text: `Auth0 no longer holds your ${label} account, but the API answered with a ${label} ` +
+            "token it obtained before the disconnection; that token stops being used when it expires.",
+          action: { label: "Check again", run: guarded(() => showAccount({ disconnected: gone.connection })) },
+        });
+        cell(gone.connection, 3).textContent = "answers (token held from before)";
+      }
       setState("disconnected", gone.ok
         ? `${label} disconnected at Auth0, but the API still answered with a token it obtained before; it stops when that token expires.`
         : `${label} disconnected: the API answered ${gone.code || "an error"} for it, so nothing can call ${label} for you until you connect it again.`);

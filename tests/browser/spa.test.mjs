@@ -289,6 +289,164 @@ try {
     await state(page, "signed-out");
   });
 
+  // Connected Accounts (issue 37): Mona has not connected Google; she connects it from the page,
+  // a Drive call needs one more scope, she grants it, and she disconnects.
+  const myAccount = `${ready.tenant}/me/v1/connected-accounts`;
+  const myAccountRequests = [];
+  const tokenRequests = [];
+  context.on("request", (request) => {
+    const url = request.url();
+    if (url.startsWith(myAccount)) myAccountRequests.push({ method: request.method(), url, body: request.postData() });
+    if (url === `${ready.tenant}/oauth/token`) tokenRequests.push(new URLSearchParams(request.postData() || ""));
+  });
+  const apiAnswer = (path) => received.filter((r) => r.url.startsWith(`${ready.api}${path}`)).at(-1);
+  const google = "#idp-google-oauth2";
+  const googleState = async () => (await text(page, `${google} .vault-state`));
+
+  await step("a user who has not connected Google: the card says so and offers Connect, the table agrees", async () => {
+    await signIn(page, ready, "github|3003");
+    await state(page, "ready");
+    assert.equal(await text(page, "#status"), "Signed in: GitHub answered through the API. Google is not connected: connect it below.");
+    const identities = JSON.parse(apiAnswer("/identities").body);
+    assert.deepEqual(identities.token_vault, [{ connection: "google-oauth2", connected: false }]);
+    assert.equal(await page.getAttribute(google, "data-state"), "not-connected");
+    assert.equal(await googleState(), "Google is not connected to your account here.");
+    assert.equal(await text(page, `${google} .vault-connect`), "Connect Google");
+    assert.equal(await page.isHidden(`${google} .vault-disconnect`), true);
+    assert.equal(await page.isHidden(`${google} .idp-content`), true);
+    assert.deepEqual(await rows(page), [
+      ["github", "3003", "Management API", "answers"],
+      ["google-oauth2", "—", "Token Vault", "not connected"],
+    ]);
+    await page.screenshot({ path: `${shots}/6-not-connected.png`, fullPage: true });
+    await checkLayout(page, 390, "6-not-connected-390px.png");
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+
+  /** The consent page of stand-in Google: the scopes it lists, then Allow. */
+  async function consent(shot) {
+    await page.waitForURL((url) => url.href.startsWith(`${ready.google}/oauth/authorize`));
+    const listed = await page.$$eval("li code", (codes) => codes.map((c) => c.textContent));
+    if (shot) await page.screenshot({ path: `${shots}/${shot}` });
+    await page.click("#allow");
+    return listed;
+  }
+
+  await step("Connect Google: the SDK's connectAccountWithRedirect (an MRRT token for /me/), Google's consent, back connected", async () => {
+    await page.click(`${google} .vault-connect`);
+    const listed = await consent("7-consent.png");
+    assert.deepEqual(listed, ["openid", "profile", "email"]);
+    const connect = myAccountRequests.find((r) => r.url === `${myAccount}/connect`);
+    assert.ok(connect, "no POST to the My Account API's connect");
+    const body = JSON.parse(connect.body);
+    assert.equal(body.connection, "google-oauth2");
+    assert.deepEqual(body.scopes, ["openid", "profile", "email"]);
+    assert.equal(body.redirect_uri, ready.spa);
+    assert.equal(body.code_challenge_method, "S256");
+    // The SDK got its /me/ token with the refresh token (Multi-Resource Refresh Token).
+    const me = tokenRequests.filter((p) => p.get("audience") === `${ready.tenant}/me/`);
+    assert.ok(me.length >= 1 && me.every((p) => p.get("grant_type") === "refresh_token"), "no refresh-token grant for /me/");
+    await state(page, "connected");
+    assert.equal(await text(page, "#status"), "Google connected: it answers through the API.");
+    assert.equal(page.url(), `${ready.spa}/`, "connect_code and state left in the address bar");
+    assert.ok(myAccountRequests.some((r) => r.method === "POST" && r.url === `${myAccount}/complete`), "not completed");
+    assert.equal(await googleState(), "Connected (Auth0 Token Vault). Allowed: openid, profile, email.");
+    assert.equal(await text(page, "#google-name"), "Mona Lisa (stand-in Google)");
+    assert.equal(await page.getAttribute(google, "data-state"), "ready");
+    assert.equal(await page.isHidden("#error"), true);
+    assert.deepEqual((await rows(page))[1], ["google-oauth2", "monalisa@example.test", "Token Vault", "answers"]);
+    await page.screenshot({ path: `${shots}/7-connected.png`, fullPage: true });
+  });
+
+  let asked;
+  await step("a Drive call that needs one more scope: the typed consent_required, and the offer to ask for exactly its scopes", async () => {
+    await page.click("#drive-list");
+    await page.waitForSelector("#drive[data-state=refused]");
+    const answer = apiAnswer("/idp/google-oauth2/drive/v3/files");
+    assert.equal(answer.status, 403);
+    const body = JSON.parse(answer.body);
+    assert.equal(body.error, "consent_required");
+    assert.equal(body.action, "connect");
+    assert.equal(body.connection, "google-oauth2");
+    assert.deepEqual(body.missing, ["https://www.googleapis.com/auth/drive.readonly"]);
+    assert.equal(body.scopes[0], "https://www.googleapis.com/auth/drive.readonly");
+    asked = body.scopes;
+    assert.equal(await page.getAttribute("#drive", "data-error"), "consent_required");
+    assert.match(await text(page, "#drive .idp-problem-text"), /^Google has not allowed this app drive\.readonly, which this call needs\. Connect Google again/);
+    assert.deepEqual(await page.$$eval("#drive .idp-scopes code", (codes) => codes.map((c) => c.textContent)), asked);
+    assert.equal(await text(page, "#drive .idp-action"), "Allow drive.readonly at Google");
+    // Google's userinfo still answers: only the Drive call is refused.
+    assert.equal(await page.getAttribute(google, "data-state"), "ready");
+    await page.screenshot({ path: `${shots}/8-consent-required.png`, fullPage: true });
+    await checkLayout(page, 390, "8-consent-required-390px.png");
+    await checkLayout(page, 360);
+    await page.setViewportSize({ width: 1100, height: 900 });
+  });
+
+  await step("consent to those scopes: connected again, then the Drive call is made again and answers", async () => {
+    const before = myAccountRequests.length;
+    // The function reads Token Vault again for a missing scope at most every 2 s per user and
+    // connection (REREAD_INTERVAL); a consent back sooner is answered from the token it holds.
+    await page.waitForTimeout(2500);
+    await page.click("#drive .idp-action");
+    const listed = await consent("9-consent-drive.png");
+    assert.deepEqual(listed, asked);
+    const connect = myAccountRequests.slice(before).find((r) => r.url === `${myAccount}/connect`);
+    assert.deepEqual(JSON.parse(connect.body).scopes, asked);
+    await state(page, "connected");
+    await page.waitForSelector("#drive[data-state=ready]");
+    assert.equal(await text(page, "#drive-note"), "Drive answered through the API: no files to show.");
+    assert.equal(apiAnswer("/idp/google-oauth2/drive/v3/files").status, 200);
+    assert.equal(await page.isHidden("#drive .idp-problem"), true);
+    assert.match(await googleState(), /^Connected \(Auth0 Token Vault\)\. Allowed: .*drive\.readonly/);
+    await page.screenshot({ path: `${shots}/9-drive.png`, fullPage: true });
+  });
+
+  await step("Disconnect Google (My Account API: list, then DELETE by id): the next call answers reconsent_required, the page shows it", async () => {
+    const before = myAccountRequests.length;
+    await page.click(`${google} .vault-disconnect`);
+    await state(page, "disconnected");
+    const calls = myAccountRequests.slice(before).filter((r) => r.method !== "OPTIONS");
+    assert.deepEqual(calls.map((r) => `${r.method} ${r.url.replace(/cac_\w+/, "cac_…")}`), [
+      `GET ${myAccount}/accounts?connection=google-oauth2`,
+      `DELETE ${myAccount}/accounts/cac_…`,
+    ]);
+    // The function keeps an exchanged token until shortly before it expires (the demo's Google
+    // tokens live 30 s): until then the page says that the API still answered, and offers to
+    // check again; then the next call answers the typed reconsent_required.
+    for (let tries = 0; tries < 20 && apiAnswer("/idp/google-oauth2/oauth2/v3/userinfo").status === 200; tries += 1) {
+      if (tries === 0) {
+        assert.equal(await text(page, "#status"), "Google disconnected at Auth0, but the API still answered with a token it obtained before; it stops when that token expires.");
+        assert.equal(await page.getAttribute(google, "data-error"), "token_still_held");
+        await page.screenshot({ path: `${shots}/10-disconnected-token-held.png`, fullPage: true });
+      }
+      await page.waitForTimeout(2000);
+      await Promise.all([
+        page.waitForResponse((r) => r.url().startsWith(`${ready.api}/idp/google-oauth2/oauth2/v3/userinfo`)),
+        page.click(`${google} > .idp-problem .idp-action`),
+      ]);
+      await state(page, "disconnected");
+    }
+    const answer = apiAnswer("/idp/google-oauth2/oauth2/v3/userinfo");
+    assert.equal(answer.status, 403);
+    const body = JSON.parse(answer.body);
+    assert.equal(body.error, "reconsent_required");
+    assert.equal(body.action, "connect");
+    assert.equal(await text(page, "#status"),
+      "Google disconnected: the API answered reconsent_required for it, so nothing can call Google for you until you connect it again.");
+    assert.equal(await page.getAttribute(google, "data-error"), "reconsent_required");
+    assert.match(await text(page, `${google} > .idp-problem .idp-problem-text`), /^Google is not connected to this app/);
+    assert.equal(await text(page, `${google} > .idp-problem .idp-action`), "Connect Google");
+    assert.equal(await googleState(), "Google is not connected to your account here.");
+    assert.equal(await page.isHidden(`${google} .idp-content`), true);
+    assert.deepEqual((await rows(page))[1], ["google-oauth2", "—", "Token Vault", "refused: connect"]);
+    await page.screenshot({ path: `${shots}/10-disconnected.png`, fullPage: true });
+    await checkLayout(page, 390, "10-disconnected-390px.png");
+    await page.setViewportSize({ width: 1100, height: 900 });
+    await page.click("#sign-out");
+    await state(page, "signed-out");
+  });
+
   await step("an origin the API does not allow: the browser refuses the answers", async () => {
     const other = await context.newPage();
     await other.goto(`${ready.other_spa}/`);
