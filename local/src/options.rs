@@ -16,7 +16,7 @@ http://127.0.0.1:8080. With the function's variables set (README, Configuration)
   --fleet           keep fleet state in a DynamoDB token table (moto's, on 127.0.0.1), as a
                     deployment with TOKEN_TABLE does: see README, Fleet state on DynamoDB
   --other-spa-port N  (tests) also serve the frontend on an origin the API does not allow
-  --idp-tokens-file FILE  (tests) write every stand-in GitHub token issued to FILE, one a
+  --idp-tokens-file FILE  (tests) write every stand-in IdP token issued to FILE, one a
                     line, so that a test can prove that none reaches the browser
   -h, --help        this text
 
