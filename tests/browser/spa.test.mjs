@@ -385,9 +385,10 @@ try {
 
   await step("consent to those scopes: connected again, then the Drive call is made again and answers", async () => {
     const before = myAccountRequests.length;
-    // The function reads Token Vault again for a missing scope at most every 2 s per user and
-    // connection (REREAD_INTERVAL); a consent back sooner is answered from the token it holds.
-    await page.waitForTimeout(2500);
+    // The function reads Token Vault again for a missing scope at most once a second per user
+    // and connection (REREAD_INTERVAL); a consent back sooner (an automated one) is answered
+    // from the token it holds.
+    await page.waitForTimeout(1200);
     await page.click("#drive .idp-action");
     const listed = await consent("9-consent-drive.png");
     assert.deepEqual(listed, asked);

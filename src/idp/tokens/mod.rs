@@ -97,9 +97,10 @@ impl Lease {
 }
 
 /// Least time between two reads of the source for a token that lacks a scope: long enough that
-/// a frontend retrying such a call in a loop costs one read (a Token Vault exchange) every two
-/// seconds at most, short enough that a user back from a consent screen is read anew.
-const REREAD_INTERVAL: Duration = Duration::from_secs(2);
+/// a frontend retrying such a call in a loop costs one read (a Token Vault exchange) a second at
+/// most, short enough that a user back from a consent screen (a redirect to the provider and
+/// back, then the page's own reload) is read anew.
+const REREAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Least time left for a refresh grant to start: a single-use refresh token is spent as soon as
 /// the provider reads it, so the answer must have time to come back.
