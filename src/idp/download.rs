@@ -10,10 +10,9 @@ use url::Url;
 
 use super::host::{check_pattern, fits, standin_origin};
 use super::response::IdpResponse;
-use super::{IdpError, MAX_IDP_BODY_BYTES};
+use super::{IdpError, resend, send_and_read};
 use crate::deadline::Deadline;
-use crate::service::Service;
-use crate::upstream::{self, Http, RetryPolicy};
+use crate::upstream::{Http, RetryPolicy};
 
 /// Cap on one attempt at a download, within the invocation's deadline.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -122,28 +121,15 @@ impl DownloadHosts {
             let request = http
                 .request(method.clone(), url.clone())
                 .headers(outbound.clone());
-            let response = RetryPolicy::STANDARD
-                .run(deadline, || async {
-                    let attempt = request.try_clone().ok_or_else(|| {
-                        IdpError::from(upstream::UpstreamError::garbage(
-                            Service::Idp,
-                            "download request cannot be resent",
-                        ))
-                    })?;
-                    let response =
-                        upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
-                    answered(response.status(), response.headers());
-                    if response.status().is_server_error() {
-                        return Err(upstream::status_error(Service::Idp, &response).into());
-                    }
-                    Ok::<_, IdpError>(response)
-                })
-                .await?;
-            let answer = IdpResponse {
-                status: response.status(),
-                headers: response.headers().clone(),
-                body: upstream::read_body(response, Service::Idp, MAX_IDP_BODY_BYTES).await?,
-            };
+            let attempt = || resend(&request);
+            let answer = send_and_read(
+                RetryPolicy::STANDARD,
+                CALL_TIMEOUT,
+                attempt,
+                &answered,
+                deadline,
+            )
+            .await?;
             match self.target(method, &answer, &url) {
                 Some(next) if hop < MAX_HOPS => url = next,
                 _ => return Ok(answer),

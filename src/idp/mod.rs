@@ -244,33 +244,57 @@ pub async fn call(
     } else {
         RetryPolicy::ONCE
     };
+    let attempt = || {
+        let mut attempt = resend(&outbound)?;
+        // A signature per attempt: a retry with the same nonce would be refused as a replay.
+        if let Presented::Signed {
+            consumer,
+            secret,
+            form,
+        } = &presented
+        {
+            let signed = oauth1::authorization(
+                &request.method,
+                &request.url,
+                form.then_some(request.body),
+                consumer,
+                token.expose(),
+                secret,
+            )?;
+            attempt = attempt.header(header::AUTHORIZATION, signed);
+        }
+        Ok(attempt)
+    };
+    let noted = |status: StatusCode, headers: &HeaderMap| answered(status, headers, token.expose());
+    send_and_read(policy, CALL_TIMEOUT, attempt, noted, deadline).await
+}
+
+/// A copy of `request` for one more attempt; `Err` where its body cannot be sent again.
+pub(crate) fn resend(
+    request: &reqwest::RequestBuilder,
+) -> Result<reqwest::RequestBuilder, IdpError> {
+    request.try_clone().ok_or_else(|| {
+        IdpError::from(UpstreamError::garbage(
+            Service::Idp,
+            "request body cannot be resent",
+        ))
+    })
+}
+
+/// The one way an IdP host is called (its API, or a download host): the requests `attempt`
+/// makes, sent under `policy` within `deadline` (each capped at `timeout`), each answer handed
+/// to `answered`, a 5xx a failure retried as the policy allows; the last answer read whole.
+pub(crate) async fn send_and_read(
+    policy: RetryPolicy,
+    timeout: std::time::Duration,
+    attempt: impl Fn() -> Result<reqwest::RequestBuilder, IdpError>,
+    answered: impl Fn(StatusCode, &HeaderMap),
+    deadline: &Deadline,
+) -> Result<IdpResponse, IdpError> {
     let response = policy
         .run(deadline, || async {
-            let mut attempt = outbound.try_clone().ok_or_else(|| {
-                IdpError::from(UpstreamError::garbage(
-                    Service::Idp,
-                    "request body cannot be resent",
-                ))
-            })?;
-            // A signature per attempt: a retry with the same nonce would be refused as a replay.
-            if let Presented::Signed {
-                consumer,
-                secret,
-                form,
-            } = &presented
-            {
-                let signed = oauth1::authorization(
-                    &request.method,
-                    &request.url,
-                    form.then_some(request.body),
-                    consumer,
-                    token.expose(),
-                    secret,
-                )?;
-                attempt = attempt.header(header::AUTHORIZATION, signed);
-            }
-            let response = upstream::send(attempt, Service::Idp, deadline, CALL_TIMEOUT).await?;
-            answered(response.status(), response.headers(), token.expose());
+            let response = upstream::send(attempt()?, Service::Idp, deadline, timeout).await?;
+            answered(response.status(), response.headers());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response).into());
             }

@@ -23,6 +23,15 @@ const DRIVE: &str = "https://www.googleapis.com/auth/drive";
 const DRIVE_READONLY: &str = "https://www.googleapis.com/auth/drive.readonly";
 const FILES: &str = "/idp/google-oauth2/drive/v3/files";
 
+/// A stand-in Google whose Drive needs a Drive scope, refused in Google's own form.
+async fn drive_google() -> Idp {
+    let google = Idp::start_as(Flavor::Google)
+        .await
+        .expect("stand-in Google starts");
+    google.require_scope("/drive/v3/", &[DRIVE_READONLY, DRIVE], ScopeDialect::Google);
+    google
+}
+
 /// A deployment whose `google-oauth2` connection (a stand-in Google enforcing Drive's scopes in
 /// Google's dialect) is served through Token Vault; `github` stays on identities.
 struct World {
@@ -32,10 +41,7 @@ struct World {
 
 impl World {
     async fn spawn() -> Self {
-        let google = Idp::start_as(Flavor::Google)
-            .await
-            .expect("stand-in Google starts");
-        google.require_scope("/drive/v3/", &[DRIVE_READONLY, DRIVE], ScopeDialect::Google);
+        let google = drive_google().await;
         let connections = json!({
             "github": {"api_base": "{github}"},
             "google-oauth2": {"api_base": google.origin(), "token_source": "token_vault"},
@@ -179,10 +185,7 @@ async fn no_connected_account_asks_to_connect_with_the_scopes_the_call_needs() {
 #[tokio::test]
 async fn googles_own_insufficient_scope_answer_becomes_a_consent_answer() {
     // Scopes unknown to the function (an identity's token): the IdP decides, in its dialect.
-    let google = Idp::start_as(Flavor::Google)
-        .await
-        .expect("stand-in Google starts");
-    google.require_scope("/drive/v3/", &[DRIVE_READONLY, DRIVE], ScopeDialect::Google);
+    let google = drive_google().await;
     let connections = json!({
         "github": {"api_base": "{github}"},
         "google-oauth2": {"api_base": google.origin()},
