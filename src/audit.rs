@@ -24,9 +24,8 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, Method, StatusCode};
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt};
+use lambda_http::{Request, RequestExt};
 
-use crate::event::body_len;
 pub use crate::telemetry::AUDIT_TARGET;
 use crate::telemetry::line::JsonLine;
 use crate::telemetry::{self, Invocation, Trace};
@@ -85,8 +84,9 @@ impl Record {
     }
 
     /// The audit line: this record with the invocation's outcome (status, error code, whether
-    /// a refresh grant ran) and the size of the answer's body.
-    pub fn line(&self, invocation: &Invocation<'_>, trace: &Trace, response: &Body) -> String {
+    /// a refresh grant ran, why a streamed body was cut) and the bytes of the answer's body the
+    /// caller was sent.
+    pub fn line(&self, invocation: &Invocation<'_>, trace: &Trace, response_bytes: u64) -> String {
         let mut line = JsonLine::default();
         line.member_if("timestamp", telemetry::timestamp());
         line.member("level", "INFO");
@@ -109,8 +109,9 @@ impl Record {
         }
         line.member("status", invocation.status);
         line.member_if("error", trace.error_code());
+        line.member_if("stream_cut", trace.stream_cut());
         line.member("request_bytes", self.request_bytes);
-        line.member("response_bytes", body_len(response));
+        line.member("response_bytes", response_bytes);
         line.finish()
     }
 }
@@ -290,11 +291,7 @@ mod tests {
             status: 200,
             duration: Duration::from_millis(1),
         };
-        let line = parsed(&record.line(
-            &invocation,
-            &Trace::default(),
-            &Body::Text("{\"a\":1}".into()),
-        ));
+        let line = parsed(&record.line(&invocation, &Trace::default(), 7));
         assert_eq!(line["sub"], "github|1");
         assert_eq!(line["path"], "/user/repos");
         assert_eq!(line["idp_status"], 200);
@@ -370,7 +367,7 @@ mod tests {
                 status: 502,
                 duration: Duration::from_millis(1),
             };
-            let line = parsed(&record.line(&invocation, &Trace::default(), &Body::Empty));
+            let line = parsed(&record.line(&invocation, &Trace::default(), 0));
             assert!(line.get("idp_request_id").is_none(), "{line}");
             assert!(!line.to_string().contains(&token[4..16]), "{line}");
         }

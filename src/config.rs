@@ -1,5 +1,6 @@
 //! Configuration read once per cold start from the environment (README, "Configuration").
 
+use crate::streaming::ResponseMode;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -115,6 +116,8 @@ pub struct Config {
     /// The Secrets Manager secret of the operator's kill switch (`KILL_SWITCH_SECRET_ID`);
     /// `None`: no switch.
     pub kill_switch_secret_id: Option<String>,
+    /// How answers reach Lambda (`RESPONSE_MODE`: `buffered`, the default, or `streaming`).
+    pub response_mode: ResponseMode,
 }
 
 impl Config {
@@ -214,6 +217,11 @@ impl Config {
                 .map(|id| secret_id("TOKEN_STORE_KEYS_SECRET_ID", &id))
                 .transpose()?,
             kill_switch_secret_id: get("KILL_SWITCH_SECRET_ID").map(|id| id.trim().to_owned()),
+            response_mode: get("RESPONSE_MODE")
+                .map(|v| ResponseMode::parse(&v))
+                .transpose()
+                .map_err(|reason| ConfigError::invalid("RESPONSE_MODE", reason))?
+                .unwrap_or_default(),
         })
     }
 }
@@ -248,6 +256,21 @@ mod tests {
         .chain(vars.iter().copied())
         .collect();
         Config::from_lookup(|name| base.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn the_response_mode_is_buffered_unless_streaming_is_asked_for() {
+        let mode = |vars: &[(&str, &str)]| config(vars).expect("valid").response_mode;
+        assert_eq!(mode(&[]), ResponseMode::Buffered);
+        assert_eq!(
+            mode(&[("RESPONSE_MODE", "streaming")]),
+            ResponseMode::Streaming
+        );
+        assert_eq!(
+            mode(&[("RESPONSE_MODE", "buffered")]),
+            ResponseMode::Buffered
+        );
+        assert!(error_text(&[("RESPONSE_MODE", "stream")]).contains("RESPONSE_MODE"));
     }
 
     fn error_text(vars: &[(&str, &str)]) -> String {

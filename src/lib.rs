@@ -87,6 +87,7 @@ pub mod routes;
 pub mod secret;
 pub mod service;
 pub mod single_flight;
+pub mod streaming;
 pub mod telemetry;
 pub mod tenant;
 pub mod upstream;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::credentials::SecretsSource;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
@@ -26,7 +27,8 @@ use crate::management::Management;
 use crate::management::profiles::{self, RequestProfile};
 use crate::routes::{self, Route, RouteName};
 use crate::service::Service;
-use crate::telemetry::{self, Invocation};
+use crate::streaming::{self, Streamed, StreamedBody, ending};
+use crate::telemetry::{self, Invocation, Trace};
 use crate::upstream::{Http, UpstreamError};
 use crate::vary;
 
@@ -92,14 +94,40 @@ impl App {
 
     /// Answers one Lambda invocation: the event checked and converted (a hostile one gets a
     /// documented `400`, never a panic), answered by [`App::handle`], and written as the Lambda
-    /// response, byte for byte.
+    /// response, byte for byte. The buffered mode's entry point.
     pub async fn invoke(&self, event: LambdaEvent<LambdaRequest>) -> Box<RawValue> {
+        let (origin, response) = self.answer(event).await;
+        event::serialize(origin, response)
+    }
+
+    /// As [`App::invoke`], as a streamed Lambda response (`RESPONSE_MODE=streaming`): the
+    /// prelude, then the body, streamed from the IdP where the answer's is.
+    pub async fn invoke_streamed(&self, event: LambdaEvent<LambdaRequest>) -> Streamed {
+        let (_, response) = self.answer(event).await;
+        let prelude = event::prelude(&response);
+        let body = match streaming::of(&response).and_then(StreamedBody::take) {
+            Some(stream) => stream,
+            None => {
+                let bytes = match response.into_body() {
+                    Body::Text(text) => Bytes::from(text),
+                    Body::Binary(bytes) => Bytes::from(bytes),
+                    _ => Bytes::new(),
+                };
+                let chunks = (!bytes.is_empty()).then_some(Ok(bytes));
+                Box::pin(futures_util::stream::iter(chunks))
+            }
+        };
+        Streamed { prelude, body }
+    }
+
+    /// The answer to one invocation, and where it came from.
+    async fn answer(&self, event: LambdaEvent<LambdaRequest>) -> (Origin, Response<Body>) {
         let LambdaEvent { payload, context } = event;
         match event::into_request(payload) {
             Ok(request) => {
                 let origin = Origin::of(&request);
                 let response = self.handle(request.with_lambda_context(context)).await;
-                event::serialize(origin, response)
+                (origin, response)
             }
             Err(refused) => {
                 let answer = async {
@@ -122,8 +150,7 @@ impl App {
                     connection: None,
                     started: Instant::now(),
                 };
-                let response = logged(facts, None, answer).await;
-                event::serialize(refused.origin, response)
+                (refused.origin, logged(facts, None, answer).await)
             }
         }
     }
@@ -281,18 +308,56 @@ fn logged<'a>(
             }
             None => (traced.await, None),
         };
+        let status = response.status().as_u16();
+        // A streamed body's lines wait for its end: its bytes, its time and how it ended are
+        // known only then.
+        if let Some(streamed) = streaming::of(&response) {
+            let request_id = facts.request_id.to_owned();
+            let connection = facts.connection.map(str::to_owned);
+            let (route, started) = (facts.route, facts.started);
+            streamed.map(|stream| {
+                ending::reported(stream, move |ending| {
+                    let mut trace = trace;
+                    if let Some(cut) = &ending.cut {
+                        tracing::warn!(reason = cut.code(), error = %cut, "a streamed answer was ended early");
+                        trace.note_stream_cut(cut.code());
+                    }
+                    let invocation = Invocation {
+                        request_id: &request_id,
+                        route,
+                        connection: connection.as_deref(),
+                        status,
+                        duration: started.elapsed(),
+                    };
+                    write_lines(&invocation, &trace, record.as_ref(), ending.bytes);
+                })
+            });
+            return response;
+        }
         let invocation = Invocation {
             request_id: facts.request_id,
             route: facts.route,
             connection: facts.connection,
-            status: response.status().as_u16(),
+            status,
             duration: facts.started.elapsed(),
         };
-        trace.log(&invocation);
-        if let Some(record) = record {
-            audit::log(&record.line(&invocation, &trace, response.body()));
-        }
+        let bytes = event::body_len(response.body()) as u64;
+        write_lines(&invocation, &trace, record.as_ref(), bytes);
         response
+    }
+}
+
+/// The invocation's summary line and, for a request to a route, its audit line, with the bytes
+/// of body the caller was sent.
+fn write_lines(
+    invocation: &Invocation<'_>,
+    trace: &Trace,
+    record: Option<&audit::Record>,
+    bytes: u64,
+) {
+    trace.log(invocation);
+    if let Some(record) = record {
+        audit::log(&record.line(invocation, trace, bytes));
     }
 }
 

@@ -55,7 +55,7 @@ impl App {
         // Noted before the checks, so that a refused call is audited with what it asked for.
         audit::path(&path.encoded);
         // Everything about the request is checked before any upstream call.
-        let idp_request = IdpRequest::checked(
+        let mut idp_request = IdpRequest::checked(
             connection,
             request.method().clone(),
             &path,
@@ -64,6 +64,7 @@ impl App {
             body,
             &|scope| caller.holds(scope),
         )?;
+        idp_request.streams = self.config.response_mode.streams();
         let key = TokenKey {
             user: &caller.user_id,
             connection: name,
@@ -229,6 +230,7 @@ impl App {
                             &idp_request.method,
                             url,
                             idp_request.headers,
+                            idp_request.streams,
                             noted,
                             deadline,
                         )

@@ -35,7 +35,7 @@ use crate::routes;
 
 mod response;
 
-pub use response::{MAX_RESPONSE_BYTES, TooLarge, body_len, fit, serialize};
+pub use response::{MAX_RESPONSE_BYTES, TooLarge, body_len, fit, prelude, serialize};
 
 /// `http::Uri` refuses longer URIs; lambda_http would panic on them.
 const MAX_URI_BYTES: usize = u16::MAX as usize - 1;

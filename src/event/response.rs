@@ -155,16 +155,9 @@ fn write(origin: Origin, response: Response<Body>, out: &mut impl Write) {
             serde_json::to_writer(out, &lambda)
         }
         Origin::HttpApi => {
-            let mut headers = writable(parts.headers).0;
+            let (headers, cookies) = apart(writable(parts.headers).0);
             let mut lambda = ApiGatewayV2httpResponse::default();
-            // An HTTP API takes cookies apart from the headers: one `Set-Cookie` each, as they
-            // cannot be joined (RFC 6265 §3).
-            lambda.cookies = headers
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect();
-            headers.remove(header::SET_COOKIE);
+            lambda.cookies = cookies;
             lambda.status_code = status_code;
             lambda.headers = one_line_each(&headers);
             lambda.body = body;
@@ -175,6 +168,38 @@ fn write(origin: Origin, response: Response<Body>, out: &mut impl Write) {
     if let Err(error) = written {
         tracing::error!(%error, "the Lambda response could not be written");
     }
+}
+
+/// The metadata prelude of `response` as a streamed Lambda response (`statusCode`, `headers`,
+/// `cookies`), the same for a Function URL and a REST API streaming its answers: what goes
+/// before the eight NUL bytes and the body.
+pub fn prelude(response: &Response<Body>) -> Vec<u8> {
+    let (headers, cookies) = apart(writable(response.headers().clone()).0);
+    let headers: serde_json::Map<String, serde_json::Value> = one_line_each(&headers)
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value.into())
+        })
+        .collect();
+    let prelude = serde_json::json!({
+        "statusCode": response.status().as_u16(),
+        "headers": headers,
+        "cookies": cookies,
+    });
+    serde_json::to_vec(&prelude).unwrap_or_default()
+}
+
+/// `headers` without `Set-Cookie`, and its values: a Lambda response takes cookies apart from
+/// the headers, one each, as they cannot be joined (RFC 6265 §3).
+fn apart(mut headers: HeaderMap) -> (HeaderMap, Vec<String>) {
+    let cookies = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    (headers, cookies)
 }
 
 /// `headers` without the values a Lambda response cannot carry, and the names of those dropped:
@@ -292,6 +317,30 @@ mod tests {
         for origin in [Origin::RestApi, Origin::HttpApi] {
             assert!(size_bound(&bare) >= serialized_size(origin, &bare));
         }
+    }
+
+    #[test]
+    fn the_prelude_is_status_one_line_headers_and_cookies() {
+        let mut answer = response(Body::Empty, "application/octet-stream");
+        for (name, value) in [
+            ("vary", "accept"),
+            ("vary", "authorization"),
+            ("set-cookie", "a=1"),
+        ] {
+            answer.headers_mut().append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let prelude: serde_json::Value = serde_json::from_slice(&prelude(&answer)).expect("JSON");
+        assert_eq!(
+            prelude,
+            serde_json::json!({
+                "statusCode": 200,
+                "headers": {"content-type": "application/octet-stream", "vary": "accept, authorization"},
+                "cookies": ["a=1"],
+            })
+        );
     }
 
     #[test]

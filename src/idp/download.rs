@@ -10,7 +10,7 @@ use url::Url;
 
 use super::host::{check_pattern, fits, standin_origin};
 use super::response::IdpResponse;
-use super::{IdpError, resend, send_and_read};
+use super::{IdpError, Reading, resend, send_and_read};
 use crate::deadline::Deadline;
 use crate::upstream::{Http, RetryPolicy};
 
@@ -96,13 +96,16 @@ impl DownloadHosts {
 
     /// Fetches `url` (from [`DownloadHosts::target`]) with `method` and only the caller's
     /// harmless `headers`, following further redirects to these hosts (a few at most); each
-    /// answer is handed to `answered`, as for the API call.
+    /// answer is handed to `answered`, as for the API call. A successful answer's body is left
+    /// to stream where `streams` says so.
+    #[allow(clippy::too_many_arguments)]
     pub async fn fetch(
         &self,
         http: &Http,
         method: &Method,
         mut url: Url,
         headers: &HeaderMap,
+        streams: bool,
         answered: impl Fn(StatusCode, &HeaderMap),
         deadline: &Deadline,
     ) -> Result<IdpResponse, IdpError> {
@@ -125,6 +128,7 @@ impl DownloadHosts {
             let answer = send_and_read(
                 RetryPolicy::STANDARD,
                 CALL_TIMEOUT,
+                Reading::of(streams, method),
                 attempt,
                 &answered,
                 deadline,
@@ -150,6 +154,7 @@ mod tests {
             status: StatusCode::from_u16(status).expect("status"),
             headers,
             body: Vec::new(),
+            pending: None,
         }
     }
 

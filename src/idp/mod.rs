@@ -8,6 +8,7 @@ pub mod connections;
 pub mod consent;
 pub mod download;
 pub mod fleet_source;
+pub mod guard;
 pub mod host;
 pub mod identity_source;
 pub mod oauth1;
@@ -30,7 +31,7 @@ use crate::upstream::{self, Http, RetryPolicy, UpstreamCause, UpstreamError};
 use allow::Verdict;
 use connections::Connection;
 use path::{IdpPath, PathError};
-pub use response::{IdpResponse, UnsafeAnswer};
+pub use response::{IdpResponse, Pending, UnsafeAnswer};
 
 /// Cap on one IdP call, within the invocation's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(8);
@@ -110,6 +111,9 @@ pub struct IdpRequest<'a> {
     pub body: &'a [u8],
     /// The IdP scopes the matching allow rules name for this call.
     pub idp_scopes: Vec<allow::ScopeNeed>,
+    /// Whether a successful answer's body streams to the caller (`RESPONSE_MODE=streaming`)
+    /// rather than being read whole: off unless the caller says so.
+    pub streams: bool,
 }
 
 impl<'a> IdpRequest<'a> {
@@ -165,6 +169,7 @@ impl<'a> IdpRequest<'a> {
             method,
             headers,
             body,
+            streams: false,
         })
     }
 }
@@ -266,7 +271,29 @@ pub async fn call(
         Ok(attempt)
     };
     let noted = |status: StatusCode, headers: &HeaderMap| answered(status, headers, token.expose());
-    send_and_read(policy, CALL_TIMEOUT, attempt, noted, deadline).await
+    let reading = Reading::of(request.streams, &request.method);
+    send_and_read(policy, CALL_TIMEOUT, reading, attempt, noted, deadline).await
+}
+
+/// How the last answer's body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Whole, within Lambda's 6 MB.
+    Whole,
+    /// A successful answer's body left to stream; any other answer's read whole (it is small,
+    /// and the consent and redirect rules read it).
+    StreamSuccess,
+}
+
+impl Reading {
+    /// How a `method` call reads its answer when its answers `stream` (a `HEAD` has no body).
+    pub(crate) fn of(stream: bool, method: &Method) -> Self {
+        if stream && method != Method::HEAD {
+            Self::StreamSuccess
+        } else {
+            Self::Whole
+        }
+    }
 }
 
 /// A copy of `request` for one more attempt; `Err` where its body cannot be sent again.
@@ -283,17 +310,25 @@ pub(crate) fn resend(
 
 /// The one way an IdP host is called (its API, or a download host): the requests `attempt`
 /// makes, sent under `policy` within `deadline` (each capped at `timeout`), each answer handed
-/// to `answered`, a 5xx a failure retried as the policy allows; the last answer read whole.
+/// to `answered`, a 5xx a failure retried as the policy allows; the last answer read as
+/// `reading` says.
 pub(crate) async fn send_and_read(
     policy: RetryPolicy,
     timeout: std::time::Duration,
+    reading: Reading,
     attempt: impl Fn() -> Result<reqwest::RequestBuilder, IdpError>,
     answered: impl Fn(StatusCode, &HeaderMap),
     deadline: &Deadline,
 ) -> Result<IdpResponse, IdpError> {
     let response = policy
         .run(deadline, || async {
-            let response = upstream::send(attempt()?, Service::Idp, deadline, timeout).await?;
+            let request = attempt()?;
+            let response = match reading {
+                Reading::Whole => upstream::send(request, Service::Idp, deadline, timeout).await?,
+                Reading::StreamSuccess => {
+                    upstream::send_for_stream(request, Service::Idp, deadline, timeout).await?
+                }
+            };
             answered(response.status(), response.headers());
             if response.status().is_server_error() {
                 return Err(upstream::status_error(Service::Idp, &response).into());
@@ -303,11 +338,31 @@ pub(crate) async fn send_and_read(
         .await?;
     let status = response.status();
     let headers = response.headers().clone();
+    if reading == Reading::StreamSuccess && status.is_success() {
+        // One that says it is larger than Lambda streams gets the documented error, not a
+        // stream cut at the limit.
+        if response
+            .content_length()
+            .is_some_and(|len| len > crate::streaming::MAX_STREAMED_BYTES)
+        {
+            return Err(UpstreamError::garbage(Service::Idp, "body too large").into());
+        }
+        return Ok(IdpResponse {
+            status,
+            headers,
+            body: Vec::new(),
+            pending: Some(Pending {
+                response,
+                deadline: *deadline,
+            }),
+        });
+    }
     let body = upstream::read_body(response, Service::Idp, MAX_IDP_BODY_BYTES).await?;
     Ok(IdpResponse {
         status,
         headers,
         body,
+        pending: None,
     })
 }
 

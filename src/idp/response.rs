@@ -11,21 +11,17 @@
 //! - refused: an answer that carries the IdP access token anywhere (an endpoint that echoes its
 //!   request), or whose compression hides what it carries.
 
-use std::io::Read;
-
-use flate2::read::{DeflateDecoder, GzDecoder};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Response};
 use url::Url;
 
+use super::guard::{self, Guard};
+use crate::deadline::Deadline;
 use crate::secret::IdpAccessToken;
+use crate::streaming::StreamedBody;
 
 /// The header the IdP's own `WWW-Authenticate` reaches the caller in.
 pub const IDP_WWW_AUTHENTICATE: HeaderName = HeaderName::from_static("x-idp-www-authenticate");
-
-/// Most bytes a compressed answer is inflated to, to look for the token in it: past this, an
-/// answer (a compression bomb, or more than any Lambda response holds) is refused.
-const MAX_INFLATED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Response headers of the IdP that reach the caller as they are, besides the `x-ratelimit-*`
 /// family. Never `Set-Cookie`, `Location` (signed URLs carry credentials) or anything else.
@@ -72,8 +68,19 @@ pub struct IdpResponse {
     pub status: StatusCode,
     /// Its headers, all of them: [`IdpResponse::shape`] picks.
     pub headers: HeaderMap,
-    /// Its body.
+    /// Its body, read whole; empty while it is still [`pending`](IdpResponse::pending).
     pub body: Vec<u8>,
+    /// A successful answer's body left unread, to be streamed to the caller
+    /// (`RESPONSE_MODE=streaming`).
+    pub pending: Option<Pending>,
+}
+
+/// An answer whose body is still at the IdP, to be read before `deadline`.
+pub struct Pending {
+    /// The answer, its body unread.
+    pub response: reqwest::Response,
+    /// The invocation's deadline, which the body's reading keeps too.
+    pub deadline: Deadline,
 }
 
 impl IdpResponse {
@@ -116,17 +123,29 @@ impl IdpResponse {
                 self.status,
                 StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
             );
-        let body = if bodiless || self.body.is_empty() {
-            Body::Empty
-        } else {
-            for secret in secrets {
-                check_body(&self.body, headers.get(header::CONTENT_ENCODING), secret)?;
+        let encoding = headers.get(header::CONTENT_ENCODING);
+        let mut streamed = None;
+        let body = match self.pending {
+            _ if bodiless => Body::Empty,
+            Some(pending) => {
+                let guard = Guard::new(token, encoding, guard::MAX_INFLATED_STREAMED)?;
+                let stream = guard::guarded(pending.response, guard, pending.deadline);
+                streamed = Some(StreamedBody::new(stream));
+                Body::Empty
             }
-            as_body(self.body, headers.contains_key(header::CONTENT_ENCODING))
+            None if self.body.is_empty() => Body::Empty,
+            None => {
+                Guard::new(token, encoding, guard::MAX_INFLATED_BUFFERED)?
+                    .check_whole(&self.body)?;
+                as_body(self.body, encoding.is_some())
+            }
         };
         let mut response = Response::new(body);
         *response.status_mut() = self.status;
         *response.headers_mut() = headers;
+        if let Some(streamed) = streamed {
+            response.extensions_mut().insert(streamed);
+        }
         Ok(response)
     }
 }
@@ -141,59 +160,6 @@ fn as_body(bytes: Vec<u8>, encoded: bool) -> Body {
     match String::from_utf8(bytes) {
         Ok(text) => Body::Text(text),
         Err(error) => Body::Binary(error.into_bytes()),
-    }
-}
-
-/// The body, inflated if compressed, must not contain `token`.
-fn check_body(
-    body: &[u8],
-    encoding: Option<&HeaderValue>,
-    token: &[u8],
-) -> Result<(), UnsafeAnswer> {
-    let encoding = encoding
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let carries = match encoding.as_str() {
-        "" | "identity" => contains(body, token),
-        "gzip" | "x-gzip" => inflated_contains(GzDecoder::new(body), token)?,
-        "deflate" => inflated_contains(DeflateDecoder::new(body), token)?,
-        other => return Err(UnsafeAnswer::Encoding(other.to_owned())),
-    };
-    if carries {
-        Err(UnsafeAnswer::CarriesToken)
-    } else {
-        Ok(())
-    }
-}
-
-/// Whether the inflated stream contains `token`, read in chunks with an overlap so that a token
-/// across two chunks is found, and never more than [`MAX_INFLATED_BYTES`] of it.
-fn inflated_contains(reader: impl Read, token: &[u8]) -> Result<bool, UnsafeAnswer> {
-    let mut reader = reader.take(MAX_INFLATED_BYTES + 1);
-    let mut window: Vec<u8> = Vec::with_capacity(64 * 1024 + token.len());
-    let mut chunk = vec![0; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let read = reader
-            .read(&mut chunk)
-            .map_err(|_| UnsafeAnswer::Uninflatable)?;
-        if read == 0 {
-            return Ok(false);
-        }
-        total += read as u64;
-        if total > MAX_INFLATED_BYTES {
-            return Err(UnsafeAnswer::Uninflatable);
-        }
-        window.extend_from_slice(&chunk[..read]);
-        if contains(&window, token) {
-            return Ok(true);
-        }
-        let keep = token.len().saturating_sub(1).min(window.len());
-        window.drain(..window.len() - keep);
     }
 }
 
@@ -448,6 +414,7 @@ mod tests {
                 HeaderValue::from_static(header),
             )]),
             body: body.as_bytes().to_vec(),
+            pending: None,
         };
         let shape =
             |answer: IdpResponse| answer.shape(&Method::GET, &links(&url, &url, None), &token);
@@ -481,18 +448,18 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         encoder.write_all(&data).expect("write");
         let gz = encoder.finish().expect("gzip");
-        assert_eq!(
-            inflated_contains(GzDecoder::new(&gz[..]), b"gho_secret"),
-            Ok(true)
-        );
-        assert_eq!(
-            inflated_contains(GzDecoder::new(&gz[..]), b"gho_other"),
-            Ok(false)
-        );
-        assert_eq!(
-            inflated_contains(GzDecoder::new(&b"not gzip"[..]), b"x"),
-            Err(UnsafeAnswer::Uninflatable)
-        );
+        let gzip = HeaderValue::from_static("gzip");
+        let check = |token: &str, body: &[u8]| {
+            Guard::new(
+                &IdpAccessToken::new(token),
+                Some(&gzip),
+                guard::MAX_INFLATED_BUFFERED,
+            )
+            .and_then(|g| g.check_whole(body))
+        };
+        assert_eq!(check("gho_secret", &gz), Err(UnsafeAnswer::CarriesToken));
+        assert_eq!(check("gho_other", &gz), Ok(()));
+        assert_eq!(check("x", b"not gzip"), Err(UnsafeAnswer::Uninflatable));
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl Trace {
         line.root.member("Route", invocation.route.as_str());
         line.root.member_if("Connection", invocation.connection);
         line.root.member_if("ErrorCode", self.error_code);
+        line.root.member_if("stream_cut", self.stream_cut);
 
         line.milliseconds("Duration", invocation.duration);
         for service in Service::ALL {
@@ -71,6 +72,7 @@ impl Trace {
             ("TokenTableDegraded", self.token_table_degraded),
             ("TokenTableKeysUnusable", self.token_table_keys_unusable),
             ("HeaderValuesDropped", self.header_values_dropped),
+            ("StreamsCut", u32::from(self.stream_cut.is_some())),
         ] {
             if count > 0 {
                 line.count(name, count);

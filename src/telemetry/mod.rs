@@ -224,6 +224,8 @@ pub struct Trace {
     /// 0 or 1: the table is configured but its keys cannot be used.
     token_table_keys_unusable: u32,
     header_values_dropped: u32,
+    /// Why a streamed body was ended before the IdP's was (`Cut::code`), if it was.
+    stream_cut: Option<&'static str>,
     /// The `error` code answered, when the answer is an error of the function's own.
     error_code: Option<&'static str>,
 }
@@ -247,6 +249,17 @@ impl Trace {
     /// The `error` code answered, when the answer is an error of the function's own.
     pub fn error_code(&self) -> Option<&'static str> {
         self.error_code
+    }
+
+    /// Why the answer's streamed body was ended early, if it was.
+    pub fn stream_cut(&self) -> Option<&'static str> {
+        self.stream_cut
+    }
+
+    /// Notes that the answer's streamed body was ended early, for `reason` (the
+    /// `StreamsCut` metric): known only once the stream ends, after the invocation's own trace.
+    pub fn note_stream_cut(&mut self, reason: &'static str) {
+        self.stream_cut = Some(reason);
     }
 
     /// Logs the invocation's one summary line ([`Trace::summary`], now, in [`namespace`]).

@@ -46,6 +46,27 @@ pub async fn send(
     result
 }
 
+/// As [`send`], for an answer whose body may stream to the caller: the answer's head within
+/// `cap`, but its body readable until the deadline (a large download takes longer than any one
+/// call's cap).
+pub async fn send_for_stream(
+    request: RequestBuilder,
+    service: Service,
+    deadline: &Deadline,
+    cap: Duration,
+) -> Result<Response, UpstreamError> {
+    let head = deadline
+        .timeout(cap)
+        .ok_or(UpstreamError::Timeout(service))?;
+    let started = Instant::now();
+    let sent = tokio::time::timeout(head, request.timeout(deadline.remaining()).send()).await;
+    telemetry::upstream_time(service, started.elapsed());
+    match sent {
+        Ok(result) => result.map_err(|e| UpstreamError::from_reqwest(service, e)),
+        Err(_) => Err(UpstreamError::Timeout(service)),
+    }
+}
+
 /// Reads a response body of at most `limit` bytes; the request's timeout still applies.
 pub async fn read_body(
     mut response: Response,
