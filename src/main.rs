@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth0_idp_proxy::fleet::TablePolicy;
+use auth0_idp_proxy::streaming::{self, ResponseMode};
 use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{LambdaEvent, service_fn};
+use lambda_runtime::Runtime;
+use lambda_runtime::layers::TracingLayer;
 
 /// How long the cold start waits for its prefetch before taking the first invocation; the
 /// prefetch goes on in the background past it, and the first invocation joins it.
@@ -58,13 +61,33 @@ async fn main() -> ExitCode {
 
     // lambda_runtime with the function's own event adapter (`event`), not lambda_http's: that
     // one panics on some hostile events and alters non-UTF-8 bodies.
-    let handler = service_fn(move |event: LambdaEvent<LambdaRequest>| {
+    let mode = app.response_mode();
+    let handler = service_fn({
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.invoke(event).await) }
+        move |event: LambdaEvent<LambdaRequest>| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(app.invoke(event).await) }
+        }
     });
     // Sequential on classic Lambda; several invocations at once where AWS_LAMBDA_MAX_CONCURRENCY
     // says so (Lambda Managed Instances).
-    match lambda_runtime::run_concurrent(handler).await {
+    let runtime = Runtime::new(handler);
+    let ran = match mode {
+        ResponseMode::Buffered => runtime.layer(TracingLayer::new()).run_concurrent().await,
+        // The same loop; each answer written as a stream by the function's own writer.
+        ResponseMode::Streaming => {
+            let answer = move |event: LambdaEvent<LambdaRequest>| {
+                let app = Arc::clone(&app);
+                async move { app.invoke_streamed(event).await }
+            };
+            runtime
+                .layer(streaming::runtime::Layer::new(answer))
+                .layer(TracingLayer::new())
+                .run_concurrent()
+                .await
+        }
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "runtime loop ended");

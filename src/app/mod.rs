@@ -75,6 +75,11 @@ impl App {
         self
     }
 
+    /// How answers reach Lambda: the runtime loop `main` runs follows it.
+    pub fn response_mode(&self) -> streaming::ResponseMode {
+        self.config.response_mode
+    }
+
     /// Work worth doing during the cold start, so that the first invocation finds it done: the
     /// JWKS fetch, and the secret read followed by the token exchange, side by side. Failures
     /// are only logged: the first invocation tries again.

@@ -18,7 +18,9 @@
 //!   over and over, no `Content-Type`), `latin1` (`caf\xe9` labelled ISO-8859-1),
 //!   `invalid-utf8-json`, `gzip` (a gzip JSON body with its `Content-Encoding`), `controls`
 //!   (`size` × U+0001 as `text/plain`: six times larger JSON-escaped) and `quotes` (a JSON
-//!   string of `size` × `\"`);
+//!   string of `size` × `\"`); `binary` from 1 MiB up is generated as it is sent, never held
+//!   whole; `token-late` (`-gzip`): `size` bytes of text with the caller's own token in the
+//!   middle (gzip-compressed for `-gzip`), for the streamed token guard;
 //! - `/headers/repeated?status=N`: repeated fields, as GitHub and proxies send them: two
 //!   `Vary` ([`REPEATED_VARY`]), three `Link` (one into the API, one half into it, one
 //!   elsewhere), two `WWW-Authenticate` challenges, two `x-ratelimit-limit`; status N (200);
@@ -779,6 +781,10 @@ async fn answer(
             axum::Json(json!({"message": "Bad credentials"})),
         )
             .into_response(),
+        "/bytes/token-late" | "/bytes/token-late-gzip" => {
+            let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
+            token_late(size, &bearer, path.ends_with("-gzip"))
+        }
         bytes if bytes.starts_with("/bytes/") => {
             let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
             body_of_kind(&bytes["/bytes/".len()..], size)
@@ -890,9 +896,52 @@ fn conditional(headers: &HeaderMap) -> Response {
     (validators, axum::Json(json!({"version": 1}))).into_response()
 }
 
+/// Bodies from this size up are generated as they are sent, never held whole.
+const GENERATED_FROM: usize = 1 << 20;
+
+/// `size` bytes 0 to 255 over and over, generated chunk by chunk as they are sent: a large
+/// file's body without the stand-in holding it.
+fn generated(size: usize) -> axum::body::Body {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = (0..size.div_ceil(CHUNK)).map(move |index| {
+        let start = index * CHUNK;
+        let end = (start + CHUNK).min(size);
+        let chunk: Vec<u8> = (start..end).map(|i| (i % 256) as u8).collect();
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))
+    });
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+}
+
+/// `/bytes/token-late` (`-gzip`): `size` bytes of text with the caller's own token in the
+/// middle, as an endpoint that echoes its request deep into a large answer; gzip-compressed with
+/// its `Content-Encoding` for `-gzip`.
+fn token_late(size: usize, token: &str, gzip: bool) -> Response {
+    let half = size / 2;
+    let mut body = vec![b'.'; half];
+    body.extend_from_slice(token.as_bytes());
+    body.resize(size.max(body.len()), b'.');
+    let mut response = if gzip {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = encoder.write_all(&body);
+        let mut response = Response::new(axum::body::Body::from(encoder.finish().unwrap_or_default()));
+        response
+            .headers_mut()
+            .insert("content-encoding", HeaderValue::from_static("gzip"));
+        response
+    } else {
+        Response::new(axum::body::Body::from(body))
+    };
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/plain"));
+    response
+}
+
 /// `/bytes/{kind}`: a body of `size` units that text handling would alter.
 fn body_of_kind(kind: &str, size: usize) -> Response {
     let (content_type, body): (Option<&str>, Vec<u8>) = match kind {
+        "binary" if size >= GENERATED_FROM => return Response::new(generated(size)),
         "binary" => (None, (0..size).map(|i| (i % 256) as u8).collect()),
         "latin1" => (Some("text/plain; charset=iso-8859-1"), b"caf\xe9".to_vec()),
         "invalid-utf8-json" => (

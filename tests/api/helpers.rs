@@ -364,6 +364,38 @@ impl TestApp {
         (LambdaAnswer::parse(raw.get()), request_id)
     }
 
+    /// Runs `event` through the function's streaming entry point (`RESPONSE_MODE=streaming`),
+    /// as the real binary does: the prelude, the body as streamed, and how the stream ended
+    /// (`None`: whole), with the invocation's request id.
+    pub async fn invoke_streamed(&self, event: &str) -> StreamedAnswer {
+        let payload: LambdaRequest =
+            serde_json::from_str(event).expect("an event lambda_runtime deserializes");
+        let mut context = Context::default();
+        context.request_id = unique("stream-");
+        let request_id = context.request_id.clone();
+        context.deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + 30_000;
+        let streamed = self.app.invoke_streamed(LambdaEvent::new(payload, context)).await;
+        let prelude: Value = serde_json::from_slice(&streamed.prelude).expect("a JSON prelude");
+        let mut body = Vec::new();
+        let mut cut = None;
+        let mut stream = streamed.body;
+        while let Some(item) = futures_util::StreamExt::next(&mut stream).await {
+            match item {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(reason) => cut = Some(reason),
+            }
+        }
+        StreamedAnswer {
+            prelude,
+            body,
+            cut,
+            request_id,
+        }
+    }
+
     /// Sends a request.
     pub async fn send(&self, request: Request) -> TestResponse {
         send_to(&self.app, request).await
@@ -385,6 +417,31 @@ pub async fn send_to(app: &App, request: Request) -> TestResponse {
         status,
         headers,
         body,
+    }
+}
+
+/// A streamed answer as the caller would get it.
+#[derive(Debug)]
+pub struct StreamedAnswer {
+    /// The metadata prelude: `statusCode`, `headers`, `cookies`.
+    pub prelude: Value,
+    /// The body bytes streamed.
+    pub body: Vec<u8>,
+    /// Why the stream was ended early, if it was.
+    pub cut: Option<auth0_idp_proxy::streaming::Cut>,
+    /// The invocation's request id.
+    pub request_id: String,
+}
+
+impl StreamedAnswer {
+    /// The prelude's `statusCode`.
+    pub fn status(&self) -> u64 {
+        self.prelude["statusCode"].as_u64().unwrap_or_default()
+    }
+
+    /// A header of the prelude.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.prelude["headers"][name].as_str()
     }
 }
 

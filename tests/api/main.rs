@@ -25,6 +25,7 @@ mod routing;
 mod sdk_config;
 mod second_sight;
 mod speaks_http;
+mod streaming;
 mod spelling;
 mod tokens;
 mod vault;
