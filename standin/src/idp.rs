@@ -924,7 +924,8 @@ fn token_late(size: usize, token: &str, gzip: bool) -> Response {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let _ = encoder.write_all(&body);
-        let mut response = Response::new(axum::body::Body::from(encoder.finish().unwrap_or_default()));
+        let mut response =
+            Response::new(axum::body::Body::from(encoder.finish().unwrap_or_default()));
         response
             .headers_mut()
             .insert("content-encoding", HeaderValue::from_static("gzip"));

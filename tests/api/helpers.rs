@@ -377,7 +377,10 @@ impl TestApp {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             + 30_000;
-        let streamed = self.app.invoke_streamed(LambdaEvent::new(payload, context)).await;
+        let streamed = self
+            .app
+            .invoke_streamed(LambdaEvent::new(payload, context))
+            .await;
         let prelude: Value = serde_json::from_slice(&streamed.prelude).expect("a JSON prelude");
         let mut body = Vec::new();
         let mut cut = None;

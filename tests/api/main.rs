@@ -25,7 +25,7 @@ mod routing;
 mod sdk_config;
 mod second_sight;
 mod speaks_http;
-mod streaming;
 mod spelling;
+mod streaming;
 mod tokens;
 mod vault;

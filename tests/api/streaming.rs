@@ -62,12 +62,19 @@ async fn a_body_over_lambdas_buffered_limit_streams_whole_with_the_header_rules(
     let answer = app.invoke_streamed(&event.to_string()).await;
     assert_eq!(answer.status(), 200, "{}", answer.prelude);
     assert_eq!(answer.cut, None);
-    assert!(answer.body.len() == size && answer.body == pattern(size), "byte for byte");
+    assert!(
+        answer.body.len() == size && answer.body == pattern(size),
+        "byte for byte"
+    );
     // The rules of a buffered answer: only the passed headers, the caller's Vary, CORS.
     assert!(answer.header("set-cookie").is_none(), "{}", answer.prelude);
     assert_eq!(answer.prelude["cookies"], json!([]));
     assert!(answer.header("x-oauth-scopes").is_none());
-    assert!(answer.header("vary").is_some_and(|v| v.contains("authorization")));
+    assert!(
+        answer
+            .header("vary")
+            .is_some_and(|v| v.contains("authorization"))
+    );
     assert_eq!(
         answer.header("access-control-allow-origin"),
         Some("https://app.example.com")
@@ -126,7 +133,11 @@ async fn a_body_carrying_the_token_is_cut_before_any_byte_of_it() {
             &[],
         );
         let answer = app.invoke_streamed(&event.to_string()).await;
-        assert_eq!(answer.status(), 200, "{kind}: the head left before the token came");
+        assert_eq!(
+            answer.status(),
+            200,
+            "{kind}: the head left before the token came"
+        );
         assert_eq!(answer.cut, Some(Cut::CarriesToken), "{kind}");
         // Not the token, nor its start.
         let sent = if kind.ends_with("gzip") {
@@ -139,7 +150,10 @@ async fn a_body_carrying_the_token_is_cut_before_any_byte_of_it() {
         } else {
             answer.body.clone()
         };
-        assert!(sent.iter().all(|b| *b == b'.'), "{kind}: no byte of the token");
+        assert!(
+            sent.iter().all(|b| *b == b'.'),
+            "{kind}: no byte of the token"
+        );
         assert!(sent.len() <= 1_500_000, "{kind}");
         let line = summary(&answer.request_id);
         assert_eq!(line["stream_cut"], "carries_token", "{line}");
