@@ -40,7 +40,10 @@ pub use m2m_client::M2M_CLIENT_ID;
 pub use moto::{LinkMode, Moto, MotoLink};
 pub use opaque_token::new_token;
 pub use relay::{Ending, Relay};
-pub use runtime_api::{Invocation, Outcome, RuntimeApi};
+pub use runtime_api::{
+    HTTP_INTEGRATION_CONTENT_TYPE, Invocation, MAX_STREAMED_RESPONSE_BYTES, Outcome,
+    PRELUDE_WINDOW_BYTES, RuntimeApi, StreamEnd, Streamed,
+};
 pub use scopes::ScopeDialect;
 pub use secrets::{create_token_table, dynamodb_client, secrets_client};
 pub use tenant::{JwksMode, Tenant, profile};
