@@ -126,6 +126,7 @@ pub async fn start(
     page_origins: &[String],
     idp_tokens_file: Option<&PathBuf>,
     fleet: bool,
+    streaming: bool,
 ) -> Result<(Config, aws_sdk_secretsmanager::Client, Demo), String> {
     let tokens = TokenLog::open(idp_tokens_file)?;
     let moto = Moto::start()?;
@@ -170,7 +171,12 @@ pub async fn start(
         ),
     ] {
         let id = user.trim_start_matches("github|");
-        let mut profile = standin::profile(user, &[("github", id, token)]);
+        // Streaming: the same stand-in serves a Box (its files and their signed downloads).
+        let mut identities = vec![("github", id, token.as_str())];
+        if streaming {
+            identities.push(("box", id, token.as_str()));
+        }
+        let mut profile = standin::profile(user, &identities);
         profile["name"] = json!(name);
         profile["nickname"] = json!(nickname);
         profile["email"] = json!(format!("{nickname}@example.test"));
@@ -271,13 +277,22 @@ pub async fn start(
         ("AUTH0_DOMAIN", tenant.origin()),
         ("AUTH0_AUDIENCE", AUDIENCE.to_owned()),
         ("CREDENTIALS_SECRET_ID", secret_id.to_owned()),
-        (
-            "IDP_CONNECTIONS",
-            json!({
+        ("IDP_CONNECTIONS", {
+            let mut connections = json!({
                 "github": {"api_base": github.origin()},
                 GOOGLE: {"api_base": google.origin(), "token_source": "token_vault"},
-            })
-            .to_string(),
+            });
+            if streaming {
+                connections["box"] = json!({
+                    "api_base": github.origin(),
+                    "download_host_origin": github.origin(),
+                });
+            }
+            connections.to_string()
+        }),
+        (
+            "RESPONSE_MODE",
+            if streaming { "streaming" } else { "buffered" }.to_owned(),
         ),
         (
             "ALLOWED_ORIGINS",

@@ -115,15 +115,44 @@ pub async fn invoke(app: &auth0_idp_proxy::App, event: &Value) -> AxumResponse {
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // A streamed download takes longer than any buffered answer: the template's streaming
+    // timeout.
+    let streams = app.response_mode().streams();
+    let budget = if streams { 120_000 } else { 10_000 };
     context.deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-        + 10_000;
+        + budget;
+    if streams {
+        return from_stream(
+            app.invoke_streamed(LambdaEvent::new(payload, context))
+                .await,
+        );
+    }
     let written = app.invoke(LambdaEvent::new(payload, context)).await;
     match serde_json::from_str::<Value>(written.get()) {
         Ok(response) => from_lambda_response(&response),
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
+}
+
+/// The HTTP answer a REST API or Function URL makes of a streamed response: the prelude's
+/// status, headers and cookies, then the body as it comes. A cut stream ends the connection
+/// without chunked encoding's last chunk, as Lambda's error signal does, so that no client takes
+/// it for a whole body.
+fn from_stream(streamed: auth0_idp_proxy::streaming::Streamed) -> AxumResponse {
+    let Ok(mut prelude) = serde_json::from_slice::<Value>(&streamed.prelude) else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    prelude["body"] = json!("");
+    let mut answer = from_lambda_response(&prelude);
+    if answer.status() != StatusCode::BAD_GATEWAY || prelude["statusCode"] == 502 {
+        let body = futures_util::StreamExt::map(streamed.body, |chunk| {
+            chunk.map_err(|cut| std::io::Error::other(cut.to_string()))
+        });
+        *answer.body_mut() = AxumBody::from_stream(body);
+    }
+    answer
 }
 
 /// The HTTP answer API Gateway makes of a payload v2 Lambda response; a response it could not

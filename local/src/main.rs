@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth0_idp_proxy::fleet::TablePolicy;
+use auth0_idp_proxy::streaming::ResponseMode;
 use auth0_idp_proxy::{App, Config, aws, telemetry, upstream};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -184,12 +185,16 @@ async fn run(options: Options) -> Result<(), String> {
             &page_origins,
             options.idp_tokens_file.as_ref(),
             options.fleet,
+            options.streaming,
         )
         .await?;
         let dynamodb = demo.dynamodb.clone();
         (config, secrets, Some(demo), dynamodb)
     } else {
-        let config = Config::from_env().map_err(|e| e.to_string())?;
+        let mut config = Config::from_env().map_err(|e| e.to_string())?;
+        if options.streaming {
+            config.response_mode = ResponseMode::Streaming;
+        }
         let aws = aws::load().await;
         let dynamodb = config
             .token_table
@@ -270,6 +275,15 @@ async fn run(options: Options) -> Result<(), String> {
                  {api_origin}/idp/github/user\n",
                 user = demo::DEMO_USER,
             );
+            // A file larger than any buffered answer, streamed from the stand-in Box's signed
+            // download host.
+            if options.streaming {
+                println!(
+                    "Streaming: download a 100 MB file from the stand-in Box:\n  \
+                     curl -H \"Authorization: Bearer $(cat {file})\" -o file.bin \\\n    \
+                     \"{api_origin}/idp/box/2.0/files/1/content?size=104857600\"\n"
+                );
+            }
         }
     }
     if let Some(origin) = page_origins.first() {

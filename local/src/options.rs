@@ -2,7 +2,7 @@
 
 /// What `--help` prints. `dev/run` prints the same text itself before any build.
 pub const USAGE: &str = "\
-usage: dev/run [--port N] [--spa-port N | --no-spa] [--once] [--fleet]
+usage: dev/run [--port N] [--spa-port N | --no-spa] [--once] [--fleet] [--streaming]
 
 Runs the function's real handler on http://127.0.0.1:3000 behind a local HTTP API.
 With no AUTH0_DOMAIN set: the demo, against a stand-in Auth0 tenant, a stand-in GitHub and
@@ -15,6 +15,9 @@ http://127.0.0.1:8080. With the function's variables set (README, Configuration)
   --once            run the demo calls, print them and exit (no frontend)
   --fleet           keep fleet state in a DynamoDB token table (moto's, on 127.0.0.1), as a
                     deployment with TOKEN_TABLE does: see README, Fleet state on DynamoDB
+  --streaming       answer as a streaming deployment does (RESPONSE_MODE=streaming): IdP
+                    bodies stream as they come; the demo adds a stand-in Box whose files
+                    download with curl (the ready screen shows how)
   --other-spa-port N  (tests) also serve the frontend on an origin the API does not allow
   --idp-tokens-file FILE  (tests) write every stand-in IdP token issued to FILE, one a
                     line, so that a test can prove that none reaches the browser
@@ -36,6 +39,8 @@ pub struct Options {
     pub once: bool,
     /// Keep fleet state in a token table in moto's DynamoDB.
     pub fleet: bool,
+    /// Stream IdP bodies (`RESPONSE_MODE=streaming`).
+    pub streaming: bool,
     /// Where to write the stand-in IdP tokens issued, for the browser test.
     pub idp_tokens_file: Option<std::path::PathBuf>,
 }
@@ -56,6 +61,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         other_spa_port: None,
         once: false,
         fleet: false,
+        streaming: false,
         idp_tokens_file: None,
     };
     let mut spa_asked = false;
@@ -78,6 +84,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
             "--no-spa" => options.spa_port = None,
             "--fleet" => options.fleet = true,
+            "--streaming" => options.streaming = true,
             "--other-spa-port" => {
                 options.other_spa_port = Some(port("--other-spa-port", value("--other-spa-port")?)?)
             }
@@ -114,6 +121,7 @@ mod tests {
         assert_eq!(run(&["--once"]).spa_port, None);
         assert_eq!(run(&["--once", "--spa-port", "0"]).spa_port, Some(0));
         assert_eq!(run(&["--no-spa"]).spa_port, None);
+        assert!(!run(&[]).streaming && run(&["--streaming"]).streaming);
     }
 
     #[test]
