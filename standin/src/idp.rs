@@ -783,7 +783,7 @@ async fn answer(
             .into_response(),
         "/bytes/token-late" | "/bytes/token-late-gzip" => {
             let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
-            token_late(size, &bearer, path.ends_with("-gzip"))
+            token_late(size, bearer, path.ends_with("-gzip"))
         }
         bytes if bytes.starts_with("/bytes/") => {
             let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);

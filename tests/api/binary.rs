@@ -138,6 +138,15 @@ impl RealBinary {
         answer(self.runtime.invoke(&text, BUDGET, WAIT).await)
     }
 
+    /// The streamed response to `event` (`RESPONSE_MODE=streaming`), handed over at its prelude
+    /// while the body is still coming.
+    pub async fn invoke_streamed(&self, event: &Value) -> standin::Streamed {
+        match self.runtime.invoke(&event.to_string(), BUDGET, WAIT).await {
+            Some(Outcome::Streamed(streamed)) => streamed,
+            other => panic!("no streamed response: {other:?}"),
+        }
+    }
+
     /// The Lambda response to `event` handed to the binary as Lambda hands an event to a frozen
     /// environment: once the binary is idle (waiting for its next invocation) it is frozen
     /// ([`RealBinary::freeze`]), `while_frozen` runs, the event is handed out while the process

@@ -2,15 +2,18 @@
 //! sends it (past the 6 MB a buffered answer is held to), through every header rule of a
 //! buffered answer; a body that carries the IdP token, plain or compressed, is cut before any
 //! byte of the token leaves, with the cut logged and counted; the summary and audit lines count
-//! the bytes actually sent. Through the handler's streaming entry point; the real binary's side
-//! is in `binary.rs`.
+//! the bytes actually sent. Through the handler's streaming entry point and the real binary under
+//! the stand-in Runtime API's streaming protocol.
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::streaming::Cut;
 use serde_json::json;
 
+use standin::StreamEnd;
+
 use crate::audit::audit_line;
-use crate::helpers::{TestApp, assert_not_logged, idp_event, unique};
+use crate::binary::RealBinary;
+use crate::helpers::{PLACEHOLDER, TestApp, assert_not_logged, event_text, idp_event, unique};
 use crate::metrics::summary;
 
 /// A streaming deployment whose `github` and `box` connections are served by the stand-in.
@@ -189,4 +192,108 @@ async fn a_signed_download_streams_from_the_download_host() {
         .expect("the download");
     assert!(download.header("authorization").is_none());
     assert_not_logged(&[&token]);
+}
+
+/// The real binary in streaming mode, with `app`'s configuration.
+async fn streaming_binary(app: &TestApp) -> RealBinary {
+    RealBinary::start(app, &[("RESPONSE_MODE", "streaming")]).await
+}
+
+#[tokio::test]
+async fn the_real_binary_streams_through_the_runtime_apis_streaming_protocol() {
+    let app = spawn().await;
+    let binary = streaming_binary(&app).await;
+    let (jwt, token) = user(&app, "github");
+    let size = 12_000_000;
+    // A REST API's event (payload v1), as the streaming deployment sends.
+    let mut event: serde_json::Value = serde_json::from_str(
+        &event_text("rest-api-idp-github-user.json").replace(PLACEHOLDER, &jwt),
+    )
+    .expect("event");
+    event["path"] = json!("/idp/github/bytes/binary");
+    event["requestContext"]["path"] = json!("/prod/idp/github/bytes/binary");
+    event["queryStringParameters"] = json!({"size": size.to_string()});
+    event["multiValueQueryStringParameters"] = json!({"size": [size.to_string()]});
+    let streamed = binary.invoke_streamed(&event).await;
+    assert_eq!(
+        streamed.content_type.as_deref(),
+        Some(standin::HTTP_INTEGRATION_CONTENT_TYPE)
+    );
+    let prelude = streamed.prelude.clone().expect("a prelude");
+    assert_eq!(prelude["statusCode"], 200, "{prelude}");
+    assert!(prelude["headers"].get("set-cookie").is_none());
+    let (body, end) = streamed.collect().await;
+    assert_eq!(end, StreamEnd::Complete { bytes: size as u64 });
+    assert!(body == pattern(size), "byte for byte");
+
+    // The function's own error: a whole answer in the stream.
+    let missing = binary
+        .invoke_streamed(
+            &serde_json::from_str(&event_text("http-api-missing-token.json")).expect("event"),
+        )
+        .await;
+    assert_eq!(
+        missing.prelude.as_ref().map(|p| p["statusCode"].clone()),
+        Some(json!(401))
+    );
+    let (body, end) = missing.collect().await;
+    assert!(matches!(end, StreamEnd::Complete { .. }));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")["error"],
+        "invalid_token"
+    );
+    let logs = binary.logs().await;
+    assert!(!logs.contains(&token));
+}
+
+#[tokio::test]
+async fn the_real_binary_ends_a_stream_carrying_the_token_with_lambdas_error_trailers() {
+    let app = spawn().await;
+    let binary = streaming_binary(&app).await;
+    let (jwt, token) = user(&app, "github");
+    let event = idp_event(
+        "GET",
+        "/idp/github/bytes/token-late",
+        "size=2000000",
+        &jwt,
+        &[],
+    );
+    let streamed = binary.invoke_streamed(&event).await;
+    assert_eq!(
+        streamed.prelude.as_ref().map(|p| p["statusCode"].clone()),
+        Some(json!(200))
+    );
+    let (body, end) = streamed.collect().await;
+    let StreamEnd::Failed {
+        bytes,
+        error_type,
+        error_body,
+    } = end
+    else {
+        panic!("not ended with the error trailers: {end:?}");
+    };
+    assert_eq!(error_type, "Proxy.AnswerCarriesToken");
+    assert_eq!(bytes, body.len() as u64);
+    let error: serde_json::Value = serde_json::from_str(&error_body).expect("the error's JSON");
+    assert_eq!(error["errorType"], "Proxy.AnswerCarriesToken");
+    assert!(body.iter().all(|b| *b == b'.'), "no byte of the token");
+    assert!(!error_body.contains(&token));
+    let logs = binary.logs().await;
+    assert!(!logs.contains(&token), "the token reached the logs");
+    assert!(
+        logs.contains("\"stream_cut\":\"carries_token\""),
+        "the cut is logged"
+    );
+    assert!(logs.contains("\"StreamsCut\":1"), "and counted");
+}
+
+#[tokio::test]
+async fn the_real_binary_in_buffered_mode_refuses_what_only_a_stream_could_carry() {
+    let app = spawn().await;
+    let binary = RealBinary::start(&app, &[("RESPONSE_MODE", "buffered")]).await;
+    let (jwt, _) = user(&app, "github");
+    let event = idp_event("GET", "/idp/github/bytes/binary", "size=8000000", &jwt, &[]);
+    let answer = binary.invoke(&event).await;
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.json()["error"], "upstream_error");
 }
