@@ -122,6 +122,20 @@ impl Function {
         }
     }
 
+    /// Invokes a streaming function with `event`; returns the streamed response as soon as its
+    /// prelude arrived, and when the invocation was queued.
+    pub async fn stream(&self, event: &str) -> Result<(standin::Streamed, Instant), String> {
+        let started = Instant::now();
+        let outcome = self
+            .runtime
+            .invoke(event, Duration::from_secs(120), Duration::from_secs(30))
+            .await;
+        match outcome {
+            Some(Outcome::Streamed(streamed)) => Ok((streamed, started)),
+            other => Err(format!("no streamed response: {other:?}")),
+        }
+    }
+
     /// Ends the process.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();

@@ -10,7 +10,7 @@
 //! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
 //! - [`lambda`]: a release binary run under a Runtime API, its init timed.
 //! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`cpu`], [`size`],
-//!   [`fleet`]: one section each.
+//!   [`fleet`], [`streaming`]: one section each.
 //! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
 
 mod calls;
@@ -25,6 +25,7 @@ mod relay;
 mod report;
 mod size;
 mod stats;
+mod streaming;
 mod verify;
 mod world;
 
@@ -36,12 +37,22 @@ use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
-sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet (default: all)
+sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet, streaming (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
 
-const SECTIONS: [&str; 10] = [
-    "latency", "calls", "prefetch", "verify", "init", "cold", "memory", "cpu", "size", "fleet",
+const SECTIONS: [&str; 11] = [
+    "latency",
+    "calls",
+    "prefetch",
+    "verify",
+    "init",
+    "cold",
+    "memory",
+    "cpu",
+    "size",
+    "fleet",
+    "streaming",
 ];
 
 /// What to run, from the command line.
@@ -181,6 +192,7 @@ async fn main() -> ExitCode {
             "memory" => memory::run(&mut report, &moto, &options.bootstrap, &log).await,
             "cpu" => cpu::run(&mut report, &moto, &options.bootstrap, &log).await,
             "fleet" => fleet::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
+            "streaming" => streaming::run(&mut report, &moto, &options.bootstrap, &log).await,
             _ => size::run(
                 &mut report,
                 &[

@@ -19,7 +19,7 @@
 //!   `invalid-utf8-json`, `gzip` (a gzip JSON body with its `Content-Encoding`), `controls`
 //!   (`size` × U+0001 as `text/plain`: six times larger JSON-escaped) and `quotes` (a JSON
 //!   string of `size` × `\"`); `binary` from 1 MiB up is generated as it is sent, never held
-//!   whole; `token-late` (`-gzip`): `size` bytes of text with the caller's own token in the
+//!   whole; `text`: `size` bytes of plain ASCII; `token-late` (`-gzip`): `size` bytes of text with the caller's own token in the
 //!   middle (gzip-compressed for `-gzip`), for the streamed token guard;
 //! - `/headers/repeated?status=N`: repeated fields, as GitHub and proxies send them: two
 //!   `Vary` ([`REPEATED_VARY`]), three `Link` (one into the API, one half into it, one
@@ -943,6 +943,11 @@ fn token_late(size: usize, token: &str, gzip: bool) -> Response {
 fn body_of_kind(kind: &str, size: usize) -> Response {
     let (content_type, body): (Option<&str>, Vec<u8>) = match kind {
         "binary" if size >= GENERATED_FROM => return Response::new(generated(size)),
+        // Plain ASCII: a body that a buffered answer carries as it is (no escaping, no base64).
+        "text" => (
+            Some("text/plain"),
+            b"stand-in file text\n".iter().copied().cycle().take(size).collect(),
+        ),
         "binary" => (None, (0..size).map(|i| (i % 256) as u8).collect()),
         "latin1" => (Some("text/plain; charset=iso-8859-1"), b"caf\xe9".to_vec()),
         "invalid-utf8-json" => (
