@@ -23,6 +23,7 @@ const RUN_TIME: &[&str] = &[
     "params",
     "scope_answer",
     "download_hosts",
+    "content_api",
 ];
 
 /// The catalogue's entries by strategy (its `$schema` member left out).
@@ -110,6 +111,18 @@ fn cross_field_faults(
     for (index, text) in strings("allow").iter().enumerate() {
         if let Err(reason) = rule(text) {
             faults.push(format!("field `allow/{index}`: {reason}"));
+        }
+    }
+    let content_rules = entry
+        .get("content_api")
+        .and_then(|c| c.get("allow"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    for (index, text) in content_rules.enumerate() {
+        if let Err(reason) = rule(text) {
+            faults.push(format!("field `content_api/allow/{index}`: {reason}"));
         }
     }
     let format = entry

@@ -248,6 +248,18 @@ fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
             "entry `github`, field `allow/0`",
         ),
         (
+            "dropbox",
+            "content_api",
+            json!({"api_base": "https://content.dropboxapi.com", "allow": ["GET /2/files/download", "GET /a*b"]}),
+            "entry `dropbox`, field `content_api/allow/1`: allow rule \"GET /a*b\"",
+        ),
+        (
+            "dropbox",
+            "content_api",
+            json!({"api_base": "https://content.dropboxapi.com"}),
+            "entry `dropbox`, field `content_api`",
+        ),
+        (
             "github",
             "token_header",
             json!({"name": "x-token", "format": "{token}{token}"}),

@@ -34,6 +34,17 @@ pub fn strategies() -> impl ExactSizeIterator<Item = &'static str> {
     SPLIT.iter().map(|&(strategy, _)| strategy)
 }
 
+/// A second API origin that serves file content (Dropbox's `content.dropboxapi.com`): a call
+/// that one of its rules allows goes there, with the connection's token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentApi {
+    /// Scheme, host and base path of the content API.
+    pub api_base: String,
+    /// Its allow rules.
+    pub allow: Vec<String>,
+}
+
 /// One provider as the data file describes it: the run-time members and the documentation.
 /// Read by the providers page and the tests, never by the function ([`text`] is what it reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +70,8 @@ pub struct Entry {
     /// Host patterns of the provider's pre-signed download URLs.
     #[serde(default)]
     pub download_hosts: Vec<String>,
+    /// A second API origin for file content, with its own rules.
+    pub content_api: Option<ContentApi>,
     /// Headers the API needs on every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

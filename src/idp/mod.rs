@@ -146,25 +146,34 @@ impl<'a> IdpRequest<'a> {
     ) -> Result<Self, IdpError> {
         path::check_guarded(&path.segments, &connection.path_characters)?;
         let served = path::served(&path.segments)?;
-        match allow::verdict(
-            &connection.allow,
-            &method,
-            &path.segments,
-            served.as_deref(),
-            holds,
-        ) {
+        let verdict = |rules: &[allow::AllowRule]| {
+            allow::verdict(rules, &method, &path.segments, served.as_deref(), holds)
+        };
+        // A content origin's rules first: a call one of them allows (or would, with more
+        // permissions) is the content API's; every other call is the API's, under its rules.
+        let (api_base, rules, verdict) = match &connection.content {
+            Some(content) => match verdict(&content.allow) {
+                Verdict::NotAllowed => (
+                    &connection.api_base,
+                    &connection.allow,
+                    verdict(&connection.allow),
+                ),
+                found => (&content.api_base, &content.allow, found),
+            },
+            None => (
+                &connection.api_base,
+                &connection.allow,
+                verdict(&connection.allow),
+            ),
+        };
+        match verdict {
             Verdict::Allowed => {}
             Verdict::Missing(missing) => return Err(IdpError::InsufficientScope(missing)),
             Verdict::NotAllowed => return Err(PathError::NotAllowed.into()),
         }
         Ok(Self {
-            url: upstream_url(&connection.api_base, path, query)?,
-            idp_scopes: allow::idp_scopes(
-                &connection.allow,
-                &method,
-                &path.segments,
-                served.as_deref(),
-            ),
+            url: upstream_url(api_base, path, query)?,
+            idp_scopes: allow::idp_scopes(rules, &method, &path.segments, served.as_deref()),
             connection,
             method,
             headers,

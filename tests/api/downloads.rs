@@ -165,3 +165,95 @@ async fn the_real_binary_follows_a_download_redirect() {
     let logs = real.logs().await;
     assert!(!logs.contains(&token) && !logs.contains(&jwt));
 }
+
+/// A deployment whose `dropbox` connection and its content API are served by the stand-in, the
+/// content API under `/content` so that its calls can be told from the API's.
+async fn spawn_dropbox() -> TestApp {
+    let connections = json!({
+        "dropbox": {
+            "api_base": "{github}",
+            "content_api": {
+                "api_base": "{github}/content",
+                "allow": ["GET /2/files/download", "GET /2/files/get_thumbnail_v2 needs read:files"],
+            },
+        },
+    })
+    .to_string();
+    TestApp::spawn_with(
+        &[("IDP_CONNECTIONS", connections.as_str())],
+        KeyPolicy::default(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_content_api_takes_the_calls_its_own_rules_allow() {
+    let app = spawn_dropbox().await;
+    let sub = unique("dropbox|content-");
+    let token = unique("sl.dropbox-");
+    app.github.grant(&token, json!({"account_id": "dbid:1"}));
+    app.tenant
+        .add_user(standin::profile(&sub, &[("dropbox", "dbid:1", &token)]));
+    let jwt = app.token(&sub).sign();
+    let arg = "arg=%7B%22path%22%3A%22%2Freport.pdf%22%7D";
+    let call = |method: &str, path: &str, query: &str| {
+        idp_event(method, path, query, &jwt, &[]).to_string()
+    };
+
+    // A content call goes to the content API, with the connection's token.
+    let download = app
+        .invoke(&call("GET", "/idp/dropbox/2/files/download", arg))
+        .await;
+    assert_eq!(
+        download.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&download.body)
+    );
+    let upstream = app
+        .github
+        .requests()
+        .into_iter()
+        .find(|r| r.path_and_query.starts_with("/content/2/files/download?"))
+        .expect("the call reached the content API");
+    assert_eq!(
+        upstream.path_and_query,
+        format!("/content/2/files/download?{arg}")
+    );
+    assert_eq!(
+        upstream.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+
+    // Every other call is the API's, under the API's rules.
+    let account = app
+        .invoke(&call(
+            "POST",
+            "/idp/dropbox/2/users/get_current_account",
+            "",
+        ))
+        .await;
+    assert_eq!(account.status, 200);
+    assert!(
+        app.github
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query == "/2/users/get_current_account")
+    );
+    // Allowed by neither: refused before any call.
+    for (method, path) in [
+        ("GET", "/idp/dropbox/2/users/get_current_account"),
+        ("POST", "/idp/dropbox/2/files/upload"),
+    ] {
+        let refused = app.invoke(&call(method, path, "")).await;
+        assert_eq!(refused.status, 403, "{method} {path}");
+        assert_eq!(refused.json()["error"], "forbidden_path");
+    }
+    // A content rule's needs are its own.
+    let thumbnail = app
+        .invoke(&call("GET", "/idp/dropbox/2/files/get_thumbnail_v2", arg))
+        .await;
+    assert_eq!(thumbnail.status, 403);
+    assert_eq!(thumbnail.json()["error"], "insufficient_scope");
+    assert_not_logged(&[&token]);
+}

@@ -71,11 +71,24 @@ pub struct Connection {
     pub path_characters: Vec<char>,
     /// Where its pre-signed download redirects may point, followed without the token.
     pub downloads: super::download::DownloadHosts,
+    /// A second API origin for file content (Dropbox's), with its own rules.
+    pub content: Option<ContentOrigin>,
     /// How the provider says that a token lacks a scope (RFC 6750's challenge is read for all).
     pub scope_answer: super::catalogue::ScopeAnswer,
     /// Where the API host is per user (Salesforce, Shopify): the rule that reads and checks it;
     /// `api_base` is then a placeholder that never resolves until [`Connection::for_host`].
     pub api_host: Option<HostRule>,
+}
+
+/// A second API origin of a connection that serves file content (Dropbox's
+/// `content.dropboxapi.com`): a call one of its rules allows goes there, with the connection's
+/// token; every other call goes to the connection's API under its own rules.
+#[derive(Debug, Clone)]
+pub struct ContentOrigin {
+    /// Scheme, host, port and base path of the content API.
+    pub api_base: Url,
+    /// What may be called there.
+    pub allow: Vec<AllowRule>,
 }
 
 /// A header other than `Authorization: Bearer` that carries the token: its name, and the text

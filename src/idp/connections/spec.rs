@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::checks::{api_url, parse_headers, path_characters};
-use super::{AllowRule, Connection, TokenHeader, TokenSourceKind};
+use super::{AllowRule, Connection, ContentOrigin, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::ScopeAnswer;
 use crate::idp::catalogue::{self, ApiHost, Refresh, TokenAuth};
 use crate::idp::download::DownloadHosts;
@@ -47,6 +47,7 @@ const PATCHABLE: &[&str] = &[
     "scope_answer",
     "download_hosts",
     "download_host_origin",
+    "content_api",
 ];
 
 /// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
@@ -93,6 +94,8 @@ pub struct Spec {
     download_hosts: Option<Vec<String>>,
     /// A loopback stand-in that downloads go to (tests only).
     download_host_origin: Option<String>,
+    /// A second API origin for file content, with its own rules.
+    content_api: Option<catalogue::ContentApi>,
     /// The entry's `{param}` placeholders.
     params: Option<Vec<String>>,
 }
@@ -209,6 +212,19 @@ impl Spec {
                 self.download_hosts.unwrap_or_default(),
                 self.download_host_origin.as_deref(),
             )?,
+            content: self
+                .content_api
+                .map(|content| {
+                    Ok::<_, BuildError>(ContentOrigin {
+                        api_base: api_url(&content.api_base, "content_api.api_base")?,
+                        allow: content
+                            .allow
+                            .iter()
+                            .map(|r| AllowRule::parse(r))
+                            .collect::<Result<_, _>>()?,
+                    })
+                })
+                .transpose()?,
             path_characters: match self.path_characters {
                 Some(characters) => path_characters(&characters)?,
                 None => Vec::new(),
