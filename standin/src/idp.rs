@@ -946,7 +946,12 @@ fn body_of_kind(kind: &str, size: usize) -> Response {
         // Plain ASCII: a body that a buffered answer carries as it is (no escaping, no base64).
         "text" => (
             Some("text/plain"),
-            b"stand-in file text\n".iter().copied().cycle().take(size).collect(),
+            b"stand-in file text\n"
+                .iter()
+                .copied()
+                .cycle()
+                .take(size)
+                .collect(),
         ),
         "binary" => (None, (0..size).map(|i| (i % 256) as u8).collect()),
         "latin1" => (Some("text/plain; charset=iso-8859-1"), b"caf\xe9".to_vec()),
