@@ -12,7 +12,9 @@ import sys
 
 # Parameter -> the value other than its default, which flips its condition (on for all but
 # TokenTable, which is on by default). RequiredScope and Auth0Issuer change resources only with
-# the JWT authorizer: combined with it alone.
+# the JWT authorizer: combined with it alone. ResponseMode=streaming swaps the HTTP API for a REST
+# API: combined with each INDEPENDENT combination, never with the authorizer (the template's rule
+# refuses that pair), so it adds 16 variants to the 80 of buffered mode, not another 80.
 INDEPENDENT = {
     "AllowedOrigins": "https://app.example.com",
     "ReservedConcurrency": "10",
@@ -24,6 +26,7 @@ WITH_AUTHORIZER = {
     "RequiredScope": "proxy:call",
     "Auth0Issuer": "https://login.example.com/",
 }
+STREAMING = ("ResponseMode", "streaming")
 
 
 def with_default(text, parameter, value):
@@ -50,6 +53,7 @@ def combinations():
             variant[AUTHORIZER[0]] = AUTHORIZER[1]
             variant.update({n: WITH_AUTHORIZER[n] for n, o in zip(extra, edge) if o})
             yield variant
+        yield {**base, STREAMING[0]: STREAMING[1]}
 
 
 def main():

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use auth0_idp_proxy::routes::RouteName;
 use auth0_idp_proxy::service::Service;
 use auth0_idp_proxy::telemetry::{self, Cache, Invocation};
-use serde_json::Value;
+use serde_json::{Value, json};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn template() -> Yaml {
@@ -64,6 +64,7 @@ fn every_configuration_variable_is_a_parameter() {
         ("IDP_TOKEN_SOURCE", "IdpTokenSource"),
         ("IDP_TOKEN_CACHE_SIZE", "IdpTokenCacheSize"),
         ("IDP_TOKEN_MAX_AGE", "IdpTokenMaxAge"),
+        ("RESPONSE_MODE", "ResponseMode"),
     ] {
         assert_eq!(variables[variable].as_str(), Some(parameter), "{variable}");
         assert!(
@@ -287,9 +288,10 @@ fn resolve(value: &Yaml, conditions: &HashMap<&str, bool>) -> Option<Yaml> {
     }
 }
 
-/// The resources deployed when each template condition is as `on` says (others off).
-fn resources_with(template: &Yaml, on: &[&str]) -> HashMap<String, Yaml> {
-    let conditions: HashMap<&str, bool> = template["Conditions"]
+/// Each template condition as `on` says (others off), but `Buffered`, which is `!Not Streaming`
+/// unless named.
+fn conditions_with<'a>(template: &'a Yaml, on: &[&str]) -> HashMap<&'a str, bool> {
+    let mut conditions: HashMap<&str, bool> = template["Conditions"]
         .as_hash()
         .expect("conditions")
         .keys()
@@ -298,6 +300,15 @@ fn resources_with(template: &Yaml, on: &[&str]) -> HashMap<String, Yaml> {
             (name, on.contains(&name))
         })
         .collect();
+    if !on.contains(&"Buffered") {
+        conditions.insert("Buffered", !on.contains(&"Streaming"));
+    }
+    conditions
+}
+
+/// The resources deployed when each template condition is as `on` says (see [`conditions_with`]).
+fn resources_with(template: &Yaml, on: &[&str]) -> HashMap<String, Yaml> {
+    let conditions = conditions_with(template, on);
     template["Resources"]
         .as_hash()
         .expect("resources")
@@ -312,6 +323,45 @@ fn resources_with(template: &Yaml, on: &[&str]) -> HashMap<String, Yaml> {
             (name, resolve(r, &conditions).expect("a resource"))
         })
         .collect()
+}
+
+/// `value` with each `!If` resolved as `on` says (see [`conditions_with`]).
+fn resolved(template: &Yaml, on: &[&str], value: &Yaml) -> Yaml {
+    resolve(value, &conditions_with(template, on)).expect("a value")
+}
+
+/// The function's `Timeout`, in seconds, with `on`.
+fn timeout_seconds(template: &Yaml, on: &[&str]) -> i64 {
+    resolved(template, on, &template["Globals"]["Function"]["Timeout"])
+        .as_i64()
+        .expect("a timeout in seconds")
+}
+
+/// The dashboard's body with `on`, `!Sub`'s placeholders and variables filled in as
+/// CloudFormation would, parsed.
+fn dashboard_body(template: &Yaml, on: &[&str]) -> Value {
+    // `!Sub [text, {variable: value}]`: the loader keeps the list.
+    let sub = resolved(
+        template,
+        on,
+        &template["Resources"]["Dashboard"]["Properties"]["DashboardBody"],
+    );
+    let mut text = sub[0].as_str().expect("DashboardBody's text").to_owned();
+    for (name, value) in sub[1].as_hash().expect("DashboardBody's variables") {
+        let value = match value {
+            Yaml::Integer(n) => n.to_string(),
+            other => other.as_str().expect("a text").to_owned(),
+        };
+        text = text.replace(&format!("${{{}}}", name.as_str().expect("a name")), &value);
+    }
+    let text = text
+        .replace("${AWS::StackName}", "stack")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${ProxyFunction}", "fn")
+        .replace("${HttpApi}", "api")
+        .replace("${RestApiStage}", "prod");
+    assert!(!text.contains("${"), "every placeholder is known: {text}");
+    serde_json::from_str(&text).expect("the body is JSON")
 }
 
 fn resources_of_type<'a>(
@@ -577,10 +627,7 @@ async fn alarms_watch_what_the_runbook_names_on_metrics_that_exist() {
     let (emitted, _) = emitted_names(&a_full_summary_line().await);
     let namespace = namespace(&template);
     assert_eq!(namespace, "auth0-idp-proxy/${AWS::StackName}");
-    let timeout_ms = template["Globals"]["Function"]["Timeout"]
-        .as_i64()
-        .expect("timeout")
-        * 1000;
+    let timeout_ms = timeout_seconds(&template, &[]) * 1000;
     let resources = resources_with(&template, &["UseTokenTable", "HasAlarmTopic"]);
     let alarms = resources_of_type(&resources, "AWS::CloudWatch::Alarm");
     let names: Vec<&str> = alarms.iter().map(|(name, _)| *name).collect();
@@ -693,16 +740,8 @@ async fn the_dashboard_shows_every_metric_per_connection() {
         dashboard["Type"].as_str(),
         Some("AWS::CloudWatch::Dashboard")
     );
-    // `!Sub` placeholders stand in for values CloudFormation fills in.
-    let text = dashboard["Properties"]["DashboardBody"]
-        .as_str()
-        .expect("DashboardBody")
-        .replace("${AWS::StackName}", "stack")
-        .replace("${AWS::Region}", "us-east-1")
-        .replace("${ProxyFunction}", "fn")
-        .replace("${HttpApi}", "api");
-    assert!(!text.contains("${"), "every placeholder is known: {text}");
-    let body: Value = serde_json::from_str(&text).expect("the body is JSON");
+    // Buffered mode's body (the streaming one: `the_streaming_dashboard_draws_the_rest_api`).
+    let body = dashboard_body(&template, &[]);
     let (emitted, dimensions) = emitted_names(&a_full_summary_line().await);
     let namespace = namespace(&template).replace("${AWS::StackName}", "stack");
 
@@ -893,5 +932,487 @@ fn every_skipped_scanner_check_says_why_in_one_line() {
     assert!(
         skipped > 0,
         "no Metadata skip found: the test reads the wrong place"
+    );
+}
+
+// ResponseMode: buffered (the HTTP API, the default) or streaming (a REST API that streams the
+// function's answers). Everything above checks buffered mode; what follows checks that streaming
+// mode keeps what the HTTP API gives (throttling, the access log, a scoped permission, alarms)
+// and that buffered mode is as it was.
+
+/// The resource types of API Gateway's REST APIs (v1) and of its HTTP APIs (v2).
+const REST_API_TYPES: &str = "AWS::ApiGateway::";
+const HTTP_API_TYPES: &str = "AWS::ApiGatewayV2::";
+
+fn types_of(resources: &HashMap<String, Yaml>) -> BTreeSet<String> {
+    resources
+        .values()
+        .filter_map(|r| r["Type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn response_mode_is_a_parameter_passed_as_response_mode_buffered_by_default() {
+    let template = template();
+    let parameter = &template["Parameters"]["ResponseMode"];
+    assert_eq!(parameter["Type"].as_str(), Some("String"));
+    assert_eq!(parameter["Default"].as_str(), Some("buffered"));
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_vec()
+        .expect("allowed values")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(allowed, ["buffered", "streaming"]);
+    // It says when to choose which.
+    let description = parameter["Description"].as_str().expect("a description");
+    for words in ["6 MB", "200 MB", "REST API", "JwtAuthorizer", "timeout"] {
+        assert!(description.contains(words), "{words}: {description}");
+    }
+    for on in [&[][..], &["Streaming"]] {
+        let resources = resources_with(&template, on);
+        let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            variables["RESPONSE_MODE"].as_str(),
+            Some("ResponseMode"),
+            "{on:?}"
+        );
+    }
+    // The two modes are one condition and its negation.
+    let conditions = &template["Conditions"];
+    assert_eq!(
+        conditions["Streaming"],
+        Yaml::Array(vec![
+            Yaml::String("ResponseMode".into()),
+            Yaml::String("streaming".into())
+        ])
+    );
+    assert_eq!(
+        conditions["Buffered"],
+        Yaml::Array(vec![Yaml::String("Streaming".into())])
+    );
+}
+
+#[test]
+fn buffered_mode_deploys_the_http_api_as_before_and_no_rest_api() {
+    let template = template();
+    let resources = resources_with(&template, &[]);
+    let types = types_of(&resources);
+    assert!(
+        types.iter().any(|t| t.starts_with(HTTP_API_TYPES)),
+        "{types:?}"
+    );
+    assert!(
+        !types.iter().any(|t| t.starts_with(REST_API_TYPES)),
+        "{types:?}"
+    );
+    // Every HTTP API resource, and only those, belongs to buffered mode.
+    for (name, resource) in template["Resources"].as_hash().expect("resources") {
+        let name = name.as_str().expect("a name");
+        let kind = resource["Type"].as_str().expect("a type");
+        let api_permission = resource["Properties"]["SourceArn"]
+            .as_str()
+            .is_some_and(|arn| arn.contains("${HttpApi}"));
+        if kind.starts_with(HTTP_API_TYPES) || api_permission {
+            assert!(
+                matches!(
+                    resource["Condition"].as_str(),
+                    Some("Buffered" | "UseJwtAuthorizer")
+                ),
+                "{name} is buffered mode's"
+            );
+        }
+        if kind.starts_with(REST_API_TYPES) {
+            assert_eq!(
+                resource["Condition"].as_str(),
+                Some("Streaming"),
+                "{name} is streaming mode's"
+            );
+        }
+    }
+    // The function, its alarm on duration and the URL as they were.
+    assert_eq!(timeout_seconds(&template, &[]), 10);
+    assert_eq!(
+        resources["DurationP99Alarm"]["Properties"]["Threshold"].as_i64(),
+        Some(8000)
+    );
+    let permissions = resources_of_type(&resources, "AWS::Lambda::Permission");
+    let names: Vec<&str> = permissions.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["ApiInvokesProxy"]);
+    assert_eq!(
+        resolved(&template, &[], &template["Outputs"]["ApiUrl"]["Value"]).as_str(),
+        Some("https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/")
+    );
+    let rate = &resources["ServerErrorRateAlarm"]["Properties"]["Metrics"];
+    assert_eq!(
+        rate[0]["MetricStat"]["Metric"]["MetricName"].as_str(),
+        Some("5xx")
+    );
+    assert_eq!(
+        rate[0]["MetricStat"]["Metric"]["Dimensions"][0]["Name"].as_str(),
+        Some("ApiId")
+    );
+}
+
+/// The REST API's methods among `resources`: (resource, HTTP method, properties), sorted.
+fn rest_methods(resources: &HashMap<String, Yaml>) -> Vec<(String, String, Yaml)> {
+    let mut methods: Vec<_> = resources_of_type(resources, "AWS::ApiGateway::Method")
+        .into_iter()
+        .map(|(_, method)| {
+            let properties = method["Properties"].clone();
+            (
+                properties["ResourceId"]
+                    .as_str()
+                    .expect("a resource")
+                    .to_owned(),
+                properties["HttpMethod"]
+                    .as_str()
+                    .expect("a method")
+                    .to_owned(),
+                properties,
+            )
+        })
+        .collect();
+    methods.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    methods
+}
+
+#[test]
+fn streaming_mode_streams_every_path_and_method_through_a_regional_rest_api() {
+    let template = template();
+    let resources = resources_with(&template, &["Streaming"]);
+    let types = types_of(&resources);
+    assert!(
+        !types.iter().any(|t| t.starts_with(HTTP_API_TYPES)),
+        "no HTTP API: {types:?}"
+    );
+    let api = &resources["RestApi"];
+    assert_eq!(api["Type"].as_str(), Some("AWS::ApiGateway::RestApi"));
+    assert_eq!(
+        api["Properties"]["EndpointConfiguration"]["Types"][0].as_str(),
+        Some("REGIONAL")
+    );
+    // Request bodies arrive base64-encoded, byte for byte, whatever their type.
+    assert_eq!(
+        api["Properties"]["BinaryMediaTypes"][0].as_str(),
+        Some("*/*")
+    );
+    let proxy = &resources["RestApiProxyResource"]["Properties"];
+    assert_eq!(proxy["PathPart"].as_str(), Some("{proxy+}"));
+    assert_eq!(proxy["ParentId"].as_str(), Some("RestApi.RootResourceId"));
+
+    // ANY on the root and on {proxy+}: every path and method, OPTIONS included (the function
+    // answers CORS preflights itself), reaches the function with no authorizer in front.
+    let methods = rest_methods(&resources);
+    let keys: Vec<(&str, &str)> = methods
+        .iter()
+        .map(|(resource, method, _)| (resource.as_str(), method.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("RestApi.RootResourceId", "ANY"),
+            ("RestApiProxyResource", "ANY")
+        ]
+    );
+    let timeout_ms = timeout_seconds(&template, &["Streaming"]) * 1000;
+    for (resource, _, method) in &methods {
+        assert_eq!(method["RestApiId"].as_str(), Some("RestApi"));
+        assert_eq!(
+            method["AuthorizationType"].as_str(),
+            Some("NONE"),
+            "{resource}"
+        );
+        let integration = &method["Integration"];
+        assert_eq!(integration["Type"].as_str(), Some("AWS_PROXY"));
+        assert_eq!(integration["IntegrationHttpMethod"].as_str(), Some("POST"));
+        assert_eq!(
+            integration["ResponseTransferMode"].as_str(),
+            Some("STREAM"),
+            "{resource}"
+        );
+        // Lambda's InvokeWithResponseStream, on this function.
+        assert_eq!(
+            integration["Uri"].as_str(),
+            Some(
+                "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/functions/${ProxyFunction.Arn}/response-streaming-invocations"
+            ),
+            "{resource}"
+        );
+        // API Gateway never cuts off an answer the function is still writing: its timeout is at
+        // least the function's, and at most the 15 minutes of a streamed answer.
+        let limit = integration["TimeoutInMillis"].as_i64().expect("a timeout");
+        assert!(
+            (timeout_ms..=900_000).contains(&limit),
+            "{resource}: {limit} ms"
+        );
+    }
+
+    // The methods deployed to one stage.
+    let deployment = &resources["RestApiDeployment"];
+    let depends: BTreeSet<&str> = deployment["DependsOn"]
+        .as_vec()
+        .expect("DependsOn")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(
+        depends,
+        BTreeSet::from(["RestApiProxyMethod", "RestApiRootMethod"])
+    );
+    let stage = &resources["RestApiStage"]["Properties"];
+    assert_eq!(stage["DeploymentId"].as_str(), Some("RestApiDeployment"));
+    assert_eq!(stage["RestApiId"].as_str(), Some("RestApi"));
+    // The URL is the stage's.
+    assert_eq!(
+        resolved(
+            &template,
+            &["Streaming"],
+            &template["Outputs"]["ApiUrl"]["Value"]
+        )
+        .as_str(),
+        Some("https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${RestApiStage}/")
+    );
+}
+
+#[test]
+fn streaming_mode_is_throttled_and_access_logged_as_the_http_api() {
+    let template = template();
+    let resources = resources_with(&template, &["Streaming"]);
+    let stage = &resources["RestApiStage"]["Properties"];
+    let settings = stage["MethodSettings"].as_vec().expect("method settings");
+    let [every] = settings.as_slice() else {
+        panic!("one setting for every method: {settings:?}")
+    };
+    assert_eq!(every["ResourcePath"].as_str(), Some("/*"));
+    assert_eq!(every["HttpMethod"].as_str(), Some("*"));
+    let http = &template["Resources"]["HttpApiStage"]["Properties"]["DefaultRouteSettings"];
+    for property in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        // The same parameters as the HTTP API's default route.
+        assert_eq!(every[property].as_str(), Some(property));
+        assert_eq!(every[property], http[property]);
+    }
+
+    let log = &stage["AccessLogSetting"];
+    assert_eq!(
+        log["DestinationArn"].as_str(),
+        Some("ApiAccessLogGroup.Arn"),
+        "the HTTP API's log group, kept as long"
+    );
+    let format = log["Format"].as_str().expect("an access log format");
+    let line: Value = serde_json::from_str(format).expect("the access log format is JSON");
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("status", "$context.status"),
+        ("path", "$context.path"),
+        ("integrationError", "$context.integration.error"),
+        ("transferMode", "$context.integration.responseTransferMode"),
+        (
+            "timeToFirstContent",
+            "$context.integration.timeToFirstContent",
+        ),
+    ] {
+        assert_eq!(line[field].as_str(), Some(variable), "{field}");
+    }
+    // Every field of the HTTP API's line, so that one query reads both.
+    let http_format =
+        template["Resources"]["HttpApiStage"]["Properties"]["AccessLogSettings"]["Format"]
+            .as_str()
+            .expect("the HTTP API's format");
+    let http_line: Value = serde_json::from_str(http_format).expect("JSON");
+    for field in http_line.as_object().expect("fields").keys() {
+        assert!(line.get(field).is_some(), "{field} in the REST API's line");
+    }
+    // No header is logged: an Authorization value would be a token in the log.
+    assert!(!format.contains("header"), "{format}");
+}
+
+#[test]
+fn streaming_mode_lets_only_the_rest_api_invoke_the_function() {
+    let template = template();
+    let resources = resources_with(&template, &["Streaming"]);
+    let permissions = resources_of_type(&resources, "AWS::Lambda::Permission");
+    let [(name, permission)] = permissions.as_slice() else {
+        panic!("one permission: {permissions:?}")
+    };
+    assert_eq!(*name, "RestApiInvokesProxy");
+    let properties = &permission["Properties"];
+    assert_eq!(properties["Action"].as_str(), Some("lambda:InvokeFunction"));
+    assert_eq!(properties["FunctionName"].as_str(), Some("ProxyFunction"));
+    assert_eq!(
+        properties["Principal"].as_str(),
+        Some("apigateway.amazonaws.com")
+    );
+    assert_eq!(
+        properties["SourceArn"].as_str(),
+        Some("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RestApi}/*")
+    );
+}
+
+#[test]
+fn streaming_mode_gives_the_function_the_time_of_a_whole_download() {
+    let template = template();
+    let timeout = timeout_seconds(&template, &["Streaming"]);
+    // Lambda streams up to 200 MB, the first 6 MB uncapped, the rest at most 2 MB/s.
+    assert!(timeout >= (200 - 6) / 2, "{timeout} s");
+    assert!(timeout <= 900, "no more than a streamed answer may take");
+    for (on, seconds) in [(&[][..], 10), (&["Streaming"][..], timeout)] {
+        let resources = resources_with(&template, on);
+        let p99 = &resources["DurationP99Alarm"]["Properties"];
+        assert_eq!(
+            p99["Threshold"].as_i64(),
+            Some(seconds * 1000 * 8 / 10),
+            "{on:?}: 80 % of the timeout"
+        );
+        // `!Sub [text, {Timeout: …}]`: the description names this mode's timeout.
+        assert_eq!(
+            p99["AlarmDescription"][1]["Timeout"].as_str(),
+            Some(seconds.to_string().as_str()),
+            "{on:?}"
+        );
+        assert!(
+            dashboard_body(&template, on)
+                .to_string()
+                .contains(&format!("Lambda's p99 against the {seconds} s timeout")),
+            "{on:?}"
+        );
+    }
+}
+
+#[test]
+fn the_jwt_authorizer_is_refused_with_streaming_at_deploy_time() {
+    let template = template();
+    let rules = template["Rules"].as_hash().expect("Rules");
+    let refusing: Vec<&Yaml> = rules
+        .values()
+        .filter(|rule| {
+            rule["RuleCondition"]
+                == Yaml::Array(vec![
+                    Yaml::String("ResponseMode".into()),
+                    Yaml::String("streaming".into()),
+                ])
+        })
+        .collect();
+    let [rule] = refusing.as_slice() else {
+        panic!("one rule for ResponseMode=streaming: {rules:?}")
+    };
+    let [assertion] = rule["Assertions"].as_vec().expect("assertions").as_slice() else {
+        panic!("one assertion")
+    };
+    assert_eq!(
+        assertion["Assert"],
+        Yaml::Array(vec![
+            Yaml::String("JwtAuthorizer".into()),
+            Yaml::String("Disabled".into())
+        ])
+    );
+    let text = assertion["AssertDescription"].as_str().expect("a message");
+    for words in [
+        "JwtAuthorizer=Enabled",
+        "ResponseMode=buffered",
+        "JwtAuthorizer=Disabled",
+    ] {
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    // And the authorizer's condition holds in buffered mode only, so that no variant deploys
+    // an authorizer on an API that is not there.
+    let condition = &template["Conditions"]["UseJwtAuthorizer"];
+    assert!(
+        condition
+            .as_vec()
+            .is_some_and(|terms| terms.contains(&Yaml::String("Buffered".into()))),
+        "{condition:?}"
+    );
+    let streaming = resources_with(&template, &["Streaming"]);
+    assert!(resources_of_type(&streaming, "AWS::ApiGatewayV2::Authorizer").is_empty());
+}
+
+#[test]
+fn streaming_mode_alarms_on_the_rest_api_stages_metrics() {
+    let template = template();
+    let resources = resources_with(&template, &["Streaming", "HasAlarmTopic"]);
+    let api_name = resources["RestApi"]["Properties"]["Name"]
+        .as_str()
+        .expect("the REST API's name");
+    let rate = &resources["ServerErrorRateAlarm"]["Properties"];
+    let metrics = rate["Metrics"].as_vec().expect("metric math");
+    for (id, name) in [("errors", "5XXError"), ("requests", "Count")] {
+        let metric = &metrics
+            .iter()
+            .find(|m| m["Id"].as_str() == Some(id))
+            .expect(id)["MetricStat"]["Metric"];
+        assert_eq!(metric["Namespace"].as_str(), Some("AWS/ApiGateway"));
+        assert_eq!(metric["MetricName"].as_str(), Some(name));
+        let dimensions: Vec<(&str, &str)> = metric["Dimensions"]
+            .as_vec()
+            .expect("dimensions")
+            .iter()
+            .map(|d| {
+                (
+                    d["Name"].as_str().expect("a name"),
+                    d["Value"].as_str().expect("a value"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            dimensions,
+            [("ApiName", api_name), ("Stage", "RestApiStage")],
+            "{id}"
+        );
+    }
+    assert_eq!(rate["AlarmActions"][0].as_str(), Some("AlarmTopicArn"));
+}
+
+#[test]
+fn the_streaming_dashboard_draws_the_rest_api() {
+    let template = template();
+    let api_name = template["Resources"]["RestApi"]["Properties"]["Name"]
+        .as_str()
+        .expect("a name")
+        .replace("${AWS::StackName}", "stack");
+    for (on, first) in [
+        (
+            &[][..],
+            json!([
+                ["AWS/ApiGateway", "Count", "ApiId", "api", {"label": "requests"}],
+                [".", "4xx", ".", ".", {"label": "4xx"}],
+                [".", "5xx", ".", ".", {"label": "5xx"}]
+            ]),
+        ),
+        (
+            &["Streaming"][..],
+            json!([
+                ["AWS/ApiGateway", "Count", "ApiName", api_name, "Stage", "prod", {"label": "requests"}],
+                [".", "4XXError", ".", ".", ".", ".", {"label": "4xx"}],
+                [".", "5XXError", ".", ".", ".", ".", {"label": "5xx"}]
+            ]),
+        ),
+    ] {
+        let body = dashboard_body(&template, on);
+        assert_eq!(body["widgets"][0]["properties"]["metrics"], first, "{on:?}");
+    }
+}
+
+#[test]
+fn in_streaming_mode_the_function_answers_cors_itself() {
+    let template = template();
+    let resources = resources_with(&template, &["Streaming", "HasAllowedOrigins"]);
+    // No API Gateway CORS configuration: the REST API has none, so every OPTIONS goes through
+    // the ANY methods to the function, which answers it from ALLOWED_ORIGINS.
+    for (name, resource) in &resources {
+        assert!(
+            resource["Properties"]["CorsConfiguration"].is_badvalue(),
+            "{name}"
+        );
+    }
+    assert!(
+        rest_methods(&resources)
+            .iter()
+            .all(|(_, method, _)| method == "ANY")
+    );
+    let variables = &resources["ProxyFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        variables["ALLOWED_ORIGINS"].as_str(),
+        Some("AllowedOrigins")
     );
 }
