@@ -297,3 +297,30 @@ async fn the_real_binary_in_buffered_mode_refuses_what_only_a_stream_could_carry
     assert_eq!(answer.status, 502);
     assert_eq!(answer.json()["error"], "upstream_error");
 }
+
+#[tokio::test]
+async fn the_real_binary_streams_every_streaming_sample_event() {
+    let app = spawn().await;
+    let binary = streaming_binary(&app).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/events/streaming");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("events/streaming/")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "the streaming mode has sample events");
+    for name in names {
+        let (jwt, _) = user(&app, "box");
+        let event: serde_json::Value = serde_json::from_str(
+            &event_text(&format!("streaming/{name}")).replace(PLACEHOLDER, &jwt),
+        )
+        .expect("a JSON event");
+        let streamed = binary.invoke_streamed(&event).await;
+        let status = streamed.prelude.as_ref().map(|p| p["statusCode"].clone());
+        assert_eq!(status, Some(json!(200)), "{name}");
+        let (body, end) = streamed.collect().await;
+        assert!(matches!(end, StreamEnd::Complete { .. }), "{name}: {end:?}");
+        assert!(!body.is_empty(), "{name}: the file");
+    }
+}
