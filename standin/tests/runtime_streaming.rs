@@ -16,8 +16,8 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use standin::{
-    HTTP_INTEGRATION_CONTENT_TYPE, MAX_STREAMED_RESPONSE_BYTES, Outcome, PRELUDE_WINDOW_BYTES,
-    RuntimeApi, StreamEnd, Streamed,
+    HTTP_INTEGRATION_CONTENT_TYPE, Invocation, MAX_STREAMED_RESPONSE_BYTES, Outcome,
+    PRELUDE_WINDOW_BYTES, RuntimeApi, StreamEnd, Streamed,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -147,15 +147,61 @@ fn streamed(outcome: Option<Outcome>) -> Streamed {
     }
 }
 
+/// The error of an invocation that a malformed stream failed; panics on any other outcome.
+fn malformed(outcome: Option<Outcome>) -> Value {
+    match outcome {
+        Some(Outcome::Error(error)) => {
+            assert_eq!(error["errorType"], "MalformedStream");
+            error
+        }
+        other => panic!("expected a malformed stream, got {other:?}"),
+    }
+}
+
+/// Queues an invocation on `api`, takes it as the runtime does (`GET next`) and starts posting
+/// its streamed response as `content_type`.
+async fn invoke(api: &RuntimeApi, content_type: &str) -> (Invocation, Posting) {
+    let invocation = api.queue("{}", WAIT).expect("queued");
+    let id = next_id(api).await;
+    let posting = post_stream(api, &id, content_type).await;
+    (invocation, posting)
+}
+
+/// A fresh Runtime API with one invocation whose response is being posted as `content_type`.
+async fn start(content_type: &str) -> (RuntimeApi, Invocation, Posting) {
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let (invocation, posting) = invoke(&api, content_type).await;
+    (api, invocation, posting)
+}
+
+/// The trailers a runtime sends to fail its stream: the error's type, and its body in base64.
+fn error_trailers(error_type: &str, error_body: &str) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(
+        "lambda-runtime-function-error-type",
+        error_type.parse().expect("value"),
+    );
+    trailers.insert(
+        "lambda-runtime-function-error-body",
+        base64::engine::general_purpose::STANDARD
+            .encode(error_body)
+            .parse()
+            .expect("value"),
+    );
+    trailers
+}
+
+/// The Runtime API's answer to the function's posting, once the function's task is done.
+async fn answer(function: JoinHandle<Result<u16, hyper::Error>>) -> u16 {
+    function.await.expect("function").expect("answer")
+}
+
 const PRELUDE: &str =
     r#"{"statusCode":201,"headers":{"content-type":"text/plain"},"cookies":["a=b","c=d"]}"#;
 
 #[tokio::test]
 async fn a_stream_arrives_as_its_prelude_then_the_exact_body_across_many_chunks() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (_api, invocation, posting) = start(HTTP_INTEGRATION_CONTENT_TYPE).await;
 
     // The prelude in three pieces, the delimiter split across two chunks, then 600 chunks of
     // 1 to 997 bytes.
@@ -194,34 +240,21 @@ async fn a_stream_arrives_as_its_prelude_then_the_exact_body_across_many_chunks(
     assert_eq!(end, StreamEnd::Complete { bytes: total });
     assert_eq!(body.len() as u64, total);
     assert!(is_pattern(&body, 0), "the body is exactly what was sent");
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
 }
 
 #[tokio::test]
 async fn error_trailers_fail_the_stream_with_the_decoded_error() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (_api, invocation, posting) = start(HTTP_INTEGRATION_CONTENT_TYPE).await;
     let error_body = r#"{"errorType":"Upstream","errorMessage":"the IdP went away"}"#;
     let function = tokio::spawn(async move {
         posting
             .data(format!("{PRELUDE}\0\0\0\0\0\0\0\0partial"))
             .await;
         posting.data("ly sent").await;
-        let mut trailers = HeaderMap::new();
-        trailers.insert(
-            "lambda-runtime-function-error-type",
-            "Runtime.StreamError".parse().expect("value"),
-        );
-        trailers.insert(
-            "lambda-runtime-function-error-body",
-            base64::engine::general_purpose::STANDARD
-                .encode(error_body)
-                .parse()
-                .expect("value"),
-        );
-        posting.trailers(trailers).await;
+        posting
+            .trailers(error_trailers("Runtime.StreamError", error_body))
+            .await;
         posting.finish().await
     });
 
@@ -236,30 +269,17 @@ async fn error_trailers_fail_the_stream_with_the_decoded_error() {
         }
     );
     // "Lambda treats this as a successful response."
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
 }
 
 #[tokio::test]
 async fn error_trailers_before_the_delimiter_fail_the_invocation() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (_api, invocation, posting) = start(HTTP_INTEGRATION_CONTENT_TYPE).await;
     let function = tokio::spawn(async move {
         posting.data(r#"{"statusCode":"#).await;
-        let mut trailers = HeaderMap::new();
-        trailers.insert(
-            "lambda-runtime-function-error-type",
-            "Runtime.StreamError".parse().expect("value"),
-        );
-        trailers.insert(
-            "lambda-runtime-function-error-body",
-            base64::engine::general_purpose::STANDARD
-                .encode("no status yet")
-                .parse()
-                .expect("value"),
-        );
-        posting.trailers(trailers).await;
+        posting
+            .trailers(error_trailers("Runtime.StreamError", "no status yet"))
+            .await;
         posting.finish().await
     });
     match invocation.outcome(WAIT).await {
@@ -269,7 +289,7 @@ async fn error_trailers_before_the_delimiter_fail_the_invocation() {
         }
         other => panic!("expected an invocation error, got {other:?}"),
     }
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
 }
 
 #[tokio::test]
@@ -278,6 +298,7 @@ async fn a_100_mb_stream_is_read_as_it_arrives_and_never_held_whole() {
     let api = RuntimeApi::start().await.expect("runtime API");
     let invocation = api.queue("{}", WAIT).expect("queued");
     let id = next_id(&api).await;
+    // The baseline comes before the posting's connection opens, so no `start` here.
     let resident_before = resident_bytes();
     let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
     let sent = Arc::new(AtomicU64::new(0));
@@ -323,7 +344,7 @@ async fn a_100_mb_stream_is_read_as_it_arrives_and_never_held_whole() {
         most_resident = most_resident.max(resident_bytes().unwrap_or_default());
     }
     assert_eq!(streamed.end().await, StreamEnd::Complete { bytes: TOTAL });
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
     assert!(
         most_ahead < TOTAL / 2,
         "the function was at most {most_ahead} bytes ahead of the reader"
@@ -345,10 +366,7 @@ async fn a_100_mb_stream_is_read_as_it_arrives_and_never_held_whole() {
 
 #[tokio::test]
 async fn a_stream_past_lambdas_limit_ends_too_large() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (_api, invocation, posting) = start(HTTP_INTEGRATION_CONTENT_TYPE).await;
     let head = format!("{PRELUDE}\0\0\0\0\0\0\0\0");
     let limit_payload = MAX_STREAMED_RESPONSE_BYTES - head.len() as u64;
     let function = tokio::spawn(async move {
@@ -393,10 +411,7 @@ async fn a_stream_past_lambdas_limit_ends_too_large() {
 
 #[tokio::test]
 async fn a_connection_closed_mid_body_is_a_broken_stream() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (_api, invocation, posting) = start(HTTP_INTEGRATION_CONTENT_TYPE).await;
     posting.data(format!("{PRELUDE}\0\0\0\0\0\0\0\0")).await;
     for i in 0..3 {
         posting.data(pattern(i * 1000, 1000)).await;
@@ -421,9 +436,7 @@ async fn a_stream_without_its_delimiter_in_the_first_16_kb_is_malformed() {
     let api = RuntimeApi::start().await.expect("runtime API");
 
     // No delimiter at all: settled once 16 KB have come.
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (invocation, posting) = invoke(&api, HTTP_INTEGRATION_CONTENT_TYPE).await;
     let function = tokio::spawn(async move {
         posting.data(r#"{"statusCode":200,"x":""#).await;
         for _ in 0..20 {
@@ -431,22 +444,16 @@ async fn a_stream_without_its_delimiter_in_the_first_16_kb_is_malformed() {
         }
         posting.finish().await
     });
-    let error = match invocation.outcome(WAIT).await {
-        Some(Outcome::Error(error)) => error,
-        other => panic!("expected a malformed stream, got {other:?}"),
-    };
-    assert_eq!(error["errorType"], "MalformedStream");
+    let error = malformed(invocation.outcome(WAIT).await);
     let message = error["errorMessage"].as_str().expect("a message");
     assert!(
         message.contains(&PRELUDE_WINDOW_BYTES.to_string()),
         "{message}"
     );
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
 
     // The delimiter just past the first 16 KB.
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (invocation, posting) = invoke(&api, HTTP_INTEGRATION_CONTENT_TYPE).await;
     let padding = "a".repeat(PRELUDE_WINDOW_BYTES - 20);
     let function = tokio::spawn(async move {
         posting
@@ -455,55 +462,37 @@ async fn a_stream_without_its_delimiter_in_the_first_16_kb_is_malformed() {
         posting.data("\0".repeat(8)).await;
         posting.finish().await
     });
-    assert!(matches!(
-        invocation.outcome(WAIT).await,
-        Some(Outcome::Error(error)) if error["errorType"] == "MalformedStream"
-    ));
-    function.await.expect("function").expect("answer");
+    malformed(invocation.outcome(WAIT).await);
+    answer(function).await;
 
     // A prelude that is not JSON.
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (invocation, posting) = invoke(&api, HTTP_INTEGRATION_CONTENT_TYPE).await;
     let function = tokio::spawn(async move {
         posting.data("statusCode: 200\0\0\0\0\0\0\0\0body").await;
         posting.finish().await
     });
-    match invocation.outcome(WAIT).await {
-        Some(Outcome::Error(error)) => {
-            assert_eq!(error["errorType"], "MalformedStream");
-            assert!(
-                error["errorMessage"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("not valid JSON")),
-                "{error}"
-            );
-        }
-        other => panic!("expected a malformed stream, got {other:?}"),
-    }
-    function.await.expect("function").expect("answer");
+    let error = malformed(invocation.outcome(WAIT).await);
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid JSON")),
+        "{error}"
+    );
+    answer(function).await;
 
     // A stream that ends before its delimiter.
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, HTTP_INTEGRATION_CONTENT_TYPE).await;
+    let (invocation, posting) = invoke(&api, HTTP_INTEGRATION_CONTENT_TYPE).await;
     let function = tokio::spawn(async move {
         posting.data(r#"{"statusCode":200}"#).await;
         posting.finish().await
     });
-    assert!(matches!(
-        invocation.outcome(WAIT).await,
-        Some(Outcome::Error(error)) if error["errorType"] == "MalformedStream"
-    ));
-    function.await.expect("function").expect("answer");
+    malformed(invocation.outcome(WAIT).await);
+    answer(function).await;
 }
 
 #[tokio::test]
 async fn a_stream_of_another_content_type_is_all_payload() {
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let invocation = api.queue("{}", WAIT).expect("queued");
-    let id = next_id(&api).await;
-    let posting = post_stream(&api, &id, "application/octet-stream").await;
+    let (_api, invocation, posting) = start("application/octet-stream").await;
     let function = tokio::spawn(async move {
         posting.data("{\"a\":1}\0\0\0\0\0\0\0\0").await;
         posting.data("rest").await;
@@ -518,7 +507,7 @@ async fn a_stream_of_another_content_type_is_all_payload() {
     let (body, end) = streamed.collect().await;
     assert_eq!(body, b"{\"a\":1}\0\0\0\0\0\0\0\0rest");
     assert_eq!(end, StreamEnd::Complete { bytes: 19 });
-    assert_eq!(function.await.expect("function").expect("answer"), 202);
+    assert_eq!(answer(function).await, 202);
 }
 
 #[tokio::test]
