@@ -128,16 +128,13 @@ async fn measure(
     concurrency: usize,
     invocations: usize,
 ) -> Result<Measured, String> {
-    let function = Function::start(
-        bootstrap,
-        |runtime| {
-            let mut env = world.process_env(runtime);
-            env.push(("AWS_LAMBDA_MAX_CONCURRENCY".into(), concurrency.to_string()));
-            env
-        },
-        log,
-    )
-    .await?;
+    let function = world
+        .function(
+            bootstrap,
+            &[("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string())],
+            log,
+        )
+        .await?;
     let function = Arc::new(function);
     let result = async {
         drive(&function, events, concurrency, 2 * events.len()).await?;

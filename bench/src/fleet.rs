@@ -13,7 +13,6 @@ use auth0_idp_proxy::telemetry;
 use lambda_http::Request;
 use standin::Moto;
 
-use crate::lambda::Function;
 use crate::relay::Delay;
 use crate::report::{Report, millis};
 use crate::stats::{Timings, median};
@@ -126,16 +125,9 @@ async fn cold_init(
     // One discarded round, then the two variants interleaved.
     for round in 0..=runs {
         for (world, samples) in [(&plain, &mut without), (&with_table, &mut with)] {
-            let function = Function::start(
-                bootstrap,
-                |runtime| {
-                    let mut env = world.process_env(runtime);
-                    env.push(("COLD_START_PREFETCH".into(), "off".into()));
-                    env
-                },
-                log,
-            )
-            .await?;
+            let function = world
+                .function(bootstrap, &[("COLD_START_PREFETCH", "off".to_owned())], log)
+                .await?;
             let init = function.init;
             function.stop().await;
             if round > 0 {

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use standin::Moto;
 
-use crate::lambda::Function;
 use crate::report::{Report, micros};
 use crate::stats::Timings;
 use crate::world::{self, World};
@@ -60,7 +59,7 @@ pub async fn run(
     );
     let world = World::start(moto, None).await?;
     let events: Vec<String> = (0..USERS).map(|n| world::event(&world.caller(n))).collect();
-    let function = Function::start(bootstrap, |runtime| world.process_env(runtime), log).await?;
+    let function = world.function(bootstrap, &[], log).await?;
     let pid = function.pid().ok_or("no pid")?;
     let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
     let (peak, rss) = resident(pid)?;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use standin::{Moto, StreamEnd};
 
-use crate::lambda::Function;
 use crate::memory::{TARGET_PEAK, resident};
 use crate::report::{Report, megabytes};
 use crate::world::{self, World};
@@ -43,16 +42,9 @@ async fn measure(
     kind: &str,
     size: u64,
 ) -> Result<Row, String> {
-    let function = Function::start(
-        bootstrap,
-        |runtime| {
-            let mut env = world.process_env(runtime);
-            env.push(("RESPONSE_MODE".into(), mode.into()));
-            env
-        },
-        log,
-    )
-    .await?;
+    let function = world
+        .function(bootstrap, &[("RESPONSE_MODE", mode.to_owned())], log)
+        .await?;
     let warm = event(world, kind, 16);
     let row = if mode == "streaming" {
         let (streamed, _) = function.stream(&warm).await?;

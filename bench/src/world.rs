@@ -207,6 +207,26 @@ impl World {
         env
     }
 
+    /// The real `bootstrap` started under a Runtime API with [`World::process_env`] and `extra`
+    /// variables, its logs appended to `log`.
+    pub async fn function(
+        &self,
+        bootstrap: &std::path::Path,
+        extra: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Result<crate::lambda::Function, String> {
+        crate::lambda::Function::start(
+            bootstrap,
+            |runtime| {
+                let mut env = self.process_env(runtime);
+                env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+                env
+            },
+            log,
+        )
+        .await
+    }
+
     /// The function's configuration, parsed as `bootstrap` parses its environment.
     pub fn config(&self) -> Result<Config, String> {
         let env = self.function_env();

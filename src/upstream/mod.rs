@@ -33,17 +33,7 @@ pub async fn send(
     deadline: &Deadline,
     cap: Duration,
 ) -> Result<Response, UpstreamError> {
-    let timeout = deadline
-        .timeout(cap)
-        .ok_or(UpstreamError::Timeout(service))?;
-    let started = Instant::now();
-    let result = request
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(service, e));
-    telemetry::upstream_time(service, started.elapsed());
-    result
+    send_within(request, service, deadline, cap, false).await
 }
 
 /// As [`send`], for an answer whose body may stream to the caller: the answer's head within
@@ -55,11 +45,28 @@ pub async fn send_for_stream(
     deadline: &Deadline,
     cap: Duration,
 ) -> Result<Response, UpstreamError> {
+    send_within(request, service, deadline, cap, true).await
+}
+
+/// Sends `request`, its answer's head within `cap` and never past `deadline`; the body readable
+/// within the same time, or until the deadline where `body_to_deadline`.
+async fn send_within(
+    request: RequestBuilder,
+    service: Service,
+    deadline: &Deadline,
+    cap: Duration,
+    body_to_deadline: bool,
+) -> Result<Response, UpstreamError> {
     let head = deadline
         .timeout(cap)
         .ok_or(UpstreamError::Timeout(service))?;
+    let whole = if body_to_deadline {
+        deadline.remaining()
+    } else {
+        head
+    };
     let started = Instant::now();
-    let sent = tokio::time::timeout(head, request.timeout(deadline.remaining()).send()).await;
+    let sent = tokio::time::timeout(head, request.timeout(whole).send()).await;
     telemetry::upstream_time(service, started.elapsed());
     match sent {
         Ok(result) => result.map_err(|e| UpstreamError::from_reqwest(service, e)),

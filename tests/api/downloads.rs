@@ -12,16 +12,19 @@ use crate::helpers::{TestApp, assert_not_logged, idp_event, unique};
 
 /// A deployment whose `box` connection is served by the stand-in, downloads included.
 async fn spawn() -> TestApp {
+    spawn_with(&[]).await
+}
+
+/// As [`spawn`], with `extra` variables.
+pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
     let connections = json!({
         "github": {"api_base": "{github}"},
         "box": {"api_base": "{github}", "download_host_origin": "{github}"},
     })
     .to_string();
-    TestApp::spawn_with(
-        &[("IDP_CONNECTIONS", connections.as_str())],
-        KeyPolicy::default(),
-    )
-    .await
+    let mut vars = vec![("IDP_CONNECTIONS", connections.as_str())];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(&vars, KeyPolicy::default()).await
 }
 
 /// A Box user whose token the stand-in accepts; their Auth0 token and the Box token.

@@ -5,7 +5,6 @@
 //! the bytes actually sent. Through the handler's streaming entry point and the real binary under
 //! the stand-in Runtime API's streaming protocol.
 
-use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use auth0_idp_proxy::streaming::Cut;
 use serde_json::json;
 
@@ -18,19 +17,10 @@ use crate::metrics::summary;
 
 /// A streaming deployment whose `github` and `box` connections are served by the stand-in.
 async fn spawn() -> TestApp {
-    let connections = json!({
-        "github": {"api_base": "{github}"},
-        "box": {"api_base": "{github}", "download_host_origin": "{github}"},
-    })
-    .to_string();
-    TestApp::spawn_with(
-        &[
-            ("IDP_CONNECTIONS", connections.as_str()),
-            ("RESPONSE_MODE", "streaming"),
-            ("ALLOWED_ORIGINS", "https://app.example.com"),
-        ],
-        KeyPolicy::default(),
-    )
+    crate::downloads::spawn_with(&[
+        ("RESPONSE_MODE", "streaming"),
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+    ])
     .await
 }
 
