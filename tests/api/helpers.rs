@@ -351,16 +351,8 @@ impl TestApp {
 
     /// As [`TestApp::invoke`], with the invocation's request id, to find its summary line.
     pub async fn invoke_traced(&self, event: &str) -> (LambdaAnswer, String) {
-        let payload: LambdaRequest =
-            serde_json::from_str(event).expect("an event lambda_runtime deserializes");
-        let mut context = Context::default();
-        context.request_id = unique("invoke-");
-        let request_id = context.request_id.clone();
-        context.deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            + 10_000;
-        let raw = self.app.invoke(LambdaEvent::new(payload, context)).await;
+        let (event, request_id) = lambda_event(event, "invoke-", 10_000);
+        let raw = self.app.invoke(event).await;
         (LambdaAnswer::parse(raw.get()), request_id)
     }
 
@@ -368,19 +360,8 @@ impl TestApp {
     /// as the real binary does: the prelude, the body as streamed, and how the stream ended
     /// (`None`: whole), with the invocation's request id.
     pub async fn invoke_streamed(&self, event: &str) -> StreamedAnswer {
-        let payload: LambdaRequest =
-            serde_json::from_str(event).expect("an event lambda_runtime deserializes");
-        let mut context = Context::default();
-        context.request_id = unique("stream-");
-        let request_id = context.request_id.clone();
-        context.deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            + 30_000;
-        let streamed = self
-            .app
-            .invoke_streamed(LambdaEvent::new(payload, context))
-            .await;
+        let (event, request_id) = lambda_event(event, "stream-", 30_000);
+        let streamed = self.app.invoke_streamed(event).await;
         let prelude: Value = serde_json::from_slice(&streamed.prelude).expect("a JSON prelude");
         let mut body = Vec::new();
         let mut cut = None;
@@ -403,6 +384,21 @@ impl TestApp {
     pub async fn send(&self, request: Request) -> TestResponse {
         send_to(&self.app, request).await
     }
+}
+
+/// The Lambda event of `event` (its JSON text) as lambda_runtime hands it over, with a new
+/// request id starting `prefix` and a deadline `budget_ms` away; and that request id.
+fn lambda_event(event: &str, prefix: &str, budget_ms: u64) -> (LambdaEvent<LambdaRequest>, String) {
+    let payload: LambdaRequest =
+        serde_json::from_str(event).expect("an event lambda_runtime deserializes");
+    let mut context = Context::default();
+    context.request_id = unique(prefix);
+    let request_id = context.request_id.clone();
+    context.deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        + budget_ms;
+    (LambdaEvent::new(payload, context), request_id)
 }
 
 /// Sends a request to `app`.
