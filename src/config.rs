@@ -1,5 +1,6 @@
 //! Configuration read once per cold start from the environment (README, "Configuration").
 
+use crate::auth::dpop::DpopMode;
 use crate::streaming::ResponseMode;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -118,6 +119,8 @@ pub struct Config {
     pub kill_switch_secret_id: Option<String>,
     /// How answers reach Lambda (`RESPONSE_MODE`: `buffered`, the default, or `streaming`).
     pub response_mode: ResponseMode,
+    /// Which caller tokens are accepted (`DPOP`: `off`, `allowed`, the default, or `required`).
+    pub dpop: DpopMode,
 }
 
 impl Config {
@@ -221,6 +224,11 @@ impl Config {
                 .map(|v| ResponseMode::parse(&v))
                 .transpose()
                 .map_err(|reason| ConfigError::invalid("RESPONSE_MODE", reason))?
+                .unwrap_or_default(),
+            dpop: get("DPOP")
+                .map(|v| DpopMode::parse(&v))
+                .transpose()
+                .map_err(|reason| ConfigError::invalid("DPOP", reason))?
                 .unwrap_or_default(),
         })
     }

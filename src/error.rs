@@ -11,7 +11,9 @@ use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde_json::json;
 
-use crate::auth::AuthError;
+use crate::auth::dpop::{ALGS, DpopMode, Scheme};
+use crate::auth::{AuthError, Refusal};
+
 use crate::credentials::CredentialsError;
 use crate::event::{EventError, TooLarge};
 use crate::idp::IdpError;
@@ -30,9 +32,12 @@ use crate::upstream::UpstreamError;
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The caller could not be authenticated, or lacks the required scope.
+    /// The caller lacks the required scope.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The caller could not be authenticated.
+    #[error(transparent)]
+    Unauthenticated(#[from] Refusal),
     /// The function's own credentials are unavailable.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
@@ -209,6 +214,44 @@ impl Answer {
         }
     }
 
+    /// A `401`: `invalid_dpop_proof` for a proof that does not hold, else `invalid_token`; with
+    /// a challenge for each scheme the deployment accepts (RFC 6750 §3, RFC 9449 §7.1), the
+    /// error on the one the request used, a bare challenge for a request with no credentials.
+    fn unauthenticated(error: &AuthError, mode: DpopMode, scheme: Option<Scheme>) -> Self {
+        let code = match error {
+            AuthError::Proof(_) => "invalid_dpop_proof",
+            _ => "invalid_token",
+        };
+        let named = match error {
+            AuthError::Missing => None,
+            _ => Some(code),
+        };
+        // The scheme the error is about: the one used, else (a bearer token where DPoP is
+        // required, a bound token sent as bearer) the one the caller must use.
+        let erring = match (error, scheme) {
+            (AuthError::DpopRequired | AuthError::BoundAsBearer, _) => Scheme::Dpop,
+            (_, Some(scheme)) => scheme,
+            (_, None) => Scheme::Bearer,
+        };
+        let mut challenges = Vec::new();
+        if mode.accepts_bearer() {
+            challenges.push(match named.filter(|_| erring == Scheme::Bearer) {
+                Some(error) => format!(r#"Bearer error="{error}""#),
+                None => "Bearer".to_owned(),
+            });
+        }
+        if mode.accepts_dpop() {
+            let mut dpop = String::from("DPoP");
+            if let Some(error) = named.filter(|_| erring == Scheme::Dpop) {
+                dpop.push_str(&format!(r#" error="{error}","#));
+            }
+            dpop.push_str(&format!(r#" algs="{ALGS}""#));
+            challenges.push(dpop);
+        }
+        Self::client(StatusCode::UNAUTHORIZED, code)
+            .with_header(header::WWW_AUTHENTICATE, challenges.join(", "))
+    }
+
     /// RFC 6750 §3.1: the challenge names the scopes the request needs (space-separated).
     fn insufficient_scope(scope: &str) -> Self {
         Self::client(StatusCode::FORBIDDEN, "insufficient_scope").with_header(
@@ -234,15 +277,15 @@ impl ApiError {
             Self::Auth(AuthError::KeysUnavailable(None)) => {
                 Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
             }
-            // RFC 6750 §3.1: a request with no credentials at all gets the bare challenge.
-            Self::Auth(AuthError::Missing) => {
-                Answer::client(StatusCode::UNAUTHORIZED, "invalid_token")
-                    .with_header(header::WWW_AUTHENTICATE, "Bearer".to_owned())
-            }
-            Self::Auth(_) => Answer::client(StatusCode::UNAUTHORIZED, "invalid_token").with_header(
-                header::WWW_AUTHENTICATE,
-                r#"Bearer error="invalid_token""#.to_owned(),
-            ),
+            Self::Unauthenticated(refusal) => match &refusal.error {
+                AuthError::KeysUnavailable(Some(source)) => Answer::upstream(source),
+                AuthError::KeysUnavailable(None) => {
+                    Answer::infrastructure(StatusCode::BAD_GATEWAY, "upstream_error")
+                }
+                error => Answer::unauthenticated(error, refusal.mode, refusal.scheme),
+            },
+            // An `AuthError` without its refusal's context: as a bearer-only deployment says it.
+            Self::Auth(error) => Answer::unauthenticated(error, DpopMode::Off, None),
             Self::NotFound => Answer::client(StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed { allow } => {
                 Answer::client(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")

@@ -87,10 +87,28 @@ pub fn request_path(request: &Request) -> &str {
 /// path in the caller's URL (a REST API stage, a named HTTP API stage, a custom domain's base
 /// path). `None` when the request says no host, or the prefix is not a plain path.
 pub fn own_url(request: &Request, connection: &str) -> Option<String> {
+    let (origin, full) = caller_target(request)?;
+    let prefix = full.strip_suffix(request_path(request))?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%$".contains(&b);
+    prefix
+        .bytes()
+        .all(plain)
+        .then(|| format!("{origin}{prefix}/idp/{connection}"))
+}
+
+/// The URL the caller sent `request` to, without its query: `https://{host}{path}` with the REST
+/// API stage, named HTTP API stage or custom domain base path in the path, as the caller wrote
+/// it. What a DPoP proof's `htu` must name.
+pub fn caller_url(request: &Request) -> Option<String> {
+    let (origin, full) = caller_target(request)?;
+    Some(format!("{origin}{full}"))
+}
+
+/// `scheme://authority` and the whole path the caller used (before any stage is taken off).
+fn caller_target(request: &Request) -> Option<(String, &str)> {
     let uri = request.uri();
     let authority = uri.authority()?;
     let scheme = uri.scheme_str().unwrap_or("https");
-    let routed = request_path(request);
     let raw = request.raw_http_path();
     let full = match request.request_context_ref() {
         // A REST API's `path` has neither stage nor base path; the context's has both.
@@ -98,12 +116,7 @@ pub fn own_url(request: &Request, connection: &str) -> Option<String> {
         _ if raw.is_empty() => uri.path(),
         _ => raw,
     };
-    let prefix = full.strip_suffix(routed)?;
-    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~/%$".contains(&b);
-    prefix
-        .bytes()
-        .all(plain)
-        .then(|| format!("{scheme}://{authority}{prefix}/idp/{connection}"))
+    Some((format!("{scheme}://{authority}"), full))
 }
 
 /// `/prod/identities` → `/identities` for the stage `prod`; any other path as it is.

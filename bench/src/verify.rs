@@ -52,6 +52,10 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
     let deadline = Deadline::after(Duration::from_secs(60));
 
     let (mut first, mut second, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    let target = auth0_idp_proxy::auth::Target {
+        method: &http::Method::GET,
+        url: None,
+    };
     for _ in 0..runs {
         let auth = Authenticator::new(&config, world::http_client()?, KeyPolicy::default());
         auth.keys()
@@ -61,7 +65,7 @@ pub async fn run(report: &mut Report, moto: &Moto, runs: usize) -> Result<(), St
         for sight in [&mut first, &mut second] {
             let started = Instant::now();
             for headers in &headers {
-                auth.authenticate(headers, &deadline)
+                auth.authenticate(headers, &target, &deadline)
                     .await
                     .map_err(|e| format!("authenticate: {e}"))?;
             }

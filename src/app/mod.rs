@@ -12,7 +12,7 @@ use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response};
 use serde_json::value::RawValue;
 
 use crate::audit;
-use crate::auth::{Authenticator, Caller};
+use crate::auth::{Authenticator, Caller, Target};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::credentials::CredentialStore;
@@ -238,7 +238,14 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         // Authentication comes first, so that nothing about routes or connections is revealed
         // to an anonymous caller.
-        let caller = self.auth.authenticate(request.headers(), deadline).await?;
+        let target = Target {
+            method: request.method(),
+            url: routes::caller_url(request),
+        };
+        let caller = self
+            .auth
+            .authenticate(request.headers(), &target, deadline)
+            .await?;
         // Every refusal from here on is an authenticated caller's, audited under their `sub`.
         audit::caller(&caller.user_id);
         self.auth.authorize(&caller)?;

@@ -2,14 +2,16 @@
 //! JWKS and strict claim rules. The only identity the rest of the function sees is [`Caller`].
 
 mod caller;
+pub mod dpop;
 pub mod jwks;
+pub mod replay;
 pub mod verified;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, Method};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
@@ -18,7 +20,9 @@ use crate::deadline::Deadline;
 use crate::secret::CallerToken;
 use crate::telemetry::{self, Cache};
 use crate::upstream::{Http, UpstreamError};
+use dpop::{DpopMode, ProofError, Scheme};
 use jwks::{KeyCache, KeyError, KeyPolicy};
+use replay::Replays;
 use verified::{TokenDigest, VerifiedTokens, Window};
 
 pub use caller::Caller;
@@ -84,6 +88,42 @@ pub enum AuthError {
     /// The tenant's signing keys could not be fetched.
     #[error("the tenant's signing keys are unavailable")]
     KeysUnavailable(#[source] Option<UpstreamError>),
+    /// A DPoP-bound token (`cnf.jkt`) presented as a bearer token: no downgrade.
+    #[error("the token is DPoP-bound and must be presented with the DPoP scheme and a proof")]
+    BoundAsBearer,
+    /// A token without `cnf.jkt` presented with the `DPoP` scheme.
+    #[error("the token is not DPoP-bound")]
+    UnboundAsDpop,
+    /// A bearer token where the deployment requires DPoP.
+    #[error("this API requires DPoP-bound tokens")]
+    DpopRequired,
+    /// The DPoP proof is missing or does not hold.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+}
+
+/// A refused caller: why, and what the `401`'s challenges offer (the schemes the deployment
+/// accepts, the error on the one the request used).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Refusal {
+    /// Why.
+    #[source]
+    pub error: AuthError,
+    /// The deployment's DPoP mode.
+    pub mode: DpopMode,
+    /// The scheme the request used, if it got that far.
+    pub scheme: Option<Scheme>,
+}
+
+/// The request a caller's token comes with: what a DPoP proof must be for.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The request's method.
+    pub method: &'a Method,
+    /// The URL the caller used (scheme, host and path, REST stage or base path included), when
+    /// it can be known.
+    pub url: Option<String>,
 }
 
 /// Verifies callers' access tokens.
@@ -95,6 +135,8 @@ pub struct Authenticator {
     // refused for it is already known by its verified `sub`, and the refusal is audited as theirs.
     required_scope: Option<String>,
     verified: VerifiedTokens,
+    dpop: DpopMode,
+    replays: Replays,
 }
 
 /// What the claims of every token are checked against, on every sight of it.
@@ -104,8 +146,15 @@ struct Rules {
 }
 
 impl Authenticator {
-    /// An authenticator for the tenant and API in `config`, fetching keys through `http`.
+    /// An authenticator for the tenant and API in `config`, fetching keys through `http`, DPoP
+    /// proofs' ids remembered in memory only.
     pub fn new(config: &Config, http: Http, policy: KeyPolicy) -> Self {
+        Self::with_replays(config, http, policy, Replays::new(None))
+    }
+
+    /// As [`Authenticator::new`], DPoP proofs' ids remembered by `replays` (the fleet's table
+    /// where it is on).
+    pub fn with_replays(config: &Config, http: Http, policy: KeyPolicy, replays: Replays) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY.as_secs();
         validation.validate_exp = true;
@@ -126,6 +175,8 @@ impl Authenticator {
             },
             required_scope: config.required_scope.clone(),
             verified: VerifiedTokens::new(VERIFIED_TOKENS),
+            dpop: config.dpop,
+            replays,
         }
     }
 
@@ -134,26 +185,49 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Authenticates the request that carries `headers`: who the caller is, not yet what they
-    /// may do ([`Authenticator::authorize`]).
+    /// Authenticates the request that carries `headers` for `target`: who the caller is, not
+    /// yet what they may do ([`Authenticator::authorize`]).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
+        target: &Target<'_>,
         deadline: &Deadline,
-    ) -> Result<Caller, AuthError> {
-        self.authenticate_at(headers, deadline, unix_now()).await
+    ) -> Result<Caller, Refusal> {
+        self.authenticate_at(headers, target, deadline, unix_now())
+            .await
     }
 
-    /// As [`Authenticator::authenticate`], with the claims' times checked against `now` (Unix
-    /// seconds), so that tests can move the clock for a token already seen. A token seen for
-    /// the first time is also checked by `jsonwebtoken` against the system clock.
+    /// As [`Authenticator::authenticate`], with the claims' and the proof's times checked
+    /// against `now` (Unix seconds), so that tests can move the clock for a token already seen.
+    /// A token seen for the first time is also checked by `jsonwebtoken` against the system
+    /// clock.
     pub async fn authenticate_at(
         &self,
         headers: &HeaderMap,
+        target: &Target<'_>,
         deadline: &Deadline,
         now: u64,
+    ) -> Result<Caller, Refusal> {
+        let mut scheme = None;
+        self.verify(headers, target, deadline, now, &mut scheme)
+            .await
+            .map_err(|error| Refusal {
+                error,
+                mode: self.dpop,
+                scheme,
+            })
+    }
+
+    async fn verify(
+        &self,
+        headers: &HeaderMap,
+        target: &Target<'_>,
+        deadline: &Deadline,
+        now: u64,
+        scheme: &mut Option<Scheme>,
     ) -> Result<Caller, AuthError> {
-        let token = bearer_token(headers)?;
+        let (used, token) = presented_token(headers, self.dpop)?;
+        *scheme = Some(used);
         precheck(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::RS256 {
@@ -169,8 +243,9 @@ impl Authenticator {
             KeyError::RecentlyFailed => AuthError::KeysUnavailable(None),
         })?;
         // Only the signature check is skipped for a token seen before; everything above and
-        // below runs on every sight.
-        let digest = TokenDigest::of(token);
+        // below runs on every sight. The scheme is part of what is remembered: a token seen as a
+        // bearer token is another entry than the same token seen with DPoP.
+        let digest = TokenDigest::presented(used, token);
         let cached = self.verified.get(&digest, &key, now);
         telemetry::cache_lookup(Cache::CallerToken, cached.is_some());
         let fresh = cached.is_none();
@@ -184,6 +259,22 @@ impl Authenticator {
         };
         let claims = Claims::from_map(&map)?;
         claims.check(&self.rules, now)?;
+        // The scheme must fit the token's binding and the mode; a bound token's proof is
+        // checked on every request, the first sight as any other.
+        match (used, dpop::bound_key(&map)) {
+            (Scheme::Bearer, Some(_)) if self.dpop.accepts_dpop() => {
+                return Err(AuthError::BoundAsBearer);
+            }
+            (Scheme::Bearer, _) if !self.dpop.accepts_bearer() => {
+                return Err(AuthError::DpopRequired);
+            }
+            (Scheme::Dpop, None) => return Err(AuthError::UnboundAsDpop),
+            (Scheme::Dpop, Some(jkt)) => {
+                self.check_proof(headers, target, token, jkt, deadline, now)
+                    .await?;
+            }
+            (Scheme::Bearer, _) => {}
+        }
         let user_id = claims.sub.to_owned();
         let window = claims.window();
         if fresh {
@@ -194,6 +285,41 @@ impl Authenticator {
             token: CallerToken::new(token),
             scopes: claims.scopes(),
         })
+    }
+
+    /// The request's one `DPoP` proof holds for `target`, `token` and the key `jkt`, and its
+    /// `jti` is new.
+    async fn check_proof(
+        &self,
+        headers: &HeaderMap,
+        target: &Target<'_>,
+        token: &str,
+        jkt: &str,
+        deadline: &Deadline,
+        now: u64,
+    ) -> Result<(), ProofError> {
+        let mut proofs = headers.get_all("dpop").iter();
+        let proof = proofs.next().ok_or(ProofError::Missing)?;
+        if proofs.next().is_some() {
+            return Err(ProofError::Several);
+        }
+        let proof = proof.to_str().map_err(|_| ProofError::Malformed)?.trim();
+        let expected = dpop::Expected {
+            method: target.method,
+            url: target.url.as_deref(),
+            access_token: token,
+            jkt,
+        };
+        let checked = dpop::verify(proof, &expected, now)?;
+        // Last, so that only proofs that hold are remembered.
+        if !self
+            .replays
+            .first_sight(jkt, &checked.jti, checked.iat, now, deadline)
+            .await
+        {
+            return Err(ProofError::Replayed);
+        }
+        Ok(())
     }
 }
 
@@ -208,6 +334,13 @@ fn unix_now() -> u64 {
 /// when there are several `Authorization` headers, another scheme, or more than
 /// [`MAX_TOKEN_BYTES`] of token. Public for the fuzz targets.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    presented_token(headers, DpopMode::Off).map(|(_, token)| token)
+}
+
+/// The scheme and token of the single `Authorization` header, trimmed: `Bearer`, or `DPoP`
+/// where `mode` accepts it (RFC 9449 §7.1); refused before any decoding when there are several
+/// `Authorization` headers, another scheme, or more than [`MAX_TOKEN_BYTES`] of token.
+pub fn presented_token(headers: &HeaderMap, mode: DpopMode) -> Result<(Scheme, &str), AuthError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::Missing)?;
     if values.next().is_some() {
@@ -217,15 +350,19 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
         return Err(AuthError::Oversized);
     }
     let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (name, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+    let scheme = if name.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if name.eq_ignore_ascii_case("dpop") && mode.accepts_dpop() {
+        Scheme::Dpop
+    } else {
         return Err(AuthError::NotBearer);
-    }
+    };
     let token = token.trim();
     if token.is_empty() {
         return Err(AuthError::Missing);
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 /// Cheap structural checks before any decoding: size, and three non-empty base64url segments.

@@ -26,6 +26,21 @@ use serde_json::{Map, Value};
 pub struct TokenDigest([u8; SHA256_OUTPUT_LEN]);
 
 impl TokenDigest {
+    /// The digest of `token` presented with `scheme`: a bound and an unbound use of one token
+    /// never share an entry.
+    pub fn presented(scheme: super::dpop::Scheme, token: &str) -> Self {
+        let prefix: &[u8] = match scheme {
+            super::dpop::Scheme::Bearer => b"Bearer ",
+            super::dpop::Scheme::Dpop => b"DPoP ",
+        };
+        let mut context = aws_lc_rs::digest::Context::new(&SHA256);
+        context.update(prefix);
+        context.update(token.as_bytes());
+        let mut bytes = [0; SHA256_OUTPUT_LEN];
+        bytes.copy_from_slice(context.finish().as_ref());
+        Self(bytes)
+    }
+
     /// The digest of `token`, all three segments.
     pub fn of(token: &str) -> Self {
         let mut bytes = [0; SHA256_OUTPUT_LEN];

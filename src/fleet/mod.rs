@@ -217,6 +217,18 @@ impl FleetTable {
         }
     }
 
+    /// Records the item `pk` unless it is there already, the item dying at `expires_at` (Unix
+    /// seconds): `Ok(true)` the first time in the fleet, `Ok(false)` after. Nothing is sealed
+    /// (the item holds no value), so the table's keys are not needed.
+    pub async fn first_sight(
+        &self,
+        pk: &str,
+        expires_at: u64,
+        deadline: &Deadline,
+    ) -> Result<bool, TableError> {
+        self.table.count(pk, 1, expires_at, deadline).await
+    }
+
     /// The table with the `keys` read with the credentials, or `None` when they cannot be
     /// used: then the function runs as if `TOKEN_TABLE` were unset, never writing a value in
     /// plaintext. Each invocation that wanted the table and could not have it is counted (the

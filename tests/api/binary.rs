@@ -10,7 +10,9 @@ use standin::{Outcome, RuntimeApi};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{LambdaAnswer, PLACEHOLDER, TestApp, event_text, github_token, moto};
+use crate::helpers::{
+    LambdaAnswer, PLACEHOLDER, TestApp, challenge, event_text, github_token, moto,
+};
 use crate::metrics::assert_emf;
 
 const USER: &str = "github|1001";
@@ -302,11 +304,11 @@ async fn the_real_binary_answers_every_sample_event_under_a_runtime_api() {
                 let headers = response["headers"].as_object().expect("headers");
                 // RFC 6750 §3.1: no credentials at all get the bare challenge.
                 let challenge = if name.contains("missing-token") {
-                    "Bearer"
+                    challenge(None)
                 } else {
-                    r#"Bearer error="invalid_token""#
+                    challenge(Some("invalid_token"))
                 };
-                assert_eq!(headers["www-authenticate"], challenge, "{name}");
+                assert_eq!(headers["www-authenticate"], challenge.as_str(), "{name}");
             }
             _ if name.contains("identities") => {
                 assert_eq!(body["identities"][0]["connection"], "github", "{name}")

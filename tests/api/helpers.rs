@@ -152,18 +152,18 @@ impl TestResponse {
     }
 
     /// Asserts a 401 for a request with no credentials: the bare RFC 6750 §3.1 challenge, no
-    /// error code in it.
+    /// error code in it, beside the DPoP one (both schemes accepted, the default).
     pub fn assert_no_credentials(&self) {
         self.assert_error(401, "invalid_token");
-        assert_eq!(self.headers["www-authenticate"], "Bearer");
+        assert_eq!(self.headers["www-authenticate"], challenge(None).as_str());
     }
 
-    /// Asserts a 401 `invalid_token` with the RFC 6750 challenge.
+    /// Asserts a 401 `invalid_token` with the RFC 6750 challenge, beside the DPoP one.
     pub fn assert_invalid_token(&self) {
         self.assert_error(401, "invalid_token");
         assert_eq!(
             self.headers["www-authenticate"],
-            r#"Bearer error="invalid_token""#
+            challenge(Some("invalid_token")).as_str()
         );
     }
 }
@@ -581,6 +581,19 @@ pub fn idp_event(
         }
     }
     event
+}
+
+/// The `WWW-Authenticate` of a 401 to a bearer request where both schemes are accepted (the
+/// default `DPOP=allowed`): the Bearer challenge with `error`, then DPoP's with its algorithms.
+pub fn challenge(error: Option<&str>) -> String {
+    let bearer = match error {
+        Some(error) => format!(r#"Bearer error="{error}""#),
+        None => "Bearer".to_owned(),
+    };
+    format!(
+        r#"{bearer}, DPoP algs="{}""#,
+        auth0_idp_proxy::auth::dpop::ALGS
+    )
 }
 
 /// The secret's JSON for the stand-in tenant's M2M client.

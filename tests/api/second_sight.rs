@@ -60,6 +60,11 @@ fn signature_off_by_one_byte(token: &str, at: usize) -> String {
     format!("{message}.{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A `GET` whose URL is not known: enough for bearer tokens.
+const GET: auth0_idp_proxy::auth::Target<'static> = auth0_idp_proxy::auth::Target {
+    method: &http::Method::GET,
+    url: None,
+};
 #[tokio::test]
 async fn a_repeat_token_skips_only_the_signature_check() {
     let app = TestApp::spawn().await;
@@ -182,20 +187,26 @@ async fn a_token_seen_before_is_refused_past_exp_and_before_nbf() {
         .sign();
     let headers = bearer(&token);
     for at in [t0, t0 + 1, t0 + 630, t0 - 30] {
-        let caller = auth.authenticate_at(&headers, &deadline, at).await;
+        let caller = auth.authenticate_at(&headers, &GET, &deadline, at).await;
         assert_eq!(caller.expect("within the window").user_id, USER, "at {at}");
     }
     for _ in 0..2 {
-        let late = auth.authenticate_at(&headers, &deadline, t0 + 631).await;
+        let late = auth
+            .authenticate_at(&headers, &GET, &deadline, t0 + 631)
+            .await
+            .map_err(|r| r.error);
         assert!(matches!(late, Err(AuthError::Expired)), "{late:?}");
     }
     let fresh = authenticator(&app);
     fresh
-        .authenticate_at(&headers, &deadline, t0)
+        .authenticate_at(&headers, &GET, &deadline, t0)
         .await
         .expect("valid now");
     for _ in 0..2 {
-        let early = fresh.authenticate_at(&headers, &deadline, t0 - 31).await;
+        let early = fresh
+            .authenticate_at(&headers, &GET, &deadline, t0 - 31)
+            .await
+            .map_err(|r| r.error);
         assert!(matches!(early, Err(AuthError::NotYetValid)), "{early:?}");
     }
 }
