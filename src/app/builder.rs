@@ -9,6 +9,7 @@ use crate::auth::jwks::KeyPolicy;
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::credentials::{CredentialStore, SecretsSource};
+use crate::auth::replay::Replays;
 use crate::fleet::{FleetTable, TablePolicy};
 use crate::idp::tokens::IdpTokens;
 use crate::kill_switch::KillSwitch;
@@ -84,7 +85,13 @@ impl AppBuilder {
                 .with_keys_secret(keys_secret_id),
         );
         App {
-            auth: Authenticator::new(&config, http.clone(), key_policy),
+            // A DPoP proof's `jti` is checked across the fleet where the table is on.
+            auth: Authenticator::with_replays(
+                &config,
+                http.clone(),
+                key_policy,
+                Replays::new(fleet.clone()),
+            ),
             cors: Cors::new(config.allowed_origins.clone()),
             management: Management::new(
                 http.clone(),

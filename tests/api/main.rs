@@ -8,6 +8,7 @@ mod binary_gates;
 mod catalogue;
 mod consent;
 mod dialects;
+mod dpop;
 mod downloads;
 mod faults;
 mod fleet;
