@@ -9,7 +9,8 @@ use crate::config::AllowedOrigins;
 use crate::vary;
 
 /// Request headers a browser may send cross-origin (template.yaml's HTTP API lists the same).
-pub const ALLOW_HEADERS: &str = "authorization, dpop, content-type, if-none-match, if-modified-since";
+pub const ALLOW_HEADERS: &str =
+    "authorization, dpop, content-type, if-none-match, if-modified-since";
 /// Methods a browser may use cross-origin; the connection's allow rules still decide per route.
 const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 /// Response headers a page may read: validators, pagination, the IdP's rate limit figures and
