@@ -100,6 +100,21 @@ impl TokenBuilder {
         self
     }
 
+    /// Binds the token to a DPoP key (RFC 9449 §6.1): `"cnf": {"jkt": jkt}`, `jkt` being the
+    /// key's RFC 7638 thumbprint ([`crate::DpopKey::jkt`]), as Auth0 issues a token asked for
+    /// with a DPoP proof. Replaces any `cnf` set before.
+    ///
+    /// ```
+    /// let key = standin::DpopKey::generate();
+    /// let token = standin::TokenBuilder::new("http://127.0.0.1:1/", "https://api", "user-1")
+    ///     .bound_to(&key.jkt())
+    ///     .sign();
+    /// # let _ = token;
+    /// ```
+    pub fn bound_to(self, jkt: &str) -> Self {
+        self.claim("cnf", json!({ "jkt": jkt }))
+    }
+
     /// Signs with `key`, naming it in `kid`.
     pub fn key(mut self, key: TestKey) -> Self {
         self.key = key;

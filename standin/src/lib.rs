@@ -1,13 +1,15 @@
 //! Loopback stand-ins for the world the function talks to, shared by the integration tests and
 //! the local demo: an Auth0 tenant ([`Tenant`], with the sign-in side a single page application
 //! uses, [`SpaClient`], and Token Vault), identity provider APIs ([`Idp`]) and signing keys to
-//! mint the tenant's tokens ([`TestKey`]), and a TCP relay that ends pooled connections on
-//! command ([`Relay`]).
+//! mint the tenant's tokens ([`TestKey`]), a DPoP client key that signs proofs ([`DpopKey`]; the
+//! tenant issues DPoP-bound tokens to a sign-in that sends one), and a TCP relay that ends pooled
+//! connections on command ([`Relay`]).
 //!
 //! Every stand-in listens on 127.0.0.1 only, on a port the OS picks, and counts the calls it
 //! serves so tests can assert exactly how many upstream calls a scenario costs.
 
 mod consent;
+mod dpop;
 mod fault;
 mod idp;
 mod keys;
@@ -27,6 +29,7 @@ mod tenant_state;
 mod vault;
 mod x_api;
 
+pub use dpop::{DpopKey, DpopProofBuilder, dpop_ath, jwk_thumbprint};
 pub use fault::Fault;
 pub use idp::{
     AnswerFormat, CLAIMS_CHALLENGE, CONDITIONAL_ETAG, CONDITIONAL_LAST_MODIFIED, ClientAuth,

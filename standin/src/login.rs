@@ -15,6 +15,14 @@
 //!   token (`iss`, `aud` = client id, `nonce`, profile claims) — CORS-open to allowed origins;
 //! - `GET /v2/logout`: ends the session; redirects only to an allowed logout URL.
 //!
+//! DPoP (RFC 9449), as Auth0 does it for the SDK's `useDpop: true`: a token request (code or
+//! refresh token) with a `DPoP` proof, checked as RFC 9449 §4.3 says (see [`crate::dpop`]) for
+//! `POST {issuer}oauth/token`, gets an access token bound to the proof's key (`cnf.jkt`) and
+//! `"token_type": "DPoP"`; a bad proof gets `400 invalid_dpop_proof`. An authorization request's
+//! `dpop_jkt` binds its code to that key (RFC 9449 §10), and a refresh token issued with a proof
+//! is bound to its key (§5): each is then exchanged only with a proof by the same key. Without
+//! a proof, bearer tokens as before.
+//!
 //! Signing in with `connection=NAME` stands for a fresh login at that identity provider: the
 //! IdP token Auth0 keeps for the user's identity there is replaced by a new one, minted by the
 //! hook [`crate::Tenant::on_connection_login`] installed (this is how a user re-consents).
@@ -30,6 +38,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::dpop::{self, Replay};
 use crate::keys::TokenBuilder;
 use crate::lock;
 use crate::opaque_token::new_token;
@@ -71,6 +80,8 @@ struct Code {
     sub: String,
     auth_time: i64,
     expires: Instant,
+    /// The authorization request's `dpop_jkt`: the key whose proof the exchange needs.
+    dpop_jkt: Option<String>,
 }
 
 /// A refresh token issued at sign-in (`offline_access`), and what it may be exchanged for.
@@ -82,6 +93,8 @@ struct RefreshGrant {
     audience: Option<String>,
     scope: String,
     auth_time: i64,
+    /// The DPoP key it is bound to (issued with a proof): refreshed only with that key's proof.
+    jkt: Option<String>,
 }
 
 /// The scopes of a sign-in a refresh token carries to any audience its MRRT policies allow:
@@ -103,6 +116,8 @@ pub(crate) struct Login {
     refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
     /// client id → its `refresh_token.policies`: (audience, scopes).
     policies: Mutex<HashMap<String, Vec<Policy>>>,
+    /// The DPoP proofs accepted lately, each usable once (token endpoint and My Account API).
+    pub(crate) dpop_replay: Replay,
 }
 
 impl std::fmt::Debug for Login {
@@ -171,7 +186,7 @@ impl Login {
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
             (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, auth0-client"),
+                HeaderValue::from_static("content-type, auth0-client, dpop"),
             ),
             (
                 header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -196,6 +211,8 @@ struct AuthorizeRequest {
     connection: Option<String>,
     /// `login_hint`: the email (or user id) of the account to continue with.
     login_hint: Option<String>,
+    /// `dpop_jkt` (RFC 9449 §10): the thumbprint of the DPoP key the code is bound to.
+    dpop_jkt: Option<String>,
     prompt_none: bool,
     /// Every parameter as received, to carry through the picking page's form.
     raw: Vec<(String, String)>,
@@ -245,6 +262,7 @@ fn check(login: &Login, params: &HashMap<String, String>) -> Result<AuthorizeReq
         scope: get("scope").unwrap_or_else(|| "openid".to_owned()),
         connection: get("connection"),
         login_hint: get("login_hint"),
+        dpop_jkt: get("dpop_jkt"),
         prompt_none: get("prompt").as_deref() == Some("none"),
         raw,
     };
@@ -393,6 +411,7 @@ fn answer(login: &Login, request: &AuthorizeRequest, sub: &str) -> Response {
             sub: sub.to_owned(),
             auth_time: crate::now(),
             expires: Instant::now() + CODE_LIFETIME,
+            dpop_jkt: request.dpop_jkt.clone(),
         },
     );
     respond(request, &[("code", &code), ("state", &request.state)])
@@ -519,12 +538,62 @@ small{{color:#666}}</style></head>
     )
 }
 
-/// `POST /oauth/token` with `grant_type=authorization_code`.
+/// The thumbprint of the key of a token request's DPoP proof: `Ok(None)` without a `DPoP`
+/// header; `Err` (the `invalid_dpop_proof` description) for several headers, a proof that fails
+/// RFC 9449 §4.3's checks for `POST {issuer}oauth/token`, or a `jti` used before.
+pub(crate) fn token_proof(
+    login: &Login,
+    headers: &HeaderMap,
+    issuer: &str,
+) -> Result<Option<String>, String> {
+    let Some(proof) = dpop::proof_header(headers)? else {
+        return Ok(None);
+    };
+    let now = crate::now();
+    let url = format!("{issuer}oauth/token");
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &url,
+        access_token: None,
+        now,
+    };
+    let verified = dpop::verify(proof, expected)?;
+    if !login.dpop_replay.first_use(&verified, now) {
+        return Err("the proof's jti was used before".to_owned());
+    }
+    Ok(Some(verified.jkt))
+}
+
+/// The answer for a token request whose proof is missing or by the wrong key, for a grant bound
+/// to `bound`.
+fn check_binding(
+    bound: Option<&str>,
+    jkt: Option<&str>,
+) -> Result<(), (StatusCode, &'static str, String)> {
+    match (bound, jkt) {
+        (None, _) => Ok(()),
+        (Some(bound), Some(jkt)) if bound == jkt => Ok(()),
+        (Some(_), None) => Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            "This grant is bound to a DPoP key: a DPoP proof by that key is required".to_owned(),
+        )),
+        (Some(_), Some(_)) => Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            "The DPoP proof's key is not the one this grant is bound to".to_owned(),
+        )),
+    }
+}
+
+/// `POST /oauth/token` with `grant_type=authorization_code`; `jkt`: the thumbprint of the
+/// request's DPoP proof key ([`token_proof`]), to bind the tokens to.
 pub(crate) fn exchange_code(
     login: &Login,
     users: &HashMap<String, Value>,
     issuer: &str,
     form: &HashMap<String, String>,
+    jkt: Option<&str>,
 ) -> Result<Value, (StatusCode, &'static str, String)> {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let invalid_grant = |text: &str| Err((StatusCode::FORBIDDEN, "invalid_grant", text.to_owned()));
@@ -551,6 +620,7 @@ pub(crate) fn exchange_code(
     if verifier.is_empty() || challenge != code.code_challenge {
         return invalid_grant("Failed to verify code verifier");
     }
+    check_binding(code.dpop_jkt.as_deref(), jkt)?;
     let profile = users.get(&code.sub).cloned().unwrap_or(Value::Null);
     let mut tokens = issue_tokens(
         issuer,
@@ -561,6 +631,7 @@ pub(crate) fn exchange_code(
         code.nonce.as_deref(),
         code.auth_time,
         &profile,
+        jkt,
     );
     // `offline_access` asks for a refresh token (Auth0: when the API allows offline access).
     if code.scope.split_whitespace().any(|s| s == "offline_access") {
@@ -573,6 +644,7 @@ pub(crate) fn exchange_code(
                 audience: code.audience.clone(),
                 scope: code.scope.clone(),
                 auth_time: code.auth_time,
+                jkt: jkt.map(str::to_owned),
             },
         );
         tokens["refresh_token"] = Value::String(refresh_token);
@@ -581,7 +653,8 @@ pub(crate) fn exchange_code(
 }
 
 /// An access token for `audience` (opaque without one, as Auth0's for its `/userinfo`) and an
-/// ID token for `client_id`, with the answer's other members.
+/// ID token for `client_id`, with the answer's other members; with `jkt`, the access token is
+/// bound to that DPoP key (`cnf.jkt`) and its `token_type` is `DPoP`.
 #[allow(clippy::too_many_arguments)]
 fn issue_tokens(
     issuer: &str,
@@ -592,6 +665,7 @@ fn issue_tokens(
     nonce: Option<&str>,
     auth_time: i64,
     profile: &Value,
+    jkt: Option<&str>,
 ) -> Value {
     let now = crate::now();
     let mut id_token = TokenBuilder::new(issuer, client_id, sub)
@@ -610,11 +684,17 @@ fn issue_tokens(
         id_token = id_token.claim("nonce", nonce.to_owned());
     }
     let access_token = match audience {
-        Some(audience) => TokenBuilder::new(issuer, audience, sub)
-            .claim("azp", client_id.to_owned())
-            .claim("scope", scope.to_owned())
-            .claim("exp", now + TOKEN_LIFETIME_SECS)
-            .sign(),
+        Some(audience) => {
+            let token = TokenBuilder::new(issuer, audience, sub)
+                .claim("azp", client_id.to_owned())
+                .claim("scope", scope.to_owned())
+                .claim("exp", now + TOKEN_LIFETIME_SECS);
+            match jkt {
+                Some(jkt) => token.bound_to(jkt),
+                None => token,
+            }
+            .sign()
+        }
         // Without an audience Auth0 issues an opaque token for its /userinfo.
         None => new_token("opaque-"),
     };
@@ -623,7 +703,7 @@ fn issue_tokens(
         "id_token": id_token.sign(),
         "scope": scope,
         "expires_in": TOKEN_LIFETIME_SECS,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
     })
 }
 
@@ -635,12 +715,15 @@ fn issue_tokens(
 /// offline_access`); with an audience no policy names, Auth0 ignores it and answers for the
 /// sign-in's audience and scopes (what the SDK then reports as missing scopes). The refresh
 /// token rotates (a new one in each answer); the old one stays usable, as within Auth0's reuse
-/// interval (the stand-in detects no reuse).
+/// interval (the stand-in detects no reuse). `jkt`: the thumbprint of the request's DPoP proof
+/// key ([`token_proof`]), to bind the access token to; a refresh token bound to a key needs a
+/// proof by that key, and the one that replaces it stays bound to it.
 pub(crate) fn refresh(
     login: &Login,
     users: &HashMap<String, Value>,
     issuer: &str,
     form: &HashMap<String, String>,
+    jkt: Option<&str>,
 ) -> Result<Value, (StatusCode, &'static str, String)> {
     let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let unknown = || {
@@ -658,6 +741,7 @@ pub(crate) fn refresh(
     if field("client_id") != Some(grant.client_id.as_str()) {
         return unknown();
     }
+    check_binding(grant.jkt.as_deref(), jkt)?;
     let asked: Option<Vec<&str>> = field("scope").map(|s| s.split_whitespace().collect());
     let signed_in: Vec<&str> = grant.scope.split_whitespace().collect();
     let among = |allowed: &dyn Fn(&str) -> bool| -> String {
@@ -704,6 +788,7 @@ pub(crate) fn refresh(
         None,
         grant.auth_time,
         &profile,
+        jkt,
     );
     if !scope.split_whitespace().any(|s| s == "openid")
         && let Some(map) = tokens.as_object_mut()
@@ -773,6 +858,7 @@ pub(crate) fn discovery(issuer: &str) -> Value {
         "token_endpoint_auth_methods_supported": ["none", "client_secret_post"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["aud", "auth_time", "email", "exp", "iat", "iss", "name", "nickname", "nonce", "picture", "sid", "sub"],
+        "dpop_signing_alg_values_supported": dpop::PROOF_ALGS,
     })
 }
 

@@ -18,8 +18,12 @@
 //!   (`read:me:connected_accounts`) → `{accounts: [...], next?}`;
 //! - `DELETE /me/v1/connected-accounts/accounts/{id}` (`delete:me:connected_accounts`) → 204.
 //!
-//! Each takes a bearer access token of this tenant for the audience `{issuer}me/` (signature,
-//! issuer, expiry, audience; its `scope` claim checked). Refusals are RFC 7807 problem details,
+//! Each takes an access token of this tenant for the audience `{issuer}me/` (signature,
+//! issuer, expiry, audience; its `scope` claim checked): a bearer token as `Bearer`, a
+//! DPoP-bound one (`cnf.jkt`, what the SDK gets with `useDpop: true`) as `DPoP` with a proof
+//! by that key for the request (RFC 9449 §7: `htm`, `htu`, `ath`, a fresh `jti`; refused with
+//! `WWW-Authenticate: DPoP error="invalid_dpop_proof"`). A bound token sent as `Bearer`, or an
+//! unbound one as `DPoP`, is an invalid token. Refusals are RFC 7807 problem details,
 //! the shape Auth0 documents for this API (`{type, status, title, detail, validation_errors?}`):
 //! 401 for a missing or invalid token, 403 for a missing scope, 400 for a bad body, 404 for an
 //! unknown account or session. CORS: preflights and answers for registered web origins.
@@ -40,7 +44,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use base64::Engine;
@@ -48,6 +52,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::consent::{escape, with_query};
+use crate::dpop;
 use crate::lock;
 use crate::opaque_token::new_token;
 use crate::tenant_state::{Session, TenantState, issuer_of};
@@ -150,32 +155,109 @@ async fn preflight(State(state): State<Shared>, headers: HeaderMap) -> Response 
     crate::preflight_answer(cors(&state, &headers))
 }
 
-/// The caller: `(sub, azp)` of a valid token for `{issuer}me/` holding `scope`.
+/// A 401 for the token itself, with the challenge of the scheme it came with.
+fn invalid_token(dpop_scheme: bool, detail: &str) -> Response {
+    let mut response = problem(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+    let challenge = if dpop_scheme {
+        "DPoP error=\"invalid_token\""
+    } else {
+        "Bearer error=\"invalid_token\""
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+/// A 401 for the request's DPoP proof (RFC 9449 §7.1).
+fn invalid_proof(detail: &str) -> Response {
+    let mut response = problem(StatusCode::UNAUTHORIZED, "invalid_dpop_proof", detail);
+    if let Ok(challenge) = HeaderValue::from_str(&format!(
+        "DPoP error=\"invalid_dpop_proof\", algs=\"{}\"",
+        dpop::PROOF_ALGS.join(" ")
+    )) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
+/// Checks the request's DPoP proof for `token`, bound to `jkt`: one `DPoP` header, a proof by
+/// that key for `method` and the URL called, with the token's `ath`, not seen before.
+fn check_proof(
+    state: &TenantState,
+    headers: &HeaderMap,
+    (method, uri): (&str, &Uri),
+    token: &str,
+    jkt: &str,
+) -> Result<(), Response> {
+    let proof = dpop::proof_header(headers)
+        .map_err(|e| invalid_proof(&e))?
+        .ok_or_else(|| invalid_proof("A DPoP proof is required with a DPoP-bound token"))?;
+    let now = crate::now();
+    let url = format!("{}{}", issuer_of(headers).trim_end_matches('/'), uri.path());
+    let expected = dpop::Expected {
+        method,
+        url: &url,
+        access_token: Some(token),
+        now,
+    };
+    let verified = dpop::verify(proof, expected).map_err(|e| invalid_proof(&e))?;
+    if verified.jkt != jkt {
+        return Err(invalid_proof(
+            "The DPoP proof's key is not the one the token is bound to",
+        ));
+    }
+    if !state.login.dpop_replay.first_use(&verified, now) {
+        return Err(invalid_proof("The DPoP proof's jti was used before"));
+    }
+    Ok(())
+}
+
+/// The caller: `(sub, azp)` of a valid token for `{issuer}me/` holding `scope`, sent with the
+/// scheme its binding asks for (and for a DPoP-bound one, its proof for `request`: the method
+/// and the URI called).
 fn caller(
     state: &TenantState,
     headers: &HeaderMap,
+    request: (&str, &Uri),
     scope: &str,
 ) -> Result<(String, String), Response> {
     let issuer = issuer_of(headers);
-    let token = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("DPoP "))
-        })
         .unwrap_or_default();
+    let (dpop_scheme, token) = match authorization.strip_prefix("DPoP ") {
+        Some(token) => (true, token),
+        None => (
+            false,
+            authorization.strip_prefix("Bearer ").unwrap_or_default(),
+        ),
+    };
     let published = lock(&state.published).clone();
     let Some(claims) =
         crate::vault::verify_claims(&published, &issuer, token, &format!("{issuer}me/"))
     else {
-        let mut response = problem(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid token");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-        return Err(response);
+        return Err(invalid_token(dpop_scheme, "Invalid token"));
     };
+    let bound = claims
+        .get("cnf")
+        .and_then(|cnf| cnf.get("jkt"))
+        .and_then(Value::as_str);
+    match (bound, dpop_scheme) {
+        (Some(jkt), true) => check_proof(state, headers, request, token, jkt)?,
+        (Some(_), false) => {
+            return Err(invalid_token(
+                false,
+                "A DPoP-bound token must be sent with the DPoP scheme",
+            ));
+        }
+        (None, true) => return Err(invalid_token(true, "The token is not DPoP-bound")),
+        (None, false) => {}
+    }
     let holds = claims
         .get("scope")
         .and_then(Value::as_str)
@@ -231,13 +313,28 @@ fn mine(account: &Value) -> Value {
     account
 }
 
-async fn connect(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let answer = start(&state, &headers, &body);
+async fn connect(
+    State(state): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = start(&state, &headers, &uri, &body);
     with_cors(&state, &headers, answer.unwrap_or_else(|refusal| refusal))
 }
 
-fn start(state: &TenantState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
-    let (sub, azp) = caller(state, headers, "create:me:connected_accounts")?;
+fn start(
+    state: &TenantState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Response, Response> {
+    let (sub, azp) = caller(
+        state,
+        headers,
+        ("POST", uri),
+        "create:me:connected_accounts",
+    )?;
     let body = object(body)?;
     let connection =
         text(&body, "connection").ok_or_else(|| invalid("connection", "connection is required"))?;
@@ -393,13 +490,28 @@ async fn callback(
     Redirect::to(&with_query(&session.redirect_uri, &fields)).into_response()
 }
 
-async fn complete(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let answer = finish(&state, &headers, &body);
+async fn complete(
+    State(state): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = finish(&state, &headers, &uri, &body);
     with_cors(&state, &headers, answer.unwrap_or_else(|refusal| refusal))
 }
 
-fn finish(state: &TenantState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
-    let (sub, _) = caller(state, headers, "create:me:connected_accounts")?;
+fn finish(
+    state: &TenantState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Response, Response> {
+    let (sub, _) = caller(
+        state,
+        headers,
+        ("POST", uri),
+        "create:me:connected_accounts",
+    )?;
     let body = object(body)?;
     let auth_session = text(&body, "auth_session")
         .ok_or_else(|| invalid("auth_session", "auth_session is required"))?;
@@ -485,11 +597,17 @@ fn identity_profile(state: &TenantState, sub: &str, connection: &str) -> Value {
 
 async fn list(
     State(state): State<Shared>,
+    uri: Uri,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let answer = (|| {
-        let (sub, _) = caller(&state, &headers, "read:me:connected_accounts")?;
+        let (sub, _) = caller(
+            &state,
+            &headers,
+            ("GET", &uri),
+            "read:me:connected_accounts",
+        )?;
         let take = match params.get("take").map(|t| t.parse::<usize>()) {
             None => 10,
             Some(Ok(take)) if (1..=20).contains(&take) => take,
@@ -523,11 +641,17 @@ async fn list(
 
 async fn remove(
     State(state): State<Shared>,
+    uri: Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     let answer = (|| {
-        let (sub, _) = caller(&state, &headers, "delete:me:connected_accounts")?;
+        let (sub, _) = caller(
+            &state,
+            &headers,
+            ("DELETE", &uri),
+            "delete:me:connected_accounts",
+        )?;
         if !id.starts_with("cac_") || !id[4..].chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid("id", "id must match ^cac_[A-Za-z0-9]+$"));
         }

@@ -3,8 +3,8 @@
 //! `GET /api/v2/users/{id}`, with switches to rotate keys and the
 //! client secret, to make endpoints fail ([`JwksMode`], [`Fault`]), and counters of the calls
 //! each served (failed ones included); and the sign-in side a single page application uses
-//! (OpenID Connect discovery, `/authorize`, the authorization-code grant, `/v2/logout`: see
-//! [`crate::login`]).
+//! (OpenID Connect discovery, `/authorize`, the authorization-code grant, `/v2/logout`, and
+//! DPoP-bound tokens for a sign-in that sends a proof: see [`crate::login`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -433,11 +433,21 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
     }
     if field("grant_type") == "authorization_code" || field("grant_type") == "refresh_token" {
         let cors = state.login.cors(&headers);
+        // A DPoP proof asks for tokens bound to its key (RFC 9449 §5); a bad one is refused.
+        let jkt = match login::token_proof(&state.login, &headers, &issuer) {
+            Ok(jkt) => jkt,
+            Err(description) => {
+                let mut response =
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_dpop_proof", &description);
+                response.headers_mut().extend(cors);
+                return response;
+            }
+        };
         let users = lock(&state.users).clone();
         let answer = if field("grant_type") == "refresh_token" {
-            login::refresh(&state.login, &users, &issuer, &fields)
+            login::refresh(&state.login, &users, &issuer, &fields, jkt.as_deref())
         } else {
-            login::exchange_code(&state.login, &users, &issuer, &fields)
+            login::exchange_code(&state.login, &users, &issuer, &fields, jkt.as_deref())
         };
         let mut response = match answer {
             Ok(tokens) => axum::Json(tokens).into_response(),
