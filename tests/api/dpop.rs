@@ -15,7 +15,7 @@ use crate::helpers::{LambdaAnswer, PLACEHOLDER, TestApp, event_text, unique};
 const USER: &str = "github|1001";
 
 /// The URL a caller of `event` (a v2 event) used, as its proof's `htu` names it.
-fn url_of(event: &Value) -> String {
+pub fn url_of(event: &Value) -> String {
     format!(
         "https://{}{}",
         event["requestContext"]["domainName"]
@@ -26,7 +26,7 @@ fn url_of(event: &Value) -> String {
 }
 
 /// `GET /idp/github/user` with `Authorization: {scheme} {token}` and the `DPoP` proofs given.
-fn event(scheme: &str, token: &str, proofs: &[&str]) -> Value {
+pub fn event(scheme: &str, token: &str, proofs: &[&str]) -> Value {
     let mut event: Value = serde_json::from_str(
         &event_text("http-api-idp-github-user.json").replace(PLACEHOLDER, token),
     )

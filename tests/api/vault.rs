@@ -166,6 +166,39 @@ async fn a_token_vault_connection_is_served_by_the_exchange_without_the_manageme
 }
 
 #[tokio::test]
+async fn a_dpop_bound_caller_is_served_through_token_vault_without_its_proof_leaving() {
+    let world = Vault::spawn(HOUR).await;
+    let sub = "google-oauth2|150";
+    world.connected(sub);
+    let key = standin::DpopKey::generate();
+    let jwt = world
+        .app
+        .tenant
+        .token(AUDIENCE, sub)
+        .bound_to(&key.jkt())
+        .sign();
+    let mut event = crate::dpop::event("DPoP", &jwt, &[]);
+    event["rawPath"] = json!(USERINFO);
+    event["requestContext"]["http"]["path"] = json!(USERINFO);
+    let proof = key.proof("GET", &crate::dpop::url_of(&event), Some(&jwt));
+    event["headers"]["dpop"] = json!(proof);
+    let answer = world.app.invoke(&event.to_string()).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    // The verified token is the subject token; the caller's proof (made for the function's
+    // URL) goes nowhere.
+    assert_eq!(world.app.tenant.vault_subject_tokens(), [jwt.as_str()]);
+    for request in world.google.requests() {
+        assert!(request.headers.iter().all(|(_, v)| !v.contains(&proof)));
+    }
+    assert_not_logged(&[&jwt, &proof]);
+}
+
+#[tokio::test]
 async fn exchanged_tokens_are_cached_per_user_and_served_only_to_that_user() {
     let world = Vault::spawn(HOUR).await;
     let alice = world.connected("google-oauth2|alice");
