@@ -1,8 +1,11 @@
 // Sample frontend of auth0-idp-proxy: signs in with Auth0's SPA SDK and calls GitHub and Google
 // through the API with the user's Auth0 access token. The page never sees an IdP token.
 //
-// config.json: {"domain", "clientId", "audience", "api"}. It shows GitHub and Google (through
-// Token Vault) when /identities lists them. A Token Vault account is connected and disconnected
+// config.json: {"domain", "clientId", "audience", "api", "useDpop"}. It shows GitHub and Google
+// (through Token Vault) when /identities lists them. With `useDpop: true` the SDK binds the
+// tokens it gets to a key it keeps in the browser (DPoP, RFC 9449), and every call to the API or
+// the My Account API goes through the SDK's fetcher, which sends `Authorization: DPoP <token>` and
+// a fresh `DPoP` proof for that request; without it, `Authorization: Bearer <token>`. A Token Vault account is connected and disconnected
 // with Auth0's Connected Accounts (the My Account API at https://{domain}/me/): the SDK's
 // connectAccountWithRedirect, which needs refresh tokens and a Multi-Resource Refresh Token
 // policy for that audience (docs/token-vault.md).
@@ -13,6 +16,9 @@ import { createAuth0Client } from "./auth0-spa-js.production.esm.js";
 const $ = (id) => document.getElementById(id);
 let config;
 let auth0;
+/** The SDK's fetchers (`createFetcher`) for the API and for the My Account API. */
+let apiFetcher;
+let myAccountFetcher;
 
 /** An error the function answered (`{"error", "error_description"}`) or GitHub passed through. */
 class ApiError extends Error {
@@ -35,6 +41,29 @@ class MyAccountError extends Error {
   }
 }
 
+/** `fetch`, with a network failure (a CORS refusal reaches the page as one) marked unreachable. */
+async function reach(request) {
+  try {
+    return await fetch(request);
+  } catch {
+    const failure = new Error("unreachable");
+    failure.unreachable = true;
+    throw failure;
+  }
+}
+
+/**
+ * The SDK's fetcher: it gets the token with `token()` (the SDK's detailed answer, whose
+ * `token_type` says `DPoP` or `Bearer`) and, with DPoP, signs a proof for each request. The
+ * `dpopNonceId` turns the proofs on (the SDK adds none without one) and keeps that server's
+ * `DPoP-Nonce` apart from the token endpoint's.
+ */
+const fetcher = (nonceId, token, fetchImpl) => auth0.createFetcher({
+  ...(config.useDpop ? { dpopNonceId: nonceId } : {}),
+  getAccessToken: token,
+  ...(fetchImpl ? { fetch: fetchImpl } : {}),
+});
+
 /** Calls the API (`path` on it, or a full URL on it) with the Auth0 access token. */
 async function api(pathOrUrl) {
   const url = pathOrUrl.startsWith("/") ? `${config.api}${pathOrUrl}` : pathOrUrl;
@@ -42,16 +71,8 @@ async function api(pathOrUrl) {
     // The access token goes to the API and nowhere else.
     throw new Error(`refusing to send the access token outside the API: ${url}`);
   }
-  const token = await auth0.getTokenSilently();
-  let response;
-  try {
-    response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
-  } catch {
-    // A CORS refusal reaches the page as a bare network failure.
-    const failure = new Error("unreachable");
-    failure.unreachable = true;
-    throw failure;
-  }
+  // `Authorization: DPoP <token>` and a proof for this URL, or `Bearer <token>`.
+  const response = await apiFetcher.fetchWithAuth(url);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, body, response.headers);
   return { body, headers: response.headers };
@@ -111,15 +132,7 @@ const myAccountBase = () => `${/^https?:\/\//.test(config.domain) ? config.domai
 
 /** Calls the My Account API's connected-accounts `path` with a token for it. */
 async function myAccount(path, init = {}) {
-  const base = myAccountBase();
-  // One token for both calls: a refresh token exchange for the /me/ audience (MRRT).
-  const token = await auth0.getTokenSilently({
-    authorizationParams: { audience: base, scope: "read:me:connected_accounts delete:me:connected_accounts" },
-  });
-  const response = await fetch(`${base}v1/connected-accounts/${path}`, {
-    ...init,
-    headers: { authorization: `Bearer ${token}` },
-  });
+  const response = await myAccountFetcher.fetchWithAuth(`${myAccountBase()}v1/connected-accounts/${path}`, init);
   if (!response.ok) throw new MyAccountError(response.status, await response.json().catch(() => ({})));
   return response.status === 204 ? null : response.json();
 }
@@ -620,7 +633,20 @@ async function main() {
     useRefreshTokens: true,
     useRefreshTokensFallback: true,
     useMrrt: true,
+    // DPoP (RFC 9449): tokens bound to a key the SDK keeps in the browser (non-extractable, in
+    // IndexedDB), useless to anyone who steals them. Off when config.json says so, for an API
+    // deployed with DPOP=off.
+    useDpop: config.useDpop === true,
   });
+  // The API's own audience: the SDK's default token hook would ask for none (`audience:
+  // undefined` replaces the client's), so the token is asked for here.
+  apiFetcher = fetcher("auth0-idp-proxy", () => auth0.getTokenSilently({ detailedResponse: true }), reach);
+  // One token for both My Account calls: a refresh token exchange for the /me/ audience (MRRT).
+  // The nonce id is the one the SDK's own My Account client (connectAccountWithRedirect) uses.
+  myAccountFetcher = fetcher("__auth0_my_account_api__", () => auth0.getTokenSilently({
+    authorizationParams: { audience: myAccountBase(), scope: "read:me:connected_accounts delete:me:connected_accounts" },
+    detailedResponse: true,
+  }));
   $("sign-in").onclick = () => auth0.loginWithRedirect();
   $("sign-out").onclick = () => auth0.logout({ logoutParams: { returnTo: window.location.origin } });
   $("drive-list").onclick = () => listDrive();

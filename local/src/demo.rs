@@ -316,13 +316,15 @@ pub async fn start(
     ))
 }
 
-/// The page's `config.json` in the demo.
+/// The page's `config.json` in the demo: with DPoP (the function's default, `DPOP=allowed`),
+/// so that the SDK's tokens are bound to its browser key and each call carries a proof.
 pub fn page_config(demo: &Demo, api_origin: &str) -> Value {
     json!({
         "domain": demo.tenant.origin(),
         "clientId": SPA_CLIENT_ID,
         "audience": AUDIENCE,
         "api": api_origin,
+        "useDpop": true,
     })
 }
 

@@ -37,13 +37,18 @@ pub fn check_sdk() -> Result<(), String> {
 }
 
 /// The page's `config.json` against a real tenant: `examples/spa/config.json` with `api` set to
-/// this local API.
+/// this local API, and `useDpop` off when the function runs with `DPOP=off` (which refuses the
+/// `DPoP` scheme the page would send).
 pub fn real_tenant_config(api_origin: &str) -> Result<Value, String> {
     let path = folder().join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     config["api"] = Value::String(api_origin.to_owned());
+    let dpop_off = std::env::var("DPOP").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
+    if dpop_off {
+        config["useDpop"] = Value::Bool(false);
+    }
     Ok(config)
 }
 

@@ -1,8 +1,10 @@
 // Browser test: examples/spa in headless Chromium (Debian's), served by the `local` binary in
 // demo mode, signing in for real with Auth0's SPA SDK against the stand-in tenant and calling the
-// function on another origin. Each step is reported; the run fails if any step failed.
+// function on another origin, with DPoP (the demo's `useDpop: true`; one step with it off). Each
+// step is reported; the run fails if any step failed.
 // Screenshots go to $SCREENSHOTS_DIR (default target/browser-screenshots).
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -106,6 +108,17 @@ async function checkLayout(page, width, shot) {
   assert.deepEqual(await page.evaluate(layoutFaults), [], `layout at ${width} px`);
 }
 
+/** A JWT's (or DPoP proof's) header and claims, unverified. */
+function jwtParts(jwt) {
+  const [header, claims] = jwt.split(".").slice(0, 2).map((part) => JSON.parse(Buffer.from(part, "base64url").toString()));
+  return { header, claims };
+}
+const sha256 = (text) => createHash("sha256").update(text).digest("base64url");
+/** The RFC 7638 thumbprint of an EC public key, computed here apart from the SDK's and the tenant's. */
+const thumbprint = ({ crv, kty, x, y }) => sha256(JSON.stringify({ crv, kty, x, y }));
+/** The URL a proof's `htu` names: without query and fragment. */
+const htu = (url) => { const u = new URL(url); u.search = ""; u.hash = ""; return u.href; };
+
 /** Signs in through the stand-in tenant's /authorize page as `user`. */
 async function signIn(page, ready, user, trigger = "#sign-in") {
   await page.click(trigger);
@@ -125,7 +138,7 @@ const received = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   context.on("response", async (response) => {
-    const entry = { url: response.url(), status: response.status(), headers: await response.allHeaders(), body: "" };
+    const entry = { url: response.url(), method: response.request().method(), status: response.status(), headers: await response.allHeaders(), body: "" };
     received.push(entry);
     entry.body = await response.text().catch(() => "");
   });
@@ -141,6 +154,14 @@ try {
       record();
       new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     });
+  });
+  // Every request to the API and to the tenant's token endpoint, with the headers the page set.
+  const apiRequests = [];
+  const tokenCalls = [];
+  context.on("request", (request) => {
+    const entry = { method: request.method(), url: request.url(), headers: request.headers() };
+    if (entry.method !== "OPTIONS" && entry.url.startsWith(`${ready.api}/`)) apiRequests.push(entry);
+    if (entry.method === "POST" && entry.url === `${ready.tenant}/oauth/token`) tokenCalls.push(entry);
   });
   const page = await context.newPage();
   const authorizeRequests = [];
@@ -198,6 +219,49 @@ try {
     assert.equal(await text(page, "#repos-page"), "page 1");
     assert.equal(await page.isHidden("#error"), true);
     await page.screenshot({ path: `${shots}/3-signed-in.png`, fullPage: true });
+  });
+
+  await step("DPoP: each call to the API sends Authorization: DPoP and a fresh proof for its URL, by the key the sign-in bound the token to, and answers", async () => {
+    assert.ok(apiRequests.length >= 4, `${apiRequests.length} API requests`);
+    const jtis = new Set();
+    const keys = new Set();
+    for (const call of apiRequests) {
+      const [scheme, token] = (call.headers.authorization || "").split(" ");
+      assert.equal(scheme, "DPoP", `${call.url}: Authorization ${scheme}`);
+      assert.ok(call.headers.dpop, `${call.url}: no DPoP header`);
+      const proof = jwtParts(call.headers.dpop);
+      assert.equal(proof.header.typ, "dpop+jwt");
+      assert.equal(proof.header.alg, "ES256");
+      assert.deepEqual(Object.keys(proof.header.jwk).sort(), ["crv", "kty", "x", "y"], "a public key only");
+      assert.equal(proof.claims.htm, call.method);
+      assert.equal(proof.claims.htu, htu(call.url));
+      assert.equal(proof.claims.ath, sha256(token), "ath is the token's hash");
+      assert.ok(Math.abs(proof.claims.iat - Date.now() / 1000) < 120, "a recent iat");
+      assert.ok(!jtis.has(proof.claims.jti), "a jti used twice");
+      jtis.add(proof.claims.jti);
+      // The tenant bound the token to the proof's key (cnf.jkt, RFC 7638 thumbprint).
+      assert.equal(jwtParts(token).claims.cnf?.jkt, thumbprint(proof.header.jwk), `${call.url}: token not bound to the proof's key`);
+      keys.add(thumbprint(proof.header.jwk));
+    }
+    assert.equal(keys.size, 1, "one key for the session");
+    const [jkt] = keys;
+    // The sign-in: /authorize named the key (dpop_jkt), the code exchange carried its proof, and
+    // the tenant answered a DPoP token.
+    const interactive = authorizeRequests.find((url) => url.searchParams.get("prompt") !== "none");
+    assert.equal(interactive.searchParams.get("dpop_jkt"), jkt);
+    const exchange = tokenCalls[0];
+    assert.ok(exchange?.headers.dpop, "no DPoP proof on the token request");
+    const proof = jwtParts(exchange.headers.dpop);
+    assert.equal(thumbprint(proof.header.jwk), jkt);
+    assert.deepEqual([proof.claims.htm, proof.claims.htu], ["POST", `${ready.tenant}/oauth/token`]);
+    assert.equal(proof.claims.ath, undefined);
+    const issued = received.find((r) => r.url === `${ready.tenant}/oauth/token` && r.method === "POST");
+    assert.equal(issued.status, 200);
+    assert.equal(JSON.parse(issued.body).token_type, "DPoP");
+    // And the function accepted every call.
+    const answers = received.filter((r) => r.url.startsWith(`${ready.api}/`) && r.method !== "OPTIONS");
+    assert.deepEqual(answers.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.url}`), []);
+    assert.ok(answers.length >= 4);
   });
 
   await step("the API's answers carry CORS for the page's origin", async () => {
@@ -296,7 +360,7 @@ try {
   const tokenRequests = [];
   context.on("request", (request) => {
     const url = request.url();
-    if (url.startsWith(myAccount)) myAccountRequests.push({ method: request.method(), url, body: request.postData() });
+    if (url.startsWith(myAccount)) myAccountRequests.push({ method: request.method(), url, body: request.postData(), headers: request.headers() });
     if (url === `${ready.tenant}/oauth/token`) tokenRequests.push(new URLSearchParams(request.postData() || ""));
   });
   const apiAnswer = (path) => received.filter((r) => r.url.startsWith(`${ready.api}${path}`)).at(-1);
@@ -343,6 +407,9 @@ try {
     assert.deepEqual(body.scopes, ["openid", "profile", "email"]);
     assert.equal(body.redirect_uri, ready.spa);
     assert.equal(body.code_challenge_method, "S256");
+    // The SDK's own My Account client: DPoP, with a proof for that URL.
+    assert.match(connect.headers.authorization, /^DPoP /);
+    assert.equal(jwtParts(connect.headers.dpop).claims.htu, `${myAccount}/connect`);
     // The SDK got its /me/ token with the refresh token (Multi-Resource Refresh Token).
     const me = tokenRequests.filter((p) => p.get("audience") === `${ready.tenant}/me/`);
     assert.ok(me.length >= 1 && me.every((p) => p.get("grant_type") === "refresh_token"), "no refresh-token grant for /me/");
@@ -412,6 +479,14 @@ try {
       `GET ${myAccount}/accounts?connection=google-oauth2`,
       `DELETE ${myAccount}/accounts/cac_…`,
     ]);
+    // The page's own My Account calls go through the SDK's fetcher too: DPoP, a proof each.
+    for (const call of calls) {
+      const [scheme, token] = call.headers.authorization.split(" ");
+      assert.equal(scheme, "DPoP", call.url);
+      const proof = jwtParts(call.headers.dpop);
+      assert.deepEqual([proof.claims.htm, proof.claims.htu, proof.claims.ath], [call.method, htu(call.url), sha256(token)]);
+      assert.equal(jwtParts(token).claims.cnf?.jkt, thumbprint(proof.header.jwk));
+    }
     // The function keeps an exchanged token until shortly before it expires (the demo's Google
     // tokens live 30 s): until then the page says that the API still answered, and offers to
     // check again; then the next call answers the typed reconsent_required.
@@ -461,6 +536,45 @@ try {
       r.headers["access-control-allow-origin"] === ready.other_spa);
     assert.deepEqual(leaked.map((r) => r.url), [], "the API allowed the other origin");
     await other.close();
+  });
+
+  await step("with useDpop off (config.json), the page signs in and calls the API with bearer tokens", async () => {
+    const plain = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    try {
+      await plain.route(`${ready.spa}/config.json`, async (route) => {
+        const response = await route.fetch();
+        await route.fulfill({ response, json: { ...(await response.json()), useDpop: false } });
+      });
+      const calls = [];
+      const answers = [];
+      plain.on("request", (request) => {
+        const url = request.url();
+        if (request.method() === "OPTIONS") return;
+        if (url.startsWith(`${ready.api}/`) || url === `${ready.tenant}/oauth/token` || url.startsWith(`${ready.tenant}/authorize`)) {
+          calls.push({ url, headers: request.headers() });
+        }
+      });
+      plain.on("response", (response) => {
+        if (response.url().startsWith(`${ready.api}/`) && response.request().method() !== "OPTIONS") answers.push(response.status());
+      });
+      const bearerPage = await plain.newPage();
+      await bearerPage.goto(`${ready.spa}/`);
+      await state(bearerPage, "signed-out");
+      await signIn(bearerPage, ready, "github|1001");
+      await state(bearerPage, "ready");
+      assert.equal(await text(bearerPage, "#status"), "Signed in: GitHub and Google answered through the API.");
+      assert.ok(!calls.some((c) => c.headers.dpop || new URL(c.url).searchParams.has("dpop_jkt")), "a proof or dpop_jkt sent");
+      const api = calls.filter((c) => c.url.startsWith(`${ready.api}/`));
+      assert.ok(api.length >= 4, `${api.length} API requests`);
+      for (const call of api) {
+        const [scheme, token] = call.headers.authorization.split(" ");
+        assert.equal(scheme, "Bearer", call.url);
+        assert.equal(jwtParts(token).claims.cnf, undefined, "an unbound token");
+      }
+      assert.ok(answers.length >= 4 && answers.every((status) => status === 200), `answers: ${answers}`);
+    } finally {
+      await plain.close();
+    }
   });
 
   await step("no IdP token in the DOM, in storage, in cookies or in any response the pages received", async () => {
