@@ -333,6 +333,11 @@ fn logged<'a>(
                     if let Some(cut) = &ending.cut {
                         tracing::warn!(reason = cut.code(), error = %cut, "a streamed answer was ended early");
                         trace.note_stream_cut(cut.code());
+                    } else if ending.abandoned {
+                        // The writer stopped taking it: the caller went away, or Lambda's
+                        // stream failed. Not a whole answer.
+                        tracing::info!("a streamed answer was abandoned before its end");
+                        trace.note_stream_cut("abandoned");
                     }
                     let invocation = Invocation {
                         request_id: &request_id,

@@ -119,9 +119,22 @@ impl HostRule {
 
     /// The API base on `host`, a host [`HostRule::host_for`] checked.
     pub fn base_on(&self, host: &str) -> Result<Url, HostError> {
+        self.url_on(host, &self.path)
+    }
+
+    /// The placeholder a URL on the user's host holds until the host is known (a token endpoint
+    /// on the user's own host): on [`UNRESOLVED_HOST`], so it cannot carry anything anywhere.
+    pub fn unresolved_url(path: &str) -> Url {
+        Url::parse(&format!("https://{UNRESOLVED_HOST}{path}")).expect("a valid URL")
+    }
+
+    /// `path` (plain, as [`HostRule::new`] and the token endpoint's checks leave it) on `host`, a
+    /// host [`HostRule::host_for`] checked, over https (or at the loopback stand-in): where the
+    /// API base is, and where a token endpoint of the form `https://{host}/…` is for this user.
+    pub fn url_on(&self, host: &str, path: &str) -> Result<Url, HostError> {
         let text = match &self.standin_origin {
-            None => format!("https://{host}{}", self.path),
-            Some(origin) => format!("{}{host}{}", origin.as_str(), self.path),
+            None => format!("https://{host}{path}"),
+            Some(origin) => format!("{}{host}{path}", origin.as_str()),
         };
         let url = Url::parse(&text).map_err(|_| HostError::Refused)?;
         // The parser must have kept the checked host (or the stand-in's) as it is.

@@ -123,21 +123,23 @@ impl IdpResponse {
                 self.status,
                 StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
             );
-        let encoding = headers.get(header::CONTENT_ENCODING);
+        // Every coding line: the caller's client applies them all.
+        let codings = headers.get_all(header::CONTENT_ENCODING);
+        let encoded = headers.contains_key(header::CONTENT_ENCODING);
         let mut streamed = None;
         let body = match self.pending {
             _ if bodiless => Body::Empty,
             Some(pending) => {
-                let guard = Guard::new(token, encoding, guard::MAX_INFLATED_STREAMED)?;
+                let guard = Guard::for_codings(token, codings, guard::MAX_INFLATED_STREAMED)?;
                 let stream = guard::guarded(pending.response, guard, pending.deadline);
                 streamed = Some(StreamedBody::new(stream));
                 Body::Empty
             }
             None if self.body.is_empty() => Body::Empty,
             None => {
-                Guard::new(token, encoding, guard::MAX_INFLATED_BUFFERED)?
+                Guard::for_codings(token, codings, guard::MAX_INFLATED_BUFFERED)?
                     .check_whole(&self.body)?;
-                as_body(self.body, encoding.is_some())
+                as_body(self.body, encoded)
             }
         };
         let mut response = Response::new(body);

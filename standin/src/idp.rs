@@ -21,6 +21,8 @@
 //!   string of `size` × `\"`); `binary` from 1 MiB up is generated as it is sent, never held
 //!   whole; `text`: `size` bytes of plain ASCII; `token-late` (`-gzip`): `size` bytes of text with the caller's own token in the
 //!   middle (gzip-compressed for `-gzip`), for the streamed token guard;
+//!   `token-late-identity-gzip`: `token-late-gzip` with `Content-Encoding: identity` and
+//!   `Content-Encoding: gzip` as two field lines;
 //! - `/headers/repeated?status=N`: repeated fields, as GitHub and proxies send them: two
 //!   `Vary` ([`REPEATED_VARY`]), three `Link` (one into the API, one half into it, one
 //!   elsewhere), two `WWW-Authenticate` challenges, two `x-ratelimit-limit`; status N (200);
@@ -784,6 +786,17 @@ async fn answer(
         "/bytes/token-late" | "/bytes/token-late-gzip" => {
             let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
             token_late(size, bearer, path.ends_with("-gzip"))
+        }
+        // `token-late-gzip` with its `Content-Encoding` as two field lines, `identity` then
+        // `gzip` (tests/api/streaming_attack.rs): a caller's client applies both.
+        "/bytes/token-late-identity-gzip" => {
+            let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);
+            let mut response = token_late(size, bearer, true);
+            let headers = response.headers_mut();
+            headers.remove("content-encoding");
+            headers.append("content-encoding", HeaderValue::from_static("identity"));
+            headers.append("content-encoding", HeaderValue::from_static("gzip"));
+            response
         }
         bytes if bytes.starts_with("/bytes/") => {
             let size = query.get("size").and_then(|s| s.parse().ok()).unwrap_or(16);

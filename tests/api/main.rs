@@ -28,5 +28,6 @@ mod second_sight;
 mod speaks_http;
 mod spelling;
 mod streaming;
+mod streaming_attack;
 mod tokens;
 mod vault;

@@ -46,6 +46,39 @@ pub(super) fn api_url(text: &str, field: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The placeholder a token endpoint may have for its whole host: the user's own checked API host
+/// (Shopify's per-shop `https://{host}/admin/oauth/access_token`), never a host of its own.
+pub(crate) const HOST_PLACEHOLDER: &str = "{host}";
+
+/// The path of a `token_url` of the form `https://{host}/path` (`None` for a URL without the
+/// placeholder): `{host}` must be the whole host, so that it can only ever be filled with the
+/// user's host the connection's `api_host` checked (or a pinned `api_base`'s), and the path must
+/// be plain, as [`api_url`] leaves it.
+pub(super) fn token_path_on_host(text: &str) -> Result<Option<String>, String> {
+    if !text.contains(HOST_PLACEHOLDER) {
+        return Ok(None);
+    }
+    let refused = || {
+        format!(
+            "token_url: {HOST_PLACEHOLDER} must be the whole host, as in \
+             https://{HOST_PLACEHOLDER}/path"
+        )
+    };
+    let path = text
+        .strip_prefix("https://")
+        .and_then(|rest| rest.strip_prefix(HOST_PLACEHOLDER))
+        .filter(|path| path.is_empty() || path.starts_with('/'))
+        .filter(|path| !path.contains(['{', '}', '\\']))
+        .ok_or_else(refused)?;
+    // The path as `api_url` would keep it on any host: no query, fragment or credentials, no
+    // dot segments or encodings the parser would change.
+    let probe = api_url(&format!("https://host.invalid{path}"), "token_url")?;
+    if probe.path().trim_end_matches('/') != path.trim_end_matches('/') {
+        return Err(format!("token_url: path {path:?} is not plain"));
+    }
+    Ok(Some(probe.path().trim_end_matches('/').to_owned()))
+}
+
 /// Extra headers, minus those the function sets itself.
 pub(super) fn parse_headers(
     headers: BTreeMap<String, String>,

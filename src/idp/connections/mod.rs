@@ -47,8 +47,14 @@ pub struct Connection {
     /// What may be called there.
     pub allow: Vec<AllowRule>,
     /// The provider's token endpoint, for refresh-token grants; `None` where it has none (or
-    /// where a parameter it needs is not configured).
+    /// where a parameter it needs is not configured). For a token endpoint on the user's own
+    /// host (`token_path_on_host`), a placeholder on [`UNRESOLVED_HOST`](super::host::UNRESOLVED_HOST)
+    /// until [`Connection::for_host`] puts it on the user's checked host.
     pub token_url: Option<Url>,
+    /// The path of a token endpoint on the user's own API host (`https://{host}/…` in the
+    /// catalogue: Shopify's per-shop endpoint): [`Connection::for_host`] fills it with the host
+    /// the `api_host` rule checked, and with nothing else.
+    pub token_path_on_host: Option<String>,
     /// How the provider's refresh tokens behave.
     pub refresh: Refresh,
     /// Headers the provider expects on every call (the caller's own may override them).
@@ -184,12 +190,19 @@ impl Connection {
             return Ok(self.clone());
         };
         let host = rule.host_for(profile)?;
-        // A token endpoint on another user's host of the same pattern (Shopify's configured
-        // `{shop}`) is not this user's: no refresh token or app secret goes there.
-        let token_url = self.token_url.clone().filter(|url| match url.host_str() {
-            Some(token_host) if super::host::fits(rule.pattern(), token_host) => token_host == host,
-            _ => true,
-        });
+        let token_url = match &self.token_path_on_host {
+            // The user's own host's token endpoint (Shopify's shop): the host just checked.
+            Some(path) => Some(rule.url_on(host, path)?),
+            // A token endpoint on another user's host of the same pattern (a configured
+            // Experience Cloud site) is not this user's: no refresh token or app secret goes
+            // there.
+            None => self.token_url.clone().filter(|url| match url.host_str() {
+                Some(token_host) if super::host::fits(rule.pattern(), token_host) => {
+                    token_host == host
+                }
+                _ => true,
+            }),
+        };
         Ok(Self {
             api_base: rule.base_on(host)?,
             token_url,

@@ -14,7 +14,9 @@
 //!   the entry's other;
 //! - `refresh` follows a `token_url` the patch gives, unless it gives `refresh` too: a removed
 //!   endpoint renews nothing, and an endpoint given to a provider that had none renews with
-//!   plain refresh tokens.
+//!   plain refresh tokens;
+//! - `allow` without `content_api` drops the entry's content API: the operator's rules are the
+//!   whole policy, and the content API's own rules would take some calls past them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +24,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::checks::{api_url, parse_headers, path_characters};
+use super::checks::{
+    HOST_PLACEHOLDER, api_url, parse_headers, path_characters, token_path_on_host,
+};
 use super::{AllowRule, Connection, ContentOrigin, TokenHeader, TokenSourceKind};
 use crate::idp::catalogue::ScopeAnswer;
 use crate::idp::catalogue::{self, ApiHost, Refresh, TokenAuth};
@@ -49,6 +53,17 @@ const PATCHABLE: &[&str] = &[
     "download_host_origin",
     "content_api",
 ];
+
+/// Parameters an entry had and has no more, with what to write instead: refused at start-up
+/// rather than taken silently, as a `null` is.
+const RETIRED: &[(&str, &str, &str)] = &[(
+    "shopify",
+    "shop",
+    "each user's token is renewed at the token endpoint of their own shop, the host api_host \
+     checked (https://{host}/admin/oauth/access_token), so one connection serves every shop; \
+     remove it, or pin one shop for every user with \
+     \"api_base\": \"https://SHOP.myshopify.com\"",
+)];
 
 /// The allow-list of a connection of `IDP_CONNECTIONS` alone: read-only calls anywhere under the
 /// API base.
@@ -169,10 +184,20 @@ impl Spec {
             Some(rules) => rules.iter().map(|r| AllowRule::parse(r)).collect(),
             None => AllowRule::parse(DEFAULT_ALLOW).map(|rule| vec![rule]),
         }?;
-        let token_url = self
-            .token_url
-            .map(|url| api_url(&url, "token_url"))
-            .transpose()?;
+        let (token_url, token_path_on_host) = match self.token_url {
+            None => (None, None),
+            Some(url) => match (token_path_on_host(&url)?, &api_host) {
+                (None, _) => (Some(api_url(&url, "token_url")?), None),
+                // On the user's own host: filled per user from the checked host.
+                (Some(path), Some(_)) => (Some(HostRule::unresolved_url(&path)), Some(path)),
+                // One host pinned for every user (`api_base`): the token endpoint is on it.
+                (Some(path), None) => {
+                    let mut pinned = api_base.clone();
+                    pinned.set_path(&path);
+                    (Some(pinned), None)
+                }
+            },
+        };
         let refresh = self.refresh.unwrap_or(match token_url {
             Some(_) => Refresh::RefreshToken,
             None => Refresh::None,
@@ -197,6 +222,7 @@ impl Spec {
             api_base,
             allow,
             token_url,
+            token_path_on_host,
             refresh,
             headers: parse_headers(self.headers.unwrap_or_default())?,
             token_header: self
@@ -256,6 +282,11 @@ pub(super) fn patched(strategy: Option<&str>, patch: &Map<String, Value>) -> Res
             changes.insert(field.clone(), value.clone());
         } else if wanted.contains(field) {
             given.insert(field.clone(), value);
+        } else if let Some((_, _, instead)) = RETIRED
+            .iter()
+            .find(|(of, name, _)| Some(*of) == strategy && name == field)
+        {
+            return Err(format!("`{field}` is no longer a parameter: {instead}"));
         } else {
             return Err(format!("unknown field `{field}`"));
         }
@@ -271,6 +302,12 @@ pub(super) fn patched(strategy: Option<&str>, patch: &Map<String, Value>) -> Res
         params.insert(name.clone(), value.to_owned());
     }
     fill(&mut entry, &params);
+    // Allow rules an operator writes are the connection's whole policy: the entry's content API
+    // (whose own rules would take some calls past them) goes with the entry's rules, unless the
+    // operator gives one too.
+    if changes.contains_key("allow") && !changes.contains_key("content_api") {
+        entry.remove("content_api");
+    }
     normalise(&mut changes, &entry)?;
     for (field, value) in changes {
         match value {
@@ -302,9 +339,16 @@ pub(super) fn compiled_in_fault(strategy: &str, reason: &str) {
 }
 
 /// The entry's `api_base` and `token_url` with `params` filled in; one whose placeholder has no
-/// value is left out.
+/// value is left out. A token endpoint's `{host}` stays: it is the user's host, filled per user.
 fn fill(entry: &mut Map<String, Value>, params: &BTreeMap<String, String>) {
+    let mut with_host = params.clone();
+    with_host.insert("host".to_owned(), HOST_PLACEHOLDER.to_owned());
     for field in ["api_base", "token_url"] {
+        let params = if field == "token_url" {
+            &with_host
+        } else {
+            params
+        };
         let filled = match entry.get(field) {
             Some(Value::String(text)) => catalogue::fill(text, params),
             _ => continue,
