@@ -119,32 +119,32 @@ async fn a_bound_token_with_its_proof_is_served_and_the_proof_is_checked_every_t
     assert_bad_proof(&app, &again, calls, "a replayed jti");
 }
 
-#[tokio::test]
-async fn every_defect_of_a_proof_is_refused_before_anything_is_called() {
-    let app = spawn("allowed").await;
-    let key = DpopKey::generate();
-    let other = DpopKey::generate();
-    let token = bound(&app, &key);
-    let url = url_of(&event("DPoP", &token, &[]));
+/// Every kind of defective request for the bound `token` of `key` (`other` another key), each
+/// with the error it must get: the proof's defects RFC 9449 §4.3 lists, two proofs, and the token
+/// sent as a bearer token.
+fn defective_requests(
+    key: &DpopKey,
+    other: &DpopKey,
+    token: &str,
+) -> Vec<(&'static str, Value, &'static str)> {
+    let url = url_of(&event("DPoP", token, &[]));
     let now = i64::try_from(standin::now()).expect("now");
     let proof = |b: standin::DpopProofBuilder| b.sign();
-    let base = || key.proof_builder("GET", &url, Some(&token));
-    let defects: Vec<(&str, String)> = vec![
+    let base = || key.proof_builder("GET", &url, Some(token));
+    let at = |htu: &str| proof(key.proof_builder("GET", htu, Some(token)));
+    let proofs: Vec<(&str, String)> = vec![
         (
             "wrong htm",
-            proof(key.proof_builder("POST", &url, Some(&token))),
+            proof(key.proof_builder("POST", &url, Some(token))),
         ),
         (
             "htu on another host",
-            proof(key.proof_builder("GET", &url.replace("abc123defg", "evil"), Some(&token))),
+            at(&url.replace("abc123defg", "evil")),
         ),
-        (
-            "htu on another path",
-            proof(key.proof_builder("GET", &url.replace("/user", "/users"), Some(&token))),
-        ),
+        ("htu on another path", at(&url.replace("/user", "/users"))),
         (
             "htu with a stage the caller did not use",
-            proof(key.proof_builder("GET", &url.replace("/idp/", "/prod/idp/"), Some(&token))),
+            at(&url.replace("/idp/", "/prod/idp/")),
         ),
         ("an old iat", proof(base().iat(now - 120))),
         ("a future iat", proof(base().iat(now + 120))),
@@ -154,11 +154,11 @@ async fn every_defect_of_a_proof_is_refused_before_anything_is_called() {
         ("no jti", proof(base().without("jti"))),
         (
             "a key the token is not bound to",
-            other.proof("GET", &url, Some(&token)),
+            other.proof("GET", &url, Some(token)),
         ),
         (
             "signed by another key than its jwk",
-            proof(base().signed_by(&other)),
+            proof(base().signed_by(other)),
         ),
         (
             "an HMAC proof",
@@ -171,23 +171,68 @@ async fn every_defect_of_a_proof_is_refused_before_anything_is_called() {
         ("no jwk", proof(base().without_header("jwk"))),
         ("not a JWS", "not-a-proof".to_owned()),
     ];
-    for (what, proof) in defects {
-        let calls = app.github.calls();
-        let answer = app
-            .invoke(&event("DPoP", &token, &[&proof]).to_string())
-            .await;
-        assert_bad_proof(&app, &answer, calls, what);
-    }
-    // Two `DPoP` headers, each valid alone.
-    let calls = app.github.calls();
+    let mut requests: Vec<(&'static str, Value, &'static str)> = proofs
+        .into_iter()
+        .map(|(what, proof)| (what, event("DPoP", token, &[&proof]), "invalid_dpop_proof"))
+        .collect();
     let (a, b) = (
-        key.proof("GET", &url, Some(&token)),
-        key.proof("GET", &url, Some(&token)),
+        key.proof("GET", &url, Some(token)),
+        key.proof("GET", &url, Some(token)),
     );
-    let answer = app
-        .invoke(&event("DPoP", &token, &[&a, &b]).to_string())
-        .await;
-    assert_bad_proof(&app, &answer, calls, "two DPoP headers");
+    requests.push((
+        "two DPoP headers",
+        event("DPoP", token, &[&a, &b]),
+        "invalid_dpop_proof",
+    ));
+    let proof = key.proof("GET", &url, Some(token));
+    requests.push((
+        "a bound token sent as bearer",
+        event("Bearer", token, &[&proof]),
+        "invalid_token",
+    ));
+    requests
+}
+
+/// Asserts that `answer`, to a request of [`defective_requests`], is the 401 `error` and that
+/// the IdP was not called.
+fn assert_refused(app: &TestApp, answer: &LambdaAnswer, calls: usize, what: &str, error: &str) {
+    if error == "invalid_dpop_proof" {
+        return assert_bad_proof(app, answer, calls, what);
+    }
+    assert_eq!(answer.status, 401, "{what}");
+    assert_eq!(answer.json()["error"], error, "{what}");
+    assert_eq!(app.github.calls(), calls, "{what}: nothing reached the IdP");
+}
+
+#[tokio::test]
+async fn every_defect_of_a_proof_is_refused_before_anything_is_called() {
+    let app = spawn("allowed").await;
+    let (key, other) = (DpopKey::generate(), DpopKey::generate());
+    let token = bound(&app, &key);
+    for (what, event, error) in defective_requests(&key, &other, &token) {
+        let calls = app.github.calls();
+        let answer = app.invoke(&event.to_string()).await;
+        assert_refused(&app, &answer, calls, what, error);
+    }
+}
+
+#[tokio::test]
+async fn the_real_binary_refuses_every_defect_of_a_proof() {
+    let app = spawn("allowed").await;
+    let binary = RealBinary::start(&app, &[]).await;
+    let (key, other) = (DpopKey::generate(), DpopKey::generate());
+    let token = bound(&app, &key);
+    for (what, event, error) in defective_requests(&key, &other, &token) {
+        let calls = app.github.calls();
+        let answer = binary.invoke(&event).await;
+        assert_refused(&app, &answer, calls, what, error);
+    }
+    let url = url_of(&event("DPoP", &token, &[]));
+    let good = key.proof("GET", &url, Some(&token));
+    let answer = binary.invoke(&event("DPoP", &token, &[&good])).await;
+    assert_eq!(answer.status, 200, "and a good proof passes");
+    let logs = binary.logs().await;
+    assert!(!logs.contains(&token) && !logs.contains(&good));
 }
 
 #[tokio::test]
