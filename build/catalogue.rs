@@ -145,6 +145,10 @@ fn cross_field_faults(
     let params = strings("params");
     for member in ["api_base", "token_url"] {
         for placeholder in placeholders(text(member).unwrap_or_default()) {
+            // A token endpoint's `{host}` is the user's own API host, checked below.
+            if member == "token_url" && placeholder == HOST {
+                continue;
+            }
             if !params.contains(&placeholder) {
                 faults.push(format!(
                     "field `{member}`: placeholder {{{placeholder}}} is not one of params"
@@ -158,6 +162,29 @@ fn cross_field_faults(
             .any(|member| placeholders(text(member).unwrap_or_default()).contains(param));
         if !used {
             faults.push(format!("field `params`: {param} is used in no URL"));
+        }
+    }
+    if params.contains(&HOST) {
+        faults.push(format!(
+            "field `params`: {HOST} is reserved for the user's own API host (token_url \
+             https://{{{HOST}}}/…)"
+        ));
+    }
+    let token_url = text("token_url").unwrap_or_default();
+    if placeholders(token_url).contains(&HOST) {
+        if !entry.contains_key("api_host") {
+            faults.push(format!(
+                "field `token_url`: {{{HOST}}} is the user's own API host, read by api_host: \
+                 the entry has none"
+            ));
+        }
+        let whole_host = token_url
+            .strip_prefix("https://{host}")
+            .is_some_and(|path| path.is_empty() || path.starts_with('/'));
+        if !whole_host {
+            faults.push(format!(
+                "field `token_url`: {{{HOST}}} must be the whole host (https://{{{HOST}}}/path)"
+            ));
         }
     }
     // Auth0 writes `oauth2` as the provider of every custom social connection's identities, and
@@ -174,6 +201,10 @@ fn cross_field_faults(
     }
     faults
 }
+
+/// The placeholder name a token endpoint uses for the user's own API host (`https://{host}/…`):
+/// filled per user from the host `api_host` checked, never a parameter.
+const HOST: &str = "host";
 
 /// The `{name}` placeholders of `text`.
 fn placeholders(text: &str) -> Vec<&str> {

@@ -116,6 +116,17 @@ fn every_entry_is_valid() {
         "figma",
         "gitlab",
         "stripe",
+        // Issue 40: the rest of Auth0's strategies with a user API the stored token can call,
+        // and Token Vault's integrations.
+        "yandex",
+        "weibo",
+        "soundcloud",
+        "exact",
+        "freshbooks",
+        "snapchat",
+        "tumblr",
+        "digitalocean",
+        "huggingface",
     ] {
         assert!(entries.contains_key(required), "{required} is missing");
     }
@@ -270,6 +281,38 @@ fn the_build_accepts_the_catalogue_and_names_each_bad_entry_with_its_field() {
             "headers",
             json!({"accept": "a\r\nx-evil: 1"}),
             "entry `github`, field `headers/accept`",
+        ),
+        // A token endpoint on the user's own host: `{host}` is that host, whole, and only
+        // where the entry reads one.
+        (
+            "github",
+            "token_url",
+            json!("https://{host}/login/oauth/access_token"),
+            "entry `github`, field `token_url`: {host} is the user's own API host, read by api_host",
+        ),
+        (
+            "shopify",
+            "token_url",
+            json!("https://{host}.evil.example/admin/oauth/access_token"),
+            "entry `shopify`, field `token_url`: {host} must be the whole host",
+        ),
+        (
+            "shopify",
+            "token_url",
+            json!("https://evil.example/{host}/admin/oauth/access_token"),
+            "entry `shopify`, field `token_url`: {host} must be the whole host",
+        ),
+        (
+            "github",
+            "api_base",
+            json!("https://{host}"),
+            "entry `github`, field `api_base`: placeholder {host} is not one of params",
+        ),
+        (
+            "waad",
+            "params",
+            json!(["tenant", "host"]),
+            "entry `waad`, field `params/1`",
         ),
     ];
     for (strategy, field, value, want) in cases {

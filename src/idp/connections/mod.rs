@@ -456,7 +456,6 @@ mod tests {
     #[test]
     fn parameters_are_required_checked_and_nothing_else_is_accepted() {
         for bad in [
-            r#"{"corp-shop": {"strategy": "shopify", "api_base": "https://x.myshopify.com"}}"#,
             r#"{"acme-entra": {"strategy": "waad"}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": 42}}"#,
             r#"{"acme-entra": {"strategy": "waad", "tenant": "evil.com/x?"}}"#,
@@ -466,6 +465,97 @@ mod tests {
         ] {
             assert!(Connections::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_token_endpoint_on_the_users_host_is_each_users_own_shop() {
+        let table = Connections::from_json(
+            r#"{"standin-shop": {"strategy": "shopify", "api_host_origin": "http://127.0.0.1:9000"},
+                "one-shop": {"strategy": "shopify", "api_base": "https://acme.myshopify.com"},
+                "mine": {"api_host": {"pattern": "*.example.com", "fields": ["/user/host"]},
+                         "token_url": "https://{host}/oauth/token"},
+                "pinned": {"api_base": "https://api.example.com/v2",
+                           "token_url": "https://{host}/oauth/token"}}"#,
+        )
+        .expect("valid");
+        // Built in, with no parameter: renewable, its token endpoint nowhere until the host is
+        // known.
+        let shopify = table.get("shopify").expect("built in");
+        assert!(shopify.renews());
+        assert_eq!(
+            shopify.token_url.as_ref().and_then(Url::host_str),
+            Some(super::super::host::UNRESOLVED_HOST)
+        );
+        let shop = |host: &str| serde_json::json!({"user": {}, "identity": {"profileData": {"myshopify_domain": host}}});
+        let token_url = |connection: &Connection, host: &str| {
+            connection
+                .for_host(&shop(host))
+                .map(|c| c.token_url.map(|u| u.to_string()))
+        };
+        for host in ["acme.myshopify.com", "other-store.myshopify.com"] {
+            assert_eq!(
+                token_url(shopify, host),
+                Ok(Some(format!("https://{host}/admin/oauth/access_token"))),
+                "each shop's own"
+            );
+        }
+        // Only the host the pattern let through; a refused one gets no token endpoint at all.
+        for refused in [
+            "evil.example",
+            "a.b.myshopify.com",
+            "acme.myshopify.com:8443",
+        ] {
+            assert_eq!(token_url(shopify, refused), Err(HostError::Refused));
+        }
+        let standin = table.get("standin-shop").expect("configured");
+        assert_eq!(
+            token_url(standin, "acme.myshopify.com"),
+            Ok(Some(
+                "http://127.0.0.1:9000/acme.myshopify.com/admin/oauth/access_token".to_owned()
+            ))
+        );
+        // One shop pinned for every user: its token endpoint is on that shop.
+        let one = table
+            .get("one-shop")
+            .expect("pinned, with no shop parameter");
+        assert!(one.api_host.is_none() && one.renews());
+        assert_eq!(
+            one.token_url.as_ref().map(Url::as_str),
+            Some("https://acme.myshopify.com/admin/oauth/access_token")
+        );
+        // The same for a connection of its own.
+        let mine = table.get("mine").expect("mine");
+        let profile = serde_json::json!({"user": {"host": "a.example.com"}});
+        assert_eq!(
+            mine.for_host(&profile)
+                .expect("inside")
+                .token_url
+                .map(String::from),
+            Some("https://a.example.com/oauth/token".to_owned())
+        );
+        let pinned = table.get("pinned").expect("pinned");
+        assert_eq!(
+            pinned.token_url.as_ref().map(Url::as_str),
+            Some("https://api.example.com/oauth/token")
+        );
+        // `{host}` is a whole host, never part of one or a path segment.
+        for bad in [
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "https://{host}.evil.example/t"}}"#,
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "https://evil.example/{host}/t"}}"#,
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "http://{host}/t"}}"#,
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "https://{host}/t?x=1"}}"#,
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "https://{host}/a/../t"}}"#,
+            r#"{"mine": {"api_base": "https://a.example.com", "token_url": "https://{host}:8443/t"}}"#,
+        ] {
+            assert!(Connections::from_json(bad).is_err(), "{bad}");
+        }
+        // The former parameter: refused, saying what to write instead.
+        let error = Connections::from_json(r#"{"shopify": {"shop": "acme"}}"#)
+            .expect_err("the shop parameter is gone");
+        assert!(
+            error.contains("`shop` is no longer a parameter") && error.contains("api_base"),
+            "{error}"
+        );
     }
 
     #[test]
