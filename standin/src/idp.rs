@@ -32,7 +32,10 @@
 //!   `/echo/link`: a `Link` whose URL carries the token;
 //! - `/claims`: Microsoft Graph's claims challenge (401, `error="insufficient_claims"`);
 //!   `/refused`: a 401 whatever the token, as a resource that refuses for its own reasons;
-//! - `POST /token` and `POST /login/oauth/access_token`: the refresh-token grant, errors shaped
+//! - `POST /token`, `POST /login/oauth/access_token` and, for a per-user host's own token
+//!   endpoint (Shopify's shop), `POST /<host>/admin/oauth/access_token`, where a refresh token
+//!   bound to a host ([`Idp::issue_refresh_token_at`]) is accepted at that host's alone: the
+//!   refresh-token grant, errors shaped
 //!   as the [`Flavor`] does (GitHub: 200 with `error`; Google: 400), under [`RefreshRules`] that
 //!   each flavour starts with and a test may set to a provider's own (client authentication,
 //!   single-use, rotating or reusable refresh tokens, JSON or form answers, `expires_in` or not);
@@ -222,9 +225,15 @@ pub(crate) struct IdpState {
     presented: Mutex<Vec<String>>,
     client_auth: Mutex<Vec<&'static str>>,
     issued: Mutex<Vec<String>>,
-    /// The header the API reads the token from, whole (Shopify's `x-shopify-access-token`);
-    /// `None`: `Authorization: Bearer`.
-    token_header: Mutex<Option<String>>,
+    /// The header the API reads the token from and the text around it (Shopify's
+    /// `x-shopify-access-token`, whole; Yandex's `authorization`, after `OAuth `); `None`:
+    /// `Authorization: Bearer`.
+    token_header: Mutex<Option<(String, String, String)>>,
+    /// Refresh tokens that only the token endpoint of one host accepts (a Shopify shop's), by
+    /// token: the host.
+    host_refresh_tokens: Mutex<HashMap<String, String>>,
+    /// The host each grant was sent to (`/<host>/…/access_token`), in order; `None`: `/token`.
+    grant_hosts: Mutex<Vec<Option<String>>>,
     /// What `require_scope` configured.
     requirements: Mutex<Vec<Requirement>>,
     /// The consent side ([`crate::consent`]): codes waiting for the tenant.
@@ -263,12 +272,16 @@ impl Idp {
             client_auth: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
             token_header: Mutex::new(None),
+            host_refresh_tokens: Mutex::new(HashMap::new()),
+            grant_hosts: Mutex::new(Vec::new()),
             requirements: Mutex::new(Vec::new()),
             consent: crate::consent::ConsentState::default(),
         });
         let router = Router::new()
             .route("/token", post(token))
             .route("/login/oauth/access_token", post(token))
+            // A per-user host's token endpoint (Shopify's shop), as `api_host_origin` sends it.
+            .route("/{host}/admin/oauth/access_token", post(token_at_host))
             .route("/avatars/u/{id}", get(avatar))
             .route(
                 crate::consent::AUTHORIZE_PATH,
@@ -381,7 +394,28 @@ impl Idp {
     /// Makes the API read the token from header `name` (lowercase), whole, as Shopify's Admin
     /// API reads `X-Shopify-Access-Token`, and ignore `Authorization`.
     pub fn set_token_header(&self, name: &str) {
-        *lock(&self.state.token_header) = Some(name.to_owned());
+        *lock(&self.state.token_header) = Some((name.to_owned(), String::new(), String::new()));
+    }
+
+    /// Makes the API read the token from header `name` (lowercase) in `format`, `{token}`
+    /// standing for it (Yandex's `authorization`, `OAuth {token}`), and ignore anything else.
+    pub fn set_token_header_format(&self, name: &str, format: &str) {
+        let (prefix, suffix) = format.split_once("{token}").unwrap_or((format, ""));
+        *lock(&self.state.token_header) =
+            Some((name.to_owned(), prefix.to_owned(), suffix.to_owned()));
+    }
+
+    /// Accepts `refresh_token` for new access tokens of the user whose profile is `profile`, at
+    /// the token endpoint of `host` alone (`/<host>/admin/oauth/access_token`), as a shop's
+    /// refresh token is its own; so are the refresh tokens its grants issue.
+    pub fn issue_refresh_token_at(&self, host: &str, refresh_token: &str, profile: Value) {
+        self.issue_refresh_token(refresh_token, profile);
+        lock(&self.state.host_refresh_tokens).insert(refresh_token.to_owned(), host.to_owned());
+    }
+
+    /// The host each grant was sent to, in order (`None`: the plain `/token`).
+    pub fn grant_hosts(&self) -> Vec<Option<String>> {
+        lock(&self.state.grant_hosts).clone()
     }
 
     /// Whether each grant replaces the refresh token it used (single use) or keeps it
@@ -496,7 +530,29 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    grant(state, None, headers, form).await
+}
+
+/// `POST /<host>/admin/oauth/access_token`: the token endpoint of one per-user host.
+async fn token_at_host(
+    State(state): State<Arc<IdpState>>,
+    axum::extract::Path(host): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    grant(state, Some(host), headers, form).await
+}
+
+/// A refresh grant at the token endpoint of `host` (`None`: the stand-in's own `/token`): a
+/// refresh token bound to a host is accepted at that host's endpoint only.
+async fn grant(
+    state: Arc<IdpState>,
+    host: Option<String>,
+    headers: HeaderMap,
+    form: HashMap<String, String>,
+) -> Response {
     state.grants.fetch_add(1, Ordering::SeqCst);
+    lock(&state.grant_hosts).push(host.clone());
     let delay = *lock(&state.token_delay);
     tokio::time::sleep(delay).await;
     let wants_json = headers
@@ -562,6 +618,14 @@ async fn token(
     }
     let presented = form.get("refresh_token").cloned().unwrap_or_default();
     lock(&state.presented).push(presented.clone());
+    let bound = lock(&state.host_refresh_tokens).get(&presented).cloned();
+    if bound.is_some_and(|bound| Some(&bound) != host.as_ref()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "bad_refresh_token",
+        );
+    }
     let profile = {
         let mut refresh_tokens = lock(&state.refresh_tokens);
         match rules.refresh {
@@ -602,6 +666,9 @@ async fn token(
     if rules.refresh != RefreshBehaviour::Reusable {
         let refresh_token = new_token("idp-refresh-");
         lock(&state.refresh_tokens).insert(refresh_token.clone(), profile);
+        if let Some(host) = &host {
+            lock(&state.host_refresh_tokens).insert(refresh_token.clone(), host.clone());
+        }
         lock(&state.issued).push(refresh_token.clone());
         fields.push(("refresh_token", json!(refresh_token)));
     }
@@ -663,7 +730,10 @@ async fn handle(State(state): State<Arc<IdpState>>, request: Request) -> Respons
     }
     let token_header = lock(&state.token_header).clone();
     let bearer = match &token_header {
-        Some(name) => recorded.header(name),
+        Some((name, prefix, suffix)) => recorded
+            .header(name)
+            .and_then(|h| h.strip_prefix(prefix.as_str()))
+            .and_then(|h| h.strip_suffix(suffix.as_str())),
         None => recorded
             .header("authorization")
             .and_then(|h| h.strip_prefix("Bearer ")),

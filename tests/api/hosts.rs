@@ -1,8 +1,10 @@
 //! The per-user API host dialect: a Salesforce-like connection whose host is the user's org (the
 //! root profile's `urls.custom_domain`), a Shopify-like one whose host is the shop (the linked
 //! identity's `profileData.myshopify_domain`) with its `X-Shopify-Access-Token` header; and every
-//! odd or foreign host refused with no upstream call and no token leased. The stand-in origin
-//! (`api_host_origin`) receives `/<checked host>/<path>`, so the host chosen is on the record.
+//! odd or foreign host refused with no upstream call and no token leased; and Shopify's expiring
+//! tokens renewed at each user's own shop's token endpoint. The stand-in origin
+//! (`api_host_origin`) receives `/<checked host>/<path>`, token grants included, so the host
+//! chosen is on the record.
 
 use auth0_idp_proxy::auth::jwks::KeyPolicy;
 use serde_json::{Value, json};
@@ -14,6 +16,9 @@ use crate::helpers::{
 };
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// The Shopify app's credentials, for refresh grants at each shop.
+const SHOP_APP: &str = "shopify-app";
+const SHOP_APP_SECRET: &str = "shop app secret";
 
 struct World {
     app: TestApp,
@@ -36,7 +41,7 @@ impl World {
         let connections = json!({
             "salesforce": {"api_host_origin": salesforce.origin(),
                            "allow": ["GET /services/data/**", "GET /user/repos", "GET /redirect"]},
-            "shopify": {"api_host_origin": shop.origin(), "shop": "acme"},
+            "shopify": {"api_host_origin": shop.origin()},
         })
         .to_string();
         let table = with_table.then(|| unique("hosts-"));
@@ -46,7 +51,9 @@ impl World {
         }
         let app = TestApp::spawn_with(&vars, KeyPolicy::default()).await;
         let client_secret = app.client_secret.lock().expect("lock").clone();
-        let mut secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret});
+        let mut secret = json!({"client_id": M2M_CLIENT_ID, "client_secret": client_secret,
+                                "idp_clients": {"shopify": {"client_id": SHOP_APP,
+                                                            "client_secret": SHOP_APP_SECRET}}});
         if let Some(table) = &table {
             secret["token_store_keys"] = json!([KEY]);
             crate::fleet::create_table(table).await;
@@ -85,6 +92,25 @@ impl World {
                 {"provider": "shopify", "connection": "shopify", "user_id": id, "access_token": token,
                  "isSocial": true, "profileData": {"myshopify_domain": shop}}]}));
         (self.app.tenant.token(AUDIENCE, &sub).sign(), token)
+    }
+}
+
+impl World {
+    /// A Shopify user of `shop` whose expiring offline token has expired: their identity holds
+    /// it and a refresh token that only `shop`'s own token endpoint accepts. Returns the JWT,
+    /// the expired token and the refresh token.
+    fn expired_shop_user(&self, id: &str, shop: &str) -> (String, String, String) {
+        let sub = format!("shopify|{id}");
+        let (token, refresh) = (unique("shpat_"), unique("shprt_"));
+        let profile = json!({"shop": shop, "for": sub});
+        self.shop.grant(&token, profile.clone());
+        self.shop.expire(&token);
+        self.shop.issue_refresh_token_at(shop, &refresh, profile);
+        self.app.tenant.add_user(json!({
+            "user_id": sub, "myshopify_domain": shop,
+            "identities": [{"provider": "shopify", "connection": "shopify", "user_id": id,
+                            "access_token": token, "refresh_token": refresh, "isSocial": true}]}));
+        (self.app.tenant.token(AUDIENCE, &sub).sign(), token, refresh)
     }
 }
 
@@ -305,4 +331,79 @@ async fn the_real_binary_calls_per_user_hosts() {
 #[tokio::test]
 async fn the_real_binary_calls_per_user_hosts_with_the_fleet_table() {
     through_the_real_binary(true).await;
+}
+
+/// Issue 40: one deployment, two shops, each user's expired offline token renewed at their own
+/// shop's token endpoint (the host `api_host` checked) and the call sent there with the new
+/// token; a refresh token presented at another shop's endpoint would be refused by the stand-in.
+#[tokio::test]
+async fn each_shops_token_is_renewed_at_that_shops_own_token_endpoint() {
+    let world = World::spawn().await;
+    world.shop.register_client(SHOP_APP, SHOP_APP_SECRET);
+    // Shopify's expiring offline tokens: a new refresh token with each grant, the old one kept
+    // until the new one is used.
+    world.shop.set_refresh_rules(standin::RefreshRules {
+        client_auth: Some(standin::ClientAuth::Body),
+        refresh: standin::RefreshBehaviour::Rotating,
+        answer: standin::AnswerFormat::Json,
+        expires_in: true,
+    });
+    let shops = ["acme-store.myshopify.com", "other-store.myshopify.com"];
+    let users: Vec<_> = shops
+        .iter()
+        .enumerate()
+        .map(|(i, shop)| world.expired_shop_user(&format!("7{i}"), shop))
+        .collect();
+    for ((jwt, _, _), shop) in users.iter().zip(shops) {
+        let answer = get(
+            &world.app.app,
+            "/idp/shopify/admin/api/2025-01/shop.json",
+            jwt,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{shop}: {}", answer.body);
+        let sent = world.shop.requests().pop().expect("a call");
+        assert_eq!(
+            sent.path_and_query,
+            format!("/{shop}/admin/api/2025-01/shop.json"),
+            "the call went to the user's shop"
+        );
+        let renewed = sent.header("x-shopify-access-token").expect("a token");
+        assert!(
+            world.shop.issued_tokens().iter().any(|t| t == renewed),
+            "{shop}: the renewed token, not the expired one"
+        );
+    }
+    // One grant per user, each at the user's own shop's endpoint, with the user's own refresh
+    // token.
+    let hosts: Vec<Option<String>> = shops.iter().map(|s| Some((*s).to_owned())).collect();
+    assert_eq!(world.shop.grant_hosts(), hosts);
+    let presented: Vec<String> = users.iter().map(|(_, _, r)| r.clone()).collect();
+    assert_eq!(world.shop.presented_refresh_tokens(), presented);
+    let mut secrets: Vec<String> = users
+        .iter()
+        .flat_map(|(_, t, r)| [t.clone(), r.clone()])
+        .collect();
+    secrets.extend(world.shop.issued_tokens());
+    secrets.push(SHOP_APP_SECRET.to_owned());
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_not_logged(&refs);
+}
+
+/// A user whose shop host is refused gets no grant anywhere: the token endpoint's host is only
+/// ever the checked one.
+#[tokio::test]
+async fn a_refused_shop_host_gets_no_token_endpoint() {
+    let world = World::spawn().await;
+    world.shop.register_client(SHOP_APP, SHOP_APP_SECRET);
+    let (jwt, _, _) = world.expired_shop_user("79", "acme.myshopify.com.evil.example");
+    let answer = get(
+        &world.app.app,
+        "/idp/shopify/admin/api/2025-01/shop.json",
+        &jwt,
+    )
+    .await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert!(world.shop.grant_hosts().is_empty(), "no grant");
+    assert!(world.shop.requests().is_empty(), "no call");
 }

@@ -4,7 +4,9 @@
 //! answers `invalid_grant`; rotating: a new one at every grant, the old one still valid;
 //! reusable), JSON or form answers, and answers without `expires_in`.
 //!
-//! Through the handler for every entry that renews, with the fleet table once per kind of
+//! Through the handler for every entry that renews (a per-user host's at its stand-in origin,
+//! its token endpoint the user's own host's where the entry says so; a token header as the
+//! entry formats it), with the fleet table once per kind of
 //! refresh token, and a Box-like single-use provider through the real binary with and without
 //! the table. The rules the stand-in enforces are read from the entries themselves, so an entry
 //! that says the wrong thing about its provider is the only way these tests pass wrongly.
@@ -64,14 +66,49 @@ fn flavor_of(entry: &Entry) -> Flavor {
     }
 }
 
-/// The entries that renew and that a stand-in can stand in for by `api_base` and `token_url`.
+/// Every entry that renews.
 fn renewing_entries() -> BTreeMap<String, Entry> {
     catalogue::entries()
         .expect("catalogue")
         .into_iter()
         .filter(|(_, e)| e.refresh != Refresh::None && e.token_url.is_some())
-        .filter(|(_, e)| e.api_host.is_none() && e.token_header.is_none())
         .collect()
+}
+
+/// The user's own API host for an entry with a per-user host: its pattern's `*` as `acme`.
+fn user_host(entry: &Entry) -> Option<String> {
+    entry
+        .api_host
+        .as_ref()
+        .map(|host| host.pattern.replacen('*', "acme", 1))
+}
+
+/// Whether the entry's token endpoint is the user's own host's (`https://{host}/…`).
+fn token_on_user_host(entry: &Entry) -> bool {
+    entry
+        .token_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://{host}"))
+}
+
+/// `value` at JSON pointer `pointer` of `doc`, making the objects on the way.
+fn put(doc: &mut Value, pointer: &str, value: Value) {
+    let mut at = doc;
+    let mut keys = pointer.trim_start_matches('/').split('/').peekable();
+    while let Some(key) = keys.next() {
+        let slot = match key.parse::<usize>() {
+            Ok(index) if at.is_array() => &mut at[index],
+            _ => &mut at[key],
+        };
+        if keys.peek().is_none() {
+            *slot = value;
+            return;
+        }
+        if !slot.is_object() && !slot.is_array() {
+            *slot = json!({});
+        }
+        at = slot;
+    }
 }
 
 /// A method and path that the entry's own first allow rule lets through.
@@ -117,7 +154,18 @@ impl World {
             let idp = Idp::start_as(flavor_of(&entry)).await.expect("stand-in");
             idp.set_refresh_rules(rules_of(&entry));
             idp.register_client(&format!("{strategy}-app"), APP_SECRET);
-            let mut connection = json!({"api_base": idp.origin(), "token_url": idp.token_url()});
+            if let Some(header) = &entry.token_header {
+                idp.set_token_header_format(&header.name.to_ascii_lowercase(), &header.format);
+            }
+            // A per-user host's calls (and a token endpoint on it) go to the stand-in's origin;
+            // another token endpoint is the stand-in's own.
+            let mut connection = match &entry.api_host {
+                Some(_) => json!({"api_host_origin": idp.origin()}),
+                None => json!({"api_base": idp.origin()}),
+            };
+            if !token_on_user_host(&entry) {
+                connection["token_url"] = json!(idp.token_url());
+            }
             for param in &entry.params {
                 connection[param] = json!("contoso");
             }
@@ -159,13 +207,34 @@ impl World {
                 let person = json!({"email": "jane@example.test", "for": sub});
                 idp.grant(&access, person.clone());
                 idp.expire(&access);
-                idp.issue_refresh_token(&first_refresh, person);
+                match user_host(&entry).filter(|_| token_on_user_host(&entry)) {
+                    // Only the user's own host's token endpoint takes it.
+                    Some(host) => idp.issue_refresh_token_at(&host, &first_refresh, person),
+                    None => idp.issue_refresh_token(&first_refresh, person),
+                }
                 // The provider Auth0 writes for the entry's connections (`oauth2` for a
                 // custom social one).
                 let provider = entry.providers(&strategy).remove(0);
-                app.tenant.add_user(json!({"user_id": sub, "identities": [{
+                let mut user = json!({"user_id": sub, "identities": [{
                     "provider": provider, "connection": strategy, "user_id": "77",
-                    "access_token": access, "refresh_token": first_refresh, "isSocial": true}]}));
+                    "access_token": access, "refresh_token": first_refresh, "isSocial": true}]});
+                // A per-user host where the entry's first field reads it.
+                if let (Some(rule), Some(host)) = (&entry.api_host, user_host(&entry)) {
+                    let pointer = &rule.fields[0];
+                    let (root, rest) = match pointer.strip_prefix("/identity") {
+                        Some(rest) => ("/identities/0", rest),
+                        None => (
+                            "",
+                            pointer.strip_prefix("/user").expect("/user or /identity"),
+                        ),
+                    };
+                    put(
+                        &mut user,
+                        &format!("{root}{rest}"),
+                        json!(format!("https://{host}")),
+                    );
+                }
+                app.tenant.add_user(user);
                 let jwt = app.tenant.token(crate::helpers::AUDIENCE, &sub).sign();
                 Provider {
                     strategy,
@@ -379,7 +448,18 @@ async fn every_entry_that_renews_renews_as_its_provider_demands() {
             TokenAuth::Body => "body",
         };
         assert_eq!(provider.idp.grant_client_auth(), vec![wanted; 2], "{who}");
+        // A token endpoint on the user's own host got both grants there, and none elsewhere.
+        let host = user_host(&provider.entry).filter(|_| token_on_user_host(&provider.entry));
+        assert_eq!(provider.idp.grant_hosts(), vec![host; 2], "{who}");
         assert_hidden(&provider.secrets(), &[&first, &second]);
+    }
+    for strategy in ["shopify", "salesforce", "yandex", "soundcloud", "weibo"] {
+        let renews = entries.contains_key(strategy);
+        assert_eq!(
+            renews,
+            strategy != "weibo",
+            "{strategy} among the entries that renew"
+        );
     }
 }
 
