@@ -87,3 +87,56 @@ fn every_seed_input_keeps_the_invariants() {
 fn every_crash_the_fuzzers_found_stays_fixed() {
     replay("regressions");
 }
+
+/// Each `dpop_proof` seed gets the verdict its name says, so that the fuzzer starts from every
+/// kind of proof the check tells apart: the valid one (which the checks then hold to every other
+/// request, token, key and time), one refused for each header defect, for its signature, and for
+/// a claim signed as it should be.
+#[test]
+fn every_dpop_seed_gets_the_verdict_its_name_says() {
+    use auth0_idp_proxy::auth::dpop::{self, ProofError};
+    let verdicts: &[(&str, Result<(), ProofError>)] = &[
+        ("alg-none", Err(ProofError::Algorithm)),
+        ("an-hour-old", Err(ProofError::IssuedAt)),
+        ("another-key-bound-elsewhere", Err(ProofError::Thumbprint)),
+        ("es256-valid", Ok(())),
+        ("es256-valid-with-authorization", Ok(())),
+        ("garbage", Err(ProofError::Malformed)),
+        ("garbage-bytes", Err(ProofError::Malformed)),
+        ("hs256", Err(ProofError::Algorithm)),
+        ("post-for-get", Err(ProofError::Method)),
+        ("private-jwk", Err(ProofError::Key)),
+        ("signed-by-another-key", Err(ProofError::Signature)),
+        ("typ-jwt", Err(ProofError::Type)),
+    ];
+    let seeds: Vec<String> = inputs("seeds", "dpop_proof")
+        .iter()
+        .map(|path| {
+            path.file_name()
+                .expect("a file")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let named: Vec<&str> = verdicts.iter().map(|(seed, _)| *seed).collect();
+    assert_eq!(seeds, named, "a verdict for every seed");
+    for (seed, verdict) in verdicts {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/dpop_proof")
+            .join(seed);
+        let data = fs::read(&path).expect("a readable seed");
+        let (proof, authorization) = match data.iter().position(|b| *b == b'\n') {
+            Some(at) => (&data[..at], Some(&data[at + 1..])),
+            None => (&data[..], None),
+        };
+        let proof = String::from_utf8_lossy(proof);
+        let token = authorization.map_or(checks::DPOP_ACCESS_TOKEN.to_owned(), |line| {
+            let line = String::from_utf8_lossy(line);
+            line.strip_prefix("DPoP ")
+                .expect("a DPoP Authorization line")
+                .to_owned()
+        });
+        let got = dpop::verify(&proof, &checks::dpop_expected(&token), checks::DPOP_NOW);
+        assert_eq!(got.map(|_| ()), *verdict, "{seed}");
+    }
+}

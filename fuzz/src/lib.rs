@@ -9,12 +9,15 @@
 use std::str;
 use std::sync::LazyLock;
 
+use auth0_idp_proxy::auth::dpop::{self, DpopMode, Expected, ProofError, Scheme};
 use auth0_idp_proxy::auth::{self, AuthError, MAX_TOKEN_BYTES};
 use auth0_idp_proxy::idp::catalogue;
 use auth0_idp_proxy::idp::connections::{AllowRule, Connection, Connections, Refresh};
 use auth0_idp_proxy::idp::path::{self, IdpPath, PathError};
 use auth0_idp_proxy::idp::{IdpError, IdpRequest};
 use auth0_idp_proxy::routes::{self, Route};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::percent_decode_str;
@@ -28,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("token_precheck", token_precheck),
     ("route_path", route_path),
     ("connections_config", connections_config),
+    ("dpop_proof", dpop_proof),
 ];
 
 /// The `Authorization` header values, one per line (none for an empty input), through
@@ -102,6 +106,364 @@ fn check_token(token: &str) {
             assert!(!well_formed, "well-formed token {token:?} refused");
         }
         Err(other) => panic!("precheck refused with {other:?}"),
+    }
+}
+
+/// The request the valid `dpop_proof` seed was made for, once, by `standin::DpopKey` (the fuzz
+/// crate has no stand-in, and a proof is only valid for its own `iat`, so it is a file): `GET` of
+/// this URL, with RFC 9449 §7.1's example access token, at [`DPOP_NOW`].
+pub const DPOP_URL: &str = "https://api.example.com/prod/idp/github/user";
+
+/// The access token the seeds' proofs are for, unless an input names another.
+pub const DPOP_ACCESS_TOKEN: &str = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU";
+
+/// Its `ath`, as RFC 9449 §7.1 gives it: not computed by the code under test.
+const DPOP_ATH: &str = "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo";
+
+/// The function's clock for every proof: the valid seed's `iat`.
+pub const DPOP_NOW: u64 = 1_796_678_795;
+
+/// The seed key's public P-256 point. Its private half was not kept, but for the copy the
+/// `private-jwk` seed carries on purpose; whatever it signs is held to the same checks.
+const DPOP_X: &str = "Z1Y3A3ZFVuljAWcsn1Sr7eDmQCiRXvqkY_13T7KfNh4";
+const DPOP_Y: &str = "r5nwSx39mzgGhD2YaVhnV3I1gxoUkxklBdLi3eYrzPI";
+
+/// Its RFC 7638 thumbprint: the `cnf.jkt` of the token the proofs come with.
+pub const DPOP_JKT: &str = "FC-UE5517JdxP55SQUHOJdnI1-kp3RsATPf-yxuXA5s";
+
+/// The proof algorithms the README allows (the challenge's `algs`), spelled out apart from
+/// `dpop::ALGORITHMS`: asymmetric only.
+const DPOP_ALGS: &[&str] = &["ES256", "ES384", "PS256", "RS256", "EdDSA"];
+
+/// Members only a private or symmetric JWK has (RFC 7518 §6).
+const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+static GET: Method = Method::GET;
+static POST: Method = Method::POST;
+
+/// What the seeds' proofs must be for: `GET` [`DPOP_URL`] with `access_token`, bound to
+/// [`DPOP_JKT`].
+pub fn dpop_expected(access_token: &str) -> Expected<'_> {
+    Expected {
+        method: &GET,
+        url: Some(DPOP_URL),
+        access_token,
+        jkt: DPOP_JKT,
+    }
+}
+
+/// `DPOP[\nAUTHORIZATION]`: the first line is a `DPoP` header value, checked by `dpop::verify`
+/// as it is (any UTF-8) and as `authenticate` hands it over (a header value's text, trimmed),
+/// for `GET` [`DPOP_URL`] at [`DPOP_NOW`] and a token bound to [`DPOP_JKT`]. The access token is
+/// [`DPOP_ACCESS_TOKEN`], or that of the second line when it is an `Authorization` value with the
+/// `DPoP` scheme (through `presented_token`); any other second line ends the input there, as no
+/// proof is read then. A proof is accepted only when it is well formed, signed by the key its
+/// `jwk` names (checked here with aws-lc, apart from `jsonwebtoken`), that key is [`DPOP_JKT`]'s
+/// and its claims are for this request, token and time; an accepted proof is refused for any other
+/// method, URL, token, key or time. A refusal is one `verify` can make (not `Missing`, `Several`
+/// or `Replayed`, which only `authenticate` knows) and fits a defect the proof has: a claim or the
+/// key's thumbprint only under a signature that holds, the signature only when it does not, and a
+/// wrong `typ`, an `alg` outside the five or a missing or private `jwk` at the header already.
+pub fn dpop_proof(data: &[u8]) {
+    let (proof, authorization) = match data.iter().position(|b| *b == b'\n') {
+        Some(at) => (&data[..at], Some(&data[at + 1..])),
+        None => (data, None),
+    };
+    let token = match authorization {
+        None => DPOP_ACCESS_TOKEN,
+        Some(line) => match check_dpop_authorization(line) {
+            Some(token) => token,
+            None => return,
+        },
+    };
+    let raw = str::from_utf8(proof).ok();
+    if let Some(raw) = raw {
+        check_proof(raw, token);
+    }
+    // As `authenticate` reads the `DPoP` header.
+    let header = HeaderValue::from_bytes(proof).ok();
+    if let Some(text) = header.as_ref().and_then(|v| v.to_str().ok())
+        && Some(text.trim()) != raw
+    {
+        check_proof(text.trim(), token);
+    }
+}
+
+/// The `DPoP` token of an `Authorization` value, `None` for any other (refused, or `Bearer`);
+/// `presented_token` takes a token only from the value's rest, under the scheme it names, and the
+/// `DPoP` scheme only where the mode accepts it.
+fn check_dpop_authorization(line: &[u8]) -> Option<&str> {
+    let value = HeaderValue::from_bytes(line).ok()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, value);
+    let off = auth::presented_token(&headers, DpopMode::Off);
+    match auth::presented_token(&headers, DpopMode::Allowed) {
+        Ok((scheme, token)) => {
+            let text = str::from_utf8(line).expect("a token comes from a visible-ASCII header");
+            let (name, rest) = text.split_once(' ').expect("a scheme and a token");
+            assert!(!token.is_empty() && token == rest.trim(), "{text:?}");
+            assert!(text.len() <= MAX_TOKEN_BYTES + "Bearer ".len());
+            let is_dpop = name.eq_ignore_ascii_case("dpop");
+            assert_eq!(scheme == Scheme::Dpop, is_dpop, "{text:?}");
+            assert!(is_dpop || name.eq_ignore_ascii_case("bearer"), "{text:?}");
+            match off {
+                Err(AuthError::NotBearer) if is_dpop => {}
+                Ok((Scheme::Bearer, same)) if !is_dpop => assert_eq!(same, token),
+                other => panic!("{text:?} with DPOP=off: {other:?}"),
+            }
+            is_dpop.then(|| rest.trim())
+        }
+        Err(
+            AuthError::Missing | AuthError::NotBearer | AuthError::Oversized | AuthError::Malformed,
+        ) => {
+            assert!(off.is_err(), "DPOP=off took what DPOP=allowed refused");
+            None
+        }
+        Err(other) => panic!("presented_token refused with {other:?}"),
+    }
+}
+
+/// `verify` on `proof` for `GET` [`DPOP_URL`], `token` and [`DPOP_JKT`] at [`DPOP_NOW`].
+fn check_proof(proof: &str, token: &str) {
+    let verdict = dpop::verify(proof, &dpop_expected(token), DPOP_NOW);
+    let segments: Vec<&str> = proof.split('.').collect();
+    if proof.len() > dpop::MAX_PROOF_BYTES || segments.len() != 3 {
+        assert_eq!(verdict, Err(ProofError::Malformed), "{proof:?}");
+        return;
+    }
+    let header = decode_segment(segments[0]);
+    let signed = header.as_ref().and_then(|h| signature_holds(h, proof));
+    match &verdict {
+        Ok(checked) => {
+            let header = header
+                .as_ref()
+                .expect("an accepted proof's header is a JSON object");
+            check_accepted_proof(header, proof, token, checked, signed);
+        }
+        Err(ProofError::Missing | ProofError::Several | ProofError::Replayed) => {
+            panic!("verify refused {proof:?} with {verdict:?}, which it cannot know")
+        }
+        // A claim is judged only once the signature has held.
+        Err(
+            ProofError::Method
+            | ProofError::Url
+            | ProofError::IssuedAt
+            | ProofError::AccessTokenHash
+            | ProofError::Thumbprint
+            | ProofError::Id,
+        ) => assert_ne!(
+            signed,
+            Some(false),
+            "{proof:?}: {verdict:?} on a bad signature"
+        ),
+        Err(ProofError::Signature) => {
+            assert_ne!(signed, Some(true), "{proof:?}: a good signature refused")
+        }
+        Err(ProofError::Malformed | ProofError::Type | ProofError::Algorithm | ProofError::Key) => {
+        }
+    }
+    let Some(header) = header else {
+        assert_eq!(verdict, Err(ProofError::Malformed), "{proof:?}: no header");
+        return;
+    };
+    // The header's defects end the check before the signature is looked at.
+    let typ = header.get("typ").and_then(serde_json::Value::as_str);
+    if !typ.is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")) {
+        assert_eq!(verdict, Err(ProofError::Type), "{proof:?}");
+    }
+    let alg = header.get("alg").and_then(serde_json::Value::as_str);
+    if !alg.is_some_and(|a| DPOP_ALGS.contains(&a)) {
+        assert!(
+            matches!(verdict, Err(ProofError::Type | ProofError::Algorithm)),
+            "{proof:?}: alg {alg:?} gave {verdict:?}"
+        );
+    }
+    let public_jwk = match header.get("jwk") {
+        Some(serde_json::Value::Object(jwk)) => {
+            !PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m))
+        }
+        _ => false,
+    };
+    if !public_jwk {
+        assert!(
+            matches!(
+                verdict,
+                Err(ProofError::Type | ProofError::Algorithm | ProofError::Key)
+            ),
+            "{proof:?}: no public jwk, {verdict:?}"
+        );
+    }
+}
+
+/// An accepted proof is one the seed key signed, for this request and token, at about this time;
+/// and for nothing else.
+fn check_accepted_proof(
+    header: &serde_json::Map<String, serde_json::Value>,
+    proof: &str,
+    token: &str,
+    checked: &dpop::Checked,
+    signed: Option<bool>,
+) {
+    let base64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    assert!(proof.split('.').all(base64url), "{proof:?}");
+    let text = |map: &serde_json::Map<String, serde_json::Value>, name: &str| {
+        map.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    assert!(text(header, "typ").is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")));
+    assert_eq!(
+        text(header, "alg").as_deref(),
+        Some("ES256"),
+        "the seed key is P-256"
+    );
+    let jwk = header["jwk"].as_object().expect("a jwk object");
+    assert_eq!(text(jwk, "kty").as_deref(), Some("EC"));
+    assert_eq!(text(jwk, "crv").as_deref(), Some("P-256"));
+    assert_eq!(text(jwk, "x").as_deref(), Some(DPOP_X));
+    assert_eq!(text(jwk, "y").as_deref(), Some(DPOP_Y));
+    assert!(!PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)));
+    assert_eq!(
+        signed,
+        Some(true),
+        "{proof:?} accepted without the key's signature"
+    );
+    let claims = decode_segment(proof.split('.').nth(1).expect("three segments"))
+        .expect("an accepted proof's claims are a JSON object");
+    assert_eq!(text(&claims, "htm").as_deref(), Some("GET"));
+    let htu = text(&claims, "htu").expect("an htu");
+    let mut htu = Url::parse(&htu).expect("an htu that is a URL");
+    htu.set_query(None);
+    htu.set_fragment(None);
+    assert_eq!(htu.as_str(), DPOP_URL);
+    let iat = claims.get("iat").and_then(serde_json::Value::as_u64);
+    assert_eq!(iat, Some(checked.iat));
+    assert!(checked.iat.abs_diff(DPOP_NOW) <= 60, "iat {}", checked.iat);
+    let ath = text(&claims, "ath").expect("an ath");
+    if token == DPOP_ACCESS_TOKEN {
+        assert_eq!(ath, DPOP_ATH);
+    }
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    assert_eq!(ath, URL_SAFE_NO_PAD.encode(hash), "ath for {token:?}");
+    assert_eq!(text(&claims, "jti").as_deref(), Some(checked.jti.as_str()));
+    assert!(!checked.jti.is_empty() && checked.jti.len() <= 256);
+
+    // The same proof for anything else is refused, for what differs.
+    let other_url = "https://api.example.com/prod/idp/github/user/repos";
+    let rfc_7638_example = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    let base = dpop_expected(token);
+    let cases = [
+        (
+            Expected {
+                method: &POST,
+                ..dpop_expected(token)
+            },
+            DPOP_NOW,
+            ProofError::Method,
+        ),
+        (
+            Expected {
+                url: Some(other_url),
+                ..dpop_expected(token)
+            },
+            DPOP_NOW,
+            ProofError::Url,
+        ),
+        (
+            Expected {
+                url: None,
+                ..dpop_expected(token)
+            },
+            DPOP_NOW,
+            ProofError::Url,
+        ),
+        (
+            dpop_expected("another.access.token"),
+            DPOP_NOW,
+            ProofError::AccessTokenHash,
+        ),
+        (
+            Expected {
+                jkt: rfc_7638_example,
+                ..dpop_expected(token)
+            },
+            DPOP_NOW,
+            ProofError::Thumbprint,
+        ),
+        (dpop_expected(token), checked.iat + 61, ProofError::IssuedAt),
+        (
+            dpop_expected(token),
+            checked.iat.saturating_sub(61),
+            ProofError::IssuedAt,
+        ),
+    ];
+    for (expected, now, refusal) in cases {
+        assert_eq!(
+            dpop::verify(proof, &expected, now),
+            Err(refusal),
+            "{proof:?} at {now}"
+        );
+    }
+    // Sixty seconds either way is still in time.
+    for now in [checked.iat + 60, checked.iat.saturating_sub(60)] {
+        assert_eq!(dpop::verify(proof, &base, now).as_ref(), Ok(checked));
+    }
+}
+
+/// A compact JWS segment as base64url without padding of a JSON object.
+fn decode_segment(segment: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// Whether the proof's signature verifies with the key its header's `jwk` names under its
+/// `alg`, by aws-lc directly (not through `jsonwebtoken`); `None` when the header names no key
+/// this reads for that `alg`.
+fn signature_holds(
+    header: &serde_json::Map<String, serde_json::Value>,
+    proof: &str,
+) -> Option<bool> {
+    use aws_lc_rs::signature::{self, UnparsedPublicKey};
+    let (input, signature) = proof.rsplit_once('.')?;
+    let jwk = header.get("jwk")?.as_object()?;
+    let member = |name: &str| URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok();
+    let alg = header.get("alg")?.as_str()?;
+    let kty = jwk.get("kty")?.as_str()?;
+    // A signature that is not base64url verifies under no key.
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
+    let input = input.as_bytes();
+    let ec = |algorithm: &'static signature::EcdsaVerificationAlgorithm| {
+        let point = [&[4u8][..], &member("x")?, &member("y")?].concat();
+        Some(
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(input, &signature)
+                .is_ok(),
+        )
+    };
+    let rsa = |algorithm: &'static signature::RsaParameters| {
+        let key = signature::RsaPublicKeyComponents {
+            n: member("n")?,
+            e: member("e")?,
+        };
+        Some(key.verify(algorithm, input, &signature).is_ok())
+    };
+    match (alg, kty) {
+        ("ES256", "EC") => ec(&signature::ECDSA_P256_SHA256_FIXED),
+        ("ES384", "EC") => ec(&signature::ECDSA_P384_SHA384_FIXED),
+        ("RS256", "RSA") => rsa(&signature::RSA_PKCS1_2048_8192_SHA256),
+        ("PS256", "RSA") => rsa(&signature::RSA_PSS_2048_8192_SHA256),
+        ("EdDSA", "OKP") => {
+            let key = UnparsedPublicKey::new(&signature::ED25519, member("x")?);
+            Some(key.verify(input, &signature).is_ok())
+        }
+        _ => None,
     }
 }
 
