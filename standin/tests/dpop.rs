@@ -4,73 +4,31 @@
 //! with `dpop_jkt` and a refresh token issued with a proof go only with a proof by that key; the
 //! My Account API takes a bound token only as `DPoP` with a proof for the request.
 
-use std::collections::HashMap;
+mod common;
 
-use base64::Engine;
-use jsonwebtoken::{DecodingKey, Validation};
-use reqwest::redirect::Policy;
+use common::{
+    APP, AUDIENCE, CLIENT, ORIGIN, VERIFIER, claims, http, openid_configuration, sign_in,
+    spa_tenant,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use standin::{DpopKey, SpaClient, Tenant, TestKey};
+use standin::{DpopKey, Tenant};
 
-const APP: &str = "http://127.0.0.1:9/";
-const ORIGIN: &str = "http://127.0.0.1:9";
-const CLIENT: &str = "spa";
-const AUDIENCE: &str = "https://api.example.test";
 const USER: &str = "github|7";
-const VERIFIER: &str = "a-code-verifier-of-enough-length-0123456789";
 
 async fn tenant() -> Tenant {
-    let tenant = Tenant::start("secret").await.expect("tenant starts");
-    tenant.register_api(AUDIENCE);
-    tenant.register_spa(SpaClient {
-        client_id: CLIENT.into(),
-        callback_urls: vec![APP.into()],
-        logout_urls: vec![APP.into()],
-        web_origins: vec![ORIGIN.into()],
-    });
-    tenant.add_user(standin::profile(USER, &[("github", "7", "gho_old")]));
-    tenant
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
+    spa_tenant(standin::profile(USER, &[("github", "7", "gho_old")])).await
 }
 
 fn token_url(tenant: &Tenant) -> String {
     format!("{}/oauth/token", tenant.origin())
 }
 
-/// Signs USER in (with `extra` authorization parameters); returns the code.
+/// Signs USER in for a refresh token too (with `extra` authorization parameters); returns the
+/// code.
 async fn code(tenant: &Tenant, extra: &[(&str, &str)]) -> String {
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
-    let mut form: Vec<(&str, &str)> = vec![
-        ("client_id", CLIENT),
-        ("redirect_uri", APP),
-        ("response_type", "code"),
-        ("state", "st4te"),
-        ("nonce", "n0nce"),
-        ("code_challenge_method", "S256"),
-        ("code_challenge", &challenge),
-        ("audience", AUDIENCE),
-        ("scope", "openid profile offline_access"),
-        ("demo_user", USER),
-    ];
-    form.extend_from_slice(extra);
-    let response = http()
-        .post(format!("{}/authorize", tenant.origin()))
-        .form(&form)
-        .send()
-        .await
-        .expect("pick");
-    assert_eq!(response.status(), 303);
-    let location = response.headers()["location"].to_str().unwrap();
-    let query: HashMap<String, String> =
-        serde_urlencoded::from_str(location.split_once('?').unwrap().1).unwrap();
+    let mut params = vec![("scope", "openid profile offline_access")];
+    params.extend_from_slice(extra);
+    let (query, _) = sign_in(tenant, USER, &params).await;
     query["code"].clone()
 }
 
@@ -110,16 +68,6 @@ async fn refresh(tenant: &Tenant, refresh_token: &str, proofs: &[String]) -> (u1
         ("refresh_token", refresh_token),
     ];
     token_request(tenant, &form, proofs).await
-}
-
-fn claims(token: &str, audience: &str, tenant: &Tenant) -> Value {
-    let key = DecodingKey::from_rsa_pem(TestKey::Primary.public_pem().as_bytes()).unwrap();
-    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&[tenant.issuer()]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .expect("valid token")
-        .claims
 }
 
 #[tokio::test]
@@ -296,17 +244,7 @@ async fn a_code_asked_for_with_dpop_jkt_goes_only_with_that_keys_proof() {
 #[tokio::test]
 async fn discovery_and_cors_speak_dpop() {
     let tenant = tenant().await;
-    let discovery: Value = http()
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            tenant.origin()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = openid_configuration(&tenant).await;
     let algs = discovery["dpop_signing_alg_values_supported"]
         .as_array()
         .unwrap();

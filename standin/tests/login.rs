@@ -2,88 +2,19 @@
 //! redirect and logout URLs against their allow-lists, codes single-use, silent sign-in only
 //! with a session, a re-consent login storing a fresh IdP token.
 
-use std::collections::HashMap;
+mod common;
 
-use base64::Engine;
-use jsonwebtoken::{DecodingKey, Validation};
-use reqwest::redirect::Policy;
+use common::{
+    APP, AUDIENCE, CLIENT, ORIGIN, VERIFIER, authorize_params, claims, http, openid_configuration,
+    sign_in, spa_tenant,
+};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use standin::{SpaClient, Tenant, TestKey};
+use standin::Tenant;
 
-const APP: &str = "http://127.0.0.1:9/";
-const CLIENT: &str = "spa";
-const AUDIENCE: &str = "https://api.example.test";
-const VERIFIER: &str = "a-code-verifier-of-enough-length-0123456789";
+const USER: &str = "github|7";
 
 async fn tenant() -> Tenant {
-    let tenant = Tenant::start("secret").await.expect("tenant starts");
-    tenant.register_api(AUDIENCE);
-    tenant.register_spa(SpaClient {
-        client_id: CLIENT.into(),
-        callback_urls: vec![APP.into()],
-        logout_urls: vec![APP.into()],
-        web_origins: vec!["http://127.0.0.1:9".into()],
-    });
-    tenant.add_user(standin::profile("github|7", &[("github", "7", "gho_old")]));
-    tenant
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn challenge(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier))
-}
-
-fn authorize_params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut params: Vec<(String, String)> = [
-        ("client_id", CLIENT),
-        ("redirect_uri", APP),
-        ("response_type", "code"),
-        ("state", "st4te"),
-        ("nonce", "n0nce"),
-        ("code_challenge_method", "S256"),
-        ("audience", AUDIENCE),
-        ("scope", "openid profile"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    params.push(("code_challenge".into(), challenge(VERIFIER)));
-    for (k, v) in extra {
-        params.retain(|(name, _)| name != k);
-        params.push((k.to_string(), v.to_string()));
-    }
-    params
-}
-
-/// Picks `github|7` on the login page; returns the redirect's query and the session cookie.
-async fn sign_in(tenant: &Tenant, extra: &[(&str, &str)]) -> (HashMap<String, String>, String) {
-    let mut form = authorize_params(extra);
-    form.push(("demo_user".into(), "github|7".into()));
-    let response = http()
-        .post(format!("{}/authorize", tenant.origin()))
-        .form(&form)
-        .send()
-        .await
-        .expect("pick");
-    assert_eq!(response.status(), 303, "{:?}", response.text().await);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let (base, query) = location.split_once('?').expect("a query");
-    assert_eq!(base, APP);
-    (serde_urlencoded::from_str(query).unwrap(), cookie)
+    spa_tenant(standin::profile(USER, &[("github", "7", "gho_old")])).await
 }
 
 async fn exchange(tenant: &Tenant, code: &str, verifier: &str) -> (u16, Value) {
@@ -102,16 +33,6 @@ async fn exchange(tenant: &Tenant, code: &str, verifier: &str) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-fn claims(token: &str, audience: &str, issuer: &str) -> Value {
-    let key = DecodingKey::from_rsa_pem(TestKey::Primary.public_pem().as_bytes()).unwrap();
-    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&[issuer]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation)
-        .expect("valid token")
-        .claims
-}
-
 #[tokio::test]
 async fn code_flow_with_pkce_issues_an_id_token_and_an_access_token_for_the_api() {
     let tenant = tenant().await;
@@ -124,37 +45,19 @@ async fn code_flow_with_pkce_issues_an_id_token_and_an_access_token_for_the_api(
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("value=\"github|7\""));
 
-    let (query, _) = sign_in(&tenant, &[]).await;
+    let (query, _) = sign_in(&tenant, USER, &[]).await;
     assert_eq!(query["state"], "st4te");
     let (status, tokens) = exchange(&tenant, &query["code"], VERIFIER).await;
     assert_eq!(status, 200, "{tokens}");
-    let id = claims(
-        tokens["id_token"].as_str().unwrap(),
-        CLIENT,
-        &tenant.issuer(),
-    );
+    let id = claims(tokens["id_token"].as_str().unwrap(), CLIENT, &tenant);
     assert_eq!(
         (id["sub"].as_str(), id["nonce"].as_str()),
-        (Some("github|7"), Some("n0nce"))
+        (Some(USER), Some("n0nce"))
     );
-    let access = claims(
-        tokens["access_token"].as_str().unwrap(),
-        AUDIENCE,
-        &tenant.issuer(),
-    );
+    let access = claims(tokens["access_token"].as_str().unwrap(), AUDIENCE, &tenant);
     assert_eq!(access["azp"], CLIENT);
 
-    let discovery: Value = http()
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            tenant.origin()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = openid_configuration(&tenant).await;
     assert_eq!(discovery["issuer"], tenant.issuer());
     assert_eq!(discovery["code_challenge_methods_supported"][0], "S256");
 }
@@ -162,7 +65,7 @@ async fn code_flow_with_pkce_issues_an_id_token_and_an_access_token_for_the_api(
 #[tokio::test]
 async fn a_wrong_code_verifier_is_refused_and_spends_the_code() {
     let tenant = tenant().await;
-    let (query, _) = sign_in(&tenant, &[]).await;
+    let (query, _) = sign_in(&tenant, USER, &[]).await;
     let (status, body) = exchange(&tenant, &query["code"], "not-the-verifier").await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -230,7 +133,7 @@ async fn silent_sign_in_needs_the_session_and_logout_ends_it() {
         page.contains("login_required") && page.contains("\"http://127.0.0.1:9\""),
         "{page}"
     );
-    let (_, cookie) = sign_in(&tenant, &[]).await;
+    let (_, cookie) = sign_in(&tenant, USER, &[]).await;
     let page = ask(Some(cookie.clone())).await;
     assert!(
         page.contains("\"code\"") && page.contains("st4te"),
@@ -255,14 +158,14 @@ async fn silent_sign_in_needs_the_session_and_logout_ends_it() {
 async fn signing_in_with_a_connection_stores_a_fresh_idp_token() {
     let tenant = tenant().await;
     tenant.on_connection_login("github", |id| format!("gho_fresh_for_{id}"));
-    sign_in(&tenant, &[]).await;
-    let stored = |t: &Tenant| t.user("github|7").unwrap()["identities"][0]["access_token"].clone();
+    sign_in(&tenant, USER, &[]).await;
+    let stored = |t: &Tenant| t.user(USER).unwrap()["identities"][0]["access_token"].clone();
     assert_eq!(
         stored(&tenant),
         "gho_old",
         "a plain sign-in keeps the stored token"
     );
-    sign_in(&tenant, &[("connection", "github")]).await;
+    sign_in(&tenant, USER, &[("connection", "github")]).await;
     assert_eq!(stored(&tenant), "gho_fresh_for_7");
 }
 
@@ -322,12 +225,9 @@ async fn the_token_endpoint_answers_cors_for_allowed_web_origins_only() {
             .header("access-control-request-method", "POST")
             .send()
     };
-    let allowed = preflight("http://127.0.0.1:9").await.unwrap();
+    let allowed = preflight(ORIGIN).await.unwrap();
     assert_eq!(allowed.status(), 204);
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        "http://127.0.0.1:9"
-    );
+    assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
     let refused = preflight("http://127.0.0.1:10").await.unwrap();
     assert!(
         refused

@@ -2,44 +2,27 @@
 //! Refresh Token, and the stand-in IdP's insufficient-scope answers, checked over HTTP as the
 //! function and Auth0's SPA SDK would meet them.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
-use reqwest::redirect::Policy;
+use common::{
+    APP, AUDIENCE as API, CLIENT, ORIGIN, VERIFIER, challenge, http, query_of, sign_in, spa_tenant,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use standin::{Flavor, Idp, ScopeDialect, SpaClient, Tenant};
+use standin::{Flavor, Idp, ScopeDialect, Tenant};
 
-const APP: &str = "http://127.0.0.1:9/";
-const ORIGIN: &str = "http://127.0.0.1:9";
-const CLIENT: &str = "spa";
-const API: &str = "https://api.example.test";
 const USER: &str = "google-oauth2|42";
 const DRIVE: &str = "https://www.googleapis.com/auth/drive.readonly";
-const VERIFIER: &str = "a-code-verifier-of-enough-length-0123456789";
 
 async fn setup() -> (Tenant, Idp) {
-    let tenant = Tenant::start("secret").await.expect("tenant starts");
-    tenant.register_api(API);
-    tenant.register_spa(SpaClient {
-        client_id: CLIENT.into(),
-        callback_urls: vec![APP.into()],
-        logout_urls: vec![APP.into()],
-        web_origins: vec![ORIGIN.into()],
-    });
-    tenant.add_user(standin::profile(USER, &[("google-oauth2", "42", "unused")]));
+    let tenant = spa_tenant(standin::profile(USER, &[("google-oauth2", "42", "unused")])).await;
     let idp = Idp::start_as(Flavor::Google).await.expect("idp starts");
     tenant.enable_token_vault("google-oauth2", &idp, Duration::from_secs(3600));
     tenant.add_token_vault_client("vault-client", Some("vault-secret"), API);
     (tenant, idp)
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client")
 }
 
 /// A My Account API token for USER with `scopes`.
@@ -74,11 +57,6 @@ async fn exchange(tenant: &Tenant) -> (u16, Value) {
     )
 }
 
-fn query_of(location: &str) -> HashMap<String, String> {
-    let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    serde_urlencoded::from_str(query).expect("query")
-}
-
 async fn location(response: reqwest::Response) -> String {
     assert!(response.status().is_redirection(), "{}", response.status());
     response.headers()["location"].to_str().unwrap().to_owned()
@@ -91,8 +69,6 @@ async fn connect_flow(
     scopes: &[&str],
     decision: &str,
 ) -> (Value, HashMap<String, String>) {
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
     let response = http()
         .post(format!(
             "{}/me/v1/connected-accounts/connect",
@@ -104,7 +80,7 @@ async fn connect_flow(
             "redirect_uri": APP,
             "state": "app-state",
             "scopes": scopes,
-            "code_challenge": challenge,
+            "code_challenge": challenge(VERIFIER),
             "code_challenge_method": "S256",
         }))
         .send()
@@ -439,29 +415,9 @@ async fn the_my_account_api_refuses_as_auth0_does() {
 
 /// Signs USER in with `offline_access` through the SPA flow; returns the refresh token.
 async fn sign_in_offline(tenant: &Tenant) -> String {
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
-    let form = [
-        ("client_id", CLIENT),
-        ("redirect_uri", APP),
-        ("response_type", "code"),
-        ("state", "s"),
-        ("code_challenge_method", "S256"),
-        ("code_challenge", &challenge),
-        ("audience", API),
-        ("scope", "openid profile email offline_access read:things"),
-        ("demo_user", USER),
-    ];
-    let to_app = location(
-        http()
-            .post(format!("{}/authorize", tenant.origin()))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let code = query_of(&to_app)["code"].clone();
+    let scope = "openid profile email offline_access read:things";
+    let (query, _) = sign_in(tenant, USER, &[("state", "s"), ("scope", scope)]).await;
+    let code = &query["code"];
     let tokens: Value = http()
         .post(format!("{}/oauth/token", tenant.origin()))
         .json(&json!({

@@ -123,6 +123,16 @@ async fn get(app: &auth0_idp_proxy::App, path: &str, jwt: &str) -> TestResponse 
     .await
 }
 
+/// The Shopify API's `shop.json`, read through the app as `jwt`'s user.
+async fn get_shop(world: &World, jwt: &str) -> TestResponse {
+    get(
+        &world.app.app,
+        "/idp/shopify/admin/api/2025-01/shop.json",
+        jwt,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_salesforce_call_goes_to_the_users_org_host() {
     let world = World::spawn().await;
@@ -156,12 +166,7 @@ async fn a_salesforce_call_goes_to_the_users_org_host() {
 async fn a_shopify_call_goes_to_the_shop_with_its_token_header() {
     let world = World::spawn().await;
     let (jwt, token) = world.shop_user("u1", "acme-store.myshopify.com");
-    let answer = get(
-        &world.app.app,
-        "/idp/shopify/admin/api/2025-01/shop.json",
-        &jwt,
-    )
-    .await;
+    let answer = get_shop(&world, &jwt).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let requests = world.shop.requests();
     assert_eq!(requests.len(), 1);
@@ -203,12 +208,7 @@ async fn odd_or_foreign_hosts_are_refused_before_any_call_or_token() {
         assert!(!answer.body.contains(&token));
     }
     let (jwt, _) = world.shop_user("u2", "acme.myshopify.com.evil.example");
-    let answer = get(
-        &world.app.app,
-        "/idp/shopify/admin/api/2025-01/shop.json",
-        &jwt,
-    )
-    .await;
+    let answer = get_shop(&world, &jwt).await;
     assert_eq!(answer.status, 502, "{}", answer.body);
     assert!(world.salesforce.requests().is_empty(), "no upstream call");
     assert!(world.shop.requests().is_empty(), "no upstream call");
@@ -355,12 +355,7 @@ async fn each_shops_token_is_renewed_at_that_shops_own_token_endpoint() {
         .map(|(i, shop)| world.expired_shop_user(&format!("7{i}"), shop))
         .collect();
     for ((jwt, _, _), shop) in users.iter().zip(shops) {
-        let answer = get(
-            &world.app.app,
-            "/idp/shopify/admin/api/2025-01/shop.json",
-            jwt,
-        )
-        .await;
+        let answer = get_shop(&world, jwt).await;
         assert_eq!(answer.status, 200, "{shop}: {}", answer.body);
         let sent = world.shop.requests().pop().expect("a call");
         assert_eq!(
@@ -397,12 +392,7 @@ async fn a_refused_shop_host_gets_no_token_endpoint() {
     let world = World::spawn().await;
     world.shop.register_client(SHOP_APP, SHOP_APP_SECRET);
     let (jwt, _, _) = world.expired_shop_user("79", "acme.myshopify.com.evil.example");
-    let answer = get(
-        &world.app.app,
-        "/idp/shopify/admin/api/2025-01/shop.json",
-        &jwt,
-    )
-    .await;
+    let answer = get_shop(&world, &jwt).await;
     assert_eq!(answer.status, 502, "{}", answer.body);
     assert!(world.shop.grant_hosts().is_empty(), "no grant");
     assert!(world.shop.requests().is_empty(), "no call");
