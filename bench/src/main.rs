@@ -10,7 +10,7 @@
 //! - [`relay`]: TCP relays that count (and can delay) connections to an origin.
 //! - [`lambda`]: a release binary run under a Runtime API, its init timed.
 //! - [`latency`], [`calls`], [`verify`], [`init`], [`cold`], [`memory`], [`cpu`], [`size`],
-//!   [`fleet`], [`streaming`]: one section each.
+//!   [`fleet`], [`streaming`], [`scale`]: one section each.
 //! - [`stats`], [`report`]: medians and percentiles; printing with PASS/MISS.
 
 mod calls;
@@ -23,6 +23,7 @@ mod latency;
 mod memory;
 mod relay;
 mod report;
+mod scale;
 mod size;
 mod stats;
 mod streaming;
@@ -37,11 +38,11 @@ use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
 [--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
-sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet, streaming (default: all)
+sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet, streaming, scale (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "latency",
     "calls",
     "prefetch",
@@ -53,6 +54,7 @@ const SECTIONS: [&str; 11] = [
     "size",
     "fleet",
     "streaming",
+    "scale",
 ];
 
 /// What to run, from the command line.
@@ -193,6 +195,7 @@ async fn main() -> ExitCode {
             "cpu" => cpu::run(&mut report, &moto, &options.bootstrap, &log).await,
             "fleet" => fleet::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
             "streaming" => streaming::run(&mut report, &moto, &options.bootstrap, &log).await,
+            "scale" => scale::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
             _ => size::run(
                 &mut report,
                 &[

@@ -20,6 +20,7 @@ mod moto;
 mod my_account;
 mod oauth_error;
 mod opaque_token;
+mod rate_limit;
 mod relay;
 mod runtime_api;
 mod scopes;
@@ -42,6 +43,7 @@ pub use login::SpaClient;
 pub use m2m_client::M2M_CLIENT_ID;
 pub use moto::{LinkMode, Moto, MotoLink};
 pub use opaque_token::new_token;
+pub use rate_limit::Plan;
 pub use relay::{Ending, Relay};
 pub use runtime_api::{
     HTTP_INTEGRATION_CONTENT_TYPE, Invocation, MAX_STREAMED_RESPONSE_BYTES, Outcome,

@@ -29,6 +29,7 @@ use crate::m2m_client::M2M_CLIENT_ID;
 use crate::management_api::ManagementApi;
 use crate::oauth_error::oauth_error;
 use crate::opaque_token::new_token;
+use crate::rate_limit::{Api, Limits, Plan};
 pub use crate::tenant_state::JwksMode;
 use crate::tenant_state::MyAccount;
 use crate::tenant_state::{TenantState, issuer_of};
@@ -63,6 +64,7 @@ impl Tenant {
             vault: VaultState::default(),
             management: ManagementApi::default(),
             my_account: MyAccount::default(),
+            limits: Limits::default(),
         });
         let router = Router::new()
             .route("/.well-known/jwks.json", get(jwks))
@@ -357,6 +359,24 @@ impl Tenant {
     pub fn fail_token_vault(&self, fault: Fault, times: usize) {
         self.state.vault.fail(fault, times);
     }
+
+    /// Enforces `plan`'s documented rate limits from now on (see [`crate::rate_limit`]): the
+    /// Management API's user reads and the token endpoint answer `429` with Auth0's
+    /// `x-ratelimit-*` headers past them. Off unless called.
+    pub fn enforce_plan(&self, plan: Plan) {
+        self.state.limits.enforce(Some(plan));
+    }
+
+    /// Requests of `kind` the enforced plan let through: `user_read`, `client_credentials`,
+    /// `token_exchange` or `other_grant`.
+    pub fn plan_admitted(&self, kind: &str) -> usize {
+        self.state.limits.admitted(kind)
+    }
+
+    /// Requests of `kind` (as [`Tenant::plan_admitted`]) the enforced plan answered `429`.
+    pub fn plan_refused(&self, kind: &str) -> usize {
+        self.state.limits.refused(kind)
+    }
 }
 
 /// A profile as the Management API returns it, with one identity per `(connection, user id at
@@ -416,8 +436,16 @@ async fn token(State(state): State<Arc<TenantState>>, headers: HeaderMap, body: 
         );
     };
     state.token_calls.fetch_add(1, Ordering::SeqCst);
-    let fault = take_fault(&state.token_fault);
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+    let kind = match field("grant_type") {
+        vault::GRANT_TYPE => "token_exchange",
+        "client_credentials" => "client_credentials",
+        _ => "other_grant",
+    };
+    if let Some(refused) = state.limits.admit(Api::Authentication, kind) {
+        return refused;
+    }
+    let fault = take_fault(&state.token_fault);
     let issuer = issuer_of(&headers);
     if field("grant_type") == vault::GRANT_TYPE {
         let tenant = TenantFacts {
@@ -563,6 +591,9 @@ async fn admit_user_read(
             .map(|p| p.to_string())
             .unwrap_or_default(),
     );
+    if let Some(refused) = state.limits.admit(Api::Management, "user_read") {
+        return Err(refused);
+    }
     if let Some(fault) = take_fault(&state.user_fault) {
         return Err(play(fault).await);
     }

@@ -15,6 +15,7 @@ use crate::keys::TestKey;
 use crate::lock;
 use crate::login::Login;
 use crate::management_api::ManagementApi;
+use crate::rate_limit::Limits;
 use crate::vault::VaultState;
 
 /// How the JWKS endpoint behaves.
@@ -46,6 +47,8 @@ pub(crate) struct TenantState {
     pub(crate) vault: VaultState,
     pub(crate) management: ManagementApi,
     pub(crate) my_account: MyAccount,
+    /// A plan's rate limits, when enforced ([`crate::Tenant::enforce_plan`]).
+    pub(crate) limits: Limits,
 }
 
 /// One connection under way, from `connect` to `complete`.
