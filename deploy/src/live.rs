@@ -1,12 +1,14 @@
-//! The deployed API, called as a frontend would: without a token (the bare RFC 6750 challenge
-//! is expected) and, given a user's access token, `GET /identities`.
+//! The deployed API, called as a frontend would: without a token (the function's own bare
+//! challenges are expected) and, given a user's access token, `GET /identities`.
 
 use secrecy::{ExposeSecret, SecretString};
 
 /// What the API answered that it should not have: `(code, what)`.
 pub type Problem = (&'static str, String);
 
-/// `GET {api}identities` without a token must be `401` with exactly `WWW-Authenticate: Bearer`.
+/// `GET {api}identities` without a token must be `401` with the function's bare challenges, as
+/// its `DPOP` mode makes them: `Bearer` (off), `Bearer, DPoP algs="…"` (allowed) or
+/// `DPoP algs="…"` (required).
 pub async fn challenge(http: &reqwest::Client, api: &str) -> Result<(), Problem> {
     let url = identities_url(api);
     let response = http
@@ -20,13 +22,17 @@ pub async fn challenge(http: &reqwest::Client, api: &str) -> Result<(), Problem>
         .get("www-authenticate")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if status == reqwest::StatusCode::UNAUTHORIZED && challenge.as_deref() == Some("Bearer") {
+    let dpop = format!(r#"DPoP algs="{}""#, auth0_idp_proxy::auth::dpop::ALGS);
+    let bare = ["Bearer".to_owned(), format!("Bearer, {dpop}"), dpop.clone()];
+    if status == reqwest::StatusCode::UNAUTHORIZED
+        && challenge.as_ref().is_some_and(|c| bare.contains(c))
+    {
         return Ok(());
     }
     Err((
         "api_challenge",
         format!(
-            "GET {url} without a token answered {status} with WWW-Authenticate {challenge:?}, not 401 Bearer"
+            "GET {url} without a token answered {status} with WWW-Authenticate {challenge:?}, not 401 Bearer (or its DPoP challenges)"
         ),
     ))
 }

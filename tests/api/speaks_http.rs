@@ -357,7 +357,7 @@ async fn two_authorization_values_are_refused_in_rest_and_http_api_events() {
     answer.assert_error(401, "invalid_token");
     assert_eq!(
         answer.header("www-authenticate"),
-        Some(r#"Bearer error="invalid_token""#)
+        Some(crate::helpers::challenge(Some("invalid_token")).as_str())
     );
     // An HTTP API joins repeated headers with commas.
     let http = idp_event(
