@@ -20,6 +20,10 @@ pub struct Delay {
     pub request: Duration,
 }
 
+/// What a relay is shown of each chunk a client sends, before it is passed on (to count the
+/// requests in it).
+pub type Watch = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// A running relay; it lives until the process ends.
 #[derive(Debug, Clone)]
 pub struct Relay {
@@ -30,6 +34,11 @@ pub struct Relay {
 impl Relay {
     /// Relays every connection to `origin` (`http://127.0.0.1:port`), adding `delay`.
     pub async fn start(origin: &str, delay: Delay) -> Result<Self, String> {
+        Self::watched(origin, delay, None).await
+    }
+
+    /// As [`Relay::start`], showing each chunk a client sends to `watch` first.
+    pub async fn watched(origin: &str, delay: Delay, watch: Option<Watch>) -> Result<Self, String> {
         let target: SocketAddr = origin
             .trim_start_matches("http://")
             .parse()
@@ -43,7 +52,7 @@ impl Relay {
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(relay(inbound, target, delay));
+                tokio::spawn(relay(inbound, target, delay, watch.clone()));
             }
         });
         Ok(Self { addr, connections })
@@ -61,7 +70,7 @@ impl Relay {
 }
 
 /// Pipes one connection both ways until either side closes; errors only end the connection.
-async fn relay(inbound: TcpStream, target: SocketAddr, delay: Delay) {
+async fn relay(inbound: TcpStream, target: SocketAddr, delay: Delay, watch: Option<Watch>) {
     tokio::time::sleep(delay.handshake).await;
     let Ok(outbound) = TcpStream::connect(target).await else {
         return;
@@ -73,6 +82,9 @@ async fn relay(inbound: TcpStream, target: SocketAddr, delay: Delay) {
     let requests = async {
         let mut buffer = vec![0u8; 16 * 1024];
         while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
+            if let Some(watch) = &watch {
+                watch(&buffer[..n]);
+            }
             if !delay.request.is_zero() {
                 tokio::time::sleep(delay.request).await;
             }

@@ -14,15 +14,12 @@
 //! start and environment): what a design that never repeats work could reach.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use standin::{Flavor, Idp, M2M_CLIENT_ID, Moto, Plan, TokenBuilder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::lambda::Function;
 use crate::relay::{Delay, Relay};
@@ -151,52 +148,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Starts the counting relay in front of `origin`; returns its origin.
-async fn table_relay(origin: &str, counts: Arc<TableCounts>) -> Result<String, String> {
-    let target: SocketAddr = origin
-        .trim_start_matches("http://")
-        .parse()
-        .map_err(|e| format!("relay target {origin}: {e}"))?;
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| format!("relay: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| format!("relay: {e}"))?;
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            tokio::spawn(pipe(inbound, target, Arc::clone(&counts)));
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
-
-/// One connection: each chunk the client sends is counted (a request's headers arrive in one
-/// chunk, far under 16 KB) and delayed by [`DYNAMODB`].
-async fn pipe(inbound: TcpStream, target: SocketAddr, counts: Arc<TableCounts>) {
-    let Ok(outbound) = TcpStream::connect(target).await else {
-        return;
-    };
-    let _ = inbound.set_nodelay(true);
-    let _ = outbound.set_nodelay(true);
-    let (mut from_client, mut to_client) = inbound.into_split();
-    let (mut from_server, mut to_server) = outbound.into_split();
-    let requests = async {
-        let mut buffer = vec![0u8; 64 * 1024];
-        while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
-            counts.count(&buffer[..n]);
-            tokio::time::sleep(DYNAMODB).await;
-            if to_server.write_all(&buffer[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = to_server.shutdown().await;
-    };
-    let responses = async {
-        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-        let _ = to_client.shutdown().await;
-    };
-    tokio::join!(requests, responses);
-}
-
 /// A world for the scale run: the bench's [`World`] (tenant and GitHub behind relays, the token
 /// table) plus a stand-in Google for Token Vault, Secrets Manager and DynamoDB behind relays, the
 /// GitHub App in the secret, and every user.
@@ -220,7 +171,18 @@ impl Scale {
         let google_relay = Relay::start(&google.origin(), IDP).await?;
         let secrets_relay = Relay::start(moto.endpoint(), SECRETS).await?;
         let counts = Arc::new(TableCounts::default());
-        let dynamodb = table_relay(moto.endpoint(), Arc::clone(&counts)).await?;
+        // A relay in front of moto: each request counted by its operation, and delayed.
+        let counting = Arc::clone(&counts);
+        let dynamodb = Relay::watched(
+            moto.endpoint(),
+            Delay {
+                handshake: Duration::ZERO,
+                request: DYNAMODB,
+            },
+            Some(Arc::new(move |chunk: &[u8]| counting.count(chunk))),
+        )
+        .await?
+        .origin();
 
         // The GitHub App's credentials beside the M2M client's and the table's key.
         let env = world.process_env("unused");
