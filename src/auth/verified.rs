@@ -1,7 +1,7 @@
 //! Tokens whose RS256 signature already verified, so that a caller's next request with the same
 //! token skips the signature check (about 36 µs, most of what authentication costs a warm call).
 //!
-//! An entry is found by the SHA-256 of the whole compact token, header and signature included:
+//! An entry is found by the SHA-256 of the scheme and the whole compact token, header and signature included:
 //! a token that differs in one byte anywhere is another entry, verified afresh. It holds the
 //! decoded claims and the very key object that verified them, and serves them only:
 //! - to a request whose `kid` resolves to that same key object now: a key that leaves the JWKS,
@@ -16,7 +16,7 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use aws_lc_rs::digest::{SHA256, SHA256_OUTPUT_LEN, digest};
+use aws_lc_rs::digest::{SHA256, SHA256_OUTPUT_LEN};
 use jsonwebtoken::DecodingKey;
 use lru::LruCache;
 use serde_json::{Map, Value};
@@ -38,13 +38,6 @@ impl TokenDigest {
         context.update(token.as_bytes());
         let mut bytes = [0; SHA256_OUTPUT_LEN];
         bytes.copy_from_slice(context.finish().as_ref());
-        Self(bytes)
-    }
-
-    /// The digest of `token`, all three segments.
-    pub fn of(token: &str) -> Self {
-        let mut bytes = [0; SHA256_OUTPUT_LEN];
-        bytes.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         Self(bytes)
     }
 }
@@ -137,6 +130,11 @@ impl VerifiedTokens {
 mod tests {
     use super::*;
 
+    /// The digest of `token` seen as a bearer token.
+    fn bearer(token: &str) -> TokenDigest {
+        TokenDigest::presented(super::super::dpop::Scheme::Bearer, token)
+    }
+
     fn key() -> Arc<DecodingKey> {
         Arc::new(DecodingKey::from_rsa_raw_components(
             b"\x01\x02",
@@ -158,15 +156,12 @@ mod tests {
     #[test]
     fn a_digest_covers_every_byte_of_the_token() {
         let token = "eyJh.eyJz.c2ln";
-        assert!(TokenDigest::of(token) == TokenDigest::of(token));
+        assert!(bearer(token) == bearer(token));
         for i in 0..token.len() {
             let mut other = token.as_bytes().to_vec();
             other[i] ^= 1;
             let other = String::from_utf8(other).expect("ascii");
-            assert!(
-                TokenDigest::of(token) != TokenDigest::of(&other),
-                "byte {i}"
-            );
+            assert!(bearer(token) != bearer(&other), "byte {i}");
         }
     }
 
@@ -180,7 +175,7 @@ mod tests {
     fn serves_claims_only_for_the_key_object_that_verified_them() {
         let tokens = VerifiedTokens::new(NonZeroUsize::MIN.saturating_add(7));
         let (verifier, same_material) = (key(), key());
-        let digest = TokenDigest::of("a.b.c");
+        let digest = bearer("a.b.c");
         tokens.insert(digest, Arc::clone(&verifier), claims("u"), WINDOW);
         assert_eq!(
             tokens.get(&digest, &verifier, 1_500).as_deref(),
@@ -196,7 +191,7 @@ mod tests {
     fn never_serves_a_token_outside_its_window() {
         let tokens = VerifiedTokens::new(NonZeroUsize::MIN.saturating_add(7));
         let verifier = key();
-        let digest = TokenDigest::of("a.b.c");
+        let digest = bearer("a.b.c");
         for now in [999, 2_001] {
             tokens.insert(digest, Arc::clone(&verifier), claims("u"), WINDOW);
             assert!(tokens.get(&digest, &verifier, now).is_none(), "{now}");
@@ -208,7 +203,7 @@ mod tests {
     fn holds_at_most_its_capacity_dropping_the_least_recently_used() {
         let tokens = VerifiedTokens::new(NonZeroUsize::MIN.saturating_add(1));
         let verifier = key();
-        let [a, b, c] = ["a.a.a", "b.b.b", "c.c.c"].map(TokenDigest::of);
+        let [a, b, c] = ["a.a.a", "b.b.b", "c.c.c"].map(bearer);
         tokens.insert(a, Arc::clone(&verifier), claims("a"), WINDOW);
         tokens.insert(b, Arc::clone(&verifier), claims("b"), WINDOW);
         assert!(tokens.get(&a, &verifier, 1_500).is_some());
@@ -231,7 +226,7 @@ mod tests {
                 let (tokens, verifier) = (Arc::clone(&tokens), Arc::clone(&verifier));
                 std::thread::spawn(move || {
                     for i in 0..1_000 {
-                        let digest = TokenDigest::of(&format!("{t}.{}.x", i % 16));
+                        let digest = bearer(&format!("{t}.{}.x", i % 16));
                         match tokens.get(&digest, &verifier, 1_500) {
                             Some(claims) => assert_eq!(claims["sub"], format!("{t}-{}", i % 16)),
                             None => tokens.insert(
