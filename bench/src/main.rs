@@ -32,12 +32,14 @@ mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use report::Report;
 use standin::Moto;
 
 const USAGE: &str = "usage: bench [--runs N] [--calls N] [--only SECTION,…] \
-[--bootstrap PATH] [--hello PATH] [--aarch64 PATH]
+[--bootstrap PATH] [--hello PATH] [--aarch64 PATH] \
+[--scale-window SECONDS] [--scale-lifetime SECONDS] [--scale-rate CALLS_A_SECOND]
 sections: latency, calls, prefetch, verify, init, cold, memory, cpu, size, fleet, streaming, scale (default: all)
 binaries default to this executable's directory (the release target dir) and
 <target>/lambda/bootstrap/bootstrap (where cargo-lambda puts it)";
@@ -65,6 +67,7 @@ struct Options {
     bootstrap: PathBuf,
     hello: PathBuf,
     aarch64: PathBuf,
+    scale: scale::Shape,
 }
 
 impl Options {
@@ -81,6 +84,7 @@ impl Options {
             bootstrap: here.join("bootstrap"),
             hello: here.join("hello"),
             aarch64: target.join("lambda/bootstrap/bootstrap"),
+            scale: scale::Shape::default(),
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -106,6 +110,13 @@ impl Options {
                 "--bootstrap" => options.bootstrap = value()?.into(),
                 "--hello" => options.hello = value()?.into(),
                 "--aarch64" => options.aarch64 = value()?.into(),
+                "--scale-window" => {
+                    options.scale.window = Duration::from_secs(number(value()?)? as u64);
+                }
+                "--scale-lifetime" => {
+                    options.scale.lifetime = Duration::from_secs(number(value()?)? as u64);
+                }
+                "--scale-rate" => options.scale.rate = number(value()?)? as f64,
                 _ => return Err(format!("unknown argument {flag}")),
             }
         }
@@ -195,7 +206,17 @@ async fn main() -> ExitCode {
             "cpu" => cpu::run(&mut report, &moto, &options.bootstrap, &log).await,
             "fleet" => fleet::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
             "streaming" => streaming::run(&mut report, &moto, &options.bootstrap, &log).await,
-            "scale" => scale::run(&mut report, &moto, &options.bootstrap, options.runs, &log).await,
+            "scale" => {
+                scale::run(
+                    &mut report,
+                    &moto,
+                    &options.bootstrap,
+                    options.runs,
+                    &log,
+                    options.scale,
+                )
+                .await
+            }
             _ => size::run(
                 &mut report,
                 &[

@@ -1,7 +1,8 @@
 //! The fleet at scale (issue 41): [`ENVIRONMENTS`] real release `bootstrap` processes on one
 //! token table (moto), [`USERS`] users whose calls follow a Zipf popularity over a window of
-//! [`WINDOW`], half through identities read from the Management API (GitHub, single-use refresh
-//! tokens), half through Token Vault (Google), every IdP token living [`TOKEN_LIFETIME`]; the
+//! [`Shape::window`], half through identities read from the Management API (GitHub, single-use
+//! refresh tokens), half through Token Vault (Google), every IdP token living
+//! [`Shape::lifetime`]; the
 //! stand-in tenant enforcing a plan's rate limits (Free, then Essentials). Then the first answer
 //! of a new environment after its cold start, beside the floor of sequential round trips.
 //!
@@ -31,14 +32,30 @@ use crate::world::{self, World};
 const ENVIRONMENTS: usize = 20;
 /// Users of the tenant; even numbers linked to GitHub (identities), odd ones Google (Token Vault).
 const USERS: usize = 5000;
-/// The simulated window: wall-clock time over which calls arrive.
-const WINDOW: Duration = Duration::from_secs(60);
-/// Calls a second offered, Poisson arrivals.
-const RATE: f64 = 30.0;
 /// The Zipf exponent: user of rank k called with weight 1 / k^s.
 const ZIPF_S: f64 = 1.0;
-/// How long every IdP access token lives (GitHub's after a grant, Token Vault's tokensets).
-const TOKEN_LIFETIME: Duration = Duration::from_secs(20);
+
+/// The window's shape, from the command line (`--scale-window`, `--scale-lifetime`,
+/// `--scale-rate`): the default is a short run; realistic token lifetimes need a longer window.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// The simulated window: wall-clock time over which calls arrive.
+    pub window: Duration,
+    /// How long every IdP access token lives (GitHub's after a grant, Token Vault's tokensets).
+    pub lifetime: Duration,
+    /// Calls a second offered, Poisson arrivals.
+    pub rate: f64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            lifetime: Duration::from_secs(20),
+            rate: 30.0,
+        }
+    }
+}
 /// The Auth0 API (the function's callers' tokens are for it).
 const AUDIENCE: &str = "https://proxy.example.test/api";
 /// The GitHub App that renews GitHub tokens.
@@ -88,8 +105,8 @@ struct Planned {
     pick: u64,
 }
 
-/// The calls of the window: Poisson arrivals at [`RATE`], users drawn by Zipf rank.
-fn schedule(seed: u64) -> Vec<Planned> {
+/// The calls of the window: Poisson arrivals at the shape's rate, users drawn by Zipf rank.
+fn schedule(seed: u64, shape: Shape) -> Vec<Planned> {
     let mut rng = Rng(seed);
     let weights: Vec<f64> = (1..=USERS).map(|k| 1.0 / (k as f64).powf(ZIPF_S)).collect();
     let total: f64 = weights.iter().sum();
@@ -102,8 +119,8 @@ fn schedule(seed: u64) -> Vec<Planned> {
     let mut calls = Vec::new();
     let mut at = 0.0;
     loop {
-        at += -rng.unit().ln() / RATE;
-        if at >= WINDOW.as_secs_f64() {
+        at += -rng.unit().ln() / shape.rate;
+        if at >= shape.window.as_secs_f64() {
             return calls;
         }
         let u = rng.unit();
@@ -153,6 +170,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// GitHub App in the secret, and every user.
 struct Scale {
     world: World,
+    shape: Shape,
     extra: Vec<(&'static str, String)>,
     counts: Arc<TableCounts>,
     /// Per user: when Auth0's token for them expires at the IdP (GitHub: the identity's token;
@@ -162,7 +180,7 @@ struct Scale {
 }
 
 impl Scale {
-    async fn start(moto: &Moto, seed: u64) -> Result<Self, String> {
+    async fn start(moto: &Moto, seed: u64, shape: Shape) -> Result<Self, String> {
         let mut world = World::start_split(moto, Some((AUTH0, IDP))).await?;
         world.add_token_table(moto, Delay::default()).await?;
         let google = Idp::start_as(Flavor::Google)
@@ -224,10 +242,10 @@ impl Scale {
         ];
 
         world.github.register_client(GITHUB_APP.0, GITHUB_APP.1);
-        world.github.set_token_lifetime(TOKEN_LIFETIME);
+        world.github.set_token_lifetime(shape.lifetime);
         world.github.set_rotation(true);
         let tenant = &world.tenant;
-        tenant.enable_token_vault("google-oauth2", &google, TOKEN_LIFETIME);
+        tenant.enable_token_vault("google-oauth2", &google, shape.lifetime);
         tenant.add_token_vault_client(M2M_CLIENT_ID, None, AUDIENCE);
         let mut rng = Rng(seed ^ 0xA5A5);
         let mut expiries = Vec::with_capacity(USERS);
@@ -237,7 +255,7 @@ impl Scale {
                 // Logged in some time ago: what is left of the token is spread over its lifetime.
                 let access = format!("gho_scale_{n}");
                 let refresh = format!("ghr_scale_{n}");
-                let left = TOKEN_LIFETIME.mul_f64(rng.unit());
+                let left = shape.lifetime.mul_f64(rng.unit());
                 world.github.grant_for(&access, person.clone(), left);
                 world.github.issue_refresh_token(&refresh, person);
                 let mut profile = standin::profile(&sub(n), &[("github", &n.to_string(), &access)]);
@@ -247,11 +265,12 @@ impl Scale {
             } else {
                 tenant.add_user(standin::profile(&sub(n), &[]));
                 tenant.connect_account(&sub(n), "google-oauth2", person);
-                expiries.push(Instant::now() + TOKEN_LIFETIME);
+                expiries.push(Instant::now() + shape.lifetime);
             }
         }
         Ok(Self {
             world,
+            shape,
             extra,
             counts,
             expiries,
@@ -377,7 +396,8 @@ struct Floors {
     refused: usize,
 }
 
-fn floors(ran: &[Ran], expiries: &[Instant], plan: Plan, answered_only: bool) -> Floors {
+fn floors(ran: &[Ran], scale: &Scale, plan: Plan, answered_only: bool) -> Floors {
+    let (expiries, shape) = (&scale.expiries, scale.shape);
     let mut floor = Floors::default();
     // Per user: the expiry of the token in use, and its generation.
     let mut state: HashMap<usize, (Instant, usize)> = HashMap::new();
@@ -399,7 +419,7 @@ fn floors(ran: &[Ran], expiries: &[Instant], plan: Plan, answered_only: bool) ->
             if t >= entry.0 {
                 floor.grants += 1;
                 floor.table_writes += 1;
-                *entry = (t + TOKEN_LIFETIME, entry.1 + 1);
+                *entry = (t + shape.lifetime, entry.1 + 1);
             }
             entry.1
         } else {
@@ -416,7 +436,7 @@ fn floors(ran: &[Ran], expiries: &[Instant], plan: Plan, answered_only: bool) ->
                     floor.refused += 1;
                 }
                 if *held <= t {
-                    *held = t + TOKEN_LIFETIME;
+                    *held = t + shape.lifetime;
                 }
                 *entry = (*held, entry.1 + usize::from(!first));
             }
@@ -511,11 +531,12 @@ async fn one_plan(
     bootstrap: &Path,
     log: &Path,
     plan: Plan,
+    shape: Shape,
 ) -> Result<(), String> {
     let seed = 41;
-    let scale = Scale::start(moto, seed).await?;
+    let scale = Scale::start(moto, seed, shape).await?;
     scale.world.tenant.enforce_plan(plan);
-    let calls = schedule(seed);
+    let calls = schedule(seed, shape);
     for call in &calls {
         scale.event(call.user);
     }
@@ -533,10 +554,10 @@ async fn one_plan(
             env.stop().await;
         }
     }
-    let floor = floors(&ran, &scale.expiries, plan, true);
+    let floor = floors(&ran, &scale, plan, true);
     // Every call's demand: users called, and the requests the plan could not serve at the
     // floor.
-    let demand = floors(&ran, &scale.expiries, plan, false);
+    let demand = floors(&ran, &scale, plan, false);
     let tenant = &scale.world.tenant;
     let ops = scale.counts.snapshot();
     let op = |name: &str| ops.get(name).copied().unwrap_or_default();
@@ -567,14 +588,15 @@ async fn one_plan(
         &format!("Fleet at scale, {plan:?} plan"),
         &format!(
             "{ENVIRONMENTS} real bootstraps on one table (moto); {USERS} users, {} called, Zipf \
-             s = {ZIPF_S}; {} calls over {} s ({RATE}/s offered, ran in {:.1} s); GitHub via \
+             s = {ZIPF_S}; {} calls over {} s ({}/s offered, ran in {:.1} s); GitHub via \
              identities and Google via Token Vault, tokens living {} s; Auth0 and IdPs {} ms a \
              request, Secrets Manager {} ms, DynamoDB {} ms",
             users_called.len(),
             ran.len(),
-            WINDOW.as_secs(),
+            shape.window.as_secs(),
+            shape.rate,
             wall.as_secs_f64(),
-            TOKEN_LIFETIME.as_secs(),
+            shape.lifetime.as_secs(),
             AUTH0.request.as_millis(),
             SECRETS.request.as_millis(),
             DYNAMODB.as_millis()
@@ -741,7 +763,7 @@ async fn cold_start(
 ) -> Result<(), String> {
     let runs = runs.clamp(3, 7);
     // No plan enforced: the figure is the round trips, not a bucket's state.
-    let scale = Scale::start(moto, 7).await?;
+    let scale = Scale::start(moto, 7, Shape::default()).await?;
     // The most called GitHub user, served once by another environment: in the table.
     let known = 0;
     let warm = scale.function(bootstrap, log).await?;
@@ -823,8 +845,9 @@ pub async fn run(
     bootstrap: &Path,
     runs: usize,
     log: &Path,
+    shape: Shape,
 ) -> Result<(), String> {
-    one_plan(report, moto, bootstrap, log, Plan::Free).await?;
-    one_plan(report, moto, bootstrap, log, Plan::Essentials).await?;
+    one_plan(report, moto, bootstrap, log, Plan::Free, shape).await?;
+    one_plan(report, moto, bootstrap, log, Plan::Essentials, shape).await?;
     cold_start(report, moto, bootstrap, runs, log).await
 }

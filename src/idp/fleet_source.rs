@@ -21,6 +21,7 @@ use super::tokens::source::{RenewFailure, Renewed, SourceFailure, Stored, TokenS
 use crate::deadline::Deadline;
 use crate::fleet::table::now_millis;
 use crate::fleet::{self, Fleet, Turn};
+use crate::freshness::Renewal;
 use crate::secret::{IdpAccessToken, IdpRefreshToken, TokenSecret};
 
 /// Longest an environment holds a renewal's lease: the grant's own cap and some room.
@@ -32,7 +33,9 @@ const ITEM_LIFETIME: Duration = Duration::from_secs(180 * 24 * 3600);
 /// How long the fleet remembers that a user has no identity at a connection.
 const NOT_LINKED_FOR: Duration = Duration::from_secs(60);
 
-/// Least life left in a renewed token for the fleet to hand it out instead of renewing.
+/// Least life left in a renewed token for the fleet to hand it out instead of renewing, for an
+/// item written before the table kept tokens' lifetimes (those carry the renewal margin of the
+/// token's own lifetime instead, as memory does).
 const MIN_LIFE_LEFT: Duration = Duration::from_secs(30);
 
 /// One (user, connection)'s tokens as the table keeps them (sealed).
@@ -47,6 +50,10 @@ struct Shared {
     access_scopes: Option<String>,
     /// When the access token expires (epoch ms), where known (renewed tokens).
     access_expires_ms: Option<u64>,
+    /// How long the access token was good for when obtained (ms), where its expiry is known:
+    /// the renewal margin is a part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_lifetime_ms: Option<u64>,
     /// When the source was last read (epoch ms).
     read_at_ms: u64,
     /// The newest refresh token the fleet knows.
@@ -84,14 +91,32 @@ impl Shared {
             .map(|expires| Duration::from_millis(expires.saturating_sub(now_ms)))
     }
 
-    /// Worth handing out instead of reading the source: a renewed token with time left, or a
-    /// read token younger than `max_age`.
-    fn is_fresh(&self, now_ms: u64, max_age: Duration) -> bool {
+    /// Sets when the access token expires, obtained at `now_ms` and good for `expires_in`.
+    fn set_expiry(&mut self, now_ms: u64, expires_in: Option<Duration>) {
+        self.access_expires_ms = expires_in.map(|d| now_ms.saturating_add(millis(d)));
+        self.access_lifetime_ms = expires_in.map(millis);
+    }
+
+    /// Worth handing out instead of reading the source: a token of known expiry outside the
+    /// renewal margin memory would keep back (`renewal`'s part of its lifetime), or a read token
+    /// younger than `max_age`.
+    fn is_fresh(&self, now_ms: u64, max_age: Duration, renewal: Renewal) -> bool {
         self.access_token.is_some()
             && match self.life_left(now_ms) {
-                Some(left) => left > MIN_LIFE_LEFT,
+                Some(left) => {
+                    left > self.access_lifetime_ms.map_or(MIN_LIFE_LEFT, |lifetime| {
+                        renewal.margin(Duration::from_millis(lifetime))
+                    })
+                }
                 None => Duration::from_millis(now_ms.saturating_sub(self.read_at_ms)) < max_age,
             }
+    }
+
+    /// Whether it holds a token of known expiry and the refresh token to renew it.
+    fn renewable(&self) -> bool {
+        self.access_token.is_some()
+            && self.access_expires_ms.is_some()
+            && self.refresh_token.is_some()
     }
 
     /// What the table holds, as a source's answer; `shared` when no source was read for it.
@@ -113,7 +138,7 @@ impl Shared {
         let first = next.read_at_ms == 0 && next.source_access.is_none();
         if first || next.source_access != access {
             next.set_access(stored.access_token.as_ref());
-            next.access_expires_ms = stored.expires_in.map(|d| now_ms.saturating_add(millis(d)));
+            next.set_expiry(now_ms, stored.expires_in);
         }
         if first || next.source_refresh != refresh {
             next.refresh_token.clone_from(&refresh);
@@ -211,9 +236,7 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
         match &result {
             Ok(renewed) => {
                 next.set_access(Some(&renewed.access_token));
-                next.access_expires_ms = renewed
-                    .expires_in
-                    .map(|d| now_millis().saturating_add(millis(d)));
+                next.set_expiry(now_millis(), renewed.expires_in);
                 next.refresh_token = match &renewed.refresh_token {
                     Some(rotated) => Some(rotated.expose().to_owned()),
                     None if renewed.spent => None,
@@ -222,7 +245,7 @@ impl<'a, S: TokenSource> FleetSource<'a, S> {
             }
             Err(RenewFailure::Refused) => {
                 next.set_access(None);
-                next.access_expires_ms = None;
+                next.set_expiry(0, None);
                 next.refresh_token = None;
             }
             Err(_) => {
@@ -266,7 +289,15 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
             {
                 return Err(error);
             }
-            if shared.is_fresh(now, self.max_age) && !self.holds_refused(shared) {
+            let renewal = self.inner.renewal();
+            // A token past its margin with the refresh token to renew it goes to the cache as
+            // it is: a grant comes next, not a read of Auth0, which holds only what the fleet
+            // renewed from unless the user logged in again (the cache reads it if the grant is
+            // refused).
+            let to_renew = renewal == Renewal::Early && shared.renewable();
+            if (to_renew || shared.is_fresh(now, self.max_age, renewal))
+                && !self.holds_refused(shared)
+            {
                 return Ok(shared.stored(now, true));
             }
         }
@@ -310,7 +341,7 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
         // Renewed by another environment meanwhile: its token, no grant here.
         let renewed_elsewhere = |s: &Shared| {
             s.access_expires_ms.is_some()
-                && s.is_fresh(now_millis(), Duration::ZERO)
+                && s.is_fresh(now_millis(), Duration::ZERO, self.inner.renewal())
                 && !self.holds_refused(s)
         };
         match fleet
@@ -351,7 +382,7 @@ impl<S: TokenSource> TokenSource for FleetSource<'_, S> {
             return;
         };
         shared.set_access(None);
-        shared.access_expires_ms = None;
+        shared.set_expiry(0, None);
         if let Err(error) = fleet
             .write(&self.key, &shared, item_expiry(), record.version, deadline)
             .await

@@ -391,6 +391,11 @@ impl Idp {
         lock(&self.state.refresh_tokens).insert(refresh_token.to_owned(), profile);
     }
 
+    /// Stops accepting `refresh_token` (the user revoked the app's access).
+    pub fn revoke_refresh_token(&self, refresh_token: &str) {
+        lock(&self.state.refresh_tokens).remove(refresh_token);
+    }
+
     /// Makes the API read the token from header `name` (lowercase), whole, as Shopify's Admin
     /// API reads `X-Shopify-Access-Token`, and ignore `Authorization`.
     pub fn set_token_header(&self, name: &str) {

@@ -320,6 +320,46 @@ async fn users_renewed_by_a_recycled_environment_keep_working() {
     assert!(issued.contains(&presented[1]), "the rotated refresh token");
 }
 
+/// Issue 41: the table hands a renewed token on while memory would still use it (its margin is
+/// a part of its own lifetime, not a fixed 30 s), and once it has expired the next environment
+/// renews it without reading Auth0, which holds only what the fleet renewed from.
+#[tokio::test]
+async fn short_lived_renewed_tokens_are_shared_and_renewed_without_auth0() {
+    let world = World::spawn().await;
+    world.app.github.set_token_lifetime(Duration::from_secs(3));
+    let jwt = world.user("github|7004", "gho_dead_7004", "ghr_7004", false);
+    let renewing = world.environment().await;
+    assert_ok(&world.get(&renewing, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.github.grants(), 1);
+    assert_eq!(world.app.tenant.user_calls(), 1);
+
+    let second = world.environment().await;
+    assert_ok(&world.get(&second, GITHUB_USER, &jwt).await);
+    assert_eq!(
+        world.app.github.grants(),
+        1,
+        "a 3 s token with time left is shared"
+    );
+
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let third = world.environment().await;
+    assert_ok(&world.get(&third, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.github.grants(), 2);
+    assert_eq!(
+        world.app.tenant.user_calls(),
+        1,
+        "no Auth0 read before the grant"
+    );
+    let presented = world.app.github.presented_refresh_tokens();
+    assert_eq!(presented[0], "ghr_7004");
+    assert_ne!(presented[1], "ghr_7004", "the rotated refresh token");
+    // The environment that renewed first does the same from its own memory.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    assert_ok(&world.get(&renewing, GITHUB_USER, &jwt).await);
+    assert_eq!(world.app.github.grants(), 3);
+    assert_eq!(world.app.tenant.user_calls(), 1);
+}
+
 #[tokio::test]
 async fn three_environments_racing_on_one_expired_token_make_one_grant() {
     let world = World::spawn().await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Lease;
 use super::source::Stored;
-use crate::freshness;
+use crate::freshness::{self, Renewal};
 use crate::secret::{IdpAccessToken, IdpRefreshToken};
 
 /// Where a leased token came from, as the invocation that leased it saw it.
@@ -60,10 +60,11 @@ pub(super) struct Current {
 }
 
 impl Current {
-    /// Usable at `now`: a margin before its known expiry, else younger than `max_age`.
-    pub(super) fn is_fresh(&self, now: Instant, max_age: Duration) -> bool {
+    /// Usable at `now`: `renewal`'s margin before its known expiry, else younger than
+    /// `max_age`.
+    pub(super) fn is_fresh(&self, now: Instant, max_age: Duration, renewal: Renewal) -> bool {
         match self.lifetime {
-            Some(lifetime) => freshness::is_fresh(self.obtained_at, lifetime, now),
+            Some(lifetime) => freshness::is_fresh_for(renewal, self.obtained_at, lifetime, now),
             None => now.saturating_duration_since(self.obtained_at) < max_age,
         }
     }
@@ -164,6 +165,12 @@ impl State {
             self.refresh_token = stored.refresh_token.clone();
         }
         self.seen = Some(stored);
+    }
+
+    /// Whether the token in use has a known expiry and a refresh token is held to renew it:
+    /// once past its margin, a grant replaces it without a read of the source first.
+    pub(super) fn renewable_at_expiry(&self) -> bool {
+        self.refresh_token.is_some() && self.current.as_ref().is_some_and(|c| c.lifetime.is_some())
     }
 
     /// Drops the token `lease` carried, unless it was replaced meanwhile.

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use crate::deadline::Deadline;
+use crate::freshness::Renewal;
 use crate::secret::IdpAccessToken;
 use crate::single_flight;
 pub use entry::Provenance;
@@ -152,9 +153,9 @@ impl IdpTokens {
         )
     }
 
-    fn fresh(&self) -> impl Fn(&Current) -> bool + use<> {
+    fn fresh(&self, renewal: Renewal) -> impl Fn(&Current) -> bool + use<> {
         let max_age = self.policy.max_age;
-        move |c: &Current| c.is_fresh(Instant::now(), max_age)
+        move |c: &Current| c.is_fresh(Instant::now(), max_age, renewal)
     }
 
     /// A token for `key`: the cached one if fresh, else one source read (and a renewal if the
@@ -167,13 +168,18 @@ impl IdpTokens {
     ) -> Result<Lease, TokenError<S::Error>> {
         let connection = key.connection;
         let entry = self.entry(key);
-        let fresh = self.fresh();
+        let fresh = self.fresh(source.renewal());
         if let Some(lease) = entry.state().lease(&entry, &fresh, true) {
             return Ok(lease);
         }
         let _work = wait_for(&entry, deadline).await?;
         if let Some(lease) = entry.state().lease(&entry, &fresh, false) {
             return Ok(lease);
+        }
+        if source.renewal() == Renewal::Early && entry.state().renewable_at_expiry() {
+            return self
+                .renew_else_read(&entry, connection, source, deadline)
+                .await;
         }
         let stored = match source.stored(deadline).await {
             Ok(stored) => stored,
@@ -184,6 +190,8 @@ impl IdpTokens {
             }
             Err(error) => return Err(TokenError::Source(error)),
         };
+        // A level in front of the source handed over a token to renew, without reading it.
+        let unread = stored.shared;
         let fresh_now = {
             let mut state = entry.state();
             state.merge(stored, self.policy.refusal_recheck);
@@ -196,6 +204,10 @@ impl IdpTokens {
         };
         match fresh_now {
             Some(lease) => Ok(lease),
+            None if unread => {
+                self.renew_else_read(&entry, connection, source, deadline)
+                    .await
+            }
             // The source holds no token, or only one this entry already saw refused or expire.
             None => self.renew(&entry, connection, source, deadline).await,
         }
@@ -235,8 +247,9 @@ impl IdpTokens {
     }
 
     /// The IdP refused `refused`: drops it and finds a replacement, to retry the call with.
-    /// The source is read again first (the user may have logged in again); if it holds nothing
-    /// new, the refresh token is used. A token read from the source or obtained by a grant just
+    /// Where a refresh token is held, the grant comes first and the source is read only if the
+    /// grant is refused ([`Self::renew_else_read`]); without one, the source is read again (the
+    /// user may have logged in again). A token read from the source or obtained by a grant just
     /// now is not read or renewed again; one that a level in front of the source handed over
     /// ([`Provenance::Shared`]) is: a replacement that came from that level too is worth
     /// replacing once more, from the source.
@@ -254,7 +267,7 @@ impl IdpTokens {
         source.refused(refused.token(), deadline).await;
         let _work = wait_for(entry, deadline).await?;
         // Another invocation replaced it while this one waited.
-        let replaced = self.fresh();
+        let replaced = self.fresh(source.renewal());
         if let Some(lease) = entry.state().lease(entry, &replaced, false) {
             return Ok(lease);
         }
@@ -267,6 +280,12 @@ impl IdpTokens {
             // newer one), then the source itself.
             Provenance::Cache | Provenance::Shared => true,
         };
+        if read_again && source.renewal() == Renewal::Early && entry.state().refresh_token.is_some()
+        {
+            return self
+                .renew_else_read(entry, connection, source, deadline)
+                .await;
+        }
         if read_again {
             let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
             let mut state = entry.state();
@@ -323,6 +342,32 @@ impl IdpTokens {
     pub async fn forget<S: TokenSource>(&self, refused: &Lease, source: &S, deadline: &Deadline) {
         refused.entry.state().drop_refused(refused);
         source.refused(refused.token(), deadline).await;
+    }
+
+    /// Runs the refresh grant for `entry`, whose `work` lock the caller holds, and only if the
+    /// grant is refused (or the token cannot be renewed) reads the source once more: the user
+    /// may have logged in again since its last read, and Auth0 then holds new tokens. The grant
+    /// goes first because either gives a working token, while Management API reads are what a
+    /// tenant's rate limit is scarcest in (the Free plan serves 2 a second to the whole tenant;
+    /// the grant is counted by the IdP, against the user).
+    async fn renew_else_read<S: TokenSource>(
+        &self,
+        entry: &Arc<Entry>,
+        connection: &str,
+        source: &S,
+        deadline: &Deadline,
+    ) -> Result<Lease, TokenError<S::Error>> {
+        match self.renew(entry, connection, source, deadline).await {
+            Err(TokenError::ReconsentRequired { .. }) => {}
+            other => return other,
+        }
+        let stored = source.stored(deadline).await.map_err(TokenError::Source)?;
+        let mut state = entry.state();
+        state.merge(stored, self.policy.refusal_recheck);
+        // Only new values (a re-login) are taken; what the source held before stays refused.
+        state
+            .lease(entry, self.fresh(source.renewal()), false)
+            .ok_or_else(|| reconsent(connection))
     }
 
     /// Runs the refresh grant for `entry`, whose `work` lock the caller holds.

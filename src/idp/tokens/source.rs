@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
+use crate::freshness::Renewal;
 use crate::secret::{IdpAccessToken, IdpRefreshToken};
 
 /// The tokens a source holds for one identity now.
@@ -80,9 +81,20 @@ pub trait TokenSource: Sync {
     /// that is good, as far as the source knows, for the `expires_in` it gives, and the cache has
     /// no refresh grant of its own. The cache then trusts what a read just answered even if it
     /// expires within the freshness margin, and after a refusal by the IdP it reads the source
-    /// again even when the refused token was read just now: that read is the renewal.
+    /// again even when the refused token was read just now: that read is the renewal. Such a
+    /// source answers the same token until it has expired, so its tokens are used to their last
+    /// second ([`Renewal::AtExpiry`]) rather than read again early.
     fn renews_itself(&self) -> bool {
         false
+    }
+
+    /// How much of this source's tokens' life is kept back before they are replaced.
+    fn renewal(&self) -> Renewal {
+        if self.renews_itself() {
+            Renewal::AtExpiry
+        } else {
+            Renewal::Early
+        }
     }
 
     /// The identity's tokens as the source holds them now.

@@ -44,6 +44,8 @@ struct Script {
     grants: AtomicUsize,
     /// The refresh token the endpoint accepts; it rotates to `{it}+` at each grant.
     live_refresh: Mutex<Option<String>>,
+    /// How long a renewed token is good for.
+    renewed_for: Mutex<Duration>,
 }
 
 impl Script {
@@ -55,6 +57,7 @@ impl Script {
             shared: AtomicBool::new(false),
             grants: AtomicUsize::new(0),
             live_refresh: Mutex::new(refresh.map(str::to_owned)),
+            renewed_for: Mutex::new(Duration::from_secs(3600)),
         }
     }
 }
@@ -91,7 +94,7 @@ impl TokenSource for Script {
             access_token: IdpAccessToken::new(format!("renewed-{n}")),
             refresh_token: Some(IdpRefreshToken::new(rotated)),
             spent: false,
-            expires_in: Some(Duration::from_secs(3600)),
+            expires_in: Some(*self.renewed_for.lock().expect("lock")),
             shared: false,
         })
     }
@@ -128,14 +131,25 @@ fn freshness_follows_known_expiry_else_max_age() {
         provenance: Provenance::Renewed,
         generation: 1,
     };
-    assert!(known.is_fresh(t0 + Duration::from_secs(3600 - 301), max_age));
-    assert!(!known.is_fresh(t0 + Duration::from_secs(3600 - 299), max_age));
+    assert!(known.is_fresh(
+        t0 + Duration::from_secs(3600 - 301),
+        max_age,
+        Renewal::Early
+    ));
+    assert!(!known.is_fresh(
+        t0 + Duration::from_secs(3600 - 299),
+        max_age,
+        Renewal::Early
+    ));
+    // A source that renews its tokens itself answers the same one until it expires.
+    assert!(known.is_fresh(t0 + Duration::from_secs(3598), max_age, Renewal::AtExpiry));
+    assert!(!known.is_fresh(t0 + Duration::from_secs(3599), max_age, Renewal::AtExpiry));
     let unknown = Current {
         lifetime: None,
         ..known
     };
-    assert!(unknown.is_fresh(t0 + Duration::from_secs(299), max_age));
-    assert!(!unknown.is_fresh(t0 + Duration::from_secs(300), max_age));
+    assert!(unknown.is_fresh(t0 + Duration::from_secs(299), max_age, Renewal::Early));
+    assert!(!unknown.is_fresh(t0 + Duration::from_secs(300), max_age, Renewal::Early));
 }
 
 #[tokio::test]
@@ -158,18 +172,70 @@ async fn a_cached_token_costs_no_upstream_call() {
 }
 
 #[tokio::test]
-async fn a_refused_token_is_replaced_by_a_relogin_before_any_renewal() {
+async fn a_refused_token_is_renewed_before_auth0_is_read_again() {
     let tokens = IdpTokens::new(TokenPolicy::default());
     let script = Script::new(Some("a0"), Some("r0"));
     let _ = lease_u(&tokens, &script).await;
     let cached = lease_u(&tokens, &script).await;
+    let replaced = tokens
+        .replace_refused("c", &cached, &script, &deadline())
+        .await
+        .expect("replacement");
+    assert_eq!(
+        (token_of(&replaced), replaced.provenance),
+        ("renewed-0", Provenance::Renewed)
+    );
+    // A grant gives a working token whether or not the user logged in again: no second read.
+    assert_eq!(script.reads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_relogin_is_found_when_the_grant_is_refused() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), Some("r0"));
+    let _ = lease_u(&tokens, &script).await;
+    let cached = lease_u(&tokens, &script).await;
+    // The user revoked the app and logged in again: the old refresh token is dead.
     *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
+    *script.live_refresh.lock().expect("lock") = Some("r1".to_owned());
     let replaced = tokens
         .replace_refused("c", &cached, &script, &deadline())
         .await
         .expect("replacement");
     assert_eq!(token_of(&replaced), "a1-relogin");
-    assert_eq!(script.grants.load(Ordering::SeqCst), 0);
+    assert_eq!(script.grants.load(Ordering::SeqCst), 1);
+    assert_eq!(script.reads.load(Ordering::SeqCst), 2);
+    // Without a re-login, a refused grant is the end of it.
+    let refused = lease_u(&tokens, &script).await;
+    *script.live_refresh.lock().expect("lock") = None;
+    assert!(matches!(
+        tokens
+            .replace_refused("c", &refused, &script, &deadline())
+            .await,
+        Err(TokenError::ReconsentRequired { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_renewed_token_at_its_expiry_is_renewed_without_reading_auth0() {
+    let tokens = IdpTokens::new(TokenPolicy::default());
+    let script = Script::new(Some("a0"), Some("r0"));
+    *script.renewed_for.lock().expect("lock") = Duration::from_secs(1);
+    let first = lease_u(&tokens, &script).await;
+    let renewed = tokens
+        .replace_refused("c", &first, &script, &deadline())
+        .await
+        .expect("renewed");
+    assert_eq!(token_of(&renewed), "renewed-0");
+    // Good for 1 s, it is within its margin at once: the next call renews it, and Auth0 is
+    // not read (it holds only what the cache renewed from).
+    let next = lease_u(&tokens, &script).await;
+    assert_eq!(
+        (token_of(&next), next.provenance),
+        ("renewed-1", Provenance::Renewed)
+    );
+    assert_eq!(script.reads.load(Ordering::SeqCst), 1);
+    assert_eq!(script.grants.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
