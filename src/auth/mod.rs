@@ -1,15 +1,23 @@
-//! Caller authentication: the `Authorization: Bearer` Auth0 access token, verified with the tenant's
-//! JWKS and strict claim rules. The only identity the rest of the function sees is [`Caller`].
+//! Caller authentication: the `Authorization: Bearer` (or `DPoP`) Auth0 access token, verified
+//! with the tenant's JWKS and strict claim rules. The only identity the rest of the function sees
+//! is [`Caller`].
+//!
+//! - `presented`: the one `Authorization` header and cheap checks before any decoding;
+//! - `claims`: the claims read, type-checked, and checked on every sight of a token;
+//! - [`jwks`], [`verified`]: the tenant's keys, and tokens verified before;
+//! - [`dpop`], [`replay`]: proofs of possession for DPoP-bound tokens, seen once each.
 
 mod caller;
+mod claims;
 pub mod dpop;
 pub mod jwks;
+mod presented;
 pub mod replay;
 pub mod verified;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method};
 use jsonwebtoken::{Algorithm, Validation};
@@ -23,16 +31,11 @@ use crate::upstream::{Http, UpstreamError};
 use dpop::{DpopMode, ProofError, Scheme};
 use jwks::{KeyCache, KeyError, KeyPolicy};
 use replay::Replays;
-use verified::{TokenDigest, VerifiedTokens, Window};
+use verified::{TokenDigest, VerifiedTokens};
 
 pub use caller::Caller;
-
-/// Tokens longer than this are refused before any decoding work: Auth0 access tokens are well
-/// under 2 KiB, and a huge header is a cheap way to make a verifier burn CPU.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY: Duration = Duration::from_secs(30);
+use claims::{Claims, LEEWAY, map_jwt_error};
+pub use presented::{MAX_TOKEN_BYTES, bearer_token, precheck, presented_token};
 
 /// Verified tokens remembered. An entry is a few hundred bytes (the claims), so the cache stays
 /// under a megabyte; an environment serving more callers than this within their tokens' lifetimes
@@ -328,191 +331,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The token of the single `Authorization: Bearer` header, trimmed; refused before any decoding
-/// when there are several `Authorization` headers, another scheme, or more than
-/// [`MAX_TOKEN_BYTES`] of token. Public for the fuzz targets.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    presented_token(headers, DpopMode::Off).map(|(_, token)| token)
-}
-
-/// The scheme and token of the single `Authorization` header, trimmed: `Bearer`, or `DPoP`
-/// where `mode` accepts it (RFC 9449 §7.1); refused before any decoding when there are several
-/// `Authorization` headers, another scheme, or more than [`MAX_TOKEN_BYTES`] of token.
-pub fn presented_token(headers: &HeaderMap, mode: DpopMode) -> Result<(Scheme, &str), AuthError> {
-    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(AuthError::Missing)?;
-    if values.next().is_some() {
-        return Err(AuthError::NotBearer);
-    }
-    if value.len() > MAX_TOKEN_BYTES + "Bearer ".len() {
-        return Err(AuthError::Oversized);
-    }
-    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-    let (name, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
-    let scheme = if name.eq_ignore_ascii_case("bearer") {
-        Scheme::Bearer
-    } else if name.eq_ignore_ascii_case("dpop") && mode.accepts_dpop() {
-        Scheme::Dpop
-    } else {
-        return Err(AuthError::NotBearer);
-    };
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(AuthError::Missing);
-    }
-    Ok((scheme, token))
-}
-
-/// Cheap structural checks before any decoding: size, and three non-empty base64url segments.
-///
-/// An empty signature (the `none` algorithm) fails here already.
-pub fn precheck(token: &str) -> Result<(), AuthError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(AuthError::Oversized);
-    }
-    let mut segments = 0;
-    for segment in token.split('.') {
-        segments += 1;
-        let base64url = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
-        if segment.is_empty() || !segment.as_bytes().iter().all(base64url) {
-            return Err(AuthError::Malformed);
-        }
-    }
-    if segments == 3 {
-        Ok(())
-    } else {
-        Err(AuthError::Malformed)
-    }
-}
-
-fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
-    use jsonwebtoken::errors::ErrorKind;
-    match error.kind() {
-        ErrorKind::InvalidSignature => AuthError::Signature,
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidIssuer => AuthError::Issuer,
-        ErrorKind::InvalidAudience => AuthError::Audience,
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::MissingAlgorithm
-        | ErrorKind::InvalidAlgorithmName
-        | ErrorKind::UnsupportedAlgorithm => AuthError::Algorithm,
-        ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
-            AuthError::Claim(claim_name(claim))
-        }
-        _ => AuthError::Malformed,
-    }
-}
-
-/// A `'static` name for the claims jsonwebtoken reports, so errors need no allocation.
-fn claim_name(claim: &str) -> &'static str {
-    ["exp", "nbf", "iss", "aud", "sub"]
-        .into_iter()
-        .find(|c| *c == claim)
-        .unwrap_or("registered")
-}
-
-/// The claims the function uses, type-checked: jsonwebtoken validates values, not every type.
-struct Claims<'a> {
-    sub: &'a str,
-    iss: &'a str,
-    aud: Vec<&'a str>,
-    exp: u64,
-    nbf: Option<u64>,
-    scope: Option<&'a str>,
-    permissions: Vec<&'a str>,
-}
-
-impl<'a> Claims<'a> {
-    fn from_map(map: &'a Map<String, Value>) -> Result<Self, AuthError> {
-        let sub = match map.get("sub") {
-            // `.` and `..` would be dot segments in the Management API's user path, naming
-            // another endpoint; no Auth0 user id is one.
-            Some(Value::String(s)) if !s.is_empty() && s != "." && s != ".." => s.as_str(),
-            _ => return Err(AuthError::Claim("sub")),
-        };
-        let Some(Value::String(iss)) = map.get("iss") else {
-            return Err(AuthError::Claim("iss"));
-        };
-        let aud = match map.get("aud") {
-            Some(Value::String(aud)) => vec![aud.as_str()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().ok_or(AuthError::Claim("aud")))
-                .collect::<Result<_, _>>()?,
-            _ => return Err(AuthError::Claim("aud")),
-        };
-        let seconds = |claim: &'static str| match map.get(claim) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(AuthError::Claim(claim)),
-            Some(_) => Err(AuthError::Claim(claim)),
-        };
-        let exp = seconds("exp")?.ok_or(AuthError::Claim("exp"))?;
-        let nbf = seconds("nbf")?;
-        seconds("iat")?;
-        let scope = match map.get("scope") {
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(AuthError::Claim("scope")),
-        };
-        let permissions = match map.get("permissions") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().ok_or(AuthError::Claim("permissions")))
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(AuthError::Claim("permissions")),
-        };
-        Ok(Self {
-            sub,
-            iss: iss.as_str(),
-            aud,
-            exp,
-            nbf,
-            scope,
-            permissions,
-        })
-    }
-
-    /// The checks of the values, at `now`, in jsonwebtoken's order: run on every sight of a
-    /// token, after jsonwebtoken's own on the first, so that a token seen before is held to the
-    /// same rules at the time it is presented again.
-    fn check(&self, rules: &Rules, now: u64) -> Result<(), AuthError> {
-        let window = self.window();
-        if now > window.until {
-            return Err(AuthError::Expired);
-        }
-        if now < window.from {
-            return Err(AuthError::NotYetValid);
-        }
-        if self.iss != rules.issuer {
-            return Err(AuthError::Issuer);
-        }
-        if !self.aud.contains(&rules.audience.as_str()) {
-            return Err(AuthError::Audience);
-        }
-        Ok(())
-    }
-
-    /// When the token may be used: `nbf` to `exp`, each widened by [`LEEWAY`].
-    fn window(&self) -> Window {
-        let leeway = LEEWAY.as_secs();
-        Window {
-            from: self.nbf.map_or(0, |nbf| nbf.saturating_sub(leeway)),
-            until: self.exp.saturating_add(leeway),
-        }
-    }
-
-    /// The words of the `scope` claim, then the RBAC `permissions`.
-    fn scopes(&self) -> Vec<String> {
-        let words = self.scope.into_iter().flat_map(str::split_ascii_whitespace);
-        words
-            .chain(self.permissions.iter().copied())
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod host;
 pub mod identity_source;
 pub mod oauth1;
 pub mod path;
+mod presented;
 pub mod renewal;
 pub mod response;
 pub mod tokens;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use url::Url;
 
-use crate::credentials::{ClientCredentials, CredentialStore, CredentialsError};
+use crate::credentials::{CredentialStore, CredentialsError};
 use crate::deadline::Deadline;
 use crate::secret::IdpAccessToken;
 use crate::service::Service;
@@ -31,6 +32,7 @@ use crate::upstream::{self, Http, RetryPolicy, UpstreamCause, UpstreamError};
 use allow::Verdict;
 use connections::Connection;
 use path::{IdpPath, PathError};
+use presented::Presented;
 pub use response::{IdpResponse, Pending, UnsafeAnswer};
 
 /// Cap on one IdP call, within the invocation's deadline.
@@ -378,73 +380,6 @@ pub(crate) async fn send_and_read(
 /// What [`call`] hands each answer of the IdP to, with the text of the token the call carried:
 /// a plain function, so that it costs nothing and the call needs no state of its caller.
 pub type Answered = fn(StatusCode, &HeaderMap, &str);
-
-/// How one call carries the user's token.
-enum Presented<'a> {
-    /// The same header on every attempt: `Authorization: Bearer`, or the connection's token
-    /// header.
-    Fixed(HeaderName, HeaderValue),
-    /// An OAuth 1.0a signature, made afresh for each attempt; `form` when the body's parameters
-    /// are signed.
-    Signed {
-        consumer: &'a ClientCredentials,
-        secret: &'a crate::secret::TokenSecret,
-        form: bool,
-    },
-}
-
-impl<'a> Presented<'a> {
-    fn new(
-        request: &IdpRequest<'_>,
-        token: &'a IdpAccessToken,
-        consumer: Option<&'a ClientCredentials>,
-        sends_body: bool,
-    ) -> Result<Self, IdpError> {
-        let connection = &request.connection.name;
-        if let Some(secret) = token.secret() {
-            let consumer = consumer.ok_or_else(|| IdpError::NoSigningClient {
-                connection: connection.clone(),
-            })?;
-            // RFC 5849 §3.4.1.3.1: a body's parameters are signed when it is a form.
-            let form = sends_body
-                && request
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(';').next())
-                    .is_some_and(|v| {
-                        v.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    });
-            return Ok(Self::Signed {
-                consumer,
-                secret,
-                form,
-            });
-        }
-        // A token that cannot be a header value cannot be presented: the user must log in anew.
-        let unusable = || {
-            IdpError::Consent(consent::Consent::no_token(
-                connection,
-                request.connection.token_source,
-                &request.idp_scopes,
-            ))
-        };
-        let (name, mut value) = match &request.connection.token_header {
-            Some(token_header) => (
-                token_header.name.clone(),
-                token_header.value(token.expose()).ok_or_else(unusable)?,
-            ),
-            None => (
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| unusable())?,
-            ),
-        };
-        value.set_sensitive(true);
-        Ok(Self::Fixed(name, value))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -12,9 +12,10 @@
 //! - `free-public`: Management API burst 2, sustained 2/second; Authentication API burst 300,
 //!   300/minute; `POST /oauth/token` burst 30, 30/second (an older copy of the policy said bursts
 //!   of up to 10 for the Management API; the current page says 2).
-//! - `essentials-professional-b2b`: Authentication API burst 25, 25/second. The Management API's
-//!   user reads, 500 a minute with a burst of 40, are the figures of issue 41; the page's
-//!   Management API table was not readable in the excerpts the search returned.
+//! - `essentials-professional-b2b`: Authentication API burst 25, 25/second; Management API
+//!   "Read Users" burst 40, 500/minute ("All other Endpoints Combined": burst 10, 150/minute).
+//!   The row links only the user search (`GET /api/v2/users`); the page does not say which of
+//!   the two buckets reading one user by id falls in, and the stand-in takes "Read Users".
 //!
 //! Only what the function calls is limited: the Management API's user reads
 //! (`GET /api/v2/users/{id}` and its `connected-accounts`), and the token endpoint (the

@@ -7,13 +7,15 @@
 //! Auth0 stores the IdP tokens of the last login and never renews them, so the function does
 //! (for a source that renews its tokens itself, Auth0 Token Vault, a read of the source takes the
 //! refresh grant's place: see [`TokenSource::renews_itself`]):
-//! - a cached token is used while it is fresh: until shortly before its known expiry, else for
-//!   [`TokenPolicy::max_age`], after which the source is read again so that a re-login's new
-//!   token is picked up;
-//! - a token the IdP refuses is dropped, and the source is read again before anything else is
-//!   tried; if it holds nothing newer, the refresh token is used, once; the source's same token
-//!   is tried again after [`TokenPolicy::refusal_recheck`] (a 401 may have been about one
-//!   resource), so a refusal never sticks for the environment's life;
+//! - a cached token is used while it is fresh: until shortly before its known expiry (the
+//!   source's [`TokenSource::renewal`] margin), else for [`TokenPolicy::max_age`], after which
+//!   the source is read again so that a re-login's new token is picked up;
+//! - a token the IdP refuses, or a token of known expiry that has run out, is replaced with the
+//!   refresh token, once, where one is held; the source is read again only if that grant is
+//!   refused (a re-login) or no refresh token is held, since source reads (Management API
+//!   reads) are what the tenant's rate limit is scarcest in; the source's same token is tried
+//!   again after [`TokenPolicy::refusal_recheck`] (a 401 may have been about one resource), so a
+//!   refusal never sticks for the environment's life;
 //! - a rotated refresh token (single-use providers) is kept here and used next time: values that
 //!   the source still holds but this cache has already superseded are not taken back.
 //!
