@@ -4,18 +4,25 @@
 //! could be the start of the token are held back until the next bytes show they are not: a
 //! token is never released in part, whatever the chunk boundaries (plain), and a compressed
 //! chunk is released only once everything it inflated to is known clean.
+//!
+//! - `scanner`: the search, keeping only the tail that could start a secret;
+//! - `inflater`: the `Content-Encoding` undone beside the stream, into the scanner.
 
 use std::collections::VecDeque;
-use std::io::Write;
 
 use bytes::Bytes;
-use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
+use flate2::write::GzDecoder;
 use http::HeaderValue;
 
 use crate::deadline::Deadline;
 use crate::idp::UnsafeAnswer;
 use crate::secret::IdpAccessToken;
 use crate::streaming::{BodyStream, Cut, MAX_STREAMED_BYTES};
+use inflater::Inflater;
+use scanner::Scanner;
+
+mod inflater;
+mod scanner;
 
 /// Most inflated bytes checked for a buffered answer: past this, an answer (a compression bomb,
 /// or more than any Lambda response holds) is refused.
@@ -24,215 +31,6 @@ pub const MAX_INFLATED_BUFFERED: u64 = 64 * 1024 * 1024;
 /// Most inflated bytes checked for a streamed answer: ten times Lambda's streaming limit, which
 /// text compresses within; past it the stream is ended as uncheckable.
 pub const MAX_INFLATED_STREAMED: u64 = 10 * MAX_STREAMED_BYTES;
-
-/// Searches the bytes it is given for the secrets, keeping only the tail that could be the start
-/// of one: a [`Write`] sink, so that an inflater can feed it as it inflates.
-struct Scanner {
-    token: IdpAccessToken,
-    /// The longest suffix of everything seen that is a proper prefix of a secret.
-    suspect: Vec<u8>,
-    /// Bytes seen.
-    total: u64,
-    /// Most bytes it may see.
-    limit: u64,
-    found: Option<UnsafeAnswer>,
-}
-
-impl Scanner {
-    /// A scanner that takes nothing: a placeholder for a moment's swap.
-    fn spent() -> Self {
-        Self::new(IdpAccessToken::new(""), 0)
-    }
-
-    fn new(token: IdpAccessToken, limit: u64) -> Self {
-        Self {
-            token,
-            suspect: Vec::new(),
-            total: 0,
-            limit,
-            found: None,
-        }
-    }
-
-    /// The token and, for OAuth 1.0a, its secret: the byte strings that may not pass.
-    fn secrets(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.token.expose())
-            .chain(self.token.secret().map(|s| s.expose()))
-            .map(str::as_bytes)
-            .filter(|s| !s.is_empty())
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<(), UnsafeAnswer> {
-        if let Some(found) = &self.found {
-            return Err(found.clone());
-        }
-        self.total += bytes.len() as u64;
-        let result = if self.total > self.limit {
-            Err(UnsafeAnswer::Uninflatable)
-        } else {
-            self.search(bytes)
-        };
-        if let Err(found) = &result {
-            self.found = Some(found.clone());
-        }
-        result
-    }
-
-    fn search(&mut self, bytes: &[u8]) -> Result<(), UnsafeAnswer> {
-        let longest = self.secrets().map(<[u8]>::len).max().unwrap_or(0);
-        if longest == 0 {
-            return Ok(());
-        }
-        // A secret within these bytes, or begun in the held suffix and ended in them: the
-        // suffix is a prefix of it, so suffix + the next `longest` bytes hold it whole.
-        let head = &bytes[..bytes.len().min(longest)];
-        let mut seam = Vec::with_capacity(self.suspect.len() + head.len());
-        seam.extend_from_slice(&self.suspect);
-        seam.extend_from_slice(head);
-        if self
-            .secrets()
-            .any(|s| contains(bytes, s) || contains(&seam, s))
-        {
-            return Err(UnsafeAnswer::CarriesToken);
-        }
-        // The new suspect suffix lies within the last `longest - 1` bytes seen.
-        let keep = longest - 1;
-        let mut tail = Vec::with_capacity(keep);
-        if bytes.len() < keep {
-            let from_old = (keep - bytes.len()).min(self.suspect.len());
-            tail.extend_from_slice(&self.suspect[self.suspect.len() - from_old..]);
-        }
-        tail.extend_from_slice(&bytes[bytes.len().saturating_sub(keep)..]);
-        let start = self
-            .secrets()
-            .filter_map(|secret| prefix_start(&tail, secret))
-            .min()
-            .unwrap_or(tail.len());
-        tail.drain(..start);
-        self.suspect = tail;
-        Ok(())
-    }
-}
-
-impl Scanner {
-    /// Whether everything seen ends in a long start of a secret: at least half of it, or 16
-    /// bytes of a longer one. A body cut off within the token is still its echo.
-    fn ends_in_a_long_start(&self) -> bool {
-        let suspect = &self.suspect;
-        !suspect.is_empty()
-            && self.secrets().any(|secret| {
-                secret.starts_with(suspect) && suspect.len() >= (secret.len() / 2).min(16)
-            })
-    }
-}
-
-impl Write for Scanner {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.feed(buf)
-            .map(|()| buf.len())
-            .map_err(|_| std::io::Error::other("the IdP token"))
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Where in `tail` the longest suffix that is a proper prefix of `secret` starts.
-fn prefix_start(tail: &[u8], secret: &[u8]) -> Option<usize> {
-    let first = *secret.first()?;
-    memchr::memchr_iter(first, tail).find(|&i| {
-        let suffix = &tail[i..];
-        suffix.len() < secret.len() && secret.starts_with(suffix)
-    })
-}
-
-/// Whether `needle` is in `haystack`: searched, not compared at every offset.
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
-}
-
-/// How the body is encoded.
-enum Inflater {
-    Plain(Scanner),
-    Gzip(GzDecoder<Scanner>),
-    /// `deflate` as RFC 9110 defines it (zlib), or raw, as some servers send it: told apart by
-    /// the first two bytes, held until they come.
-    Deflate(Option<Vec<u8>>, Scanner),
-    Zlib(ZlibDecoder<Scanner>),
-    Raw(DeflateDecoder<Scanner>),
-}
-
-impl Inflater {
-    fn scanner(&self) -> &Scanner {
-        match self {
-            Self::Plain(s) | Self::Deflate(_, s) => s,
-            Self::Gzip(d) => d.get_ref(),
-            Self::Zlib(d) => d.get_ref(),
-            Self::Raw(d) => d.get_ref(),
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), UnsafeAnswer> {
-        let written = match self {
-            Self::Plain(scanner) => return scanner.feed(bytes),
-            Self::Deflate(start, _) => {
-                let start = start.get_or_insert_with(Vec::new);
-                start.extend_from_slice(bytes);
-                if start.len() < 2 {
-                    return Ok(());
-                }
-                let start = std::mem::take(start);
-                // A zlib stream's header: compression method 8, and a multiple of 31.
-                let zlib =
-                    start[0] & 0x0f == 8 && u16::from_be_bytes([start[0], start[1]]) % 31 == 0;
-                let Self::Deflate(_, scanner) =
-                    std::mem::replace(self, Self::Plain(Scanner::spent()))
-                else {
-                    unreachable!("matched above")
-                };
-                *self = if zlib {
-                    Self::Zlib(ZlibDecoder::new(scanner))
-                } else {
-                    Self::Raw(DeflateDecoder::new(scanner))
-                };
-                return self.write(&start);
-            }
-            // Flushed: everything these bytes decode to is searched before they may go, so that
-            // no chunk is released with a token's literals still inside the decoder.
-            Self::Gzip(d) => d.write_all(bytes).and_then(|()| d.flush()),
-            Self::Zlib(d) => d.write_all(bytes).and_then(|()| d.flush()),
-            Self::Raw(d) => d.write_all(bytes).and_then(|()| d.flush()),
-        };
-        written.map_err(|_| self.failure())
-    }
-
-    fn finish(&mut self) -> Result<(), UnsafeAnswer> {
-        let finished = match self {
-            Self::Plain(_) => return Ok(()),
-            // Fewer than two bytes: no deflate stream.
-            Self::Deflate(start, _) => {
-                return match start {
-                    Some(_) => Err(UnsafeAnswer::Uninflatable),
-                    None => Ok(()),
-                };
-            }
-            Self::Gzip(d) => d.try_finish(),
-            Self::Zlib(d) => d.try_finish(),
-            Self::Raw(d) => d.try_finish(),
-        };
-        // Bytes after the end of a compressed stream are refused as they come (the decoder
-        // takes no more), never passed unchecked.
-        finished.map_err(|_| self.failure())
-    }
-
-    /// Why a write failed: the scanner's finding, else a body that does not inflate.
-    fn failure(&self) -> UnsafeAnswer {
-        self.scanner()
-            .found
-            .clone()
-            .unwrap_or(UnsafeAnswer::Uninflatable)
-    }
-}
 
 /// Most bytes of a compressed body held back at once: a body whose inflated text keeps ending in
 /// what could be the token's start while its compressed bytes pile up (empty blocks) is cut as
@@ -488,6 +286,9 @@ impl From<UnsafeAnswer> for Cut {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    use super::scanner::contains;
     use super::*;
     use flate2::Compression;
 
