@@ -171,12 +171,18 @@ async fn a_cached_token_costs_no_upstream_call() {
     assert_eq!(script.reads.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn a_refused_token_is_renewed_before_auth0_is_read_again() {
+/// A cache whose token `a0` (refresh token `r0`) was read once and then handed out from memory.
+async fn cached_a0() -> (IdpTokens, Script, Lease) {
     let tokens = IdpTokens::new(TokenPolicy::default());
     let script = Script::new(Some("a0"), Some("r0"));
     let _ = lease_u(&tokens, &script).await;
     let cached = lease_u(&tokens, &script).await;
+    (tokens, script, cached)
+}
+
+#[tokio::test]
+async fn a_refused_token_is_renewed_before_auth0_is_read_again() {
+    let (tokens, script, cached) = cached_a0().await;
     let replaced = tokens
         .replace_refused("c", &cached, &script, &deadline())
         .await
@@ -191,10 +197,7 @@ async fn a_refused_token_is_renewed_before_auth0_is_read_again() {
 
 #[tokio::test]
 async fn a_relogin_is_found_when_the_grant_is_refused() {
-    let tokens = IdpTokens::new(TokenPolicy::default());
-    let script = Script::new(Some("a0"), Some("r0"));
-    let _ = lease_u(&tokens, &script).await;
-    let cached = lease_u(&tokens, &script).await;
+    let (tokens, script, cached) = cached_a0().await;
     // The user revoked the app and logged in again: the old refresh token is dead.
     *script.stored.lock().expect("lock") = (Some("a1-relogin"), Some("r1"));
     *script.live_refresh.lock().expect("lock") = Some("r1".to_owned());
