@@ -185,7 +185,35 @@ impl App {
             // that replacement was only another environment's word (the fleet table's), so that
             // Auth0 is read before the user is sent to log in again.
             if response.status != StatusCode::UNAUTHORIZED || response.is_claims_challenge() {
-                break response;
+                // The IdP's word that the token lacks a scope: as for scopes known before the
+                // call, a token held from before is checked against the source once, since the
+                // user may have consented to more since (Auth0 then holds a new token, which the
+                // call is sent again with: the IdP did not act on it).
+                let lacks_scope = || {
+                    consent::refused_for_scope(
+                        response.status,
+                        &response.headers,
+                        &response.body,
+                        connection.scope_answer,
+                        &idp_request.idp_scopes,
+                        token.token().scopes().as_deref(),
+                    )
+                    .is_some()
+                };
+                if reread || !lacks_scope() {
+                    break response;
+                }
+                reread = true;
+                let held = token.token().clone();
+                token = self
+                    .tokens
+                    .reread(token, source, deadline)
+                    .await
+                    .map_err(or_consent)?;
+                if *token.token() == held {
+                    break response;
+                }
+                continue;
             }
             let final_word = replacements > 0 && token.provenance != Provenance::Shared;
             if final_word || replacements == MAX_REPLACEMENTS {

@@ -210,7 +210,44 @@ async fn googles_own_insufficient_scope_answer_becomes_a_consent_answer() {
     assert_eq!(body["action"], "login");
     assert_eq!(strings(&body["missing"]), [DRIVE_READONLY]);
     assert_eq!(google.requests().len(), 1, "the IdP was asked once");
-    assert_not_logged(&[&token, &jwt]);
+
+    // The user logs in again, consenting to Drive: Auth0 holds a new token. The token this
+    // environment holds (good for its max age) is refused again for scope, so Auth0 is read
+    // once and the call sent again with the new token.
+    let consented = format!("ya29.{}", unique("consented"));
+    google.grant_scoped(
+        &consented,
+        json!({"sub": sub}),
+        HOUR,
+        &["openid".to_owned(), DRIVE_READONLY.to_owned()],
+    );
+    app.tenant.add_user(standin::profile(
+        &sub,
+        &[("google-oauth2", "google-oauth2", &consented)],
+    ));
+    let reads = app.tenant.user_calls();
+    let answered = app.send(event_at(FILES, &jwt)).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(app.tenant.user_calls(), reads + 1);
+    assert_eq!(google.requests().len(), 3);
+    // Without a new consent, the refusal is answered after one more read, not in a loop.
+    let other = unique("google-oauth2|identity-");
+    let narrow = format!("ya29.{}", unique("narrow"));
+    google.grant_scoped(&narrow, json!({"sub": other}), HOUR, &["openid".to_owned()]);
+    app.tenant.add_user(standin::profile(
+        &other,
+        &[("google-oauth2", "google-oauth2", &narrow)],
+    ));
+    let other_jwt = app.token(&other).sign();
+    app.send(event_at(FILES, &other_jwt))
+        .await
+        .assert_error(403, "consent_required");
+    let reads = app.tenant.user_calls();
+    app.send(event_at(FILES, &other_jwt))
+        .await
+        .assert_error(403, "consent_required");
+    assert_eq!(app.tenant.user_calls(), reads + 1);
+    assert_not_logged(&[&token, &consented, &narrow, &jwt, &other_jwt]);
 }
 
 #[tokio::test]
