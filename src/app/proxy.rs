@@ -190,7 +190,10 @@ impl App {
                 // user may have consented to more since (Auth0 then holds a new token, which the
                 // call is sent again with: the IdP did not act on it).
                 let lacks_scope = || {
-                    consent::refused_for_scope(
+                    matches!(
+                        response.status,
+                        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+                    ) && consent::refused_for_scope(
                         response.status,
                         &response.headers,
                         &response.body,
