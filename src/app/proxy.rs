@@ -207,16 +207,19 @@ impl App {
                     break response;
                 }
                 reread = true;
-                let held = token.token().clone();
-                token = self
-                    .tokens
-                    .reread(token, source, deadline)
-                    .await
-                    .map_err(or_consent)?;
-                if *token.token() == held {
-                    break response;
+                let held = token.clone();
+                match self.tokens.reread(token, source, deadline).await {
+                    Ok(newer) if newer.token() != held.token() => {
+                        token = newer;
+                        continue;
+                    }
+                    // The same token, or Auth0 not readable now (down, or the user's reads
+                    // spent): the IdP's answer stands.
+                    _ => {
+                        token = held;
+                        break response;
+                    }
                 }
-                continue;
             }
             let final_word = replacements > 0 && token.provenance != Provenance::Shared;
             if final_word || replacements == MAX_REPLACEMENTS {

@@ -247,6 +247,14 @@ async fn googles_own_insufficient_scope_answer_becomes_a_consent_answer() {
         .await
         .assert_error(403, "consent_required");
     assert_eq!(app.tenant.user_calls(), reads + 1);
+    // With Auth0 failing at that moment, the IdP's answer still stands (after a second, the
+    // least time between two such reads).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.tenant
+        .fail_management_api(standin::Fault::Status(503), 10);
+    app.send(event_at(FILES, &other_jwt))
+        .await
+        .assert_error(403, "consent_required");
     assert_not_logged(&[&token, &consented, &narrow, &jwt, &other_jwt]);
 }
 

@@ -83,6 +83,7 @@ pub enum TokenError<E: SourceFailure> {
 }
 
 /// A token handed out for one IdP call.
+#[derive(Clone)]
 pub struct Lease {
     token: IdpAccessToken,
     generation: u64,
